@@ -1,0 +1,550 @@
+//! Readers for each config document. Every key is declared here once; anything else is rejected.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::read::{Cx, Obj};
+use crate::diagnostic::{Code, Diagnostic, KeyPath};
+use crate::plan::{
+    ApiAuth, ApiConfig, ApiOperation, ApiService, DatabaseConfig, DbConnection, DbOperation,
+    Endpoint, EndpointType, FeastConfig, FeastOperation, FeastServer, FeatureFallback, HttpMethod,
+    MlConfig, Model, ModelProtocol, ModelServer, OnError, Origin, RetryPolicy, ReturnType,
+    RouteTemplate, ServerSettings, Settings, SourceStep, Transform,
+};
+
+fn origin(cx: &Cx) -> Origin {
+    Origin { file: cx.file.clone() }
+}
+
+// ---------------------------------------------------------------- config.yaml
+
+pub(crate) fn settings(cx: &mut Cx, doc: &Value) -> Settings {
+    let mut settings = Settings::default();
+    let Some(o) = cx.object(&KeyPath::root(), doc, &["server", "defaults"]) else {
+        return settings;
+    };
+    if let Some(server) = o.get("server").and_then(|v| cx.object(&o.at("server"), v, &["host", "port"])) {
+        let defaults = ServerSettings::default();
+        settings.server = ServerSettings {
+            host: server.opt_string(cx, "host").unwrap_or(defaults.host),
+            port: server.opt(cx, "port", Cx::uint).unwrap_or(defaults.port),
+        };
+    }
+    if let Some(d) = o
+        .get("defaults")
+        .and_then(|v| cx.object(&o.at("defaults"), v, &["timeout", "source_timeout"]))
+    {
+        if let Some(t) = d.opt_duration(cx, "timeout") {
+            settings.endpoint_timeout = t;
+        }
+        if let Some(t) = d.opt_duration(cx, "source_timeout") {
+            settings.source_timeout = t;
+        }
+    }
+    settings
+}
+
+// ---------------------------------------------------------------- domains/<d>.yaml
+
+/// Reads a domain document (`endpoints:`) into endpoints.
+pub(crate) fn endpoints(cx: &mut Cx, domain: Option<&str>, doc: &Value) -> Vec<Endpoint> {
+    let Some(o) = cx.object(&KeyPath::root(), doc, &["endpoints"]) else {
+        return Vec::new();
+    };
+    let Some(v) = o.get("endpoints") else {
+        cx.report(
+            Diagnostic::new(Code::MissingKey, KeyPath::root(), "missing key `endpoints`")
+                .with_help("a domain file holds `endpoints:`, a mapping of endpoint names to definitions"),
+        );
+        return Vec::new();
+    };
+    cx.entries(&o.at("endpoints"), v, |cx, name, path, v| Some(endpoint(cx, domain, name, path, v)))
+        .into_iter()
+        .map(|(_, e)| e)
+        .collect()
+}
+
+const ENDPOINT_KEYS: &[&str] = &[
+    "description", "endpoint_type", "method", "path", "timeout", "data_sources", "primary_source",
+    "response_mapping",
+];
+
+fn endpoint(cx: &mut Cx, domain: Option<&str>, name: &str, path: &KeyPath, v: &Value) -> Endpoint {
+    let mut e = Endpoint {
+        name: name.to_owned(),
+        domain: domain.map(str::to_owned),
+        description: None,
+        endpoint_type: None,
+        methods: Vec::new(),
+        path: None,
+        timeout: None,
+        sources: Vec::new(),
+        primary_source: None,
+        response_mapping: None,
+        origin: origin(cx),
+    };
+    if !crate::expr::is_identifier(name) {
+        cx.report(
+            Diagnostic::new(Code::InvalidValue, path.clone(), format!("endpoint name `{name}` is not an identifier"))
+                .at_key()
+                .with_help("use letters, digits and `_`, starting with a letter: it becomes a route segment"),
+        );
+    }
+    let Some(o) = cx.object(path, v, ENDPOINT_KEYS) else { return e };
+    e.description = o.opt_string(cx, "description");
+    e.endpoint_type = o.opt(cx, "endpoint_type", |cx, p, v| {
+        cx.choice(p, v, EndpointType::NAMES, EndpointType::parse)
+    });
+    e.methods = o.opt(cx, "method", methods).unwrap_or_default();
+    e.path = o.opt(cx, "path", |cx, p, v| {
+        let s = cx.string(p, v)?;
+        RouteTemplate::parse(&s)
+            .map_err(|err| {
+                cx.report(
+                    Diagnostic::new(Code::Route, p.clone(), err.to_string())
+                        .with_help("routes look like `/customers/{customer_id}/orders`: `/`-separated, captures are whole `{name}` segments"),
+                );
+            })
+            .ok()
+    });
+    e.timeout = o.opt_duration(cx, "timeout");
+    e.primary_source = o.opt_string(cx, "primary_source");
+    e.response_mapping = o.opt(cx, "response_mapping", |cx, p, v| Some(cx.template(p, v)));
+    match o.get("data_sources") {
+        Some(Value::Array(items)) => {
+            let base = o.at("data_sources");
+            e.sources = items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, v)| source(cx, &base.index(i), v))
+                .collect();
+        }
+        Some(other) => cx.wrong_type(&o.at("data_sources"), "a list of data sources", other),
+        None => cx.report(
+            Diagnostic::new(Code::MissingKey, path.clone(), "missing key `data_sources`")
+                .with_help("add `data_sources:`, a list of `{name, type, operation, params}` items"),
+        ),
+    }
+    e
+}
+
+fn methods(cx: &mut Cx, path: &KeyPath, v: &Value) -> Option<Vec<HttpMethod>> {
+    let names = cx.strings(path, v)?;
+    let mut out = Vec::new();
+    for (i, n) in names.iter().enumerate() {
+        let p = if v.is_array() { path.index(i) } else { path.clone() };
+        let m = cx.choice(&p, &Value::String(n.clone()), HttpMethod::NAMES, HttpMethod::parse)?;
+        if !out.contains(&m) {
+            out.push(m);
+        }
+    }
+    Some(out)
+}
+
+const SOURCE_KEYS: &[&str] = &[
+    "name", "type", "operation", "source_id", "params", "condition", "depends_on", "timeout",
+    "retries", "on_error", "default", "transform",
+];
+
+fn source(cx: &mut Cx, path: &KeyPath, v: &Value) -> Option<SourceStep> {
+    let o = cx.object(path, v, SOURCE_KEYS)?;
+    // Keep a step whenever it has a name, so one bad field does not turn every reference to it
+    // into an "unknown source" error too.
+    let name = o.req(cx, "name", "the source's name", Cx::string)?;
+    let kind = o.req(cx, "type", "`database`, `api`, `feast`, `ml` or `direct`", Cx::string);
+    let mut step = SourceStep {
+        name,
+        kind: kind.unwrap_or_default(),
+        operation: o.opt_string(cx, "operation"),
+        source_id: o.opt_string(cx, "source_id"),
+        params: Vec::new(),
+        condition: o.opt(cx, "condition", Cx::expression),
+        depends_on: o.opt(cx, "depends_on", Cx::strings).unwrap_or_default(),
+        timeout: o.opt_duration(cx, "timeout"),
+        retry: o.opt(cx, "retries", retries),
+        on_error: OnError::Fail,
+        transform: Vec::new(),
+    };
+    if let Some(params) = o.get("params") {
+        step.params = cx
+            .entries(&o.at("params"), params, |cx, _, p, v| Some(cx.template(p, v)));
+    }
+    step.on_error = on_error(cx, &o);
+    if let Some(t) = o.get("transform") {
+        step.transform = transforms(cx, &o.at("transform"), t);
+    }
+    Some(step)
+}
+
+fn retries(cx: &mut Cx, path: &KeyPath, v: &Value) -> Option<RetryPolicy> {
+    if v.is_number() {
+        return cx.uint(path, v).map(RetryPolicy::new);
+    }
+    let o = cx.object(path, v, &["max", "backoff", "max_backoff"])?;
+    let mut policy = RetryPolicy::new(o.req(cx, "max", "the number of retries", Cx::uint)?);
+    if let Some(b) = o.opt_duration(cx, "backoff") {
+        policy.backoff = b;
+    }
+    if let Some(b) = o.opt_duration(cx, "max_backoff") {
+        policy.max_backoff = b;
+    }
+    Some(policy)
+}
+
+fn on_error(cx: &mut Cx, o: &Obj<'_>) -> OnError {
+    let mode = o.opt(cx, "on_error", |cx, p, v| {
+        cx.choice(p, v, &["fail", "skip", "default"], |s| Some(s.to_owned()).filter(|s| ["fail", "skip", "default"].contains(&s.as_str())))
+    });
+    let default = o.map.get("default");
+    match (mode.as_deref(), default) {
+        (Some("default"), Some(v)) => OnError::Default(v.clone()),
+        (Some("default"), None) => {
+            cx.report(
+                Diagnostic::new(Code::MissingKey, o.path.clone(), "`on_error: default` needs a `default:` value")
+                    .with_help("add `default:` with the value to use when the source fails (it may be `null`)"),
+            );
+            OnError::Fail
+        }
+        (_, Some(_)) => {
+            cx.report(
+                Diagnostic::new(Code::InvalidValue, o.at("default"), "`default:` is only used with `on_error: default`")
+                    .at_key()
+                    .with_help("add `on_error: default`, or remove `default:`"),
+            );
+            OnError::Fail
+        }
+        (Some("skip"), None) => OnError::Skip,
+        _ => OnError::Fail,
+    }
+}
+
+fn transforms(cx: &mut Cx, path: &KeyPath, v: &Value) -> Vec<Transform> {
+    let Value::Array(items) = v else {
+        cx.wrong_type(path, "a list of transform steps", v);
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let p = path.index(i);
+        let Some(o) = cx.object(&p, item, Transform::KEYS) else { continue };
+        if o.map.len() != 1 {
+            cx.report(
+                Diagnostic::new(Code::InvalidValue, p.clone(), "a transform step has exactly one key")
+                    .with_help(format!("write one step per list item, one of: {}", Transform::KEYS.join(", "))),
+            );
+            continue;
+        }
+        let Some((key, v)) = o.map.iter().next() else { continue };
+        let kp = p.key(key);
+        let step = match key.as_str() {
+            "select" => cx.strings(&kp, v).map(Transform::Select),
+            "rename" => Some(Transform::Rename(cx.entries(&kp, v, |cx, _, p, v| cx.string(p, v)))),
+            "defaults" => Some(Transform::Defaults(cx.entries(&kp, v, |_, _, _, v| Some(v.clone())))),
+            "compute" => Some(Transform::Compute(cx.entries(&kp, v, |cx, _, p, v| Some(cx.template(p, v))))),
+            "filter" => cx.expression(&kp, v).map(Transform::Filter),
+            "map" => Some(Transform::Map(cx.template(&kp, v))),
+            "flatten" => match cx.boolean(&kp, v) {
+                Some(true) => Some(Transform::Flatten),
+                Some(false) => None,
+                None => None,
+            },
+            _ => None,
+        };
+        out.extend(step);
+    }
+    out
+}
+
+// ---------------------------------------------------------------- database.yaml
+
+pub(crate) fn database(cx: &mut Cx, doc: &Value, base_dir: &Path) -> DatabaseConfig {
+    let mut db = DatabaseConfig::default();
+    let Some(root) = cx.object(&KeyPath::root(), doc, &["database"]) else { return db };
+    let Some(o) = root.get("database").and_then(|v| cx.object(&root.at("database"), v, &["sources", "operations"])) else {
+        return db;
+    };
+    if let Some(v) = o.get("sources") {
+        db.sources = cx
+            .entries(&o.at("sources"), v, |cx, _, p, v| db_connection(cx, p, v, base_dir))
+            .into_iter()
+            .collect();
+    }
+    if let Some(v) = o.get("operations") {
+        db.operations = cx.entries(&o.at("operations"), v, db_operation).into_iter().collect();
+    }
+    db
+}
+
+fn db_connection(cx: &mut Cx, path: &KeyPath, v: &Value, base_dir: &Path) -> Option<DbConnection> {
+    let o = cx.object(path, v, &["connection_string", "pool_size", "acquire_timeout", "statement_timeout"])?;
+    let raw = o.req(cx, "connection_string", "a database URL", Cx::string)?;
+    let url = match translate_db_url(&raw, base_dir) {
+        Ok(url) => url,
+        Err(msg) => {
+            cx.report(
+                Diagnostic::new(Code::InvalidValue, o.at("connection_string"), msg)
+                    .with_help("use `sqlite:///relative.db`, `sqlite://:memory:`, `postgresql://user@host/db` or `mysql://user@host/db`"),
+            );
+            return None;
+        }
+    };
+    Some(DbConnection {
+        url,
+        pool_size: o.opt(cx, "pool_size", Cx::uint),
+        acquire_timeout: o.opt_duration(cx, "acquire_timeout"),
+        statement_timeout: o.opt_duration(cx, "statement_timeout"),
+        origin: origin(cx),
+    })
+}
+
+/// Translates SQLAlchemy-style URLs into sqlx URLs; relative SQLite paths resolve against
+/// `base_dir` (the config directory).
+pub(crate) fn translate_db_url(raw: &str, base_dir: &Path) -> Result<String, String> {
+    let (scheme, rest) = raw
+        .split_once("://")
+        .or_else(|| raw.split_once(':'))
+        .ok_or_else(|| format!("`{raw}` is not a database URL"))?;
+    let driver = scheme.split('+').next().unwrap_or(scheme);
+    match driver {
+        "sqlite" => {
+            // SQLAlchemy: `sqlite://` (memory), `sqlite:///rel.db`, `sqlite:////abs.db`;
+            // sqlx: `sqlite::memory:`, `sqlite://rel.db`, `sqlite:rel.db`.
+            let path = rest.strip_prefix('/').unwrap_or(rest);
+            let path = path.split('?').next().unwrap_or(path);
+            let query = rest.split_once('?').map(|(_, q)| q);
+            if path.is_empty() || path == ":memory:" {
+                return Ok("sqlite::memory:".into());
+            }
+            let full = if Path::new(path).is_absolute() { Path::new(path).to_path_buf() } else { base_dir.join(path) };
+            let mut url = format!("sqlite://{}", full.display());
+            if let Some(q) = query {
+                url.push('?');
+                url.push_str(q);
+            }
+            Ok(url)
+        }
+        "postgres" | "postgresql" => Ok(format!("postgres://{}", after_scheme(raw))),
+        "mysql" | "mariadb" => Ok(format!("mysql://{}", after_scheme(raw))),
+        other => Err(format!("unsupported database scheme `{other}`")),
+    }
+}
+
+fn after_scheme(raw: &str) -> &str {
+    raw.split_once("://").map_or("", |(_, r)| r)
+}
+
+fn db_operation(cx: &mut Cx, _: &str, path: &KeyPath, v: &Value) -> Option<DbOperation> {
+    let o = cx.object(path, v, &["query", "params", "return_type", "source_id"])?;
+    Some(DbOperation {
+        query: o.req(cx, "query", "the SQL text, with `:name` placeholders", Cx::string)?,
+        params: o.opt(cx, "params", Cx::strings).unwrap_or_default(),
+        return_type: o
+            .opt(cx, "return_type", |cx, p, v| cx.choice(p, v, ReturnType::NAMES, ReturnType::parse))
+            .unwrap_or_default(),
+        source_id: o.opt_string(cx, "source_id"),
+        origin: origin(cx),
+    })
+}
+
+// ---------------------------------------------------------------- integrations/api_sources.yaml
+
+pub(crate) fn api(cx: &mut Cx, doc: &Value) -> ApiConfig {
+    let sources = services(cx, doc, "api", |cx, p, v| {
+        let o = cx.object(p, v, &["base_url", "timeout", "headers", "auth", "operations"])?;
+        Some(ApiService {
+            base_url: o.req(cx, "base_url", "the service's base URL", Cx::string)?,
+            timeout: o.opt_duration(cx, "timeout"),
+            headers: o.string_map(cx, "headers"),
+            auth: o.opt(cx, "auth", auth),
+            operations: o
+                .get("operations")
+                .map(|v| cx.entries(&o.at("operations"), v, api_operation).into_iter().collect())
+                .unwrap_or_default(),
+            origin: origin(cx),
+        })
+    });
+    ApiConfig { sources }
+}
+
+fn services<T>(
+    cx: &mut Cx,
+    doc: &Value,
+    top: &str,
+    mut f: impl FnMut(&mut Cx, &KeyPath, &Value) -> Option<T>,
+) -> std::collections::BTreeMap<String, T> {
+    let Some(root) = cx.object(&KeyPath::root(), doc, &[top]) else { return Default::default() };
+    let Some(o) = root.get(top).and_then(|v| cx.object(&root.at(top), v, &["sources"])) else {
+        return Default::default();
+    };
+    o.get("sources")
+        .map(|v| cx.entries(&o.at("sources"), v, |cx, _, p, v| f(cx, p, v)).into_iter().collect())
+        .unwrap_or_default()
+}
+
+fn auth(cx: &mut Cx, path: &KeyPath, v: &Value) -> Option<ApiAuth> {
+    let o = cx.object(path, v, &["type", "token", "header", "query", "key", "username", "password"])?;
+    let kind = o.req(cx, "type", "`bearer`, `api_key` or `basic`", |cx, p, v| {
+        cx.choice(p, v, &["bearer", "api_key", "basic"], |s| {
+            ["bearer", "api_key", "basic"].contains(&s).then(|| s.to_owned())
+        })
+    })?;
+    let allowed: &[&str] = match kind.as_str() {
+        "bearer" => &["type", "token"],
+        "api_key" => &["type", "header", "query", "key"],
+        _ => &["type", "username", "password"],
+    };
+    for key in o.map.keys().filter(|k| !allowed.contains(&k.as_str())) {
+        cx.report(
+            Diagnostic::new(Code::UnknownKey, o.at(key), format!("`{key}` does not apply to `{kind}` auth"))
+                .at_key()
+                .with_help(format!("`{kind}` auth takes: {}", allowed[1..].join(", "))),
+        );
+    }
+    Some(match kind.as_str() {
+        "bearer" => ApiAuth::Bearer { token: o.req(cx, "token", "the token (use `${env:NAME}`)", Cx::string)? },
+        "api_key" => {
+            let header = o.opt_string(cx, "header");
+            let query = o.opt_string(cx, "query");
+            if header.is_some() == query.is_some() {
+                cx.report(
+                    Diagnostic::new(Code::InvalidValue, path.clone(), "`api_key` auth needs exactly one of `header` or `query`")
+                        .with_help("e.g. `header: X-API-Key`"),
+                );
+            }
+            ApiAuth::ApiKey { header, query, key: o.req(cx, "key", "the key (use `${env:NAME}`)", Cx::string)? }
+        }
+        _ => ApiAuth::Basic {
+            username: o.req(cx, "username", "the user name", Cx::string)?,
+            password: o.opt_string(cx, "password"),
+        },
+    })
+}
+
+fn api_operation(cx: &mut Cx, _: &str, path: &KeyPath, v: &Value) -> Option<ApiOperation> {
+    let o = cx.object(path, v, &["method", "path", "query", "headers", "body"])?;
+    Some(ApiOperation {
+        method: o
+            .opt(cx, "method", |cx, p, v| cx.choice(p, v, HttpMethod::NAMES, HttpMethod::parse))
+            .unwrap_or(HttpMethod::Get),
+        path: o.req(cx, "path", "the path template, e.g. `/customers/{customer_id}`", Cx::string)?,
+        query: o.value_map(cx, "query"),
+        headers: o.value_map(cx, "headers"),
+        body: o.get("body").cloned(),
+        origin: origin(cx),
+    })
+}
+
+// ---------------------------------------------------------------- integrations/feast_config.yaml
+
+pub(crate) fn feast(cx: &mut Cx, doc: &Value) -> FeastConfig {
+    let sources = services(cx, doc, "feast", |cx, p, v| {
+        let o = cx.object(p, v, &["url", "base_url", "timeout", "headers", "operations"])?;
+        let url = match (o.get("url"), o.get("base_url")) {
+            (Some(_), Some(_)) => {
+                cx.report(
+                    Diagnostic::new(Code::InvalidValue, o.at("base_url"), "`url` and `base_url` are the same setting")
+                        .at_key()
+                        .with_help("keep one of them"),
+                );
+                None
+            }
+            (Some(_), None) => o.opt_string(cx, "url"),
+            (None, Some(_)) => o.opt_string(cx, "base_url"),
+            (None, None) => o.req(cx, "url", "the feature server URL", Cx::string),
+        }?;
+        Some(FeastServer {
+            url,
+            timeout: o.opt_duration(cx, "timeout"),
+            headers: o.string_map(cx, "headers"),
+            operations: o
+                .get("operations")
+                .map(|v| cx.entries(&o.at("operations"), v, feast_operation).into_iter().collect())
+                .unwrap_or_default(),
+            origin: origin(cx),
+        })
+    });
+    FeastConfig { sources }
+}
+
+fn feast_operation(cx: &mut Cx, _: &str, path: &KeyPath, v: &Value) -> Option<FeastOperation> {
+    let o = cx.object(
+        path,
+        v,
+        &["features", "feature_service", "entity_key", "full_feature_names", "database_fallback"],
+    )?;
+    let features = o.opt(cx, "features", Cx::strings).unwrap_or_default();
+    let feature_service = o.opt_string(cx, "feature_service");
+    if features.is_empty() == feature_service.is_none() {
+        cx.report(
+            Diagnostic::new(Code::InvalidValue, path.clone(), "a feature lookup needs exactly one of `features` or `feature_service`")
+                .with_help("list features as `view:feature`, or name a feature service"),
+        );
+    }
+    Some(FeastOperation {
+        features,
+        feature_service,
+        entity_keys: o.req(cx, "entity_key", "the join key name(s)", Cx::strings)?,
+        full_feature_names: o.opt(cx, "full_feature_names", Cx::boolean).unwrap_or(false),
+        database_fallback: o.opt(cx, "database_fallback", |cx, p, v| {
+            let f = cx.object(p, v, &["table", "entity_key", "mapping", "source_id"])?;
+            Some(FeatureFallback {
+                table: f.req(cx, "table", "the table name", Cx::string)?,
+                entity_key: f.req(cx, "entity_key", "the key column", Cx::string)?,
+                mapping: f.string_map(cx, "mapping"),
+                source_id: f.opt_string(cx, "source_id"),
+            })
+        }),
+        origin: origin(cx),
+    })
+}
+
+// ---------------------------------------------------------------- integrations/ml_config.yaml
+
+pub(crate) fn ml(cx: &mut Cx, doc: &Value) -> MlConfig {
+    let sources = services(cx, doc, "ml", |cx, p, v| {
+        let o = cx.object(p, v, &["base_url", "timeout", "headers", "models"])?;
+        Some(ModelServer {
+            base_url: o.req(cx, "base_url", "the model server's base URL", Cx::string)?,
+            timeout: o.opt_duration(cx, "timeout"),
+            headers: o.string_map(cx, "headers"),
+            models: o
+                .get("models")
+                .map(|v| cx.entries(&o.at("models"), v, model).into_iter().collect())
+                .unwrap_or_default(),
+            origin: origin(cx),
+        })
+    });
+    MlConfig { sources }
+}
+
+fn model(cx: &mut Cx, _: &str, path: &KeyPath, v: &Value) -> Option<Model> {
+    let o = cx.object(path, v, &["protocol", "endpoint", "inputs", "datatype", "outputs"])?;
+    Some(Model {
+        protocol: o
+            .opt(cx, "protocol", |cx, p, v| cx.choice(p, v, ModelProtocol::NAMES, ModelProtocol::parse))
+            .unwrap_or_default(),
+        endpoint: o.opt_string(cx, "endpoint"),
+        inputs: o.opt(cx, "inputs", Cx::strings).unwrap_or_default(),
+        datatype: o.opt_string(cx, "datatype"),
+        outputs: o.string_map(cx, "outputs"),
+        origin: origin(cx),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn translates_sqlalchemy_urls() {
+        let base = Path::new("/cfg");
+        assert_eq!(translate_db_url("sqlite:///customer360.db", base).unwrap(), "sqlite:///cfg/customer360.db");
+        assert_eq!(translate_db_url("sqlite:////abs/x.db", base).unwrap(), "sqlite:///abs/x.db");
+        assert_eq!(translate_db_url("sqlite://", base).unwrap(), "sqlite::memory:");
+        assert_eq!(translate_db_url("sqlite::memory:", base).unwrap(), "sqlite::memory:");
+        assert_eq!(translate_db_url("postgresql+psycopg2://u@h/db", base).unwrap(), "postgres://u@h/db");
+        assert_eq!(translate_db_url("mysql+pymysql://root@127.0.0.1/test", base).unwrap(), "mysql://root@127.0.0.1/test");
+        assert!(translate_db_url("oracle://x", base).is_err());
+    }
+}

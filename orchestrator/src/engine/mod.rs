@@ -1,0 +1,451 @@
+//! The execution engine: a plan compiled once into per-endpoint DAGs, run per request.
+//!
+//! Each source starts as soon as the sources it reads have finished; independent sources run
+//! concurrently on the calling task (no spawning), so an endpoint takes as long as its critical
+//! path. Each attempt gets the source's timeout, capped by what is left of the endpoint's budget;
+//! transient failures of sources with `retries` are retried after an exponential backoff with
+//! jitter (a uniformly random wait between half and all of `backoff * 2^(n-1)`, capped at
+//! `max_backoff`) as long as the budget allows. A failed source with `on_error: fail` (the
+//! default) cancels the sources still running and fails the execution; `skip` and `default`
+//! degrade to null or the default value and record the failure in the trace.
+//!
+//! A source whose `condition` is false is skipped: its result is null. Sources that read a
+//! skipped or failed source still run and see null; guard them with a `condition` if they should
+//! not.
+
+mod trace;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use futures::stream::FuturesUnordered;
+use serde_json::{Map, Value};
+use tokio::time::Instant;
+use tracing::Instrument as _;
+
+pub use trace::{Outcome, SourceTrace, Trace, TraceError};
+
+use crate::RequestContext;
+use crate::diagnostic::Diagnostics;
+use crate::expr::{Scope, truthy};
+use crate::plan::{Endpoint, OnError, Plan};
+use crate::source::{DataSource, Registry, SourceCall, SourceError, SourceErrorKind};
+use crate::validate::{ValidateOptions, dependencies, validate};
+
+/// Why a plan could not be turned into an engine.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// The plan is invalid.
+    #[error("{0}")]
+    Invalid(Diagnostics),
+    /// A source type used by the plan is not in the registry.
+    #[error(
+        "endpoint `{endpoint}`, source `{source_name}`: no source type `{kind}` is registered (registered: {registered}); \
+         register a `DataSource` for it, or enable the crate feature that provides it"
+    )]
+    UnregisteredType {
+        /// The endpoint.
+        endpoint: String,
+        /// The data source.
+        source_name: String,
+        /// The missing type.
+        kind: String,
+        /// What is registered.
+        registered: String,
+    },
+    /// A source factory failed (a pool or client could not be built).
+    #[error("cannot build source type `{kind}`: {error}")]
+    Source {
+        /// The source type.
+        kind: String,
+        /// Why.
+        error: SourceError,
+    },
+}
+
+/// Why an execution failed. Every variant but [`ExecuteError::UnknownEndpoint`] carries the
+/// trace of what ran.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExecuteError {
+    /// No endpoint has this name.
+    #[error("unknown endpoint `{0}`")]
+    UnknownEndpoint(String),
+    /// A required source failed.
+    #[error("source `{source_name}` failed: {error}")]
+    SourceFailed {
+        /// The source that failed.
+        source_name: String,
+        /// Its last error (details for logs, not for clients).
+        error: SourceError,
+        /// What ran.
+        trace: Box<Trace>,
+    },
+    /// The endpoint's budget ran out.
+    #[error("endpoint `{endpoint}` did not finish within {budget:?}")]
+    DeadlineExceeded {
+        /// The endpoint.
+        endpoint: String,
+        /// Its budget.
+        budget: Duration,
+        /// What ran.
+        trace: Box<Trace>,
+    },
+}
+
+impl ExecuteError {
+    /// The trace, when the execution started.
+    pub fn trace(&self) -> Option<&Trace> {
+        match self {
+            Self::UnknownEndpoint(_) => None,
+            Self::SourceFailed { trace, .. } | Self::DeadlineExceeded { trace, .. } => Some(trace),
+        }
+    }
+}
+
+/// A successful execution: the response and what happened.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Execution {
+    /// The response document.
+    pub response: Value,
+    /// The execution trace.
+    pub trace: Trace,
+}
+
+/// A plan compiled for execution, with its sources built. Immutable; one per config version.
+pub struct Engine {
+    plan: Arc<Plan>,
+    version: u64,
+    endpoints: HashMap<String, Compiled>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("version", &self.version)
+            .field("endpoints", &self.endpoints.len())
+            .finish_non_exhaustive()
+    }
+}
+
+struct Compiled {
+    index: usize,
+    name: Arc<str>,
+    names: Vec<Arc<str>>,
+    steps: Vec<Step>,
+    roots: Vec<usize>,
+    primary: Option<usize>,
+    budget: Duration,
+}
+
+struct Step {
+    source: Arc<dyn DataSource>,
+    kind: Arc<str>,
+    deps: usize,
+    dependents: Vec<usize>,
+    timeout: Duration,
+}
+
+impl Engine {
+    /// Validates `plan`, builds the sources its endpoints use from `registry` (once per source
+    /// type and integration scope) and compiles each endpoint's DAG. `version` is recorded in
+    /// every trace.
+    pub fn new(plan: Plan, registry: &Registry, version: u64) -> Result<Self, BuildError> {
+        let options = ValidateOptions {
+            source_types: registry.kinds().into_iter().map(str::to_owned).collect(),
+        };
+        let diags = validate(&plan, &options);
+        if !diags.is_empty() {
+            return Err(BuildError::Invalid(Diagnostics(diags)));
+        }
+        let mut built: HashMap<(Option<String>, String), Arc<dyn DataSource>> = HashMap::new();
+        let mut endpoints = HashMap::with_capacity(plan.endpoints.len());
+        for (index, e) in plan.endpoints.iter().enumerate() {
+            let scope = plan.integrations.domains.contains_key(e.domain.as_deref().unwrap_or_default()).then(|| e.domain.clone()).flatten();
+            let deps = dependencies(e);
+            let mut steps = Vec::with_capacity(e.sources.len());
+            for (i, s) in e.sources.iter().enumerate() {
+                let key = (scope.clone(), s.kind.clone());
+                let source = match built.get(&key) {
+                    Some(src) => src.clone(),
+                    None => {
+                        let factory = registry.factory(&s.kind).ok_or_else(|| BuildError::UnregisteredType {
+                            endpoint: e.name.clone(),
+                            source_name: s.name.clone(),
+                            kind: s.kind.clone(),
+                            registered: registry.kinds().join(", "),
+                        })?;
+                        let src = factory
+                            .build(plan.integrations_for(e))
+                            .map_err(|error| BuildError::Source { kind: s.kind.clone(), error })?;
+                        built.insert(key, src.clone());
+                        src
+                    }
+                };
+                steps.push(Step {
+                    source,
+                    kind: s.kind.as_str().into(),
+                    deps: deps[i].len(),
+                    dependents: Vec::new(),
+                    timeout: s.timeout.unwrap_or(plan.settings.source_timeout),
+                });
+            }
+            for (i, ds) in deps.iter().enumerate() {
+                for &d in ds {
+                    steps[d].dependents.push(i);
+                }
+            }
+            let primary = match &e.primary_source {
+                Some(p) => e.sources.iter().position(|s| &s.name == p),
+                None if e.sources.len() == 1 => Some(0),
+                None => None,
+            };
+            endpoints.insert(
+                e.name.clone(),
+                Compiled {
+                    index,
+                    name: e.name.as_str().into(),
+                    names: e.sources.iter().map(|s| Arc::from(s.name.as_str())).collect(),
+                    roots: (0..steps.len()).filter(|&i| steps[i].deps == 0).collect(),
+                    steps,
+                    primary,
+                    budget: e.timeout.unwrap_or(plan.settings.endpoint_timeout),
+                },
+            );
+        }
+        Ok(Self { plan: Arc::new(plan), version, endpoints })
+    }
+
+    /// The plan this engine runs.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// The config version recorded in traces.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Runs endpoint `name` for `request`.
+    pub async fn execute(&self, name: &str, request: &RequestContext) -> Result<Execution, ExecuteError> {
+        let compiled = self
+            .endpoints
+            .get(name)
+            .ok_or_else(|| ExecuteError::UnknownEndpoint(name.to_owned()))?;
+        let endpoint = &self.plan.endpoints[compiled.index];
+        let span = tracing::info_span!("execute", endpoint = name, request_id = %request.request_id, config_version = self.version);
+        self.run(compiled, endpoint, request).instrument(span).await
+    }
+
+    async fn run(&self, c: &Compiled, e: &Endpoint, request: &RequestContext) -> Result<Execution, ExecuteError> {
+        let start = Instant::now();
+        let deadline = start + c.budget;
+        let mut state = State {
+            results: vec![None; c.steps.len()],
+            remaining: c.steps.iter().map(|s| s.deps).collect(),
+            sources: c
+                .steps
+                .iter()
+                .zip(&c.names)
+                .map(|(s, name)| SourceTrace {
+                    name: name.clone(),
+                    kind: s.kind.clone(),
+                    start: Duration::ZERO,
+                    duration: Duration::ZERO,
+                    attempts: 0,
+                    outcome: Outcome::NotRun,
+                    error: None,
+                })
+                .collect(),
+        };
+        let outcome = tokio::time::timeout_at(deadline, self.drive(c, e, request, &mut state, start, deadline)).await;
+        let end = Instant::now();
+        for t in &mut state.sources {
+            if t.outcome == Outcome::Cancelled {
+                t.duration = (end - start).saturating_sub(t.start);
+            }
+        }
+        let trace = |state: State| Trace {
+            endpoint: c.name.clone(),
+            config_version: self.version,
+            request_id: request.request_id.clone(),
+            duration: end - start,
+            sources: state.sources,
+        };
+        match outcome {
+            Ok(Ok(())) => {
+                let response = match &e.response_mapping {
+                    Some(mapping) => mapping.eval(&ExecScope { request, names: &c.names, results: &state.results }),
+                    None => c.primary.and_then(|p| state.results[p].take()).unwrap_or(Value::Null),
+                };
+                Ok(Execution { response, trace: trace(state) })
+            }
+            Ok(Err((_, error))) if error.kind == SourceErrorKind::Timeout && end >= deadline => {
+                Err(ExecuteError::DeadlineExceeded { endpoint: e.name.clone(), budget: c.budget, trace: Box::new(trace(state)) })
+            }
+            Ok(Err((i, error))) => Err(ExecuteError::SourceFailed {
+                source_name: e.sources[i].name.clone(),
+                error,
+                trace: Box::new(trace(state)),
+            }),
+            Err(_) => Err(ExecuteError::DeadlineExceeded { endpoint: e.name.clone(), budget: c.budget, trace: Box::new(trace(state)) }),
+        }
+    }
+
+    /// Runs the DAG to completion, or returns the first failure of a required source.
+    async fn drive(
+        &self,
+        c: &Compiled,
+        e: &Endpoint,
+        request: &RequestContext,
+        state: &mut State,
+        start: Instant,
+        deadline: Instant,
+    ) -> Result<(), (usize, SourceError)> {
+        let mut running = FuturesUnordered::new();
+        let mut ready: Vec<usize> = c.roots.iter().rev().copied().collect();
+        loop {
+            while let Some(i) = ready.pop() {
+                let step = &e.sources[i];
+                let scope = ExecScope { request, names: &c.names, results: &state.results };
+                let now = Instant::now() - start;
+                if let Some(cond) = &step.condition
+                    && !truthy(&cond.eval(&scope))
+                {
+                    state.sources[i].start = now;
+                    state.sources[i].outcome = Outcome::Skipped;
+                    release(c, i, &mut state.remaining, &mut ready);
+                    continue;
+                }
+                let mut params = Map::with_capacity(step.params.len());
+                for (k, t) in &step.params {
+                    params.insert(k.clone(), t.eval(&scope));
+                }
+                state.sources[i].start = now;
+                state.sources[i].outcome = Outcome::Cancelled;
+                let span = tracing::debug_span!("source", source = %c.names[i], kind = %c.steps[i].kind);
+                running.push(attempts(c, e, i, params, request, deadline).instrument(span));
+            }
+            let Some((i, attempts, result)) = running.next().await else { return Ok(()) };
+            let t = &mut state.sources[i];
+            t.attempts = attempts;
+            t.duration = (Instant::now() - start).saturating_sub(t.start);
+            let step = &e.sources[i];
+            match result {
+                Ok(value) => {
+                    let value = if step.transform.is_empty() {
+                        value
+                    } else {
+                        let scope = ExecScope { request, names: &c.names, results: &state.results };
+                        crate::transform::apply(&step.transform, value, &scope)
+                    };
+                    state.results[i] = Some(value);
+                    state.sources[i].outcome = Outcome::Ok;
+                }
+                Err(error) => {
+                    tracing::debug!(source = %c.names[i], error = %error, "source failed");
+                    t.error = Some(TraceError { kind: error.kind, message: error.message.clone() });
+                    match &step.on_error {
+                        OnError::Fail => {
+                            t.outcome = Outcome::Failed;
+                            return Err((i, error));
+                        }
+                        OnError::Skip => t.outcome = Outcome::FailedSkipped,
+                        OnError::Default(v) => {
+                            t.outcome = Outcome::FailedDefaulted;
+                            state.results[i] = Some(v.clone());
+                        }
+                    }
+                }
+            }
+            release(c, i, &mut state.remaining, &mut ready);
+        }
+    }
+}
+
+struct State {
+    results: Vec<Option<Value>>,
+    remaining: Vec<usize>,
+    sources: Vec<SourceTrace>,
+}
+
+fn release(c: &Compiled, done: usize, remaining: &mut [usize], ready: &mut Vec<usize>) {
+    for &d in &c.steps[done].dependents {
+        remaining[d] -= 1;
+        if remaining[d] == 0 {
+            ready.push(d);
+        }
+    }
+}
+
+/// Runs one source with its timeout and retry policy. Returns its index, the attempts made and
+/// the last result.
+async fn attempts(
+    c: &Compiled,
+    e: &Endpoint,
+    i: usize,
+    params: Map<String, Value>,
+    request: &RequestContext,
+    deadline: Instant,
+) -> (usize, u32, Result<Value, SourceError>) {
+    let step = &e.sources[i];
+    let compiled = &c.steps[i];
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let begun = Instant::now();
+        let limit = (begun + compiled.timeout).min(deadline);
+        let call = SourceCall {
+            endpoint: &e.name,
+            source: &step.name,
+            operation: step.operation.as_deref(),
+            source_id: step.source_id.as_deref(),
+            params: &params,
+            request,
+            attempt,
+        };
+        let result = match tokio::time::timeout_at(limit, compiled.source.fetch(call)).await {
+            Ok(r) => r,
+            Err(_) => Err(SourceError::new(
+                SourceErrorKind::Timeout,
+                format!("attempt {attempt} did not finish within {:?}", limit - begun),
+            )),
+        };
+        let error = match result {
+            Ok(v) => return (i, attempt, Ok(v)),
+            Err(error) => error,
+        };
+        let Some(policy) = step.retry.filter(|p| error.is_transient() && attempt <= p.max_retries) else {
+            return (i, attempt, Err(error));
+        };
+        let ceiling = policy.backoff_ceiling(attempt);
+        let half = ceiling / 2;
+        let jitter = Duration::from_nanos(fastrand::u64(..=u64::try_from((ceiling - half).as_nanos()).unwrap_or(u64::MAX)));
+        let wait = half + jitter;
+        if Instant::now() + wait >= deadline {
+            return (i, attempt, Err(error));
+        }
+        tracing::debug!(attempt, wait_ms = wait.as_millis() as u64, error = %error, "retrying");
+        tokio::time::sleep(wait).await;
+    }
+}
+
+struct ExecScope<'a> {
+    request: &'a RequestContext,
+    names: &'a [Arc<str>],
+    results: &'a [Option<Value>],
+}
+
+impl Scope for ExecScope<'_> {
+    fn request(&self) -> &RequestContext {
+        self.request
+    }
+
+    fn source(&self, name: &str) -> Option<&Value> {
+        let i = self.names.iter().position(|n| &**n == name)?;
+        self.results[i].as_ref()
+    }
+}

@@ -1,0 +1,79 @@
+//! The execution trace every execution returns.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::source::SourceErrorKind;
+
+/// What happened during one execution.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Trace {
+    /// The endpoint executed.
+    pub endpoint: Arc<str>,
+    /// The config version it ran on.
+    pub config_version: u64,
+    /// The request id.
+    pub request_id: String,
+    /// Total duration.
+    #[serde(rename = "duration_ms", serialize_with = "millis")]
+    pub duration: Duration,
+    /// One entry per data source, in declaration order.
+    pub sources: Vec<SourceTrace>,
+}
+
+/// What happened to one data source.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SourceTrace {
+    /// The source's name.
+    pub name: Arc<str>,
+    /// Its type.
+    pub kind: Arc<str>,
+    /// When it started, from the start of the execution.
+    #[serde(rename = "start_ms", serialize_with = "millis")]
+    pub start: Duration,
+    /// How long it took, retries and backoff included.
+    #[serde(rename = "duration_ms", serialize_with = "millis")]
+    pub duration: Duration,
+    /// Attempts made (0 when it never ran).
+    pub attempts: u32,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// The last error, when there was one.
+    pub error: Option<TraceError>,
+}
+
+/// How a source ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Outcome {
+    /// It succeeded.
+    Ok,
+    /// Its `condition` was false; its result is null.
+    Skipped,
+    /// It failed with `on_error: skip`; its result is null.
+    FailedSkipped,
+    /// It failed with `on_error: default`; its result is the default.
+    FailedDefaulted,
+    /// It failed and failed the execution.
+    Failed,
+    /// It was running when the execution ended (another source failed, or the deadline passed).
+    Cancelled,
+    /// It never started.
+    NotRun,
+}
+
+/// A source error as recorded in the trace. The message is for operators, not HTTP clients.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TraceError {
+    /// The error kind.
+    pub kind: SourceErrorKind,
+    /// Details.
+    pub message: String,
+}
+
+fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64() * 1000.0)
+}

@@ -1,0 +1,555 @@
+//! The expression parser: a hand-written lexer and a precedence-climbing parser.
+
+use serde_json::{Number, Value};
+
+use super::{BinaryOp, Expr, Function, Reference, RequestPart, Root, Segment, is_identifier};
+
+/// A syntax error in an expression.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ParseError {
+    /// What is wrong.
+    pub message: String,
+    /// Byte offset of the problem in the config string.
+    pub offset: usize,
+    /// How to fix it, when there is an obvious fix.
+    pub help: Option<String>,
+}
+
+impl ParseError {
+    fn new(message: impl Into<String>, offset: usize) -> Self {
+        Self { message: message.into(), offset, help: None }
+    }
+
+    fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+}
+
+pub(super) fn parse(text: &str) -> Result<Expr, ParseError> {
+    parse_at(text, 0)
+}
+
+/// Parses `text`, reporting offsets shifted by `base` (the length of a stripped `$=` marker).
+pub(super) fn parse_at(text: &str, base: usize) -> Result<Expr, ParseError> {
+    let tokens = lex(text).map_err(|e| shift(e, base))?;
+    let mut p = Parser { tokens, pos: 0, end: text.len() };
+    let expr = p.expr().map_err(|e| shift(e, base))?;
+    match p.peek() {
+        None => Ok(expr),
+        Some((tok, at)) => Err(shift(
+            ParseError::new(format!("unexpected {} after the expression", tok.describe()), at),
+            base,
+        )),
+    }
+}
+
+fn shift(mut e: ParseError, base: usize) -> ParseError {
+    e.offset += base;
+    e
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    Ref(Reference),
+    Lit(Value),
+    Ident(String),
+    Op(&'static str),
+}
+
+impl Tok {
+    fn describe(&self) -> String {
+        match self {
+            Self::Ref(_) => "reference".into(),
+            Self::Lit(v) => format!("literal `{v}`"),
+            Self::Ident(i) => format!("`{i}`"),
+            Self::Op(o) => format!("`{o}`"),
+        }
+    }
+}
+
+const OPS: &[&str] = &[
+    "||", "&&", "==", "!=", "<=", ">=", "<", ">", "+", "-", "*", "/", "%", "!", "(", ")", "[",
+    "]", ",",
+];
+
+fn lex(text: &str) -> Result<Vec<(Tok, usize)>, ParseError> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        if c.is_ascii_whitespace() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        if c == b'$' {
+            let (r, next) = lex_reference(text, i)?;
+            out.push((Tok::Ref(r), start));
+            i = next;
+        } else if c.is_ascii_digit() || (c == b'.' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit)) {
+            let (v, next) = lex_number(text, i)?;
+            out.push((Tok::Lit(v), start));
+            i = next;
+        } else if c == b'\'' || c == b'"' {
+            let (s, next) = lex_string(text, i)?;
+            out.push((Tok::Lit(Value::String(s)), start));
+            i = next;
+        } else if c.is_ascii_alphabetic() || c == b'_' {
+            let end = scan_ident(bytes, i);
+            let word = &text[i..end];
+            let tok = match word {
+                "true" => Tok::Lit(Value::Bool(true)),
+                "false" => Tok::Lit(Value::Bool(false)),
+                "null" => Tok::Lit(Value::Null),
+                _ => Tok::Ident(word.into()),
+            };
+            out.push((tok, start));
+            i = end;
+        } else if let Some(op) = OPS.iter().find(|op| text[i..].starts_with(**op)) {
+            if *op == "&&" {
+                return Err(ParseError::new("`&&` is not an operator here", i)
+                    .help("use `and` for boolean and; `||` is the null fallback"));
+            }
+            out.push((Tok::Op(op), start));
+            i += op.len();
+        } else {
+            let ch = text[i..].chars().next().unwrap_or('?');
+            return Err(ParseError::new(format!("unexpected character `{ch}`"), i));
+        }
+    }
+    Ok(out)
+}
+
+fn scan_ident(bytes: &[u8], mut i: usize) -> usize {
+    while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+        i += 1;
+    }
+    i
+}
+
+fn lex_number(text: &str, start: usize) -> Result<(Value, usize), ParseError> {
+    let bytes = text.as_bytes();
+    let mut i = start;
+    let mut float = false;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'0'..=b'9' | b'_' => {}
+            b'.' if bytes.get(i + 1).is_some_and(u8::is_ascii_digit) => float = true,
+            b'e' | b'E' => {
+                float = true;
+                if matches!(bytes.get(i + 1), Some(b'+' | b'-')) {
+                    i += 1;
+                }
+            }
+            _ => break,
+        }
+        i += 1;
+    }
+    let raw: String = text[start..i].chars().filter(|&c| c != '_').collect();
+    let bad = || ParseError::new(format!("invalid number `{}`", &text[start..i]), start);
+    let value = if float {
+        let f: f64 = raw.parse().map_err(|_| bad())?;
+        Number::from_f64(f).map(Value::Number).ok_or_else(bad)?
+    } else if let Ok(n) = raw.parse::<i64>() {
+        Value::from(n)
+    } else if let Ok(n) = raw.parse::<u64>() {
+        Value::from(n)
+    } else {
+        return Err(bad().help("integers must fit in 64 bits"));
+    };
+    if bytes.get(i).is_some_and(|b| b.is_ascii_alphabetic()) {
+        return Err(ParseError::new(format!("invalid number `{}`", &text[start..=i]), start));
+    }
+    Ok((value, i))
+}
+
+fn lex_string(text: &str, start: usize) -> Result<(String, usize), ParseError> {
+    let quote = text.as_bytes()[start] as char;
+    let mut out = String::new();
+    let mut chars = text[start + 1..].char_indices();
+    while let Some((off, c)) = chars.next() {
+        match c {
+            c if c == quote => return Ok((out, start + 1 + off + 1)),
+            '\\' => match chars.next() {
+                Some((_, 'n')) => out.push('\n'),
+                Some((_, 't')) => out.push('\t'),
+                Some((_, c @ ('\\' | '\'' | '"'))) => out.push(c),
+                Some((o, c)) => {
+                    return Err(ParseError::new(
+                        format!("unknown escape `\\{c}`"),
+                        start + 1 + o - 1,
+                    ));
+                }
+                None => break,
+            },
+            c => out.push(c),
+        }
+    }
+    Err(ParseError::new("unterminated string literal", start).help(format!("close it with {quote}")))
+}
+
+fn lex_reference(text: &str, start: usize) -> Result<(Reference, usize), ParseError> {
+    let bytes = text.as_bytes();
+    let name_start = start + 1;
+    let name_end = scan_ident(bytes, name_start);
+    let name = &text[name_start..name_end];
+    if !is_identifier(name) {
+        return Err(ParseError::new("expected a source name or `request` after `$`", start)
+            .help("write `$source.field` or `$request.name`; use `$$` for a literal dollar"));
+    }
+    let mut i = name_end;
+    let mut path = Vec::new();
+    let root = match name {
+        "request" => {
+            let part = if bytes.get(i) == Some(&b'.') {
+                let end = scan_ident(bytes, i + 1);
+                match &text[i + 1..end] {
+                    "path_params" => Some(RequestPart::PathParams),
+                    "query_params" => Some(RequestPart::QueryParams),
+                    "body" => Some(RequestPart::Body),
+                    "headers" => Some(RequestPart::Headers),
+                    _ => None,
+                }
+                .map(|p| {
+                    i = end;
+                    p
+                })
+            } else {
+                None
+            };
+            match part {
+                Some(p) => Root::Request(p),
+                None => {
+                    if !matches!(bytes.get(i), Some(b'.' | b'[')) {
+                        return Err(ParseError::new("`$request` needs a field", start).help(
+                            "write `$request.name`, or `$request.path_params`, `.query_params`, `.body`, `.headers`",
+                        ));
+                    }
+                    Root::Request(RequestPart::Any)
+                }
+            }
+        }
+        "item" => Root::Item,
+        other => Root::Source(other.into()),
+    };
+    let headers = root == Root::Request(RequestPart::Headers);
+    loop {
+        match bytes.get(i) {
+            Some(b'.') => {
+                let mut end = i + 1;
+                while end < bytes.len()
+                    && (bytes[end].is_ascii_alphanumeric()
+                        || bytes[end] == b'_'
+                        || (headers && bytes[end] == b'-'))
+                {
+                    end += 1;
+                }
+                if end == i + 1 {
+                    return Err(ParseError::new("expected a field name after `.`", i)
+                        .help("quote unusual names: `$source['odd name']`"));
+                }
+                let field = &text[i + 1..end];
+                path.push(Segment::Field(if headers {
+                    field.to_ascii_lowercase()
+                } else {
+                    field.into()
+                }));
+                i = end;
+            }
+            Some(b'[') => {
+                let (seg, next) = lex_index(text, i)?;
+                path.push(seg);
+                i = next;
+            }
+            _ => break,
+        }
+    }
+    Ok((Reference { root, path }, i))
+}
+
+fn lex_index(text: &str, open: usize) -> Result<(Segment, usize), ParseError> {
+    let bytes = text.as_bytes();
+    let mut i = open + 1;
+    let seg = match bytes.get(i) {
+        Some(b'*') => {
+            i += 1;
+            Segment::All
+        }
+        Some(b'\'' | b'"') => {
+            let (s, next) = lex_string(text, i)?;
+            i = next;
+            Segment::Field(s)
+        }
+        Some(b'-' | b'0'..=b'9') => {
+            let s = i;
+            i += 1;
+            while bytes.get(i).is_some_and(u8::is_ascii_digit) {
+                i += 1;
+            }
+            let n = text[s..i].parse::<i64>().map_err(|_| {
+                ParseError::new(format!("invalid index `{}`", &text[s..i]), s)
+            })?;
+            Segment::Index(n)
+        }
+        _ => {
+            return Err(ParseError::new("expected an index, `*` or a quoted key after `[`", open)
+                .help("write `[0]`, `[-1]`, `[*]` or `['key']`"));
+        }
+    };
+    if bytes.get(i) != Some(&b']') {
+        return Err(ParseError::new("expected `]`", i));
+    }
+    Ok((seg, i + 1))
+}
+
+/// `-x`, folded into the literal when `x` is a number literal so `-1` stays a typed literal.
+fn negate(inner: Expr) -> Expr {
+    if let Expr::Literal(Value::Number(n)) = &inner {
+        if let Some(i) = n.as_i64().and_then(i64::checked_neg) {
+            return Expr::Literal(Value::from(i));
+        }
+        if !n.is_i64()
+            && !n.is_u64()
+            && let Some(f) = n.as_f64().and_then(|f| Number::from_f64(-f))
+        {
+            return Expr::Literal(Value::Number(f));
+        }
+    }
+    Expr::Neg(Box::new(inner))
+}
+
+struct Parser {
+    tokens: Vec<(Tok, usize)>,
+    pos: usize,
+    end: usize,
+}
+
+impl Parser {
+    fn peek(&self) -> Option<(&Tok, usize)> {
+        self.tokens.get(self.pos).map(|(t, at)| (t, *at))
+    }
+
+    fn eat_op(&mut self, op: &str) -> bool {
+        if matches!(self.peek(), Some((Tok::Op(o), _)) if *o == op) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn eat_word(&mut self, word: &str) -> bool {
+        if matches!(self.peek(), Some((Tok::Ident(w), _)) if w == word) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn expect_op(&mut self, op: &str) -> Result<(), ParseError> {
+        if self.eat_op(op) {
+            Ok(())
+        } else {
+            Err(self.unexpected(&format!("`{op}`")))
+        }
+    }
+
+    fn unexpected(&self, wanted: &str) -> ParseError {
+        match self.peek() {
+            Some((tok, at)) => {
+                ParseError::new(format!("expected {wanted}, found {}", tok.describe()), at)
+            }
+            None => ParseError::new(format!("expected {wanted}, found the end"), self.end),
+        }
+    }
+
+    fn expr(&mut self) -> Result<Expr, ParseError> {
+        let mut lhs = self.and()?;
+        while self.eat_word("or") {
+            let rhs = self.and()?;
+            lhs = Expr::Binary(BinaryOp::Or, Box::new(lhs), Box::new(rhs));
+        }
+        Ok(lhs)
+    }
+
+    fn and(&mut self) -> Result<Expr, ParseError> {
+        let mut lhs = self.not()?;
+        while self.eat_word("and") {
+            let rhs = self.not()?;
+            lhs = Expr::Binary(BinaryOp::And, Box::new(lhs), Box::new(rhs));
+        }
+        Ok(lhs)
+    }
+
+    fn not(&mut self) -> Result<Expr, ParseError> {
+        if self.eat_word("not") || self.eat_op("!") {
+            return Ok(Expr::Not(Box::new(self.not()?)));
+        }
+        self.comparison()
+    }
+
+    fn comparison(&mut self) -> Result<Expr, ParseError> {
+        let lhs = self.additive()?;
+        let op = match self.peek() {
+            Some((Tok::Op(o), _)) => match *o {
+                "==" => BinaryOp::Eq,
+                "!=" => BinaryOp::Ne,
+                "<" => BinaryOp::Lt,
+                "<=" => BinaryOp::Le,
+                ">" => BinaryOp::Gt,
+                ">=" => BinaryOp::Ge,
+                _ => return Ok(lhs),
+            },
+            Some((Tok::Ident(w), _)) if w == "in" => BinaryOp::In,
+            _ => return Ok(lhs),
+        };
+        self.pos += 1;
+        let rhs = self.additive()?;
+        if let Some((Tok::Op("==" | "!=" | "<" | "<=" | ">" | ">="), at)) = self.peek() {
+            return Err(ParseError::new("comparisons cannot be chained", at)
+                .help("combine them with `and`"));
+        }
+        Ok(Expr::Binary(op, Box::new(lhs), Box::new(rhs)))
+    }
+
+    fn additive(&mut self) -> Result<Expr, ParseError> {
+        let mut lhs = self.multiplicative()?;
+        loop {
+            let op = if self.eat_op("+") {
+                BinaryOp::Add
+            } else if self.eat_op("-") {
+                BinaryOp::Sub
+            } else {
+                return Ok(lhs);
+            };
+            let rhs = self.multiplicative()?;
+            lhs = Expr::Binary(op, Box::new(lhs), Box::new(rhs));
+        }
+    }
+
+    fn multiplicative(&mut self) -> Result<Expr, ParseError> {
+        let mut lhs = self.unary()?;
+        loop {
+            let op = if self.eat_op("*") {
+                BinaryOp::Mul
+            } else if self.eat_op("/") {
+                BinaryOp::Div
+            } else if self.eat_op("%") {
+                BinaryOp::Rem
+            } else {
+                return Ok(lhs);
+            };
+            let rhs = self.unary()?;
+            lhs = Expr::Binary(op, Box::new(lhs), Box::new(rhs));
+        }
+    }
+
+    fn unary(&mut self) -> Result<Expr, ParseError> {
+        if self.eat_op("-") {
+            return Ok(negate(self.unary()?));
+        }
+        self.fallback()
+    }
+
+    fn fallback(&mut self) -> Result<Expr, ParseError> {
+        let first = self.primary()?;
+        if !matches!(self.peek(), Some((Tok::Op("||"), _))) {
+            return Ok(first);
+        }
+        let mut items = vec![first];
+        while self.eat_op("||") {
+            // Operands may be negative literals: `$a.x || -1`.
+            let item = if self.eat_op("-") { negate(self.primary()?) } else { self.primary()? };
+            items.push(item);
+        }
+        Ok(Expr::Fallback(items))
+    }
+
+    fn primary(&mut self) -> Result<Expr, ParseError> {
+        let Some((tok, at)) = self.peek() else {
+            return Err(self.unexpected("an operand"));
+        };
+        let tok = tok.clone();
+        self.pos += 1;
+        match tok {
+            Tok::Lit(v) => Ok(Expr::Literal(v)),
+            Tok::Ref(r) => Ok(Expr::Ref(r)),
+            Tok::Op("(") => {
+                let e = self.expr()?;
+                self.expect_op(")")?;
+                Ok(e)
+            }
+            Tok::Op("[") => {
+                let items = self.list("]")?;
+                if items.iter().all(|e| matches!(e, Expr::Literal(_))) {
+                    Ok(Expr::Literal(Value::Array(
+                        items
+                            .into_iter()
+                            .map(|e| match e {
+                                Expr::Literal(v) => v,
+                                _ => unreachable!("checked above"),
+                            })
+                            .collect(),
+                    )))
+                } else {
+                    Ok(Expr::List(items))
+                }
+            }
+            Tok::Ident(name) => {
+                let Some(func) = Function::from_name(&name) else {
+                    let mut e = ParseError::new(format!("unknown name `{name}`"), at);
+                    e = match crate::diagnostic::did_you_mean(&name, Function::NAMES.iter().copied()) {
+                        Some(s) => e.help(format!("did you mean `{s}(…)`?")),
+                        None if self.eat_op("(") => e.help(format!(
+                            "functions are: {}",
+                            Function::NAMES.join(", ")
+                        )),
+                        None => e.help(format!(
+                            "references start with `$` (`${name}`); strings are quoted (`'{name}'`)"
+                        )),
+                    };
+                    return Err(e);
+                };
+                if !self.eat_op("(") {
+                    return Err(ParseError::new(format!("`{name}` is a function"), at)
+                        .help(format!("call it: `{name}(…)`")));
+                }
+                let args = self.list(")")?;
+                let arity = func.arity();
+                if !arity.contains(&args.len()) {
+                    let want = if arity.start() == arity.end() {
+                        arity.start().to_string()
+                    } else {
+                        format!("{} to {}", arity.start(), arity.end())
+                    };
+                    return Err(ParseError::new(
+                        format!("`{name}` takes {want} argument(s), found {}", args.len()),
+                        at,
+                    ));
+                }
+                Ok(Expr::Call(func, args))
+            }
+            Tok::Op(op) => Err(ParseError::new(format!("expected an operand, found `{op}`"), at)),
+        }
+    }
+
+    fn list(&mut self, close: &str) -> Result<Vec<Expr>, ParseError> {
+        let mut items = Vec::new();
+        if self.eat_op(close) {
+            return Ok(items);
+        }
+        loop {
+            items.push(self.expr()?);
+            if self.eat_op(close) {
+                return Ok(items);
+            }
+            if !self.eat_op(",") {
+                return Err(self.unexpected(&format!("`,` or `{close}`")));
+            }
+        }
+    }
+}

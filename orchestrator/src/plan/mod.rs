@@ -1,0 +1,326 @@
+//! The plan model: plain data describing endpoints, their data sources and the response mapping.
+//!
+//! A [`Plan`] is what both front-ends produce: the YAML loader ([`crate::config`]) and the
+//! `orchestrate!` macro. It holds no clients and no runtime state; the engine compiles it into an
+//! executable form once per config version.
+
+mod integrations;
+mod route;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::expr::{Expr, Template};
+
+pub use integrations::{
+    ApiAuth, ApiConfig, ApiOperation, ApiService, DatabaseConfig, DbConnection, DbOperation,
+    FeastConfig, FeastOperation, FeastServer, FeatureFallback, HttpMethod, Integrations, MlConfig,
+    Model, ModelProtocol, ModelServer, ReturnType, ScopedIntegrations,
+};
+pub use route::{ENTITY_ID, Route, RouteError, RouteTemplate, id_param_of};
+
+/// Everything loaded from one config directory (or one macro invocation): settings, endpoints and
+/// the integration definitions their sources refer to.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Plan {
+    /// Global settings from `config.yaml`.
+    pub settings: Settings,
+    /// Endpoints in the order they were declared (domain files sorted by name).
+    pub endpoints: Vec<Endpoint>,
+    /// Integration definitions: the global files plus per-domain overrides.
+    pub integrations: ScopedIntegrations,
+}
+
+impl Plan {
+    /// The endpoint named `name`, if any.
+    pub fn endpoint(&self, name: &str) -> Option<&Endpoint> {
+        self.endpoints.iter().find(|e| e.name == name)
+    }
+
+    /// The integrations an endpoint's sources resolve against: its domain's overrides where the
+    /// domain has them, the global files otherwise.
+    pub fn integrations_for(&self, endpoint: &Endpoint) -> &Integrations {
+        self.integrations.for_domain(endpoint.domain.as_deref())
+    }
+}
+
+/// Global settings (`config.yaml`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// Default endpoint budget when an endpoint sets no `timeout` (`defaults.timeout`, 30 s).
+    pub endpoint_timeout: Duration,
+    /// Default per-source timeout when a source sets none (`defaults.source_timeout`, 10 s).
+    pub source_timeout: Duration,
+    /// Bind address for the bundled server (`server.host` / `server.port`).
+    pub server: ServerSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            endpoint_timeout: Duration::from_secs(30),
+            source_timeout: Duration::from_secs(10),
+            server: ServerSettings::default(),
+        }
+    }
+}
+
+/// Where the bundled server listens (`server:` in `config.yaml`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerSettings {
+    /// Host or IP address (`127.0.0.1`).
+    pub host: String,
+    /// TCP port (`8000`).
+    pub port: u16,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self { host: "127.0.0.1".into(), port: 8000 }
+    }
+}
+
+/// Where a plan item was declared. Provenance only: it never takes part in equality, so a plan
+/// built by the macro equals the same plan loaded from YAML.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    /// The file, relative to the config directory, or `None` for items built in code.
+    pub file: Option<Arc<str>>,
+}
+
+impl Origin {
+    /// An origin naming `file`.
+    pub fn file(file: impl Into<Arc<str>>) -> Self {
+        Self { file: Some(file.into()) }
+    }
+}
+
+impl PartialEq for Origin {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+/// The declared kind of an endpoint (`endpoint_type`), checked against its sources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EndpointType {
+    /// Only `database` sources.
+    Database,
+    /// Only `api` sources.
+    Api,
+    /// Only `feast` sources.
+    Feast,
+    /// Only `ml` sources.
+    Ml,
+    /// Any mix of sources.
+    Composite,
+}
+
+impl EndpointType {
+    /// Every accepted spelling, for diagnostics.
+    pub const NAMES: &'static [&'static str] = &["database", "api", "feast", "ml", "composite"];
+
+    /// Parses the YAML spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "database" => Self::Database,
+            "api" => Self::Api,
+            "feast" => Self::Feast,
+            "ml" => Self::Ml,
+            "composite" => Self::Composite,
+            _ => return None,
+        })
+    }
+
+    /// The YAML spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Database => "database",
+            Self::Api => "api",
+            Self::Feast => "feast",
+            Self::Ml => "ml",
+            Self::Composite => "composite",
+        }
+    }
+
+    /// The source type an endpoint of this kind is limited to (`direct` sources are always
+    /// allowed beside it), or `None` for `composite`.
+    pub fn required_source_type(self) -> Option<&'static str> {
+        match self {
+            Self::Composite => None,
+            other => Some(other.as_str()),
+        }
+    }
+}
+
+/// One endpoint: its sources, how they combine, and how it is routed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Endpoint {
+    /// Unique name (the key under `endpoints:`).
+    pub name: String,
+    /// The domain file it came from (`domains/<domain>.yaml`), used for default routes and for
+    /// per-domain integration overrides.
+    pub domain: Option<String>,
+    /// Human description (OpenAPI summary).
+    pub description: Option<String>,
+    /// Declared kind, checked against the sources.
+    pub endpoint_type: Option<EndpointType>,
+    /// Explicit methods (`method:`); empty means the defaults, `GET` and `POST`.
+    pub methods: Vec<HttpMethod>,
+    /// Explicit route (`path:`); `None` means the default routes.
+    pub path: Option<RouteTemplate>,
+    /// The endpoint's whole budget (`timeout:`); `None` means `defaults.timeout`.
+    pub timeout: Option<Duration>,
+    /// The data sources in declaration order.
+    pub sources: Vec<SourceStep>,
+    /// The source whose result is the response when `response_mapping` is null.
+    pub primary_source: Option<String>,
+    /// How the response is built; `None` (YAML `null` or absent) means the primary source's
+    /// result.
+    pub response_mapping: Option<Template>,
+    /// Where it was declared.
+    pub origin: Origin,
+}
+
+impl Endpoint {
+    /// The source named `name`.
+    pub fn source(&self, name: &str) -> Option<&SourceStep> {
+        self.sources.iter().find(|s| s.name == name)
+    }
+
+    /// The HTTP routes this endpoint answers, relative to where the plans are mounted.
+    ///
+    /// With an explicit `path`, that path with the explicit methods (`GET` by default). Otherwise
+    /// `GET|POST /<domain>/<name>` and `GET|POST /<domain>/<name>/{id}`, where `{id}` is named
+    /// after the one request input the endpoint reads (`$request.customer_id` gives
+    /// `{customer_id}`), or `entity_id` when it reads none or several. Either way the captured
+    /// segment is also available as `$request.path_params.entity_id`.
+    pub fn routes(&self) -> Vec<Route> {
+        route::routes_of(self)
+    }
+}
+
+/// One data source of an endpoint (an item of `data_sources:`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceStep {
+    /// Name, unique in the endpoint; `$name` refers to its result.
+    pub name: String,
+    /// Source type: `database`, `api`, `feast`, `ml`, `direct` or a host-registered type.
+    pub kind: String,
+    /// The named operation (or model, for `ml`) of that type's integration config.
+    pub operation: Option<String>,
+    /// Which integration entry defines the operation, when several do.
+    pub source_id: Option<String>,
+    /// Parameters, evaluated against the request and earlier sources.
+    pub params: Vec<(String, Template)>,
+    /// When present, the source runs only if this evaluates truthy; otherwise it is skipped and
+    /// its result is null.
+    pub condition: Option<Expr>,
+    /// Extra ordering edges beyond those implied by references.
+    pub depends_on: Vec<String>,
+    /// Per-attempt timeout; `None` means `defaults.source_timeout`. Always capped by what is left
+    /// of the endpoint's budget.
+    pub timeout: Option<Duration>,
+    /// Retry policy for transient failures; `None` means a single attempt.
+    pub retry: Option<RetryPolicy>,
+    /// What a failure does to the execution.
+    pub on_error: OnError,
+    /// Steps applied to the result before later sources and the mapping see it.
+    pub transform: Vec<Transform>,
+}
+
+/// Retries with exponential backoff and full jitter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts after the first.
+    pub max_retries: u32,
+    /// Backoff before the first retry; doubles each time.
+    pub backoff: Duration,
+    /// Upper bound of one backoff.
+    pub max_backoff: Duration,
+}
+
+impl RetryPolicy {
+    /// Default first backoff (100 ms).
+    pub const DEFAULT_BACKOFF: Duration = Duration::from_millis(100);
+    /// Default backoff cap (2 s).
+    pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+    /// `max_retries` retries with the default backoff.
+    pub fn new(max_retries: u32) -> Self {
+        Self {
+            max_retries,
+            backoff: Self::DEFAULT_BACKOFF,
+            max_backoff: Self::DEFAULT_MAX_BACKOFF,
+        }
+    }
+
+    /// The upper bound of the wait before retry number `retry` (1-based): `backoff * 2^(retry-1)`,
+    /// capped at `max_backoff`. The engine waits a uniformly random time up to this bound.
+    pub fn backoff_ceiling(&self, retry: u32) -> Duration {
+        let factor = 1u32.checked_shl(retry.saturating_sub(1)).unwrap_or(u32::MAX);
+        self.backoff.saturating_mul(factor).min(self.max_backoff)
+    }
+}
+
+/// What a source failure does (`on_error:`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum OnError {
+    /// The execution fails, naming the source (the default).
+    #[default]
+    Fail,
+    /// The source's result is null; the failure is recorded in the trace.
+    Skip,
+    /// The source's result is this value; the failure is recorded in the trace.
+    Default(Value),
+}
+
+/// One `transform:` step, applied to a source's result. Record steps (`select`, `rename`,
+/// `defaults`, `compute`) apply to the result when it is an object and to each element when it is
+/// an array.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Transform {
+    /// Keep only these fields.
+    Select(Vec<String>),
+    /// Rename fields (`old: new`).
+    Rename(Vec<(String, String)>),
+    /// Fill missing or null fields with these values.
+    Defaults(Vec<(String, Value)>),
+    /// Add or replace fields with computed values; `$item` is the record.
+    Compute(Vec<(String, Template)>),
+    /// Keep the array elements for which the expression is truthy; `$item` is the element.
+    Filter(Expr),
+    /// Replace each array element (or the object itself) by the template; `$item` is the element.
+    Map(Template),
+    /// Flatten an array of arrays by one level.
+    Flatten,
+}
+
+impl Transform {
+    /// The YAML key of each step kind.
+    pub const KEYS: &'static [&'static str] = &[
+        "select", "rename", "defaults", "compute", "filter", "map", "flatten",
+    ];
+
+    /// The YAML key of this step.
+    pub fn key(&self) -> &'static str {
+        match self {
+            Self::Select(_) => "select",
+            Self::Rename(_) => "rename",
+            Self::Defaults(_) => "defaults",
+            Self::Compute(_) => "compute",
+            Self::Filter(_) => "filter",
+            Self::Map(_) => "map",
+            Self::Flatten => "flatten",
+        }
+    }
+}
+
+/// Names that cannot be used for sources because expressions reserve them.
+pub const RESERVED_SOURCE_NAMES: &[&str] = &["request", "item"];
+
+/// Sorted map used for named integration entries.
+pub type NamedMap<T> = BTreeMap<String, T>;

@@ -1,0 +1,89 @@
+//! The request context expressions read through `$request`.
+
+use serde_json::{Map, Value};
+
+/// The inputs of one execution: path params, query params, JSON body and headers.
+///
+/// HTTP integrations build it from the incoming request; code calling the engine directly builds
+/// it with the `with_*` methods.
+///
+/// ```
+/// use orchestrator::RequestContext;
+///
+/// let request = RequestContext::new()
+///     .with_path_param("customer_id", 42)
+///     .with_query_param("limit", "10")
+///     .with_header("X-Tenant", "acme");
+/// assert_eq!(request.lookup("customer_id"), Some(&42.into()));
+/// assert_eq!(request.headers["x-tenant"], "acme");
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RequestContext {
+    /// Captured route segments.
+    pub path_params: Map<String, Value>,
+    /// Query parameters; a repeated key holds an array of its values.
+    pub query_params: Map<String, Value>,
+    /// The JSON body, or null.
+    pub body: Value,
+    /// Headers, keyed by lower-case name.
+    pub headers: Map<String, Value>,
+    /// The request id (from `x-request-id` or generated), recorded in the trace.
+    pub request_id: String,
+}
+
+impl RequestContext {
+    /// An empty context.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a path param.
+    pub fn with_path_param(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.path_params.insert(name.into(), value.into());
+        self
+    }
+
+    /// Adds a query param; a second value for the same key turns it into an array.
+    pub fn with_query_param(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
+        let value = value.into();
+        match self.query_params.entry(name.into()) {
+            serde_json::map::Entry::Vacant(e) => {
+                e.insert(value);
+            }
+            serde_json::map::Entry::Occupied(mut e) => match e.get_mut() {
+                Value::Array(items) => items.push(value),
+                old => {
+                    let first = old.take();
+                    *old = Value::Array(vec![first, value]);
+                }
+            },
+        }
+        self
+    }
+
+    /// Sets the JSON body.
+    pub fn with_body(mut self, body: impl Into<Value>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    /// Adds a header (the name is stored lower-case).
+    pub fn with_header(mut self, name: &str, value: impl Into<Value>) -> Self {
+        self.headers.insert(name.to_ascii_lowercase(), value.into());
+        self
+    }
+
+    /// Sets the request id.
+    pub fn with_request_id(mut self, id: impl Into<String>) -> Self {
+        self.request_id = id.into();
+        self
+    }
+
+    /// The shorthand lookup behind `$request.name`: path param, then query param, then body field.
+    pub fn lookup(&self, name: &str) -> Option<&Value> {
+        self.path_params
+            .get(name)
+            .or_else(|| self.query_params.get(name))
+            .or_else(|| self.body.get(name))
+    }
+}

@@ -1,0 +1,206 @@
+//! Data sources: the [`DataSource`] trait, its error type and the [`Registry`] of source types.
+//!
+//! A source type (`database`, `api`, `direct`, or one a host registers) is a [`SourceFactory`]
+//! that builds one [`DataSource`] per integration set and config version: clients and pools are
+//! built there, once, never per request. A host that needs no per-config state registers a
+//! ready [`DataSource`] with [`Registry::register`].
+//!
+//! ```
+//! use orchestrator::source::{DataSource, Registry, SourceCall, SourceError};
+//! use serde_json::{Value, json};
+//!
+//! struct Clock;
+//!
+//! #[async_trait::async_trait]
+//! impl DataSource for Clock {
+//!     async fn fetch(&self, call: SourceCall<'_>) -> Result<Value, SourceError> {
+//!         Ok(json!({"operation": call.operation, "now": 1_700_000_000}))
+//!     }
+//! }
+//!
+//! let mut registry = Registry::new();
+//! registry.register("clock", Clock);
+//! assert!(registry.contains("clock") && registry.contains("direct"));
+//! ```
+
+mod direct;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use crate::RequestContext;
+use crate::plan::Integrations;
+
+pub use direct::Direct;
+
+/// One call of a source, with its resolved params.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct SourceCall<'a> {
+    /// The endpoint being executed.
+    pub endpoint: &'a str,
+    /// The data source's name in the endpoint.
+    pub source: &'a str,
+    /// The named operation (or model), if the step names one.
+    pub operation: Option<&'a str>,
+    /// The integration entry the step picked, if any.
+    pub source_id: Option<&'a str>,
+    /// Resolved params.
+    pub params: &'a Map<String, Value>,
+    /// The request (for its id, headers to forward, …).
+    pub request: &'a RequestContext,
+    /// 1 for the first attempt, 2 for the first retry, …
+    pub attempt: u32,
+}
+
+/// Something that produces JSON for a data source step.
+#[async_trait::async_trait]
+pub trait DataSource: Send + Sync + 'static {
+    /// Performs one attempt. The engine applies timeouts and retries around it.
+    async fn fetch(&self, call: SourceCall<'_>) -> Result<Value, SourceError>;
+}
+
+/// Builds a source type's [`DataSource`] for one integration set.
+pub trait SourceFactory: Send + Sync + 'static {
+    /// Builds the source for `integrations` (called once per config version and domain scope).
+    fn build(&self, integrations: &Integrations) -> Result<Arc<dyn DataSource>, SourceError>;
+}
+
+struct Shared(Arc<dyn DataSource>);
+
+impl SourceFactory for Shared {
+    fn build(&self, _: &Integrations) -> Result<Arc<dyn DataSource>, SourceError> {
+        Ok(self.0.clone())
+    }
+}
+
+/// Source types by name. [`Registry::new`] holds the built-in types compiled in.
+#[derive(Clone)]
+pub struct Registry {
+    kinds: HashMap<String, Arc<dyn SourceFactory>>,
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut kinds: Vec<_> = self.kinds.keys().collect();
+        kinds.sort();
+        f.debug_struct("Registry").field("kinds", &kinds).finish()
+    }
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Registry {
+    /// The built-in source types of this build (`direct`, plus those enabled by features).
+    pub fn new() -> Self {
+        let mut r = Self::empty();
+        r.register("direct", Direct);
+        r
+    }
+
+    /// A registry with no types at all.
+    pub fn empty() -> Self {
+        Self { kinds: HashMap::new() }
+    }
+
+    /// Registers (or replaces) `kind` with one source shared by every config version.
+    pub fn register(&mut self, kind: impl Into<String>, source: impl DataSource) -> &mut Self {
+        self.register_factory(kind, Shared(Arc::new(source)))
+    }
+
+    /// Registers (or replaces) `kind` with a factory called per config version and domain.
+    pub fn register_factory(&mut self, kind: impl Into<String>, factory: impl SourceFactory) -> &mut Self {
+        self.kinds.insert(kind.into(), Arc::new(factory));
+        self
+    }
+
+    /// Whether `kind` is registered.
+    pub fn contains(&self, kind: &str) -> bool {
+        self.kinds.contains_key(kind)
+    }
+
+    /// The registered type names, sorted.
+    pub fn kinds(&self) -> Vec<&str> {
+        let mut k: Vec<_> = self.kinds.keys().map(String::as_str).collect();
+        k.sort_unstable();
+        k
+    }
+
+    pub(crate) fn factory(&self, kind: &str) -> Option<&Arc<dyn SourceFactory>> {
+        self.kinds.get(kind)
+    }
+}
+
+/// What kind of failure a source had. Decides retries and, at the HTTP edge, the status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum SourceErrorKind {
+    /// The attempt ran out of time (transient).
+    Timeout,
+    /// The backend could not be reached or had no capacity (connection refused, pool
+    /// exhausted; transient).
+    Unavailable,
+    /// The backend answered with an error status (transient for 5xx and 429).
+    Upstream {
+        /// The upstream HTTP status.
+        status: u16,
+    },
+    /// The backend answered something that could not be understood.
+    InvalidResponse,
+    /// The request to the backend was rejected (bad SQL, bad params).
+    Rejected,
+    /// The source is misconfigured.
+    Config,
+    /// Anything else.
+    Internal,
+}
+
+impl SourceErrorKind {
+    /// Whether a retry may succeed.
+    pub fn is_transient(self) -> bool {
+        match self {
+            Self::Timeout | Self::Unavailable => true,
+            Self::Upstream { status } => status >= 500 || status == 429,
+            _ => false,
+        }
+    }
+}
+
+/// A failed source attempt. The message is for logs and traces, never for HTTP clients.
+#[derive(Debug, thiserror::Error)]
+#[error("{kind:?}: {message}")]
+pub struct SourceError {
+    /// What kind of failure.
+    pub kind: SourceErrorKind,
+    /// Details for logs and traces.
+    pub message: String,
+    #[source]
+    cause: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl SourceError {
+    /// A new error.
+    pub fn new(kind: SourceErrorKind, message: impl Into<String>) -> Self {
+        Self { kind, message: message.into(), cause: None }
+    }
+
+    /// Attaches the underlying error.
+    #[must_use]
+    pub fn with_cause(mut self, cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.cause = Some(Box::new(cause));
+        self
+    }
+
+    /// Whether a retry may succeed.
+    pub fn is_transient(&self) -> bool {
+        self.kind.is_transient()
+    }
+}

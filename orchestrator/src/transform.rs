@@ -1,0 +1,154 @@
+//! Applying `transform:` steps to a source's result.
+//!
+//! Record steps (`select`, `rename`, `defaults`, `compute`) work on an object, or on each object
+//! of an array. `filter` keeps array elements, `map` rewrites each array element (or the object
+//! itself), `flatten` flattens an array of arrays by one level. Inside `compute`, `filter` and
+//! `map`, `$item` is the record at hand; the request and earlier sources are visible as usual.
+//! Steps that do not apply to the value's shape (a `filter` on an object, a `select` on a
+//! string) leave it unchanged.
+
+use serde_json::{Map, Value};
+
+use crate::RequestContext;
+use crate::expr::{Scope, truthy};
+use crate::plan::Transform;
+
+/// A scope that adds `$item` to another scope.
+struct ItemScope<'a, S: ?Sized> {
+    inner: &'a S,
+    item: &'a Value,
+}
+
+impl<S: Scope + ?Sized> Scope for ItemScope<'_, S> {
+    fn request(&self) -> &RequestContext {
+        self.inner.request()
+    }
+    fn source(&self, name: &str) -> Option<&Value> {
+        self.inner.source(name)
+    }
+    fn item(&self) -> Option<&Value> {
+        Some(self.item)
+    }
+}
+
+/// Applies `steps` in order to `value`.
+///
+/// ```
+/// use orchestrator::{RequestContext, expr::{Expr, Scope}, plan::Transform, transform::apply};
+/// use serde_json::{Value, json};
+///
+/// struct Empty(RequestContext);
+/// impl Scope for Empty {
+///     fn request(&self) -> &RequestContext { &self.0 }
+///     fn source(&self, _: &str) -> Option<&Value> { None }
+/// }
+///
+/// let orders = json!([{"id": 1, "status": "shipped"}, {"id": 2, "status": "open"}]);
+/// let steps = [Transform::Filter(Expr::parse("$item.status == 'shipped'").unwrap()),
+///              Transform::Select(vec!["id".into()])];
+/// assert_eq!(apply(&steps, orders, &Empty(RequestContext::new())), json!([{"id": 1}]));
+/// ```
+pub fn apply<S: Scope + ?Sized>(steps: &[Transform], mut value: Value, scope: &S) -> Value {
+    for step in steps {
+        value = apply_one(step, value, scope);
+    }
+    value
+}
+
+fn apply_one<S: Scope + ?Sized>(step: &Transform, value: Value, scope: &S) -> Value {
+    match step {
+        Transform::Filter(cond) => match value {
+            Value::Array(items) => Value::Array(
+                items
+                    .into_iter()
+                    .filter(|item| truthy(&cond.eval(&ItemScope { inner: scope, item })))
+                    .collect(),
+            ),
+            other => other,
+        },
+        Transform::Map(template) => match value {
+            Value::Array(items) => Value::Array(
+                items.iter().map(|item| template.eval(&ItemScope { inner: scope, item })).collect(),
+            ),
+            Value::Null => Value::Null,
+            other => template.eval(&ItemScope { inner: scope, item: &other }),
+        },
+        Transform::Flatten => match value {
+            Value::Array(items) => Value::Array(
+                items
+                    .into_iter()
+                    .flat_map(|v| match v {
+                        Value::Array(inner) => inner,
+                        other => vec![other],
+                    })
+                    .collect(),
+            ),
+            other => other,
+        },
+        record_step => each_record(value, |record| apply_record(record_step, record, scope)),
+    }
+}
+
+/// Applies `f` to an object, or to every object in an array.
+fn each_record(value: Value, mut f: impl FnMut(&mut Map<String, Value>)) -> Value {
+    match value {
+        Value::Object(mut map) => {
+            f(&mut map);
+            Value::Object(map)
+        }
+        Value::Array(items) => Value::Array(
+            items
+                .into_iter()
+                .map(|v| match v {
+                    Value::Object(mut map) => {
+                        f(&mut map);
+                        Value::Object(map)
+                    }
+                    other => other,
+                })
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+fn apply_record<S: Scope + ?Sized>(step: &Transform, record: &mut Map<String, Value>, scope: &S) {
+    match step {
+        Transform::Select(fields) => {
+            let mut kept = Map::with_capacity(fields.len());
+            for f in fields {
+                if let Some(v) = record.remove(f) {
+                    kept.insert(f.clone(), v);
+                }
+            }
+            *record = kept;
+        }
+        Transform::Rename(pairs) => {
+            for (from, to) in pairs {
+                if let Some(v) = record.shift_remove(from) {
+                    record.insert(to.clone(), v);
+                }
+            }
+        }
+        Transform::Defaults(defaults) => {
+            for (k, v) in defaults {
+                let slot = record.entry(k.clone()).or_insert(Value::Null);
+                if slot.is_null() {
+                    *slot = v.clone();
+                }
+            }
+        }
+        Transform::Compute(fields) => {
+            for (k, t) in fields {
+                let item = Value::Object(std::mem::take(record));
+                let v = t.eval(&ItemScope { inner: scope, item: &item });
+                let Value::Object(map) = item else { unreachable!("built as an object above") };
+                *record = map;
+                record.insert(k.clone(), v);
+            }
+        }
+        Transform::Filter(_) | Transform::Map(_) | Transform::Flatten => {
+            unreachable!("array steps are handled by `apply_one`")
+        }
+    }
+}

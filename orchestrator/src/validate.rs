@@ -1,0 +1,552 @@
+//! The validator: every plan rule, checked once, for both front-ends.
+//!
+//! [`validate`] collects every diagnostic in one pass. Each names the file (from the item's
+//! [`Origin`](crate::plan::Origin)), the key path of the offending node and a help line; the YAML
+//! loader adds line:col, the macro maps the path to a token span.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use crate::diagnostic::{Code, Diagnostic, KeyPath, suggest};
+use crate::expr::{BinaryOp, Expr, RequestPart, Root, Segment, Template, describe};
+use crate::plan::{
+    Endpoint, Integrations, Plan, RESERVED_SOURCE_NAMES, ReturnType, SourceStep, Transform,
+};
+
+/// Source types every plan may use.
+pub const BUILTIN_SOURCE_TYPES: &[&str] = &["database", "api", "feast", "ml", "direct"];
+
+/// Options of [`validate`].
+#[derive(Debug, Clone, Default)]
+pub struct ValidateOptions {
+    /// Host-registered source types accepted besides the built-in ones. Their operations are
+    /// not checked (the host's source defines them).
+    pub source_types: Vec<String>,
+}
+
+/// Checks every rule on `plan` and returns all diagnostics (empty when the plan is valid).
+pub fn validate(plan: &Plan, options: &ValidateOptions) -> Vec<Diagnostic> {
+    let mut v = Validator { plan, options, out: Vec::new(), file: None };
+    v.integrations();
+    v.endpoint_names();
+    for e in &plan.endpoints {
+        v.file = e.origin.file.clone();
+        v.endpoint(e);
+    }
+    v.routes();
+    v.out
+}
+
+struct Validator<'p> {
+    plan: &'p Plan,
+    options: &'p ValidateOptions,
+    out: Vec<Diagnostic>,
+    file: Option<Arc<str>>,
+}
+
+/// Where a reference appears, which decides what it may refer to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Site<'a> {
+    /// Params, condition or `depends_on` of this source.
+    Source(&'a str),
+    /// A transform step of this source (`$item` allowed).
+    Transform(&'a str),
+    /// The response mapping.
+    Mapping,
+}
+
+fn endpoint_path(e: &Endpoint) -> KeyPath {
+    KeyPath::root().key("endpoints").key(&e.name)
+}
+
+impl<'p> Validator<'p> {
+    fn report(&mut self, d: Diagnostic) {
+        let file = d.file.clone().or_else(|| self.file.clone());
+        self.out.push(d.in_file(file));
+    }
+
+    fn integrations(&mut self) {
+        for (_, i) in self.plan.integrations.iter() {
+            for (name, op) in &i.database.operations {
+                let path = KeyPath::root().key("database").key("operations").key(name);
+                let file = op.origin.file.clone();
+                match &op.source_id {
+                    Some(id) if !i.database.sources.contains_key(id) => self.report(
+                        Diagnostic::new(Code::UnknownSourceId, path.key("source_id"), format!("unknown database connection `{id}`"))
+                            .in_file(file)
+                            .with_opt_help(suggest(id, i.database.sources.keys().map(String::as_str), "connections are")),
+                    ),
+                    None if i.database.sources.len() > 1 => self.report(
+                        Diagnostic::new(Code::MissingKey, path, "several database connections are defined; this operation must pick one")
+                            .in_file(file)
+                            .with_help(format!("add `source_id:` with one of: {}", i.database.sources.keys().cloned().collect::<Vec<_>>().join(", "))),
+                    ),
+                    None if i.database.sources.is_empty() => self.report(
+                        Diagnostic::new(Code::UnknownSourceId, path, "no database connection is defined for this operation")
+                            .in_file(file)
+                            .with_help("add a connection under `database.sources` (e.g. `default: {connection_string: \"sqlite:///app.db\"}`)"),
+                    ),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    fn endpoint_names(&mut self) {
+        let mut seen: HashMap<&str, &Endpoint> = HashMap::new();
+        for e in &self.plan.endpoints {
+            if let Some(first) = seen.get(e.name.as_str()) {
+                let at = first.origin.file.as_deref().map_or(String::new(), |f| format!(" in `{f}`"));
+                self.report(
+                    Diagnostic::new(Code::DuplicateEndpoint, endpoint_path(e), format!("endpoint `{}` is defined twice", e.name))
+                        .at_key()
+                        .in_file(e.origin.file.clone())
+                        .with_help(format!("the first definition is{at}; endpoint names are unique across all domains, rename one")),
+                );
+            } else {
+                seen.insert(&e.name, e);
+            }
+        }
+    }
+
+    fn routes(&mut self) {
+        let mut seen: BTreeMap<(String, String), &str> = BTreeMap::new();
+        for e in &self.plan.endpoints {
+            for r in e.routes() {
+                let shape: Vec<String> = r
+                    .path
+                    .as_str()
+                    .split('/')
+                    .map(|s| if s.starts_with('{') { "{}".into() } else { s.to_owned() })
+                    .collect();
+                let key = (r.method.to_string(), shape.join("/"));
+                if let Some(other) = seen.get(&key) {
+                    if *other != e.name {
+                        self.file = e.origin.file.clone();
+                        self.report(
+                            Diagnostic::new(Code::Route, endpoint_path(e).key("path"), format!("route `{r}` is also served by endpoint `{other}`"))
+                                .with_help("give one of the endpoints another `path` or `method`"),
+                        );
+                    }
+                } else {
+                    seen.insert(key, &e.name);
+                }
+            }
+        }
+    }
+
+    fn endpoint(&mut self, e: &'p Endpoint) {
+        let path = endpoint_path(e);
+        let integrations = self.plan.integrations_for(e);
+        let names: Vec<&str> = e.sources.iter().map(|s| s.name.as_str()).collect();
+
+        // Source names.
+        let mut seen = BTreeSet::new();
+        for (i, s) in e.sources.iter().enumerate() {
+            let sp = path.key("data_sources").index(i);
+            if !seen.insert(s.name.as_str()) {
+                self.report(
+                    Diagnostic::new(Code::DuplicateSource, sp.key("name"), format!("source `{}` is defined twice in endpoint `{}`", s.name, e.name))
+                        .with_help("source names are unique within an endpoint; rename one"),
+                );
+            }
+            if RESERVED_SOURCE_NAMES.contains(&s.name.as_str()) {
+                self.report(
+                    Diagnostic::new(Code::ReservedName, sp.key("name"), format!("`{}` is reserved and cannot name a source", s.name))
+                        .with_help(format!("`${}` already means something in expressions; pick another name", s.name)),
+                );
+            } else if !crate::expr::is_identifier(&s.name) {
+                self.report(
+                    Diagnostic::new(Code::InvalidValue, sp.key("name"), format!("source name `{}` is not an identifier", s.name))
+                        .with_help("use letters, digits and `_`, starting with a letter, so `$name` can refer to it"),
+                );
+            }
+            self.source_type(e, s, &sp, integrations);
+        }
+
+        // endpoint_type against the sources.
+        if let Some(t) = e.endpoint_type
+            && let Some(required) = t.required_source_type()
+        {
+            for (i, s) in e.sources.iter().enumerate() {
+                if s.kind != required && s.kind != "direct" && !s.kind.is_empty() {
+                    self.report(
+                        Diagnostic::new(Code::EndpointType, path.key("data_sources").index(i).key("type"), format!(
+                            "endpoint `{}` is declared `endpoint_type: {}` but source `{}` has type `{}`",
+                            e.name, t.as_str(), s.name, s.kind
+                        ))
+                        .with_help("use `endpoint_type: composite` for endpoints that mix source types"),
+                    );
+                }
+            }
+        }
+
+        // primary_source and the null-mapping rule.
+        match &e.primary_source {
+            Some(p) if !names.contains(&p.as_str()) => self.report(
+                Diagnostic::new(Code::PrimarySource, path.key("primary_source"), format!("primary source `{p}` is not among the endpoint's sources"))
+                    .with_opt_help(suggest(p, names.iter().copied(), "sources are")),
+            ),
+            None if e.response_mapping.is_none() && e.sources.len() != 1 => self.report(
+                Diagnostic::new(Code::PrimarySource, path.clone(), "without a `response_mapping`, the endpoint needs a `primary_source`")
+                    .at_key()
+                    .with_help("add `primary_source:` naming the source whose result is the response, or add a `response_mapping`"),
+            ),
+            _ => {}
+        }
+
+        // References.
+        let allowed_path_params = allowed_path_params(e);
+        for (i, s) in e.sources.iter().enumerate() {
+            let sp = path.key("data_sources").index(i);
+            for (key, t) in &s.params {
+                self.template_refs(e, &names, t, &sp.key("params").key(key), Site::Source(&s.name), &allowed_path_params);
+            }
+            if let Some(c) = &s.condition {
+                let cp = sp.key("condition");
+                self.expr_refs(e, &names, c, &cp, Site::Source(&s.name), &allowed_path_params);
+                self.boolean_position(c, &cp, "condition");
+            }
+            for (j, d) in s.depends_on.iter().enumerate() {
+                let dp = if s.depends_on.len() == 1 { sp.key("depends_on") } else { sp.key("depends_on").index(j) };
+                self.source_name(&names, d, &dp, Site::Source(&s.name));
+            }
+            for (j, t) in s.transform.iter().enumerate() {
+                let tp = sp.key("transform").index(j).key(t.key());
+                let site = Site::Transform(&s.name);
+                match t {
+                    Transform::Compute(fields) => {
+                        for (k, t) in fields {
+                            self.template_refs(e, &names, t, &tp.key(k), site, &allowed_path_params);
+                        }
+                    }
+                    Transform::Map(t) => self.template_refs(e, &names, t, &tp, site, &allowed_path_params),
+                    Transform::Filter(x) => {
+                        self.expr_refs(e, &names, x, &tp, site, &allowed_path_params);
+                        self.boolean_position(x, &tp, "filter");
+                    }
+                    Transform::Select(_) | Transform::Rename(_) | Transform::Defaults(_) | Transform::Flatten => {}
+                }
+            }
+        }
+        if let Some(m) = &e.response_mapping {
+            self.template_refs(e, &names, m, &path.key("response_mapping"), Site::Mapping, &allowed_path_params);
+        }
+        self.cycles(e, &path);
+    }
+
+    fn source_type(&mut self, e: &Endpoint, s: &SourceStep, sp: &KeyPath, integrations: &Integrations) {
+        if s.kind.is_empty() {
+            return; // reported as a missing key already
+        }
+        let host = self.options.source_types.iter().any(|t| *t == s.kind);
+        if !BUILTIN_SOURCE_TYPES.contains(&s.kind.as_str()) && !host {
+            let candidates: Vec<&str> = BUILTIN_SOURCE_TYPES
+                .iter()
+                .copied()
+                .chain(self.options.source_types.iter().map(String::as_str))
+                .collect();
+            self.report(
+                Diagnostic::new(Code::UnknownSourceType, sp.key("type"), format!("unknown source type `{}`", s.kind))
+                    .with_opt_help(suggest(&s.kind, candidates.iter().copied(), "source types are")),
+            );
+            return;
+        }
+        if s.kind == "direct" {
+            if s.operation.is_some() {
+                self.report(
+                    Diagnostic::new(Code::InvalidValue, sp.key("operation"), "`direct` sources take no operation")
+                        .at_key()
+                        .with_help("a `direct` source returns its resolved params; remove `operation:`"),
+                );
+            }
+            return;
+        }
+        let Some(ops) = integrations.operations_of(&s.kind) else { return };
+        let what = if s.kind == "ml" { "model" } else { "operation" };
+        let file_hint = match s.kind.as_str() {
+            "database" => "database.yaml",
+            "api" => "integrations/api_sources.yaml",
+            "feast" => "integrations/feast_config.yaml",
+            _ => "integrations/ml_config.yaml",
+        };
+        if let Some(id) = &s.source_id {
+            let ids = integrations.source_ids_of(&s.kind);
+            if !ids.contains(&id.as_str()) {
+                self.report(
+                    Diagnostic::new(Code::UnknownSourceId, sp.key("source_id"), format!("no `{}` integration named `{id}`", s.kind))
+                        .with_opt_help(suggest(id, ids.iter().copied(), "defined here are").or_else(|| Some(format!("define it in {file_hint}")))),
+                );
+                return;
+            }
+        }
+        let Some(op) = &s.operation else {
+            self.report(
+                Diagnostic::new(Code::MissingKey, sp.clone(), format!("a `{}` source needs an `operation`", s.kind))
+                    .with_help(format!("add `operation:` naming a {what} defined in {file_hint}")),
+            );
+            return;
+        };
+        // For the database, `source_id` on the step selects the connection, not the operation.
+        let matches: Vec<_> = ops
+            .iter()
+            .filter(|(name, id)| name == op && (s.kind == "database" || s.source_id.is_none() || *id == s.source_id.as_deref()))
+            .collect();
+        match matches.len() {
+            0 => {
+                let names: BTreeSet<&str> = ops.iter().map(|(n, _)| *n).collect();
+                self.report(
+                    Diagnostic::new(Code::UnknownOperation, sp.key("operation"), format!("unknown {} {what} `{op}`", s.kind))
+                        .with_opt_help(
+                            suggest(op, names.iter().copied(), &format!("{what}s defined in {file_hint} are"))
+                                .or_else(|| Some(format!("define `{op}` in {file_hint}"))),
+                        ),
+                );
+            }
+            1 => {}
+            _ => self.report(
+                Diagnostic::new(Code::UnknownOperation, sp.key("operation"), format!("{what} `{op}` is defined by several `{}` integrations", s.kind))
+                    .with_help(format!(
+                        "add `source_id:` with one of: {}",
+                        matches.iter().filter_map(|(_, id)| *id).collect::<Vec<_>>().join(", ")
+                    )),
+            ),
+        }
+        let _ = e;
+    }
+
+    fn template_refs(&mut self, e: &Endpoint, names: &[&str], t: &Template, path: &KeyPath, site: Site<'_>, pp: &PathParams) {
+        let mut found = Vec::new();
+        t.visit_exprs(&mut Vec::new(), &mut |steps, x| found.push((steps.to_vec(), x.clone())));
+        for (steps, x) in found {
+            self.expr_refs(e, names, &x, &path.join(&steps), site, pp);
+        }
+    }
+
+    fn expr_refs(&mut self, e: &Endpoint, names: &[&str], x: &Expr, path: &KeyPath, site: Site<'_>, pp: &PathParams) {
+        let mut refs = Vec::new();
+        x.visit_references(&mut |r| refs.push(r.clone()));
+        for r in refs {
+            match &r.root {
+                Root::Source(name) => {
+                    if self.source_name(names, name, path, site) {
+                        self.result_shape(e, name, &r.path, path);
+                    }
+                }
+                Root::Item => {
+                    if !matches!(site, Site::Transform(_)) {
+                        self.report(
+                            Diagnostic::new(Code::NotYetAvailable, path.clone(), "`$item` only exists inside a `transform` step")
+                                .with_help("refer to a source by name (`$orders`), or move this into the source's `transform:`"),
+                        );
+                    }
+                }
+                Root::Request(RequestPart::PathParams) => {
+                    if let (Some(name), PathParams::Only(allowed)) = (r.first_field(), pp)
+                        && !allowed.iter().any(|a| a == name)
+                    {
+                        self.report(
+                            Diagnostic::new(Code::ImpossiblePath, path.clone(), format!("the route never captures a path param `{name}`"))
+                                .with_opt_help(
+                                    suggest(name, allowed.iter().map(String::as_str), "captured params are")
+                                        .or_else(|| Some("add `{name}` to the endpoint's `path`, or read it from the query".into())),
+                                ),
+                        );
+                    }
+                }
+                Root::Request(_) => {}
+            }
+        }
+        self.literal_types(x, path);
+    }
+
+    /// Checks a referenced source name; returns whether it names an available source.
+    fn source_name(&mut self, names: &[&str], name: &str, path: &KeyPath, site: Site<'_>) -> bool {
+        if !names.contains(&name) {
+            self.report(
+                Diagnostic::new(Code::UnknownSource, path.clone(), format!("unknown source `{name}`"))
+                    .with_opt_help(suggest(name, names.iter().copied(), "sources of this endpoint are")),
+            );
+            return false;
+        }
+        match site {
+            Site::Source(own) if own == name => {
+                self.report(
+                    Diagnostic::new(Code::NotYetAvailable, path.clone(), format!("source `{name}` refers to its own result, which cannot exist before it runs"))
+                        .with_help("read the value from the request or from another source"),
+                );
+                false
+            }
+            Site::Transform(own) if own == name => {
+                self.report(
+                    Diagnostic::new(Code::NotYetAvailable, path.clone(), format!("`${name}` inside its own transform is the result being built"))
+                        .with_help("use `$item` for the record the step is applied to"),
+                );
+                false
+            }
+            _ => true,
+        }
+    }
+
+    /// A path into a source's result that can never resolve, for results whose shape is known.
+    fn result_shape(&mut self, e: &Endpoint, name: &str, segs: &[Segment], path: &KeyPath) {
+        let Some(s) = e.source(name) else { return };
+        if s.kind != "database" || !s.transform.is_empty() || !matches!(s.on_error, crate::plan::OnError::Fail | crate::plan::OnError::Skip) {
+            return;
+        }
+        let Some(op) = s.operation.as_ref().and_then(|o| self.plan.integrations_for(e).database.operations.get(o)) else {
+            return;
+        };
+        let problem = match (op.return_type, segs.first()) {
+            (ReturnType::Value, Some(_)) => Some(("returns a single value (`return_type: value`), which has no fields", "refer to it as a whole: `$".to_owned() + name + "`")),
+            (ReturnType::List, Some(Segment::Field(_))) => Some(("returns a list (`return_type: list`), which has no fields", format!("pick a row (`${name}[0].field`) or project (`${name}[*].field`)"))),
+            (ReturnType::Single, Some(Segment::Index(_) | Segment::All)) => Some(("returns one row (`return_type: single`), which is not a list", format!("use a field: `${name}.field`"))),
+            _ => None,
+        };
+        if let Some((what, help)) = problem {
+            self.report(
+                Diagnostic::new(Code::ImpossiblePath, path.clone(), format!("source `{name}` {what}"))
+                    .with_help(help),
+            );
+        }
+    }
+
+    /// Operators applied to literals of the wrong type, which would always give null.
+    fn literal_types(&mut self, x: &Expr, path: &KeyPath) {
+        let mut bad = Vec::new();
+        x.visit(&mut |sub| {
+            let message = match sub {
+                Expr::Binary(op, a, b) => match (&**a, &**b) {
+                    (Expr::Literal(l), Expr::Literal(r)) if !matches!(op, BinaryOp::And | BinaryOp::Or | BinaryOp::Eq | BinaryOp::Ne) => {
+                        crate::expr::binary_literal_error(*op, l, r)
+                    }
+                    _ => None,
+                },
+                Expr::Neg(a) => match &**a {
+                    Expr::Literal(l) if !l.is_number() => Some(format!("cannot negate {}", describe(l))),
+                    _ => None,
+                },
+                _ => None,
+            };
+            bad.extend(message);
+        });
+        for m in bad {
+            self.report(
+                Diagnostic::new(Code::LiteralType, path.clone(), m)
+                    .with_help("operands of arithmetic are numbers (`+` also joins strings); comparisons need two numbers or two strings"),
+            );
+        }
+    }
+
+    fn boolean_position(&mut self, x: &Expr, path: &KeyPath, what: &str) {
+        if let Expr::Literal(v) = x
+            && !v.is_boolean()
+        {
+            self.report(
+                Diagnostic::new(Code::LiteralType, path.clone(), format!("a {what} must be a boolean expression, found {}", describe(v)))
+                    .with_help(format!("write a comparison such as `$profile.status == 'active'`, or `true`")),
+            );
+        }
+    }
+
+    fn cycles(&mut self, e: &Endpoint, path: &KeyPath) {
+        let deps = dependencies(e);
+        // Iterative DFS with colours; report each cycle once, from its first source.
+        let n = e.sources.len();
+        let mut colour = vec![0u8; n];
+        let mut reported = BTreeSet::new();
+        for start in 0..n {
+            if colour[start] != 0 {
+                continue;
+            }
+            let mut stack: Vec<(usize, usize)> = vec![(start, 0)];
+            colour[start] = 1;
+            while let Some(&mut (node, ref mut next)) = stack.last_mut() {
+                if let Some(&dep) = deps[node].get(*next) {
+                    *next += 1;
+                    match colour[dep] {
+                        0 => {
+                            colour[dep] = 1;
+                            stack.push((dep, 0));
+                        }
+                        1 => {
+                            let pos = stack.iter().position(|(n, _)| *n == dep).unwrap_or(0);
+                            let mut members: Vec<usize> = stack[pos..].iter().map(|(n, _)| *n).collect();
+                            let key: BTreeSet<usize> = members.iter().copied().collect();
+                            if reported.insert(key) {
+                                members.push(dep);
+                                // Dependencies point backwards; show the order data flows in.
+                                members.reverse();
+                                let chain: Vec<&str> = members.iter().map(|&i| e.sources[i].name.as_str()).collect();
+                                let first = members[0];
+                                self.report(
+                                    Diagnostic::new(Code::Cycle, path.key("data_sources").index(first).key("name"), format!(
+                                        "sources depend on each other in a cycle: {}",
+                                        chain.join(" → ")
+                                    ))
+                                    .with_help("break the cycle: one of these sources must not read the other's result"),
+                                );
+                            }
+                        }
+                        _ => {}
+                    }
+                } else {
+                    colour[node] = 2;
+                    stack.pop();
+                }
+            }
+        }
+    }
+}
+
+/// Which path params a reference may read.
+enum PathParams {
+    /// Only these names (the route is known).
+    Only(Vec<String>),
+}
+
+fn allowed_path_params(e: &Endpoint) -> PathParams {
+    match &e.path {
+        Some(p) => PathParams::Only(p.params().map(str::to_owned).collect()),
+        None => PathParams::Only(vec![crate::plan::id_param_of(e), crate::plan::ENTITY_ID.to_owned()]),
+    }
+}
+
+/// For each source (by index), the indices of the sources it needs first: those its params,
+/// condition and transform steps refer to, and its `depends_on`. Unknown names are ignored
+/// (they are reported separately).
+pub(crate) fn dependencies(e: &Endpoint) -> Vec<Vec<usize>> {
+    let index: HashMap<&str, usize> = e.sources.iter().enumerate().map(|(i, s)| (s.name.as_str(), i)).collect();
+    e.sources
+        .iter()
+        .enumerate()
+        .map(|(me, s)| {
+            let mut deps = BTreeSet::new();
+            let mut add = |name: &str| {
+                if let Some(&i) = index.get(name)
+                    && i != me
+                {
+                    deps.insert(i);
+                }
+            };
+            for (_, t) in &s.params {
+                t.visit_references(&mut |r| r.source().into_iter().for_each(&mut add));
+            }
+            if let Some(c) = &s.condition {
+                c.visit_references(&mut |r| r.source().into_iter().for_each(&mut add));
+            }
+            for t in &s.transform {
+                match t {
+                    Transform::Compute(fields) => fields.iter().for_each(|(_, t)| t.visit_references(&mut |r| r.source().into_iter().for_each(&mut add))),
+                    Transform::Map(t) => t.visit_references(&mut |r| r.source().into_iter().for_each(&mut add)),
+                    Transform::Filter(x) => x.visit_references(&mut |r| r.source().into_iter().for_each(&mut add)),
+                    _ => {}
+                }
+            }
+            for d in &s.depends_on {
+                add(d);
+            }
+            deps.into_iter().collect()
+        })
+        .collect()
+}
