@@ -9,6 +9,9 @@ use serde_json::{Map, Value};
 use crate::diagnostic::{Code, Diagnostic, KeyPath, suggest};
 use crate::expr::{Expr, Template, parse_template_string};
 
+const EXPRESSION_HELP: &str = "expressions look like `$source.field`, `$request.name || 'default'` or \
+     `$= round($source.amount * 100, 2)`; write `$$` for a literal leading dollar";
+
 /// Collects diagnostics for one file.
 pub(crate) struct Cx {
     pub(crate) file: Option<Arc<str>>,
@@ -46,7 +49,8 @@ impl Cx {
             Code::WrongType,
             path.clone(),
             format!("expected {expected}, found {}", type_name(found)),
-        ));
+        )
+        .with_help(format!("write {expected} here; docs/config.md lists every key and its type")));
     }
 
     /// Opens an object, reporting a non-object value and every key not in `keys`.
@@ -77,10 +81,11 @@ impl Cx {
         &mut self,
         path: &KeyPath,
         v: &'v Value,
+        what: &str,
         mut f: impl FnMut(&mut Self, &str, &KeyPath, &'v Value) -> Option<T>,
     ) -> Vec<(String, T)> {
         let Value::Object(map) = v else {
-            self.wrong_type(path, "a mapping of names to definitions", v);
+            self.wrong_type(path, what, v);
             return Vec::new();
         };
         map.iter()
@@ -188,19 +193,19 @@ impl Cx {
 
     /// A template (params, mappings): expressions in `$` strings, collected parse errors.
     pub(crate) fn template(&mut self, path: &KeyPath, v: &Value) -> Template {
-        match Template::from_value(v) {
-            Ok(t) => t,
-            Err(errors) => {
+        let (template, errors) = Template::from_value_lossy(v);
+        {
+            {
                 for e in errors {
                     self.report(
                         Diagnostic::new(Code::Expression, path.join(&e.path), e.error.message.clone())
                             .at_offset(e.error.offset)
-                            .with_opt_help(e.error.help.clone()),
+                            .with_help(e.error.help.clone().unwrap_or_else(|| EXPRESSION_HELP.into())),
                     );
                 }
-                Template::Literal(Value::Null)
             }
         }
+        template
     }
 
     /// An expression in a position that is always an expression (`condition:`, `filter:`).
@@ -236,7 +241,7 @@ impl Cx {
                 self.report(
                     Diagnostic::new(Code::Expression, path.clone(), e.message)
                         .at_offset(e.offset)
-                        .with_opt_help(e.help),
+                        .with_help(e.help.unwrap_or_else(|| EXPRESSION_HELP.into())),
                 );
                 None
             }
@@ -297,7 +302,7 @@ impl<'v> Obj<'v> {
     pub(crate) fn string_map(&self, cx: &mut Cx, key: &str) -> std::collections::BTreeMap<String, String> {
         self.get(key)
             .map(|v| {
-                cx.entries(&self.at(key), v, |cx, _, p, v| cx.string(p, v))
+                cx.entries(&self.at(key), v, "a mapping of names to strings", |cx, _, p, v| cx.string(p, v))
                     .into_iter()
                     .collect()
             })
@@ -307,7 +312,11 @@ impl<'v> Obj<'v> {
     /// A mapping of strings to raw JSON values (`query:` templates).
     pub(crate) fn value_map(&self, cx: &mut Cx, key: &str) -> std::collections::BTreeMap<String, Value> {
         self.get(key)
-            .map(|v| cx.entries(&self.at(key), v, |_, _, _, v| Some(v.clone())).into_iter().collect())
+            .map(|v| {
+                cx.entries(&self.at(key), v, "a mapping of names to values", |_, _, _, v| Some(v.clone()))
+                    .into_iter()
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }

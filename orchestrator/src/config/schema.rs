@@ -59,7 +59,7 @@ pub(crate) fn endpoints(cx: &mut Cx, domain: Option<&str>, doc: &Value) -> Vec<E
         );
         return Vec::new();
     };
-    cx.entries(&o.at("endpoints"), v, |cx, name, path, v| Some(endpoint(cx, domain, name, path, v)))
+    cx.entries(&o.at("endpoints"), v, "a mapping of endpoint names to definitions", |cx, name, path, v| Some(endpoint(cx, domain, name, path, v)))
         .into_iter()
         .map(|(_, e)| e)
         .collect()
@@ -168,7 +168,7 @@ fn source(cx: &mut Cx, path: &KeyPath, v: &Value) -> Option<SourceStep> {
     };
     if let Some(params) = o.get("params") {
         step.params = cx
-            .entries(&o.at("params"), params, |cx, _, p, v| Some(cx.template(p, v)));
+            .entries(&o.at("params"), params, "a mapping of param names to values", |cx, _, p, v| Some(cx.template(p, v)));
     }
     step.on_error = on_error(cx, &o);
     if let Some(t) = o.get("transform") {
@@ -180,6 +180,10 @@ fn source(cx: &mut Cx, path: &KeyPath, v: &Value) -> Option<SourceStep> {
 fn retries(cx: &mut Cx, path: &KeyPath, v: &Value) -> Option<RetryPolicy> {
     if v.is_number() {
         return cx.uint(path, v).map(RetryPolicy::new);
+    }
+    if !v.is_object() {
+        cx.wrong_type(path, "a number of retries or `{max, backoff, max_backoff}`", v);
+        return None;
     }
     let o = cx.object(path, v, &["max", "backoff", "max_backoff"])?;
     let mut policy = RetryPolicy::new(o.req(cx, "max", "the number of retries", Cx::uint)?);
@@ -224,6 +228,7 @@ fn transforms(cx: &mut Cx, path: &KeyPath, v: &Value) -> Vec<Transform> {
         cx.wrong_type(path, "a list of transform steps", v);
         return Vec::new();
     };
+    let before = cx.diags.len();
     let mut out = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let p = path.index(i);
@@ -239,21 +244,28 @@ fn transforms(cx: &mut Cx, path: &KeyPath, v: &Value) -> Vec<Transform> {
         let kp = p.key(key);
         let step = match key.as_str() {
             "select" => cx.strings(&kp, v).map(Transform::Select),
-            "rename" => Some(Transform::Rename(cx.entries(&kp, v, |cx, _, p, v| cx.string(p, v)))),
-            "defaults" => Some(Transform::Defaults(cx.entries(&kp, v, |_, _, _, v| Some(v.clone())))),
-            "compute" => Some(Transform::Compute(cx.entries(&kp, v, |cx, _, p, v| Some(cx.template(p, v))))),
+            "rename" => Some(Transform::Rename(cx.entries(&kp, v, "a mapping of old to new names", |cx, _, p, v| cx.string(p, v)))),
+            "defaults" => Some(Transform::Defaults(cx.entries(&kp, v, "a mapping of fields to default values", |_, _, _, v| Some(v.clone())))),
+            "compute" => Some(Transform::Compute(cx.entries(&kp, v, "a mapping of fields to expressions", |cx, _, p, v| Some(cx.template(p, v))))),
             "filter" => cx.expression(&kp, v).map(Transform::Filter),
             "map" => Some(Transform::Map(cx.template(&kp, v))),
             "flatten" => match cx.boolean(&kp, v) {
                 Some(true) => Some(Transform::Flatten),
-                Some(false) => None,
+                Some(false) => {
+                    cx.report(
+                        Diagnostic::new(Code::InvalidValue, kp.clone(), "`flatten: false` does nothing")
+                            .with_help("remove the step, or write `flatten: true`"),
+                    );
+                    None
+                }
                 None => None,
             },
             _ => None,
         };
         out.extend(step);
     }
-    out
+    // Later checks address steps by position: keep the list only when every step was read.
+    if cx.diags.len() > before { Vec::new() } else { out }
 }
 
 // ---------------------------------------------------------------- database.yaml
@@ -266,12 +278,12 @@ pub(crate) fn database(cx: &mut Cx, doc: &Value, base_dir: &Path) -> DatabaseCon
     };
     if let Some(v) = o.get("sources") {
         db.sources = cx
-            .entries(&o.at("sources"), v, |cx, _, p, v| db_connection(cx, p, v, base_dir))
+            .entries(&o.at("sources"), v, "a mapping of connection names to settings", |cx, _, p, v| db_connection(cx, p, v, base_dir))
             .into_iter()
             .collect();
     }
     if let Some(v) = o.get("operations") {
-        db.operations = cx.entries(&o.at("operations"), v, db_operation).into_iter().collect();
+        db.operations = cx.entries(&o.at("operations"), v, "a mapping of operation names to definitions", db_operation).into_iter().collect();
     }
     db
 }
@@ -359,7 +371,7 @@ pub(crate) fn api(cx: &mut Cx, doc: &Value) -> ApiConfig {
             auth: o.opt(cx, "auth", auth),
             operations: o
                 .get("operations")
-                .map(|v| cx.entries(&o.at("operations"), v, api_operation).into_iter().collect())
+                .map(|v| cx.entries(&o.at("operations"), v, "a mapping of operation names to definitions", api_operation).into_iter().collect())
                 .unwrap_or_default(),
             origin: origin(cx),
         })
@@ -378,7 +390,7 @@ fn services<T>(
         return Default::default();
     };
     o.get("sources")
-        .map(|v| cx.entries(&o.at("sources"), v, |cx, _, p, v| f(cx, p, v)).into_iter().collect())
+        .map(|v| cx.entries(&o.at("sources"), v, "a mapping of integration names to settings", |cx, _, p, v| f(cx, p, v)).into_iter().collect())
         .unwrap_or_default()
 }
 
@@ -459,7 +471,7 @@ pub(crate) fn feast(cx: &mut Cx, doc: &Value) -> FeastConfig {
             headers: o.string_map(cx, "headers"),
             operations: o
                 .get("operations")
-                .map(|v| cx.entries(&o.at("operations"), v, feast_operation).into_iter().collect())
+                .map(|v| cx.entries(&o.at("operations"), v, "a mapping of operation names to definitions", feast_operation).into_iter().collect())
                 .unwrap_or_default(),
             origin: origin(cx),
         })
@@ -510,7 +522,7 @@ pub(crate) fn ml(cx: &mut Cx, doc: &Value) -> MlConfig {
             headers: o.string_map(cx, "headers"),
             models: o
                 .get("models")
-                .map(|v| cx.entries(&o.at("models"), v, model).into_iter().collect())
+                .map(|v| cx.entries(&o.at("models"), v, "a mapping of model names to definitions", model).into_iter().collect())
                 .unwrap_or_default(),
             origin: origin(cx),
         })

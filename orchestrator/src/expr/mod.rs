@@ -351,10 +351,16 @@ impl Template {
     /// (`$=` for ones that start with something else, `$$` escapes a literal dollar). Collects
     /// every parse error.
     pub fn from_value(value: &Value) -> Result<Self, Vec<TemplateError>> {
-        let mut errors = Vec::new();
-        let mut path = Vec::new();
-        let t = Self::build(value, &mut path, &mut errors);
+        let (t, errors) = Self::from_value_lossy(value);
         if errors.is_empty() { Ok(t) } else { Err(errors) }
+    }
+
+    /// Like [`Template::from_value`], but also returns the template with every string that did
+    /// not parse replaced by null, so the rest can still be checked.
+    pub fn from_value_lossy(value: &Value) -> (Self, Vec<TemplateError>) {
+        let mut errors = Vec::new();
+        let t = Self::build(value, &mut Vec::new(), &mut errors);
+        (t, errors)
     }
 
     fn build(value: &Value, path: &mut Vec<PathStep>, errors: &mut Vec<TemplateError>) -> Self {
