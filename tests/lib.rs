@@ -1,1 +1,126 @@
-//! Integration tests of `orchestrator` live in `tests/`; this crate root holds shared test support.
+//! Shared support for the integration tests: in-process test sources and a helper that loads a
+//! plan from YAML text through the real loader.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use orchestrator::source::{DataSource, SourceCall, SourceError, SourceErrorKind};
+use orchestrator::{Orchestrator, Plan, config::Loader};
+use serde_json::{Value, json};
+
+/// Sleeps `params.ms` (default 200) milliseconds of (virtual) time, then returns its params
+/// plus `"finished_ms"`, the virtual time since the test started.
+#[derive(Debug, Clone)]
+pub struct Sleep {
+    /// When the test started.
+    pub epoch: tokio::time::Instant,
+}
+
+#[async_trait::async_trait]
+impl DataSource for Sleep {
+    async fn fetch(&self, call: SourceCall<'_>) -> Result<Value, SourceError> {
+        let ms = call.params.get("ms").and_then(Value::as_u64).unwrap_or(200);
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        let mut out = call.params.clone();
+        out.insert("finished_ms".into(), json!(self.epoch.elapsed().as_millis() as u64));
+        Ok(Value::Object(out))
+    }
+}
+
+/// Fails `params.failures` times (default: always) with `params.kind` (`unavailable` or
+/// `rejected`), then returns `{"attempt": n}`.
+#[derive(Debug, Default)]
+pub struct Flaky {
+    calls: AtomicU32,
+}
+
+#[async_trait::async_trait]
+impl DataSource for Flaky {
+    async fn fetch(&self, call: SourceCall<'_>) -> Result<Value, SourceError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let failures = call.params.get("failures").and_then(Value::as_u64).map_or(u32::MAX, |n| n as u32);
+        if call.attempt <= failures {
+            let kind = match call.params.get("kind").and_then(Value::as_str) {
+                Some("rejected") => SourceErrorKind::Rejected,
+                _ => SourceErrorKind::Unavailable,
+            };
+            return Err(SourceError::new(kind, format!("attempt {} refused", call.attempt)));
+        }
+        Ok(json!({"attempt": call.attempt}))
+    }
+}
+
+/// Returns the fixture document named by the step's `operation`, counting calls.
+#[derive(Debug, Default)]
+pub struct Fixtures {
+    /// How many fetches were made.
+    pub calls: AtomicUsize,
+}
+
+impl Fixtures {
+    /// The documents by operation name.
+    pub fn document(operation: &str) -> Value {
+        match operation {
+            "profile" => json!({"customer_id": 42, "name": "Ada Lovelace", "email": "ada@example.com",
+                                "segment": "gold", "tier": null, "credit_limit": 5000}),
+            "orders" => json!([
+                {"order_id": 1, "amount": 120.5, "status": "shipped", "items": [{"sku": "A"}, {"sku": "B"}]},
+                {"order_id": 2, "amount": 35, "status": "cancelled", "items": [{"sku": "C"}]},
+                {"order_id": 3, "amount": 80, "status": "shipped", "items": []},
+                {"order_id": 4, "amount": null, "status": "open"}
+            ]),
+            "features" => json!({"customer_lifetime_value": 1520.75, "purchase_frequency": 3.2}),
+            other => json!({"operation": other}),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl DataSource for Fixtures {
+    async fn fetch(&self, call: SourceCall<'_>) -> Result<Value, SourceError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let mut doc = Self::document(call.operation.unwrap_or_default());
+        if let (Some(echo), Value::Object(map)) = (call.params.get("echo"), &mut doc) {
+            map.insert("echo".into(), echo.clone());
+        }
+        Ok(doc)
+    }
+}
+
+/// The host source types the tests register.
+pub const TEST_SOURCE_TYPES: &[&str] = &["sleep", "flaky", "fixture"];
+
+/// Writes `domain_yaml` as `domains/test.yaml` of a fresh config directory and loads it with
+/// the test source types accepted.
+pub fn plan_from_yaml(domain_yaml: &str) -> Plan {
+    let dir = temp_dir();
+    std::fs::create_dir_all(dir.join("domains")).unwrap();
+    std::fs::write(dir.join("domains/test.yaml"), domain_yaml).unwrap();
+    let mut loader = Loader::new();
+    for t in TEST_SOURCE_TYPES {
+        loader = loader.with_source_type(*t);
+    }
+    let plan = loader.load_dir(&dir).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::remove_dir_all(&dir).unwrap();
+    plan
+}
+
+/// An orchestrator for `domain_yaml` with the test sources registered.
+pub fn orchestrator(domain_yaml: &str) -> Orchestrator {
+    Orchestrator::builder()
+        .register("sleep", Sleep { epoch: tokio::time::Instant::now() })
+        .register("flaky", Flaky::default())
+        .register("fixture", Fixtures::default())
+        .build(plan_from_yaml(domain_yaml))
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn temp_dir() -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    std::env::temp_dir().join(format!(
+        "orchestrator-test-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ))
+}

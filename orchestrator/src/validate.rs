@@ -138,7 +138,12 @@ impl<'p> Validator<'p> {
     fn endpoint(&mut self, e: &'p Endpoint) {
         let path = endpoint_path(e);
         let integrations = self.plan.integrations_for(e);
-        let names: Vec<&str> = e.sources.iter().map(|s| s.name.as_str()).collect();
+        let mut names: Vec<&str> = Vec::with_capacity(e.sources.len());
+        for s in &e.sources {
+            if !names.contains(&s.name.as_str()) {
+                names.push(&s.name);
+            }
+        }
 
         // Source names.
         let mut seen = BTreeSet::new();
@@ -158,7 +163,7 @@ impl<'p> Validator<'p> {
             } else if !crate::expr::is_identifier(&s.name) {
                 self.report(
                     Diagnostic::new(Code::InvalidValue, sp.key("name"), format!("source name `{}` is not an identifier", s.name))
-                        .with_help("use letters, digits and `_`, starting with a letter, so `$name` can refer to it"),
+                        .with_help("use letters, digits and `_`, starting with a letter or `_`, so `$name` can refer to it"),
                 );
             }
             self.source_type(e, s, &sp, integrations);

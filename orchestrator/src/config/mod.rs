@@ -16,7 +16,7 @@
 //!   integrations/ml_config.yaml      ml: {sources: {<id>: {base_url, ..., models}}}
 //! ```
 //!
-//! Every file is optional. Every key is documented in the README's config reference; an unknown
+//! Every file is optional. Fixed file names are spelled `.yaml`; domain files may also be `.yml`. Every key is documented in the README's config reference; an unknown
 //! key is an error with a "did you mean". `${env:NAME}` (or `${env:NAME:-default}`) in
 //! `config.yaml`, `database.yaml` and the integration files is replaced at load; a missing
 //! variable is an error naming it.
@@ -164,7 +164,13 @@ impl Loader {
                 if entry.path().is_dir() {
                     domain_dirs.push(name);
                 } else if let Some(stem) = name.strip_suffix(".yaml").or_else(|| name.strip_suffix(".yml")) {
-                    domain_files.insert(stem.to_owned(), name);
+                    if let Some(other) = domain_files.insert(stem.to_owned(), name.clone()) {
+                        diags.push(
+                            Diagnostic::new(Code::UnknownFile, KeyPath::root(), format!("domain `{stem}` is defined by both `{other}` and `{name}`"))
+                                .in_file(Some(format!("domains/{name}").into()))
+                                .with_help("keep one of the two files"),
+                        );
+                    }
                 }
             }
             for d in domain_dirs {
@@ -313,15 +319,7 @@ impl Files {
         let path = dir.join(rel);
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                // `.yml` spelling of a known file.
-                let alt = path.with_extension("yml");
-                match std::fs::read_to_string(&alt) {
-                    Ok(t) => t,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-                    Err(source) => return Err(LoadError::Io { path: alt, source }),
-                }
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(source) => return Err(LoadError::Io { path, source }),
         };
         let file: Arc<str> = rel.into();

@@ -88,7 +88,7 @@ fn endpoint(cx: &mut Cx, domain: Option<&str>, name: &str, path: &KeyPath, v: &V
         cx.report(
             Diagnostic::new(Code::InvalidValue, path.clone(), format!("endpoint name `{name}` is not an identifier"))
                 .at_key()
-                .with_help("use letters, digits and `_`, starting with a letter: it becomes a route segment"),
+                .with_help("use letters, digits and `_`, starting with a letter or `_`: it becomes a route segment"),
         );
     }
     let Some(o) = cx.object(path, v, ENDPOINT_KEYS) else { return e };

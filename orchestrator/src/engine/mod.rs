@@ -283,7 +283,9 @@ impl Engine {
                 };
                 Ok(Execution { response, trace: trace(state) })
             }
-            Ok(Err((_, error))) if error.kind == SourceErrorKind::Timeout && end >= deadline => {
+            Ok(Err((i, error))) if error.kind == SourceErrorKind::Timeout && end >= deadline => {
+                // The endpoint's budget, not the source's own timeout, ended it.
+                state.sources[i].outcome = Outcome::Cancelled;
                 Err(ExecuteError::DeadlineExceeded { endpoint: e.name.clone(), budget: c.budget, trace: Box::new(trace(state)) })
             }
             Ok(Err((i, error))) => Err(ExecuteError::SourceFailed {

@@ -261,7 +261,10 @@ fn lex_reference(text: &str, start: usize) -> Result<(Reference, usize), ParseEr
             }
             Some(b'[') => {
                 let (seg, next) = lex_index(text, i)?;
-                path.push(seg);
+                path.push(match seg {
+                    Segment::Field(f) if headers => Segment::Field(f.to_ascii_lowercase()),
+                    other => other,
+                });
                 i = next;
             }
             _ => break,

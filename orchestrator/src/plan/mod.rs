@@ -196,8 +196,8 @@ impl Endpoint {
     /// With an explicit `path`, that path with the explicit methods (`GET` by default). Otherwise
     /// `GET|POST /<domain>/<name>` and `GET|POST /<domain>/<name>/{id}`, where `{id}` is named
     /// after the one request input the endpoint reads (`$request.customer_id` gives
-    /// `{customer_id}`), or `entity_id` when it reads none or several. Either way the captured
-    /// segment is also available as `$request.path_params.entity_id`.
+    /// `{customer_id}`), or `entity_id` when it reads none or several. On default routes the HTTP
+    /// integrations expose the captured segment under both that name and `entity_id`.
     pub fn routes(&self) -> Vec<Route> {
         route::routes_of(self)
     }
@@ -259,7 +259,8 @@ impl RetryPolicy {
     }
 
     /// The upper bound of the wait before retry number `retry` (1-based): `backoff * 2^(retry-1)`,
-    /// capped at `max_backoff`. The engine waits a uniformly random time up to this bound.
+    /// capped at `max_backoff`. The engine waits a uniformly random time between half of this
+    /// bound and all of it.
     pub fn backoff_ceiling(&self, retry: u32) -> Duration {
         let factor = 1u32.checked_shl(retry.saturating_sub(1)).unwrap_or(u32::MAX);
         self.backoff.saturating_mul(factor).min(self.max_backoff)
