@@ -12,8 +12,16 @@ fn render(dir: &Path) -> String {
         Ok(_) => panic!("{} loaded, but it is an invalid fixture", dir.display()),
         Err(LoadError::Invalid(diags)) => {
             for d in diags.iter() {
-                assert!(d.file.is_some(), "{}: a diagnostic names no file:\n{d}", dir.display());
-                assert!(d.help.is_some(), "{}: a diagnostic has no help line:\n{d}", dir.display());
+                assert!(
+                    d.file.is_some(),
+                    "{}: a diagnostic names no file:\n{d}",
+                    dir.display()
+                );
+                assert!(
+                    d.help.is_some(),
+                    "{}: a diagnostic has no help line:\n{d}",
+                    dir.display()
+                );
             }
             // Paths in the rendering are relative to the config dir, so snapshots are portable.
             diags.to_string()
@@ -49,7 +57,13 @@ fn several_mistakes_are_reported_at_once() {
     let err = Loader::new().load_dir(&dir).unwrap_err();
     let diags = err.diagnostics().expect("invalid, not unreadable");
     let codes: Vec<&str> = diags.iter().map(|d| d.code.as_str()).collect();
-    for code in ["invalid-value", "unknown-operation", "unknown-source", "duplicate-source", "expression"] {
+    for code in [
+        "invalid-value",
+        "unknown-operation",
+        "unknown-source",
+        "duplicate-source",
+        "expression",
+    ] {
         assert!(codes.contains(&code), "{code} missing from {codes:?}");
     }
     assert!(diags.len() >= 6, "{diags}");

@@ -32,7 +32,11 @@ endpoints:
     assert_eq!(ms(start.elapsed()), 200);
     assert_eq!(out.response, json!({"a": 200, "b": 200, "c": 200}));
     for s in &out.trace.sources {
-        assert_eq!((ms(s.start), ms(s.duration), s.attempts, s.outcome), (0, 200, 1, Outcome::Ok), "{s:?}");
+        assert_eq!(
+            (ms(s.start), ms(s.duration), s.attempts, s.outcome),
+            (0, 200, 1, Outcome::Ok),
+            "{s:?}"
+        );
     }
 }
 
@@ -72,9 +76,16 @@ endpoints:
     let start = Instant::now();
     let out = o.execute("diamond", RequestContext::new()).await.unwrap();
     assert_eq!(ms(start.elapsed()), 600);
-    assert_eq!(out.response, json!({"b": 400, "c": 400, "finished_ms": 600}));
+    assert_eq!(
+        out.response,
+        json!({"b": 400, "c": 400, "finished_ms": 600})
+    );
     let starts: Vec<u128> = out.trace.sources.iter().map(|s| ms(s.start)).collect();
-    assert_eq!(starts, [400, 200, 200, 0], "trace entries follow declaration order");
+    assert_eq!(
+        starts,
+        [400, 200, 200, 0],
+        "trace entries follow declaration order"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -107,16 +118,36 @@ endpoints:
 async fn a_failing_required_source_fails_the_execution() {
     let o = orchestrator(FAILING);
     let start = Instant::now();
-    let err = o.execute("failing", RequestContext::new().with_request_id("r-1")).await.unwrap_err();
-    assert_eq!(ms(start.elapsed()), 0, "siblings are cancelled, not awaited");
-    let ExecuteError::SourceFailed { source_name, error, trace } = &err else { panic!("{err:?}") };
+    let err = o
+        .execute("failing", RequestContext::new().with_request_id("r-1"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        ms(start.elapsed()),
+        0,
+        "siblings are cancelled, not awaited"
+    );
+    let ExecuteError::SourceFailed {
+        source_name,
+        error,
+        trace,
+    } = &err
+    else {
+        panic!("{err:?}")
+    };
     assert_eq!(source_name, "broken");
     assert_eq!(error.kind, SourceErrorKind::Rejected);
     assert!(err.to_string().contains("source `broken` failed"), "{err}");
     assert_eq!(trace.request_id, "r-1");
     let outcomes: Vec<Outcome> = trace.sources.iter().map(|s| s.outcome).collect();
-    assert_eq!(outcomes, [Outcome::Cancelled, Outcome::Failed, Outcome::NotRun]);
-    assert_eq!(trace.sources[1].error.as_ref().unwrap().message, "attempt 1 refused");
+    assert_eq!(
+        outcomes,
+        [Outcome::Cancelled, Outcome::Failed, Outcome::NotRun]
+    );
+    assert_eq!(
+        trace.sources[1].error.as_ref().unwrap().message,
+        "attempt 1 refused"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -138,11 +169,25 @@ endpoints:
 "#,
     );
     let out = o.execute("partial", RequestContext::new()).await.unwrap();
-    assert_eq!(out.response, json!({"name": "Ada Lovelace", "score": null, "ltv": 0, "downstream": "none"}));
+    assert_eq!(
+        out.response,
+        json!({"name": "Ada Lovelace", "score": null, "ltv": 0, "downstream": "none"})
+    );
     let outcomes: Vec<Outcome> = out.trace.sources.iter().map(|s| s.outcome).collect();
-    assert_eq!(outcomes, [Outcome::Ok, Outcome::FailedSkipped, Outcome::FailedDefaulted, Outcome::Ok]);
+    assert_eq!(
+        outcomes,
+        [
+            Outcome::Ok,
+            Outcome::FailedSkipped,
+            Outcome::FailedDefaulted,
+            Outcome::Ok
+        ]
+    );
     for failed in &out.trace.sources[1..3] {
-        assert_eq!(failed.error.as_ref().unwrap().kind, SourceErrorKind::Unavailable);
+        assert_eq!(
+            failed.error.as_ref().unwrap().kind,
+            SourceErrorKind::Unavailable
+        );
     }
 }
 
@@ -169,15 +214,28 @@ endpoints:
     let out = o.execute("retried", RequestContext::new()).await.unwrap();
     let waited = ms(start.elapsed());
     // Backoff ceilings 100 ms then min(200, 150) ms; each wait is between half and all of it.
-    assert!((50 + 75..=100 + 150).contains(&waited), "waited {waited} ms");
+    assert!(
+        (50 + 75..=100 + 150).contains(&waited),
+        "waited {waited} ms"
+    );
     assert_eq!(out.response, json!({"attempt": 3}));
     assert_eq!(out.trace.sources[0].attempts, 3);
 
-    let err = o.execute("not_enough", RequestContext::new()).await.unwrap_err();
+    let err = o
+        .execute("not_enough", RequestContext::new())
+        .await
+        .unwrap_err();
     assert_eq!(err.trace().unwrap().sources[0].attempts, 2);
 
-    let err = o.execute("not_transient", RequestContext::new()).await.unwrap_err();
-    assert_eq!(err.trace().unwrap().sources[0].attempts, 1, "rejections are not retried");
+    let err = o
+        .execute("not_transient", RequestContext::new())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.trace().unwrap().sources[0].attempts,
+        1,
+        "rejections are not retried"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -203,24 +261,48 @@ endpoints:
 "#,
     );
     let start = Instant::now();
-    let err = o.execute("slow_source", RequestContext::new()).await.unwrap_err();
+    let err = o
+        .execute("slow_source", RequestContext::new())
+        .await
+        .unwrap_err();
     assert_eq!(ms(start.elapsed()), 1000);
-    let ExecuteError::SourceFailed { error, .. } = &err else { panic!("{err:?}") };
+    let ExecuteError::SourceFailed { error, .. } = &err else {
+        panic!("{err:?}")
+    };
     assert_eq!(error.kind, SourceErrorKind::Timeout);
 
     let start = Instant::now();
-    let err = o.execute("slow_endpoint", RequestContext::new()).await.unwrap_err();
-    assert_eq!(ms(start.elapsed()), 500, "the endpoint budget caps inner timeouts");
-    let ExecuteError::DeadlineExceeded { trace, .. } = &err else { panic!("{err:?}") };
+    let err = o
+        .execute("slow_endpoint", RequestContext::new())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        ms(start.elapsed()),
+        500,
+        "the endpoint budget caps inner timeouts"
+    );
+    let ExecuteError::DeadlineExceeded { trace, .. } = &err else {
+        panic!("{err:?}")
+    };
     assert_eq!(trace.sources[0].outcome, Outcome::Ok);
     assert_eq!(trace.sources[1].outcome, Outcome::Cancelled);
     assert_eq!(ms(trace.sources[1].duration), 200);
 
     let start = Instant::now();
-    let err = o.execute("retry_within_budget", RequestContext::new()).await.unwrap_err();
+    let err = o
+        .execute("retry_within_budget", RequestContext::new())
+        .await
+        .unwrap_err();
     assert!(ms(start.elapsed()) <= 2000);
-    assert!(matches!(err, ExecuteError::DeadlineExceeded { .. } | ExecuteError::SourceFailed { .. }));
-    assert_eq!(err.trace().unwrap().sources[0].attempts, 2, "a third attempt would not fit the budget");
+    assert!(matches!(
+        err,
+        ExecuteError::DeadlineExceeded { .. } | ExecuteError::SourceFailed { .. }
+    ));
+    assert_eq!(
+        err.trace().unwrap().sources[0].attempts,
+        2,
+        "a third attempt would not fit the budget"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -244,7 +326,10 @@ endpoints:
       regular: "$regular.customer_lifetime_value"
 "#,
     );
-    let out = o.execute("conditional", RequestContext::new()).await.unwrap();
+    let out = o
+        .execute("conditional", RequestContext::new())
+        .await
+        .unwrap();
     assert_eq!(out.response, json!({"vip": null, "regular": 1520.75}));
     assert_eq!(out.trace.sources[1].outcome, Outcome::Skipped);
     assert_eq!(out.trace.sources[1].attempts, 0);
@@ -319,12 +404,26 @@ endpoints:
             "big_spender": true
         })
     );
-    assert!(out.response["zero"].is_i64() && out.response["flag"].is_boolean(), "fallback literals keep their type");
+    assert!(
+        out.response["zero"].is_i64() && out.response["flag"].is_boolean(),
+        "fallback literals keep their type"
+    );
     let keys: Vec<&String> = out.response.as_object().unwrap().keys().collect();
-    assert_eq!(keys[..3], ["id", "echoed", "personal_info"], "the mapping's key order is kept");
+    assert_eq!(
+        keys[..3],
+        ["id", "echoed", "personal_info"],
+        "the mapping's key order is kept"
+    );
 
-    let out = o.execute("primary_only", RequestContext::new()).await.unwrap();
-    assert_eq!(out.response, tests::Fixtures::document("orders"), "a null mapping returns the primary source");
+    let out = o
+        .execute("primary_only", RequestContext::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        out.response,
+        tests::Fixtures::document("orders"),
+        "a null mapping returns the primary source"
+    );
 }
 
 #[tokio::test]
@@ -395,16 +494,24 @@ async fn unknown_endpoint_and_unregistered_types() {
     assert!(matches!(err, ExecuteError::UnknownEndpoint(ref n) if n == "nope"));
     assert!(err.trace().is_none());
 
-    let plan = tests::plan_from_yaml("endpoints:\n  e:\n    data_sources: [{name: s, type: sleep}]\n");
-    let err = orchestrator::Orchestrator::builder().build(plan).unwrap_err();
+    let plan =
+        tests::plan_from_yaml("endpoints:\n  e:\n    data_sources: [{name: s, type: sleep}]\n");
+    let err = orchestrator::Orchestrator::builder()
+        .build(plan)
+        .unwrap_err();
     let text = err.to_string();
     assert!(text.contains("source type `sleep`"), "{text}");
 }
 
 #[tokio::test]
 async fn traces_serialize_for_the_debug_view() {
-    let o = orchestrator("endpoints:\n  e:\n    data_sources: [{name: d, type: direct, params: {a: 1}}]\n");
-    let out = o.execute("e", RequestContext::new().with_request_id("abc")).await.unwrap();
+    let o = orchestrator(
+        "endpoints:\n  e:\n    data_sources: [{name: d, type: direct, params: {a: 1}}]\n",
+    );
+    let out = o
+        .execute("e", RequestContext::new().with_request_id("abc"))
+        .await
+        .unwrap();
     let v: Value = serde_json::to_value(&out.trace).unwrap();
     assert_eq!(v["endpoint"], "e");
     assert_eq!(v["request_id"], "abc");
@@ -412,5 +519,9 @@ async fn traces_serialize_for_the_debug_view() {
     assert_eq!(v["sources"][0]["outcome"], "ok");
     assert_eq!(v["sources"][0]["kind"], "direct");
     assert!(v["sources"][0]["duration_ms"].is_f64());
-    assert_eq!(out.response, json!({"a": 1}), "a single source is the primary one");
+    assert_eq!(
+        out.response,
+        json!({"a": 1}),
+        "a single source is the primary one"
+    );
 }

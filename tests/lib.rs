@@ -23,7 +23,10 @@ impl DataSource for Sleep {
         let ms = call.params.get("ms").and_then(Value::as_u64).unwrap_or(200);
         tokio::time::sleep(Duration::from_millis(ms)).await;
         let mut out = call.params.clone();
-        out.insert("finished_ms".into(), json!(self.epoch.elapsed().as_millis() as u64));
+        out.insert(
+            "finished_ms".into(),
+            json!(self.epoch.elapsed().as_millis() as u64),
+        );
         Ok(Value::Object(out))
     }
 }
@@ -39,13 +42,20 @@ pub struct Flaky {
 impl DataSource for Flaky {
     async fn fetch(&self, call: SourceCall<'_>) -> Result<Value, SourceError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        let failures = call.params.get("failures").and_then(Value::as_u64).map_or(u32::MAX, |n| n as u32);
+        let failures = call
+            .params
+            .get("failures")
+            .and_then(Value::as_u64)
+            .map_or(u32::MAX, |n| n as u32);
         if call.attempt <= failures {
             let kind = match call.params.get("kind").and_then(Value::as_str) {
                 Some("rejected") => SourceErrorKind::Rejected,
                 _ => SourceErrorKind::Unavailable,
             };
-            return Err(SourceError::new(kind, format!("attempt {} refused", call.attempt)));
+            return Err(SourceError::new(
+                kind,
+                format!("attempt {} refused", call.attempt),
+            ));
         }
         Ok(json!({"attempt": call.attempt}))
     }
@@ -62,8 +72,10 @@ impl Fixtures {
     /// The documents by operation name.
     pub fn document(operation: &str) -> Value {
         match operation {
-            "profile" => json!({"customer_id": 42, "name": "Ada Lovelace", "email": "ada@example.com",
-                                "segment": "gold", "tier": null, "credit_limit": 5000}),
+            "profile" => {
+                json!({"customer_id": 42, "name": "Ada Lovelace", "email": "ada@example.com",
+                                "segment": "gold", "tier": null, "credit_limit": 5000})
+            }
             "orders" => json!([
                 {"order_id": 1, "amount": 120.5, "status": "shipped", "items": [{"sku": "A"}, {"sku": "B"}]},
                 {"order_id": 2, "amount": 35, "status": "cancelled", "items": [{"sku": "C"}]},
@@ -109,7 +121,12 @@ pub fn plan_from_yaml(domain_yaml: &str) -> Plan {
 /// An orchestrator for `domain_yaml` with the test sources registered.
 pub fn orchestrator(domain_yaml: &str) -> Orchestrator {
     Orchestrator::builder()
-        .register("sleep", Sleep { epoch: tokio::time::Instant::now() })
+        .register(
+            "sleep",
+            Sleep {
+                epoch: tokio::time::Instant::now(),
+            },
+        )
         .register("flaky", Flaky::default())
         .register("fixture", Fixtures::default())
         .build(plan_from_yaml(domain_yaml))

@@ -11,7 +11,9 @@ use orchestrator::plan::{
 use serde_json::json;
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
 }
 
 fn reference(root: Root, path: &[&str]) -> Template {
@@ -56,12 +58,38 @@ fn load_seed() -> orchestrator::Plan {
 fn seed_endpoints_load_unchanged() {
     let plan = load_seed();
     let names: Vec<_> = plan.endpoints.iter().map(|e| e.name.as_str()).collect();
-    assert_eq!(names, ["get_customer", "get_credit_score", "get_customer_features", "get_customer_360"]);
+    assert_eq!(
+        names,
+        [
+            "get_customer",
+            "get_credit_score",
+            "get_customer_features",
+            "get_customer_360"
+        ]
+    );
 
     let single = [
-        ("get_customer", EndpointType::Database, "customer_data", "database", "get_customer"),
-        ("get_credit_score", EndpointType::Api, "credit_data", "api", "get_customer_credit"),
-        ("get_customer_features", EndpointType::Feast, "customer_features", "feast", "get_customer_features"),
+        (
+            "get_customer",
+            EndpointType::Database,
+            "customer_data",
+            "database",
+            "get_customer",
+        ),
+        (
+            "get_credit_score",
+            EndpointType::Api,
+            "credit_data",
+            "api",
+            "get_customer_credit",
+        ),
+        (
+            "get_customer_features",
+            EndpointType::Feast,
+            "customer_features",
+            "feast",
+            "get_customer_features",
+        ),
     ];
     for (name, kind, source, source_type, operation) in single {
         let e = plan.endpoint(name).unwrap();
@@ -69,16 +97,25 @@ fn seed_endpoints_load_unchanged() {
         assert_eq!(e.endpoint_type, Some(kind));
         assert_eq!(e.sources, [step(source, source_type, operation)]);
         assert_eq!(e.primary_source.as_deref(), Some(source));
-        assert_eq!(e.response_mapping, None, "`response_mapping: null` means the primary source");
+        assert_eq!(
+            e.response_mapping, None,
+            "`response_mapping: null` means the primary source"
+        );
         assert_eq!(e.origin.file.as_deref(), Some("domains/customers.yaml"));
     }
 
     let c360 = plan.endpoint("get_customer_360").unwrap();
-    assert_eq!(c360.description.as_deref(), Some("Get comprehensive customer view"));
+    assert_eq!(
+        c360.description.as_deref(),
+        Some("Get comprehensive customer view")
+    );
     assert_eq!(c360.endpoint_type, Some(EndpointType::Composite));
     assert_eq!(
         c360.sources,
-        [step("profile", "database", "get_customer"), step("features", "feast", "get_customer_features")]
+        [
+            step("profile", "database", "get_customer"),
+            step("features", "feast", "get_customer_features")
+        ]
     );
     assert_eq!(c360.primary_source, None);
     assert_eq!(
@@ -87,8 +124,14 @@ fn seed_endpoints_load_unchanged() {
             ("id".into(), source_ref("profile", "customer_id")),
             ("name".into(), source_ref("profile", "name")),
             ("email".into(), source_ref("profile", "email")),
-            ("lifetime_value".into(), source_ref("features", "customer_lifetime_value")),
-            ("purchase_frequency".into(), source_ref("features", "purchase_frequency")),
+            (
+                "lifetime_value".into(),
+                source_ref("features", "customer_lifetime_value")
+            ),
+            (
+                "purchase_frequency".into(),
+                source_ref("features", "purchase_frequency")
+            ),
         ]))
     );
 }
@@ -96,7 +139,13 @@ fn seed_endpoints_load_unchanged() {
 #[test]
 fn seed_routes_name_the_id_segment_after_what_the_endpoint_reads() {
     let plan = load_seed();
-    let routes: Vec<String> = plan.endpoint("get_customer").unwrap().routes().iter().map(ToString::to_string).collect();
+    let routes: Vec<String> = plan
+        .endpoint("get_customer")
+        .unwrap()
+        .routes()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     assert_eq!(
         routes,
         [
@@ -118,29 +167,57 @@ fn seed_integrations_and_settings() {
     let i = &plan.integrations.global;
     let conn = &i.database.sources["default"];
     let expected_db = fixture("valid/seed").join("customer360.db");
-    assert_eq!(conn.url, format!("sqlite://{}", expected_db.display()), "relative SQLite paths resolve against the config dir");
+    assert_eq!(
+        conn.url,
+        format!("sqlite://{}", expected_db.display()),
+        "relative SQLite paths resolve against the config dir"
+    );
     assert_eq!(conn.pool_size, Some(5));
     let op = &i.database.operations["get_customer"];
-    assert_eq!(op.query, "SELECT * FROM customers WHERE customer_id = :customer_id");
+    assert_eq!(
+        op.query,
+        "SELECT * FROM customers WHERE customer_id = :customer_id"
+    );
     assert_eq!(op.params, ["customer_id"]);
     assert_eq!(op.return_type, ReturnType::Single);
-    assert_eq!(i.database.operations["get_orders"].return_type, ReturnType::List);
+    assert_eq!(
+        i.database.operations["get_orders"].return_type,
+        ReturnType::List
+    );
 
     let api = &i.api.sources["credit_api"];
     assert_eq!(api.base_url, "http://127.0.0.1:5000/api/v1");
     assert_eq!(api.timeout, Some(Duration::from_secs(5)));
     assert_eq!(api.headers["Accept"], "application/json");
-    assert_eq!(api.auth, Some(ApiAuth::Bearer { token: "t0ken".into() }), "env references are resolved at load");
+    assert_eq!(
+        api.auth,
+        Some(ApiAuth::Bearer {
+            token: "t0ken".into()
+        }),
+        "env references are resolved at load"
+    );
     let credit = &api.operations["get_customer_credit"];
-    assert_eq!((credit.method, credit.path.as_str()), (HttpMethod::Get, "/customers/{customer_id}/credit-score"));
+    assert_eq!(
+        (credit.method, credit.path.as_str()),
+        (HttpMethod::Get, "/customers/{customer_id}/credit-score")
+    );
 
     let feast = &i.feast.sources["default"];
     assert_eq!(feast.url, "http://127.0.0.1:6566");
     let features = &feast.operations["get_customer_features"];
-    assert_eq!(features.features, ["customer_stats:customer_lifetime_value", "customer_stats:purchase_frequency"]);
+    assert_eq!(
+        features.features,
+        [
+            "customer_stats:customer_lifetime_value",
+            "customer_stats:purchase_frequency"
+        ]
+    );
     assert_eq!(features.entity_keys, ["customer_id"]);
     let fallback = features.database_fallback.as_ref().unwrap();
-    assert_eq!(fallback.mapping["customer_stats:customer_lifetime_value"], "customer_lifetime_value");
+    assert_eq!(
+        fallback.mapping["customer_stats:customer_lifetime_value"],
+        "customer_lifetime_value"
+    );
 
     let churn = &i.ml.sources["scoring"].models["churn"];
     assert_eq!(churn.protocol, ModelProtocol::V2);
@@ -151,8 +228,13 @@ fn seed_integrations_and_settings() {
 
 #[test]
 fn missing_environment_variable_is_named() {
-    let err = Loader::new().with_env(|_| None).load_dir(fixture("valid/seed")).unwrap_err();
-    let LoadError::Invalid(diags) = err else { panic!("expected diagnostics") };
+    let err = Loader::new()
+        .with_env(|_| None)
+        .load_dir(fixture("valid/seed"))
+        .unwrap_err();
+    let LoadError::Invalid(diags) = err else {
+        panic!("expected diagnostics")
+    };
     assert_eq!(diags.len(), 1, "{diags}");
     let text = diags.to_string();
     assert!(text.contains("`CREDIT_API_TOKEN` is not set"), "{text}");
@@ -169,27 +251,44 @@ fn per_domain_files_override_the_global_ones() {
         std::fs::write(p, text).unwrap();
     };
     let db = |url: &str, op: &str| {
-        format!("database:\n  sources:\n    default: {{connection_string: \"{url}\"}}\n  operations:\n    {op}: {{query: \"SELECT 1\"}}\n")
+        format!(
+            "database:\n  sources:\n    default: {{connection_string: \"{url}\"}}\n  operations:\n    {op}: {{query: \"SELECT 1\"}}\n"
+        )
     };
     let endpoint = |op: &str| {
-        format!("endpoints:\n  e_{op}:\n    data_sources:\n      - {{name: s, type: database, operation: {op}}}\n")
+        format!(
+            "endpoints:\n  e_{op}:\n    data_sources:\n      - {{name: s, type: database, operation: {op}}}\n"
+        )
     };
     write("database.yaml", &db("sqlite:///global.db", "global_op"));
     write("domains/a.yaml", &endpoint("global_op"));
     write("domains/b.yaml", &endpoint("local_op"));
     write("domains/b/database.yaml", &db("sqlite:///b.db", "local_op"));
-    let plan = Loader::new().load_dir(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let plan = Loader::new()
+        .load_dir(&dir)
+        .unwrap_or_else(|e| panic!("{e}"));
     let a = plan.endpoint("e_global_op").unwrap();
     let b = plan.endpoint("e_local_op").unwrap();
-    assert!(plan.integrations_for(a).database.operations.contains_key("global_op"));
+    assert!(
+        plan.integrations_for(a)
+            .database
+            .operations
+            .contains_key("global_op")
+    );
     let b_db = &plan.integrations_for(b).database;
     assert!(b_db.operations.contains_key("local_op") && !b_db.operations.contains_key("global_op"));
     assert!(b_db.sources["default"].url.ends_with("b.db"));
 
     // The global operation is not visible in domain `b`: a reference to it is an error there.
-    write("domains/b.yaml", &endpoint("global_op").replace("e_global_op", "e_b"));
+    write(
+        "domains/b.yaml",
+        &endpoint("global_op").replace("e_global_op", "e_b"),
+    );
     let err = Loader::new().load_dir(&dir).unwrap_err().to_string();
-    assert!(err.contains("unknown database operation `global_op`") && err.contains("domains/b.yaml"), "{err}");
+    assert!(
+        err.contains("unknown database operation `global_op`") && err.contains("domains/b.yaml"),
+        "{err}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -197,8 +296,16 @@ fn per_domain_files_override_the_global_ones() {
 fn templates_keep_literals_as_literals() {
     let dir = fixture("valid/direct");
     let plan = Loader::new().load_dir(&dir).unwrap();
-    let mapping = plan.endpoint("greet").unwrap().response_mapping.clone().unwrap();
+    let mapping = plan
+        .endpoint("greet")
+        .unwrap()
+        .response_mapping
+        .clone()
+        .unwrap();
     assert!(matches!(mapping, Template::Object(_)));
     let literal = Template::from_value(&json!({"a": 1, "b": ["x", true], "c": "$$5"})).unwrap();
-    assert_eq!(literal, Template::Literal(json!({"a": 1, "b": ["x", true], "c": "$5"})));
+    assert_eq!(
+        literal,
+        Template::Literal(json!({"a": 1, "b": ["x", true], "c": "$5"}))
+    );
 }

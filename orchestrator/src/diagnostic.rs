@@ -256,7 +256,10 @@ impl fmt::Display for Diagnostic {
     /// ```
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "error[{}]: {}", self.code.as_str(), self.message)?;
-        let gutter = self.location.as_ref().map_or(1, |l| l.line.to_string().len());
+        let gutter = self
+            .location
+            .as_ref()
+            .map_or(1, |l| l.line.to_string().len());
         let pad = " ".repeat(gutter);
         match (&self.file, &self.location) {
             (Some(file), Some(loc)) => writeln!(f, "{pad}--> {file}:{}:{}", loc.line, loc.column)?,
@@ -310,7 +313,11 @@ impl fmt::Display for Diagnostics {
             write!(f, "{d}")?;
         }
         let n = self.0.len();
-        write!(f, "\nerror: the plan has {n} error{}", if n == 1 { "" } else { "s" })
+        write!(
+            f,
+            "\nerror: the plan has {n} error{}",
+            if n == 1 { "" } else { "s" }
+        )
     }
 }
 
@@ -325,7 +332,10 @@ impl IntoIterator for Diagnostics {
 }
 
 /// The closest candidate to `name`, if one is close enough to be a likely typo.
-pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (strsim::jaro_winkler(name, c), c))
@@ -347,6 +357,10 @@ pub(crate) fn suggest<'a>(
     match all.len() {
         0 => None,
         1..=12 => Some(format!("{what}: {}", all.join(", "))),
-        n => Some(format!("{what}: {} and {} more", all[..12].join(", "), n - 12)),
+        n => Some(format!(
+            "{what}: {} and {} more",
+            all[..12].join(", "),
+            n - 12
+        )),
     }
 }

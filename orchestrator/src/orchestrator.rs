@@ -53,7 +53,11 @@ impl Orchestrator {
     }
 
     /// Executes endpoint `endpoint`.
-    pub async fn execute(&self, endpoint: &str, request: RequestContext) -> Result<Execution, ExecuteError> {
+    pub async fn execute(
+        &self,
+        endpoint: &str,
+        request: RequestContext,
+    ) -> Result<Execution, ExecuteError> {
         self.engine.execute(endpoint, &request).await
     }
 
@@ -107,6 +111,8 @@ impl OrchestratorBuilder {
 
     /// Builds an already-loaded plan (from the macro, or assembled in code).
     pub fn build(self, plan: Plan) -> Result<Orchestrator, BuildError> {
-        Ok(Orchestrator { engine: Arc::new(Engine::new(plan, &self.registry, 1)?) })
+        Ok(Orchestrator {
+            engine: Arc::new(Engine::new(plan, &self.registry, 1)?),
+        })
     }
 }

@@ -68,10 +68,16 @@ fn apply_one<S: Scope + ?Sized>(step: &Transform, value: Value, scope: &S) -> Va
         },
         Transform::Map(template) => match value {
             Value::Array(items) => Value::Array(
-                items.iter().map(|item| template.eval(&ItemScope { inner: scope, item })).collect(),
+                items
+                    .iter()
+                    .map(|item| template.eval(&ItemScope { inner: scope, item }))
+                    .collect(),
             ),
             Value::Null => Value::Null,
-            other => template.eval(&ItemScope { inner: scope, item: &other }),
+            other => template.eval(&ItemScope {
+                inner: scope,
+                item: &other,
+            }),
         },
         Transform::Flatten => match value {
             Value::Array(items) => Value::Array(
@@ -141,8 +147,13 @@ fn apply_record<S: Scope + ?Sized>(step: &Transform, record: &mut Map<String, Va
         Transform::Compute(fields) => {
             for (k, t) in fields {
                 let item = Value::Object(std::mem::take(record));
-                let v = t.eval(&ItemScope { inner: scope, item: &item });
-                let Value::Object(map) = item else { unreachable!("built as an object above") };
+                let v = t.eval(&ItemScope {
+                    inner: scope,
+                    item: &item,
+                });
+                let Value::Object(map) = item else {
+                    unreachable!("built as an object above")
+                };
                 *record = map;
                 record.insert(k.clone(), v);
             }

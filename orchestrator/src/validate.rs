@@ -26,7 +26,12 @@ pub struct ValidateOptions {
 
 /// Checks every rule on `plan` and returns all diagnostics (empty when the plan is valid).
 pub fn validate(plan: &Plan, options: &ValidateOptions) -> Vec<Diagnostic> {
-    let mut v = Validator { plan, options, out: Vec::new(), file: None };
+    let mut v = Validator {
+        plan,
+        options,
+        out: Vec::new(),
+        file: None,
+    };
     v.integrations();
     v.endpoint_names();
     for e in &plan.endpoints {
@@ -96,7 +101,11 @@ impl<'p> Validator<'p> {
         let mut seen: HashMap<&str, &Endpoint> = HashMap::new();
         for e in &self.plan.endpoints {
             if let Some(first) = seen.get(e.name.as_str()) {
-                let at = first.origin.file.as_deref().map_or(String::new(), |f| format!(" in `{f}`"));
+                let at = first
+                    .origin
+                    .file
+                    .as_deref()
+                    .map_or(String::new(), |f| format!(" in `{f}`"));
                 self.report(
                     Diagnostic::new(Code::DuplicateEndpoint, endpoint_path(e), format!("endpoint `{}` is defined twice", e.name))
                         .at_key()
@@ -117,15 +126,25 @@ impl<'p> Validator<'p> {
                     .path
                     .as_str()
                     .split('/')
-                    .map(|s| if s.starts_with('{') { "{}".into() } else { s.to_owned() })
+                    .map(|s| {
+                        if s.starts_with('{') {
+                            "{}".into()
+                        } else {
+                            s.to_owned()
+                        }
+                    })
                     .collect();
                 let key = (r.method.to_string(), shape.join("/"));
                 if let Some(other) = seen.get(&key) {
                     if *other != e.name {
                         self.file = e.origin.file.clone();
                         self.report(
-                            Diagnostic::new(Code::Route, endpoint_path(e).key("path"), format!("route `{r}` is also served by endpoint `{other}`"))
-                                .with_help("give one of the endpoints another `path` or `method`"),
+                            Diagnostic::new(
+                                Code::Route,
+                                endpoint_path(e).key("path"),
+                                format!("route `{r}` is also served by endpoint `{other}`"),
+                            )
+                            .with_help("give one of the endpoints another `path` or `method`"),
                         );
                     }
                 } else {
@@ -151,14 +170,28 @@ impl<'p> Validator<'p> {
             let sp = path.key("data_sources").index(i);
             if !seen.insert(s.name.as_str()) {
                 self.report(
-                    Diagnostic::new(Code::DuplicateSource, sp.key("name"), format!("source `{}` is defined twice in endpoint `{}`", s.name, e.name))
-                        .with_help("source names are unique within an endpoint; rename one"),
+                    Diagnostic::new(
+                        Code::DuplicateSource,
+                        sp.key("name"),
+                        format!(
+                            "source `{}` is defined twice in endpoint `{}`",
+                            s.name, e.name
+                        ),
+                    )
+                    .with_help("source names are unique within an endpoint; rename one"),
                 );
             }
             if RESERVED_SOURCE_NAMES.contains(&s.name.as_str()) {
                 self.report(
-                    Diagnostic::new(Code::ReservedName, sp.key("name"), format!("`{}` is reserved and cannot name a source", s.name))
-                        .with_help(format!("`${}` already means something in expressions; pick another name", s.name)),
+                    Diagnostic::new(
+                        Code::ReservedName,
+                        sp.key("name"),
+                        format!("`{}` is reserved and cannot name a source", s.name),
+                    )
+                    .with_help(format!(
+                        "`${}` already means something in expressions; pick another name",
+                        s.name
+                    )),
                 );
             } else if !crate::expr::is_identifier(&s.name) {
                 self.report(
@@ -205,15 +238,33 @@ impl<'p> Validator<'p> {
         for (i, s) in e.sources.iter().enumerate() {
             let sp = path.key("data_sources").index(i);
             for (key, t) in &s.params {
-                self.template_refs(e, &names, t, &sp.key("params").key(key), Site::Source(&s.name), &allowed_path_params);
+                self.template_refs(
+                    e,
+                    &names,
+                    t,
+                    &sp.key("params").key(key),
+                    Site::Source(&s.name),
+                    &allowed_path_params,
+                );
             }
             if let Some(c) = &s.condition {
                 let cp = sp.key("condition");
-                self.expr_refs(e, &names, c, &cp, Site::Source(&s.name), &allowed_path_params);
+                self.expr_refs(
+                    e,
+                    &names,
+                    c,
+                    &cp,
+                    Site::Source(&s.name),
+                    &allowed_path_params,
+                );
                 self.boolean_position(c, &cp, "condition");
             }
             for (j, d) in s.depends_on.iter().enumerate() {
-                let dp = if s.depends_on.len() == 1 { sp.key("depends_on") } else { sp.key("depends_on").index(j) };
+                let dp = if s.depends_on.len() == 1 {
+                    sp.key("depends_on")
+                } else {
+                    sp.key("depends_on").index(j)
+                };
                 self.source_name(&names, d, &dp, Site::Source(&s.name));
             }
             for (j, t) in s.transform.iter().enumerate() {
@@ -222,29 +273,54 @@ impl<'p> Validator<'p> {
                 match t {
                     Transform::Compute(fields) => {
                         for (k, t) in fields {
-                            self.template_refs(e, &names, t, &tp.key(k), site, &allowed_path_params);
+                            self.template_refs(
+                                e,
+                                &names,
+                                t,
+                                &tp.key(k),
+                                site,
+                                &allowed_path_params,
+                            );
                         }
                     }
-                    Transform::Map(t) => self.template_refs(e, &names, t, &tp, site, &allowed_path_params),
+                    Transform::Map(t) => {
+                        self.template_refs(e, &names, t, &tp, site, &allowed_path_params)
+                    }
                     Transform::Filter(x) => {
                         self.expr_refs(e, &names, x, &tp, site, &allowed_path_params);
                         self.boolean_position(x, &tp, "filter");
                     }
-                    Transform::Select(_) | Transform::Rename(_) | Transform::Defaults(_) | Transform::Flatten => {}
+                    Transform::Select(_)
+                    | Transform::Rename(_)
+                    | Transform::Defaults(_)
+                    | Transform::Flatten => {}
                 }
             }
         }
         if let Some(m) = &e.response_mapping {
-            self.template_refs(e, &names, m, &path.key("response_mapping"), Site::Mapping, &allowed_path_params);
+            self.template_refs(
+                e,
+                &names,
+                m,
+                &path.key("response_mapping"),
+                Site::Mapping,
+                &allowed_path_params,
+            );
         }
         self.cycles(e, &path);
     }
 
-    fn source_type(&mut self, e: &Endpoint, s: &SourceStep, sp: &KeyPath, integrations: &Integrations) {
+    fn source_type(
+        &mut self,
+        e: &Endpoint,
+        s: &SourceStep,
+        sp: &KeyPath,
+        integrations: &Integrations,
+    ) {
         if s.kind.is_empty() {
             return; // reported as a missing key already
         }
-        let host = self.options.source_types.iter().any(|t| *t == s.kind);
+        let host = self.options.source_types.contains(&s.kind);
         if !BUILTIN_SOURCE_TYPES.contains(&s.kind.as_str()) && !host {
             let candidates: Vec<&str> = BUILTIN_SOURCE_TYPES
                 .iter()
@@ -252,22 +328,38 @@ impl<'p> Validator<'p> {
                 .chain(self.options.source_types.iter().map(String::as_str))
                 .collect();
             self.report(
-                Diagnostic::new(Code::UnknownSourceType, sp.key("type"), format!("unknown source type `{}`", s.kind))
-                    .with_opt_help(suggest(&s.kind, candidates.iter().copied(), "source types are")),
+                Diagnostic::new(
+                    Code::UnknownSourceType,
+                    sp.key("type"),
+                    format!("unknown source type `{}`", s.kind),
+                )
+                .with_opt_help(suggest(
+                    &s.kind,
+                    candidates.iter().copied(),
+                    "source types are",
+                )),
             );
             return;
         }
         if s.kind == "direct" {
             if s.operation.is_some() {
                 self.report(
-                    Diagnostic::new(Code::InvalidValue, sp.key("operation"), "`direct` sources take no operation")
-                        .at_key()
-                        .with_help("a `direct` source returns its resolved params; remove `operation:`"),
+                    Diagnostic::new(
+                        Code::InvalidValue,
+                        sp.key("operation"),
+                        "`direct` sources take no operation",
+                    )
+                    .at_key()
+                    .with_help(
+                        "a `direct` source returns its resolved params; remove `operation:`",
+                    ),
                 );
             }
             return;
         }
-        let Some(ops) = integrations.operations_of(&s.kind) else { return };
+        let Some(ops) = integrations.operations_of(&s.kind) else {
+            return;
+        };
         let what = if s.kind == "ml" { "model" } else { "operation" };
         let file_hint = match s.kind.as_str() {
             "database" => "database.yaml",
@@ -279,56 +371,111 @@ impl<'p> Validator<'p> {
             let ids = integrations.source_ids_of(&s.kind);
             if !ids.contains(&id.as_str()) {
                 self.report(
-                    Diagnostic::new(Code::UnknownSourceId, sp.key("source_id"), format!("no `{}` integration named `{id}`", s.kind))
-                        .with_opt_help(suggest(id, ids.iter().copied(), "defined here are").or_else(|| Some(format!("define it in {file_hint}")))),
+                    Diagnostic::new(
+                        Code::UnknownSourceId,
+                        sp.key("source_id"),
+                        format!("no `{}` integration named `{id}`", s.kind),
+                    )
+                    .with_opt_help(
+                        suggest(id, ids.iter().copied(), "defined here are")
+                            .or_else(|| Some(format!("define it in {file_hint}"))),
+                    ),
                 );
                 return;
             }
         }
         let Some(op) = &s.operation else {
             self.report(
-                Diagnostic::new(Code::MissingKey, sp.clone(), format!("a `{}` source needs an `operation`", s.kind))
-                    .with_help(format!("add `operation:` naming a {what} defined in {file_hint}")),
+                Diagnostic::new(
+                    Code::MissingKey,
+                    sp.clone(),
+                    format!("a `{}` source needs an `operation`", s.kind),
+                )
+                .with_help(format!(
+                    "add `operation:` naming a {what} defined in {file_hint}"
+                )),
             );
             return;
         };
         // For the database, `source_id` on the step selects the connection, not the operation.
         let matches: Vec<_> = ops
             .iter()
-            .filter(|(name, id)| name == op && (s.kind == "database" || s.source_id.is_none() || *id == s.source_id.as_deref()))
+            .filter(|(name, id)| {
+                name == op
+                    && (s.kind == "database"
+                        || s.source_id.is_none()
+                        || *id == s.source_id.as_deref())
+            })
             .collect();
         match matches.len() {
             0 => {
                 let names: BTreeSet<&str> = ops.iter().map(|(n, _)| *n).collect();
                 self.report(
-                    Diagnostic::new(Code::UnknownOperation, sp.key("operation"), format!("unknown {} {what} `{op}`", s.kind))
-                        .with_opt_help(
-                            suggest(op, names.iter().copied(), &format!("{what}s defined in {file_hint} are"))
-                                .or_else(|| Some(format!("define `{op}` in {file_hint}"))),
-                        ),
+                    Diagnostic::new(
+                        Code::UnknownOperation,
+                        sp.key("operation"),
+                        format!("unknown {} {what} `{op}`", s.kind),
+                    )
+                    .with_opt_help(
+                        suggest(
+                            op,
+                            names.iter().copied(),
+                            &format!("{what}s defined in {file_hint} are"),
+                        )
+                        .or_else(|| Some(format!("define `{op}` in {file_hint}"))),
+                    ),
                 );
             }
             1 => {}
             _ => self.report(
-                Diagnostic::new(Code::UnknownOperation, sp.key("operation"), format!("{what} `{op}` is defined by several `{}` integrations", s.kind))
-                    .with_help(format!(
-                        "add `source_id:` with one of: {}",
-                        matches.iter().filter_map(|(_, id)| *id).collect::<Vec<_>>().join(", ")
-                    )),
+                Diagnostic::new(
+                    Code::UnknownOperation,
+                    sp.key("operation"),
+                    format!(
+                        "{what} `{op}` is defined by several `{}` integrations",
+                        s.kind
+                    ),
+                )
+                .with_help(format!(
+                    "add `source_id:` with one of: {}",
+                    matches
+                        .iter()
+                        .filter_map(|(_, id)| *id)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
             ),
         }
         let _ = e;
     }
 
-    fn template_refs(&mut self, e: &Endpoint, names: &[&str], t: &Template, path: &KeyPath, site: Site<'_>, pp: &PathParams) {
+    fn template_refs(
+        &mut self,
+        e: &Endpoint,
+        names: &[&str],
+        t: &Template,
+        path: &KeyPath,
+        site: Site<'_>,
+        pp: &PathParams,
+    ) {
         let mut found = Vec::new();
-        t.visit_exprs(&mut Vec::new(), &mut |steps, x| found.push((steps.to_vec(), x.clone())));
+        t.visit_exprs(&mut Vec::new(), &mut |steps, x| {
+            found.push((steps.to_vec(), x.clone()))
+        });
         for (steps, x) in found {
             self.expr_refs(e, names, &x, &path.join(&steps), site, pp);
         }
     }
 
-    fn expr_refs(&mut self, e: &Endpoint, names: &[&str], x: &Expr, path: &KeyPath, site: Site<'_>, pp: &PathParams) {
+    fn expr_refs(
+        &mut self,
+        e: &Endpoint,
+        names: &[&str],
+        x: &Expr,
+        path: &KeyPath,
+        site: Site<'_>,
+        pp: &PathParams,
+    ) {
         let mut refs = Vec::new();
         x.visit_references(&mut |r| refs.push(r.clone()));
         for r in refs {
@@ -369,8 +516,16 @@ impl<'p> Validator<'p> {
     fn source_name(&mut self, names: &[&str], name: &str, path: &KeyPath, site: Site<'_>) -> bool {
         if !names.contains(&name) {
             self.report(
-                Diagnostic::new(Code::UnknownSource, path.clone(), format!("unknown source `{name}`"))
-                    .with_opt_help(suggest(name, names.iter().copied(), "sources of this endpoint are")),
+                Diagnostic::new(
+                    Code::UnknownSource,
+                    path.clone(),
+                    format!("unknown source `{name}`"),
+                )
+                .with_opt_help(suggest(
+                    name,
+                    names.iter().copied(),
+                    "sources of this endpoint are",
+                )),
             );
             return false;
         }
@@ -384,8 +539,12 @@ impl<'p> Validator<'p> {
             }
             Site::Transform(own) if own == name => {
                 self.report(
-                    Diagnostic::new(Code::NotYetAvailable, path.clone(), format!("`${name}` inside its own transform is the result being built"))
-                        .with_help("use `$item` for the record the step is applied to"),
+                    Diagnostic::new(
+                        Code::NotYetAvailable,
+                        path.clone(),
+                        format!("`${name}` inside its own transform is the result being built"),
+                    )
+                    .with_help("use `$item` for the record the step is applied to"),
                 );
                 false
             }
@@ -396,22 +555,45 @@ impl<'p> Validator<'p> {
     /// A path into a source's result that can never resolve, for results whose shape is known.
     fn result_shape(&mut self, e: &Endpoint, name: &str, segs: &[Segment], path: &KeyPath) {
         let Some(s) = e.source(name) else { return };
-        if s.kind != "database" || !s.transform.is_empty() || !matches!(s.on_error, crate::plan::OnError::Fail | crate::plan::OnError::Skip) {
+        if s.kind != "database"
+            || !s.transform.is_empty()
+            || !matches!(
+                s.on_error,
+                crate::plan::OnError::Fail | crate::plan::OnError::Skip
+            )
+        {
             return;
         }
-        let Some(op) = s.operation.as_ref().and_then(|o| self.plan.integrations_for(e).database.operations.get(o)) else {
+        let Some(op) = s
+            .operation
+            .as_ref()
+            .and_then(|o| self.plan.integrations_for(e).database.operations.get(o))
+        else {
             return;
         };
         let problem = match (op.return_type, segs.first()) {
-            (ReturnType::Value, Some(_)) => Some(("returns a single value (`return_type: value`), which has no fields", "refer to it as a whole: `$".to_owned() + name + "`")),
-            (ReturnType::List, Some(Segment::Field(_))) => Some(("returns a list (`return_type: list`), which has no fields", format!("pick a row (`${name}[0].field`) or project (`${name}[*].field`)"))),
-            (ReturnType::Single, Some(Segment::Index(_) | Segment::All)) => Some(("returns one row (`return_type: single`), which is not a list", format!("use a field: `${name}.field`"))),
+            (ReturnType::Value, Some(_)) => Some((
+                "returns a single value (`return_type: value`), which has no fields",
+                "refer to it as a whole: `$".to_owned() + name + "`",
+            )),
+            (ReturnType::List, Some(Segment::Field(_))) => Some((
+                "returns a list (`return_type: list`), which has no fields",
+                format!("pick a row (`${name}[0].field`) or project (`${name}[*].field`)"),
+            )),
+            (ReturnType::Single, Some(Segment::Index(_) | Segment::All)) => Some((
+                "returns one row (`return_type: single`), which is not a list",
+                format!("use a field: `${name}.field`"),
+            )),
             _ => None,
         };
         if let Some((what, help)) = problem {
             self.report(
-                Diagnostic::new(Code::ImpossiblePath, path.clone(), format!("source `{name}` {what}"))
-                    .with_help(help),
+                Diagnostic::new(
+                    Code::ImpossiblePath,
+                    path.clone(),
+                    format!("source `{name}` {what}"),
+                )
+                .with_help(help),
             );
         }
     }
@@ -422,13 +604,20 @@ impl<'p> Validator<'p> {
         x.visit(&mut |sub| {
             let message = match sub {
                 Expr::Binary(op, a, b) => match (&**a, &**b) {
-                    (Expr::Literal(l), Expr::Literal(r)) if !matches!(op, BinaryOp::And | BinaryOp::Or | BinaryOp::Eq | BinaryOp::Ne) => {
+                    (Expr::Literal(l), Expr::Literal(r))
+                        if !matches!(
+                            op,
+                            BinaryOp::And | BinaryOp::Or | BinaryOp::Eq | BinaryOp::Ne
+                        ) =>
+                    {
                         crate::expr::binary_literal_error(*op, l, r)
                     }
                     _ => None,
                 },
                 Expr::Neg(a) => match &**a {
-                    Expr::Literal(l) if !l.is_number() => Some(format!("cannot negate {}", describe(l))),
+                    Expr::Literal(l) if !l.is_number() => {
+                        Some(format!("cannot negate {}", describe(l)))
+                    }
                     _ => None,
                 },
                 _ => None,
@@ -448,8 +637,15 @@ impl<'p> Validator<'p> {
             && !v.is_boolean()
         {
             self.report(
-                Diagnostic::new(Code::LiteralType, path.clone(), format!("a {what} must be a boolean expression, found {}", describe(v)))
-                    .with_help(format!("write a comparison such as `$profile.status == 'active'`, or `true`")),
+                Diagnostic::new(
+                    Code::LiteralType,
+                    path.clone(),
+                    format!(
+                        "a {what} must be a boolean expression, found {}",
+                        describe(v)
+                    ),
+                )
+                .with_help("write a comparison such as `$profile.status == 'active'`, or `true`"),
             );
         }
     }
@@ -476,13 +672,17 @@ impl<'p> Validator<'p> {
                         }
                         1 => {
                             let pos = stack.iter().position(|(n, _)| *n == dep).unwrap_or(0);
-                            let mut members: Vec<usize> = stack[pos..].iter().map(|(n, _)| *n).collect();
+                            let mut members: Vec<usize> =
+                                stack[pos..].iter().map(|(n, _)| *n).collect();
                             let key: BTreeSet<usize> = members.iter().copied().collect();
                             if reported.insert(key) {
                                 members.push(dep);
                                 // Dependencies point backwards; show the order data flows in.
                                 members.reverse();
-                                let chain: Vec<&str> = members.iter().map(|&i| e.sources[i].name.as_str()).collect();
+                                let chain: Vec<&str> = members
+                                    .iter()
+                                    .map(|&i| e.sources[i].name.as_str())
+                                    .collect();
                                 let first = members[0];
                                 self.report(
                                     Diagnostic::new(Code::Cycle, path.key("data_sources").index(first).key("name"), format!(
@@ -513,7 +713,10 @@ enum PathParams {
 fn allowed_path_params(e: &Endpoint) -> PathParams {
     match &e.path {
         Some(p) => PathParams::Only(p.params().map(str::to_owned).collect()),
-        None => PathParams::Only(vec![crate::plan::id_param_of(e), crate::plan::ENTITY_ID.to_owned()]),
+        None => PathParams::Only(vec![
+            crate::plan::id_param_of(e),
+            crate::plan::ENTITY_ID.to_owned(),
+        ]),
     }
 }
 
@@ -521,7 +724,12 @@ fn allowed_path_params(e: &Endpoint) -> PathParams {
 /// condition and transform steps refer to, and its `depends_on`. Unknown names are ignored
 /// (they are reported separately).
 pub(crate) fn dependencies(e: &Endpoint) -> Vec<Vec<usize>> {
-    let index: HashMap<&str, usize> = e.sources.iter().enumerate().map(|(i, s)| (s.name.as_str(), i)).collect();
+    let index: HashMap<&str, usize> = e
+        .sources
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.name.as_str(), i))
+        .collect();
     e.sources
         .iter()
         .enumerate()
@@ -542,9 +750,15 @@ pub(crate) fn dependencies(e: &Endpoint) -> Vec<Vec<usize>> {
             }
             for t in &s.transform {
                 match t {
-                    Transform::Compute(fields) => fields.iter().for_each(|(_, t)| t.visit_references(&mut |r| r.source().into_iter().for_each(&mut add))),
-                    Transform::Map(t) => t.visit_references(&mut |r| r.source().into_iter().for_each(&mut add)),
-                    Transform::Filter(x) => x.visit_references(&mut |r| r.source().into_iter().for_each(&mut add)),
+                    Transform::Compute(fields) => fields.iter().for_each(|(_, t)| {
+                        t.visit_references(&mut |r| r.source().into_iter().for_each(&mut add))
+                    }),
+                    Transform::Map(t) => {
+                        t.visit_references(&mut |r| r.source().into_iter().for_each(&mut add))
+                    }
+                    Transform::Filter(x) => {
+                        x.visit_references(&mut |r| r.source().into_iter().for_each(&mut add))
+                    }
                     _ => {}
                 }
             }

@@ -79,7 +79,9 @@ pub struct Loader {
 
 impl fmt::Debug for Loader {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Loader").field("validate", &self.validate).finish_non_exhaustive()
+        f.debug_struct("Loader")
+            .field("validate", &self.validate)
+            .finish_non_exhaustive()
     }
 }
 
@@ -115,7 +117,10 @@ impl Loader {
 
     /// Looks `${env:NAME}` references up with `lookup` instead of the process environment.
     #[must_use]
-    pub fn with_env(mut self, lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Self {
+    pub fn with_env(
+        mut self,
+        lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
         self.env = Arc::new(lookup);
         self
     }
@@ -132,10 +137,16 @@ impl Loader {
         let dir = dir.as_ref();
         let mut files = Files::default();
         let mut diags = Vec::new();
-        let io = |path: &Path, source| LoadError::Io { path: path.to_owned(), source };
+        let io = |path: &Path, source| LoadError::Io {
+            path: path.to_owned(),
+            source,
+        };
         let meta = std::fs::metadata(dir).map_err(|e| io(dir, e))?;
         if !meta.is_dir() {
-            return Err(io(dir, std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory")));
+            return Err(io(
+                dir,
+                std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory"),
+            ));
         }
 
         // Top-level files, and anything unexpected beside them.
@@ -163,12 +174,22 @@ impl Loader {
                 let name = entry.file_name().to_string_lossy().into_owned();
                 if entry.path().is_dir() {
                     domain_dirs.push(name);
-                } else if let Some(stem) = name.strip_suffix(".yaml").or_else(|| name.strip_suffix(".yml")) {
-                    if let Some(other) = domain_files.insert(stem.to_owned(), name.clone()) {
+                } else if let Some(stem) = name
+                    .strip_suffix(".yaml")
+                    .or_else(|| name.strip_suffix(".yml"))
+                    && let Some(other) = domain_files.insert(stem.to_owned(), name.clone())
+                {
+                    {
                         diags.push(
-                            Diagnostic::new(Code::UnknownFile, KeyPath::root(), format!("domain `{stem}` is defined by both `{other}` and `{name}`"))
-                                .in_file(Some(format!("domains/{name}").into()))
-                                .with_help("keep one of the two files"),
+                            Diagnostic::new(
+                                Code::UnknownFile,
+                                KeyPath::root(),
+                                format!(
+                                    "domain `{stem}` is defined by both `{other}` and `{name}`"
+                                ),
+                            )
+                            .in_file(Some(format!("domains/{name}").into()))
+                            .with_help("keep one of the two files"),
                         );
                     }
                 }
@@ -186,7 +207,13 @@ impl Loader {
                     );
                     continue;
                 }
-                let over = self.integrations(dir, &format!("domains/{d}/"), Some(&plan.integrations.global), &mut files, &mut diags)?;
+                let over = self.integrations(
+                    dir,
+                    &format!("domains/{d}/"),
+                    Some(&plan.integrations.global),
+                    &mut files,
+                    &mut diags,
+                )?;
                 if over != plan.integrations.global {
                     plan.integrations.domains.insert(d, over);
                 }
@@ -195,7 +222,8 @@ impl Loader {
                 let rel = format!("domains/{file}");
                 if let Some(doc) = files.read(dir, &rel, &mut diags)? {
                     let mut cx = Cx::new(Some(rel.as_str().into()));
-                    plan.endpoints.extend(schema::endpoints(&mut cx, Some(domain), &doc));
+                    plan.endpoints
+                        .extend(schema::endpoints(&mut cx, Some(domain), &doc));
                     diags.append(&mut cx.diags);
                 }
             }
@@ -220,20 +248,27 @@ impl Loader {
     ) -> Result<Integrations, LoadError> {
         let mut out = fallback.cloned().unwrap_or_default();
         let base = dir.join(prefix);
-        if prefix.is_empty() || base.join("database.yaml").exists() {
-            if let Some(doc) = files.read(dir, &format!("{prefix}database.yaml"), diags)? {
-                let (mut cx, doc) = files.cx(&format!("{prefix}database.yaml"), &self.env, &doc);
-                out.database = schema::database(&mut cx, &doc, dir);
-                diags.append(&mut cx.diags);
-            }
+        // An absent file keeps the fallback's (global) section.
+        if let Some(doc) = files.read(dir, &format!("{prefix}database.yaml"), diags)? {
+            let (mut cx, doc) = files.cx(&format!("{prefix}database.yaml"), &self.env, &doc);
+            out.database = schema::database(&mut cx, &doc, dir);
+            diags.append(&mut cx.diags);
         }
         if !prefix.is_empty() {
             for entry in list_dir(&base)? {
                 let name = entry.file_name().to_string_lossy().into_owned();
                 if !entry.path().is_dir() && is_yaml(&name) && name != "database.yaml" {
-                    diags.push(unknown_file(&format!("{prefix}{name}"), &name, &["database.yaml"]));
+                    diags.push(unknown_file(
+                        &format!("{prefix}{name}"),
+                        &name,
+                        &["database.yaml"],
+                    ));
                 } else if entry.path().is_dir() && name != "integrations" {
-                    diags.push(unknown_file(&format!("{prefix}{name}/"), &name, &["integrations"]));
+                    diags.push(unknown_file(
+                        &format!("{prefix}{name}/"),
+                        &name,
+                        &["integrations"],
+                    ));
                 }
             }
         }
@@ -242,12 +277,18 @@ impl Loader {
             for entry in list_dir(&int_dir)? {
                 let name = entry.file_name().to_string_lossy().into_owned();
                 if is_yaml(&name) && !INTEGRATION_FILES.contains(&name.as_str()) {
-                    diags.push(unknown_file(&format!("{prefix}integrations/{name}"), &name, INTEGRATION_FILES));
+                    diags.push(unknown_file(
+                        &format!("{prefix}integrations/{name}"),
+                        &name,
+                        INTEGRATION_FILES,
+                    ));
                 }
             }
             for file in INTEGRATION_FILES {
                 let rel = format!("{prefix}integrations/{file}");
-                let Some(doc) = files.read(dir, &rel, diags)? else { continue };
+                let Some(doc) = files.read(dir, &rel, diags)? else {
+                    continue;
+                };
                 let (mut cx, doc) = files.cx(&rel, &self.env, &doc);
                 match *file {
                     "api_sources.yaml" => out.api = schema::api(&mut cx, &doc),
@@ -264,7 +305,11 @@ impl Loader {
 /// Reads endpoints from an already-parsed domain document (the `endpoints:` mapping), as the
 /// YAML loader does for `domains/<domain>.yaml`. Used by front-ends that produce the document
 /// tree themselves (the `orchestrate!` macro).
-pub fn endpoints_from_value(domain: Option<&str>, file: Option<&str>, doc: &Value) -> (Vec<crate::plan::Endpoint>, Vec<Diagnostic>) {
+pub fn endpoints_from_value(
+    domain: Option<&str>,
+    file: Option<&str>,
+    doc: &Value,
+) -> (Vec<crate::plan::Endpoint>, Vec<Diagnostic>) {
     let mut cx = Cx::new(file.map(Into::into));
     let endpoints = schema::endpoints(&mut cx, domain, doc);
     (endpoints, cx.diags)
@@ -272,7 +317,12 @@ pub fn endpoints_from_value(domain: Option<&str>, file: Option<&str>, doc: &Valu
 
 /// Builds a scoped-integrations value from parsed integration documents (see
 /// [`endpoints_from_value`]). Each argument is the whole document of that file.
-pub fn integrations_from_values(database: Option<&Value>, api: Option<&Value>, feast: Option<&Value>, ml: Option<&Value>) -> (ScopedIntegrations, Vec<Diagnostic>) {
+pub fn integrations_from_values(
+    database: Option<&Value>,
+    api: Option<&Value>,
+    feast: Option<&Value>,
+    ml: Option<&Value>,
+) -> (ScopedIntegrations, Vec<Diagnostic>) {
     let mut cx = Cx::new(None);
     let mut i = Integrations::default();
     if let Some(d) = database {
@@ -287,7 +337,13 @@ pub fn integrations_from_values(database: Option<&Value>, api: Option<&Value>, f
     if let Some(d) = ml {
         i.ml = schema::ml(&mut cx, d);
     }
-    (ScopedIntegrations { global: i, domains: BTreeMap::new() }, cx.diags)
+    (
+        ScopedIntegrations {
+            global: i,
+            domains: BTreeMap::new(),
+        },
+        cx.diags,
+    )
 }
 
 fn is_yaml(name: &str) -> bool {
@@ -295,14 +351,24 @@ fn is_yaml(name: &str) -> bool {
 }
 
 fn unknown_file(rel: &str, name: &str, known: &[&str]) -> Diagnostic {
-    Diagnostic::new(Code::UnknownFile, KeyPath::root(), format!("unexpected file `{rel}`"))
-        .in_file(Some(rel.into()))
-        .with_opt_help(suggest(name, known.iter().copied(), "files read here are"))
+    Diagnostic::new(
+        Code::UnknownFile,
+        KeyPath::root(),
+        format!("unexpected file `{rel}`"),
+    )
+    .in_file(Some(rel.into()))
+    .with_opt_help(suggest(name, known.iter().copied(), "files read here are"))
 }
 
 fn list_dir(dir: &Path) -> Result<Vec<std::fs::DirEntry>, LoadError> {
-    let io = |source| LoadError::Io { path: dir.to_owned(), source };
-    let mut entries = std::fs::read_dir(dir).map_err(io)?.collect::<Result<Vec<_>, _>>().map_err(io)?;
+    let io = |source| LoadError::Io {
+        path: dir.to_owned(),
+        source,
+    };
+    let mut entries = std::fs::read_dir(dir)
+        .map_err(io)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(io)?;
     entries.sort_by_key(std::fs::DirEntry::file_name);
     Ok(entries)
 }
@@ -315,7 +381,12 @@ struct Files {
 
 impl Files {
     /// Reads and parses `rel` if it exists. A YAML syntax error becomes a diagnostic.
-    fn read(&mut self, dir: &Path, rel: &str, diags: &mut Vec<Diagnostic>) -> Result<Option<Value>, LoadError> {
+    fn read(
+        &mut self,
+        dir: &Path,
+        rel: &str,
+        diags: &mut Vec<Diagnostic>,
+    ) -> Result<Option<Value>, LoadError> {
         let path = dir.join(rel);
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
@@ -328,7 +399,7 @@ impl Files {
         match parsed {
             Ok(v) => Ok(Some(v)),
             Err(d) => {
-                diags.push(d);
+                diags.push(*d);
                 Ok(None)
             }
         }
@@ -349,13 +420,24 @@ impl Files {
             if d.location.is_some() {
                 continue;
             }
-            let Some(file) = d.file.as_deref() else { continue };
-            let Some(text) = self.texts.get(file) else { continue };
-            let index = indexes.entry(file).or_insert_with(|| PositionIndex::build(text));
+            let Some(file) = d.file.as_deref() else {
+                continue;
+            };
+            let Some(text) = self.texts.get(file) else {
+                continue;
+            };
+            let index = indexes
+                .entry(file)
+                .or_insert_with(|| PositionIndex::build(text));
             d.location = index.locate(&d.path, d.target);
         }
         diags.sort_by(|a, b| {
-            let key = |d: &Diagnostic| (d.file.clone(), d.location.as_ref().map(|l| (l.line, l.column)));
+            let key = |d: &Diagnostic| {
+                (
+                    d.file.clone(),
+                    d.location.as_ref().map(|l| (l.line, l.column)),
+                )
+            };
             key(a).cmp(&key(b))
         });
         Diagnostics(diags)
@@ -364,18 +446,22 @@ impl Files {
 
 /// Parses YAML text into a JSON tree (keys kept in order). Mapping keys must be scalars; tags
 /// are rejected.
-fn parse_yaml(text: &str, file: &Arc<str>) -> Result<Value, Diagnostic> {
+fn parse_yaml(text: &str, file: &Arc<str>) -> Result<Value, Box<Diagnostic>> {
     let doc: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| {
-        let location = e.location().map(|l| diagnostic_location(text, l.line(), l.column()));
+        let location = e
+            .location()
+            .map(|l| diagnostic_location(text, l.line(), l.column()));
         let mut d = Diagnostic::new(Code::Syntax, KeyPath::root(), format!("invalid YAML: {e}"))
             .in_file(Some(file.clone()))
-            .with_help("check indentation and quoting; strings starting with `$`, `{` or `*` need quotes");
+            .with_help(
+                "check indentation and quoting; strings starting with `$`, `{` or `*` need quotes",
+            );
         d.location = location;
-        d
+        Box::new(d)
     })?;
     let mut path = KeyPath::root();
     yaml_to_json(doc, &mut path).map_err(|(path, msg)| {
-        Diagnostic::new(Code::WrongType, path, msg).in_file(Some(file.clone()))
+        Box::new(Diagnostic::new(Code::WrongType, path, msg).in_file(Some(file.clone())))
     })
 }
 
@@ -383,7 +469,11 @@ fn diagnostic_location(text: &str, line: usize, column: usize) -> crate::diagnos
     crate::diagnostic::Location {
         line,
         column,
-        line_text: text.lines().nth(line.saturating_sub(1)).unwrap_or_default().to_owned(),
+        line_text: text
+            .lines()
+            .nth(line.saturating_sub(1))
+            .unwrap_or_default()
+            .to_owned(),
     }
 }
 
@@ -421,7 +511,10 @@ fn yaml_to_json(v: serde_yaml::Value, path: &mut KeyPath) -> Result<Value, (KeyP
                     Y::Number(n) => n.to_string(),
                     Y::Bool(b) => b.to_string(),
                     other => {
-                        return Err((path.clone(), format!("mapping keys must be strings, found `{other:?}`")));
+                        return Err((
+                            path.clone(),
+                            format!("mapping keys must be strings, found `{other:?}`"),
+                        ));
                     }
                 };
                 let mut p = path.key(&key);
@@ -429,6 +522,11 @@ fn yaml_to_json(v: serde_yaml::Value, path: &mut KeyPath) -> Result<Value, (KeyP
             }
             Value::Object(out)
         }
-        Y::Tagged(t) => return Err((path.clone(), format!("YAML tags are not supported (`{}`)", t.tag))),
+        Y::Tagged(t) => {
+            return Err((
+                path.clone(),
+                format!("YAML tags are not supported (`{}`)", t.tag),
+            ));
+        }
     })
 }

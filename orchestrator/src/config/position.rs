@@ -30,23 +30,37 @@ pub(crate) struct PositionIndex {
 }
 
 enum Frame {
-    Map { path: KeyPath, pending_key: Option<(String, Pos)> },
-    Seq { path: KeyPath, next: usize },
+    Map {
+        path: KeyPath,
+        pending_key: Option<(String, Pos)>,
+    },
+    Seq {
+        path: KeyPath,
+        next: usize,
+    },
 }
 
 impl PositionIndex {
     pub(crate) fn build(text: &str) -> Self {
-        let mut index = Self { nodes: HashMap::new(), lines: text.lines().map(str::to_owned).collect() };
+        let mut index = Self {
+            nodes: HashMap::new(),
+            lines: text.lines().map(str::to_owned).collect(),
+        };
         let mut stack: Vec<Frame> = Vec::new();
         for event in Parser::new_from_str(text) {
             let Ok((event, span)) = event else { break };
             match event {
                 Event::Scalar(value, style, ..) => {
-                    if let Some(Frame::Map { pending_key: pending @ None, .. }) = stack.last_mut() {
+                    if let Some(Frame::Map {
+                        pending_key: pending @ None,
+                        ..
+                    }) = stack.last_mut()
+                    {
                         *pending = Some((value.into_owned(), pos(&span)));
                         continue;
                     }
-                    let quoted = matches!(style, ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted);
+                    let quoted =
+                        matches!(style, ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted);
                     let single_line = span.start.line() == span.end.line();
                     index.place(&mut stack, &span, quoted, single_line);
                 }
@@ -55,7 +69,10 @@ impl PositionIndex {
                 }
                 Event::MappingStart(..) => {
                     let path = index.place(&mut stack, &span, false, false);
-                    stack.push(Frame::Map { path, pending_key: None });
+                    stack.push(Frame::Map {
+                        path,
+                        pending_key: None,
+                    });
                 }
                 Event::SequenceStart(..) => {
                     let path = index.place(&mut stack, &span, false, false);
@@ -72,7 +89,13 @@ impl PositionIndex {
     }
 
     /// Records a value node at the current position in the tree; returns its path.
-    fn place(&mut self, stack: &mut [Frame], span: &Span, quoted: bool, single_line: bool) -> KeyPath {
+    fn place(
+        &mut self,
+        stack: &mut [Frame],
+        span: &Span,
+        quoted: bool,
+        single_line: bool,
+    ) -> KeyPath {
         let (path, key) = match stack.last_mut() {
             None => (KeyPath::root(), None),
             Some(Frame::Map { path, pending_key }) => match pending_key.take() {
@@ -85,7 +108,15 @@ impl PositionIndex {
                 (path.index(*next - 1), None)
             }
         };
-        self.nodes.insert(path.clone(), NodePos { key, value: pos(span), quoted, single_line });
+        self.nodes.insert(
+            path.clone(),
+            NodePos {
+                key,
+                value: pos(span),
+                quoted,
+                single_line,
+            },
+        );
         path
     }
 
@@ -102,11 +133,17 @@ impl PositionIndex {
                 let line = self.lines.get(node.value.line.checked_sub(1)?)?;
                 let start_char = node.value.col + usize::from(node.quoted);
                 // `offset` counts bytes of the scalar; assume the scalar is written verbatim.
-                let start_byte = line.char_indices().nth(start_char).map_or(line.len(), |(b, _)| b);
-                let col = line
-                    .get(start_byte..)
-                    .map_or(0, |rest| rest.char_indices().take_while(|(b, _)| *b < offset).count());
-                Pos { line: node.value.line, col: start_char + col }
+                let start_byte = line
+                    .char_indices()
+                    .nth(start_char)
+                    .map_or(line.len(), |(b, _)| b);
+                let col = line.get(start_byte..).map_or(0, |rest| {
+                    rest.char_indices().take_while(|(b, _)| *b < offset).count()
+                });
+                Pos {
+                    line: node.value.line,
+                    col: start_char + col,
+                }
             }
             _ => node.value,
         };
@@ -119,7 +156,10 @@ impl PositionIndex {
 }
 
 fn pos(span: &Span) -> Pos {
-    Pos { line: span.start.line(), col: span.start.col() }
+    Pos {
+        line: span.start.line(),
+        col: span.start.col(),
+    }
 }
 
 #[cfg(test)]
@@ -130,12 +170,23 @@ mod tests {
     fn finds_keys_values_and_offsets() {
         let text = "endpoints:\n  a:\n    data_sources:\n      - name: x\n        params: {id: \"$request.id\"}\n";
         let idx = PositionIndex::build(text);
-        let p = KeyPath::root().key("endpoints").key("a").key("data_sources").index(0).key("name");
+        let p = KeyPath::root()
+            .key("endpoints")
+            .key("a")
+            .key("data_sources")
+            .index(0)
+            .key("name");
         let loc = idx.locate(&p, Target::Value { offset: 0 }).unwrap();
         assert_eq!((loc.line, loc.column), (4, 15));
         let loc = idx.locate(&p, Target::Key).unwrap();
         assert_eq!((loc.line, loc.column), (4, 9));
-        let id = KeyPath::root().key("endpoints").key("a").key("data_sources").index(0).key("params").key("id");
+        let id = KeyPath::root()
+            .key("endpoints")
+            .key("a")
+            .key("data_sources")
+            .index(0)
+            .key("params")
+            .key("id");
         let loc = idx.locate(&id, Target::Value { offset: 1 }).unwrap();
         assert_eq!((loc.line, loc.column), (5, 24));
         // Missing nodes fall back to the nearest ancestor.

@@ -37,7 +37,10 @@ pub(crate) fn type_name(v: &Value) -> &'static str {
 
 impl Cx {
     pub(crate) fn new(file: Option<Arc<str>>) -> Self {
-        Self { file, diags: Vec::new() }
+        Self {
+            file,
+            diags: Vec::new(),
+        }
     }
 
     pub(crate) fn report(&mut self, d: Diagnostic) {
@@ -45,12 +48,16 @@ impl Cx {
     }
 
     pub(crate) fn wrong_type(&mut self, path: &KeyPath, expected: &str, found: &Value) {
-        self.report(Diagnostic::new(
-            Code::WrongType,
-            path.clone(),
-            format!("expected {expected}, found {}", type_name(found)),
-        )
-        .with_help(format!("write {expected} here; docs/config.md lists every key and its type")));
+        self.report(
+            Diagnostic::new(
+                Code::WrongType,
+                path.clone(),
+                format!("expected {expected}, found {}", type_name(found)),
+            )
+            .with_help(format!(
+                "write {expected} here; docs/config.md lists every key and its type"
+            )),
+        );
     }
 
     /// Opens an object, reporting a non-object value and every key not in `keys`.
@@ -67,13 +74,24 @@ impl Cx {
         for key in map.keys() {
             if !keys.contains(&key.as_str()) {
                 self.report(
-                    Diagnostic::new(Code::UnknownKey, path.key(key), format!("unknown key `{key}`"))
-                        .at_key()
-                        .with_opt_help(suggest(key, keys.iter().copied(), "expected one of")),
+                    Diagnostic::new(
+                        Code::UnknownKey,
+                        path.key(key),
+                        format!("unknown key `{key}`"),
+                    )
+                    .at_key()
+                    .with_opt_help(suggest(
+                        key,
+                        keys.iter().copied(),
+                        "expected one of",
+                    )),
                 );
             }
         }
-        Some(Obj { map, path: path.clone() })
+        Some(Obj {
+            map,
+            path: path.clone(),
+        })
     }
 
     /// Reads a map whose keys are names (endpoints, operations…), calling `f` for each entry.
@@ -135,11 +153,14 @@ impl Cx {
         match v.as_u64().and_then(|n| T::try_from(n).ok()) {
             Some(n) => Some(n),
             None if v.is_number() => {
-                self.report(Diagnostic::new(
-                    Code::InvalidValue,
-                    path.clone(),
-                    format!("`{v}` is out of range"),
-                ).with_help("use a non-negative whole number"));
+                self.report(
+                    Diagnostic::new(
+                        Code::InvalidValue,
+                        path.clone(),
+                        format!("`{v}` is out of range"),
+                    )
+                    .with_help("use a non-negative whole number"),
+                );
                 None
             }
             None => {
@@ -156,7 +177,11 @@ impl Cx {
             Value::Number(n) => n.as_f64().and_then(|s| Duration::try_from_secs_f64(s).ok()),
             Value::String(s) => parse_duration(s),
             other => {
-                self.wrong_type(path, "a duration (seconds, or a string like \"250ms\")", other);
+                self.wrong_type(
+                    path,
+                    "a duration (seconds, or a string like \"250ms\")",
+                    other,
+                );
                 return None;
             }
         };
@@ -184,8 +209,16 @@ impl Cx {
         let parsed = parse(&s);
         if parsed.is_none() {
             self.report(
-                Diagnostic::new(Code::InvalidValue, path.clone(), format!("unknown value `{s}`"))
-                    .with_opt_help(suggest(&s, names.iter().copied(), "expected one of")),
+                Diagnostic::new(
+                    Code::InvalidValue,
+                    path.clone(),
+                    format!("unknown value `{s}`"),
+                )
+                .with_opt_help(suggest(
+                    &s,
+                    names.iter().copied(),
+                    "expected one of",
+                )),
             );
         }
         parsed
@@ -198,9 +231,18 @@ impl Cx {
             {
                 for e in errors {
                     self.report(
-                        Diagnostic::new(Code::Expression, path.join(&e.path), e.error.message.clone())
-                            .at_offset(e.error.offset)
-                            .with_help(e.error.help.clone().unwrap_or_else(|| EXPRESSION_HELP.into())),
+                        Diagnostic::new(
+                            Code::Expression,
+                            path.join(&e.path),
+                            e.error.message.clone(),
+                        )
+                        .at_offset(e.error.offset)
+                        .with_help(
+                            e.error
+                                .help
+                                .clone()
+                                .unwrap_or_else(|| EXPRESSION_HELP.into()),
+                        ),
                     );
                 }
             }
@@ -282,8 +324,12 @@ impl<'v> Obj<'v> {
             Some(v) => f(cx, &self.at(key), v),
             None => {
                 cx.report(
-                    Diagnostic::new(Code::MissingKey, self.path.clone(), format!("missing key `{key}`"))
-                        .with_help(format!("add `{key}:` with {what}")),
+                    Diagnostic::new(
+                        Code::MissingKey,
+                        self.path.clone(),
+                        format!("missing key `{key}`"),
+                    )
+                    .with_help(format!("add `{key}:` with {what}")),
                 );
                 None
             }
@@ -299,23 +345,41 @@ impl<'v> Obj<'v> {
     }
 
     /// A mapping of strings to strings (`headers:`).
-    pub(crate) fn string_map(&self, cx: &mut Cx, key: &str) -> std::collections::BTreeMap<String, String> {
+    pub(crate) fn string_map(
+        &self,
+        cx: &mut Cx,
+        key: &str,
+    ) -> std::collections::BTreeMap<String, String> {
         self.get(key)
             .map(|v| {
-                cx.entries(&self.at(key), v, "a mapping of names to strings", |cx, _, p, v| cx.string(p, v))
-                    .into_iter()
-                    .collect()
+                cx.entries(
+                    &self.at(key),
+                    v,
+                    "a mapping of names to strings",
+                    |cx, _, p, v| cx.string(p, v),
+                )
+                .into_iter()
+                .collect()
             })
             .unwrap_or_default()
     }
 
     /// A mapping of strings to raw JSON values (`query:` templates).
-    pub(crate) fn value_map(&self, cx: &mut Cx, key: &str) -> std::collections::BTreeMap<String, Value> {
+    pub(crate) fn value_map(
+        &self,
+        cx: &mut Cx,
+        key: &str,
+    ) -> std::collections::BTreeMap<String, Value> {
         self.get(key)
             .map(|v| {
-                cx.entries(&self.at(key), v, "a mapping of names to values", |_, _, _, v| Some(v.clone()))
-                    .into_iter()
-                    .collect()
+                cx.entries(
+                    &self.at(key),
+                    v,
+                    "a mapping of names to values",
+                    |_, _, _, v| Some(v.clone()),
+                )
+                .into_iter()
+                .collect()
             })
             .unwrap_or_default()
     }
@@ -324,7 +388,9 @@ impl<'v> Obj<'v> {
 /// Parses `"250ms"`, `"2s"`, `"1.5s"`, `"1m"`, or a bare number of seconds.
 pub(crate) fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let n: f64 = num.parse().ok()?;
     let secs = match unit.trim() {

@@ -14,7 +14,9 @@ use crate::plan::{
 };
 
 fn origin(cx: &Cx) -> Origin {
-    Origin { file: cx.file.clone() }
+    Origin {
+        file: cx.file.clone(),
+    }
 }
 
 // ---------------------------------------------------------------- config.yaml
@@ -24,7 +26,10 @@ pub(crate) fn settings(cx: &mut Cx, doc: &Value) -> Settings {
     let Some(o) = cx.object(&KeyPath::root(), doc, &["server", "defaults"]) else {
         return settings;
     };
-    if let Some(server) = o.get("server").and_then(|v| cx.object(&o.at("server"), v, &["host", "port"])) {
+    if let Some(server) = o
+        .get("server")
+        .and_then(|v| cx.object(&o.at("server"), v, &["host", "port"]))
+    {
         let defaults = ServerSettings::default();
         settings.server = ServerSettings {
             host: server.opt_string(cx, "host").unwrap_or(defaults.host),
@@ -55,18 +60,31 @@ pub(crate) fn endpoints(cx: &mut Cx, domain: Option<&str>, doc: &Value) -> Vec<E
     let Some(v) = o.get("endpoints") else {
         cx.report(
             Diagnostic::new(Code::MissingKey, KeyPath::root(), "missing key `endpoints`")
-                .with_help("a domain file holds `endpoints:`, a mapping of endpoint names to definitions"),
+                .with_help(
+                    "a domain file holds `endpoints:`, a mapping of endpoint names to definitions",
+                ),
         );
         return Vec::new();
     };
-    cx.entries(&o.at("endpoints"), v, "a mapping of endpoint names to definitions", |cx, name, path, v| Some(endpoint(cx, domain, name, path, v)))
-        .into_iter()
-        .map(|(_, e)| e)
-        .collect()
+    cx.entries(
+        &o.at("endpoints"),
+        v,
+        "a mapping of endpoint names to definitions",
+        |cx, name, path, v| Some(endpoint(cx, domain, name, path, v)),
+    )
+    .into_iter()
+    .map(|(_, e)| e)
+    .collect()
 }
 
 const ENDPOINT_KEYS: &[&str] = &[
-    "description", "endpoint_type", "method", "path", "timeout", "data_sources", "primary_source",
+    "description",
+    "endpoint_type",
+    "method",
+    "path",
+    "timeout",
+    "data_sources",
+    "primary_source",
     "response_mapping",
 ];
 
@@ -91,7 +109,9 @@ fn endpoint(cx: &mut Cx, domain: Option<&str>, name: &str, path: &KeyPath, v: &V
                 .with_help("use letters, digits and `_`, starting with a letter or `_`: it becomes a route segment"),
         );
     }
-    let Some(o) = cx.object(path, v, ENDPOINT_KEYS) else { return e };
+    let Some(o) = cx.object(path, v, ENDPOINT_KEYS) else {
+        return e;
+    };
     e.description = o.opt_string(cx, "description");
     e.endpoint_type = o.opt(cx, "endpoint_type", |cx, p, v| {
         cx.choice(p, v, EndpointType::NAMES, EndpointType::parse)
@@ -123,7 +143,9 @@ fn endpoint(cx: &mut Cx, domain: Option<&str>, name: &str, path: &KeyPath, v: &V
         Some(other) => cx.wrong_type(&o.at("data_sources"), "a list of data sources", other),
         None => cx.report(
             Diagnostic::new(Code::MissingKey, path.clone(), "missing key `data_sources`")
-                .with_help("add `data_sources:`, a list of `{name, type, operation, params}` items"),
+                .with_help(
+                    "add `data_sources:`, a list of `{name, type, operation, params}` items",
+                ),
         ),
     }
     e
@@ -133,8 +155,17 @@ fn methods(cx: &mut Cx, path: &KeyPath, v: &Value) -> Option<Vec<HttpMethod>> {
     let names = cx.strings(path, v)?;
     let mut out = Vec::new();
     for (i, n) in names.iter().enumerate() {
-        let p = if v.is_array() { path.index(i) } else { path.clone() };
-        let m = cx.choice(&p, &Value::String(n.clone()), HttpMethod::NAMES, HttpMethod::parse)?;
+        let p = if v.is_array() {
+            path.index(i)
+        } else {
+            path.clone()
+        };
+        let m = cx.choice(
+            &p,
+            &Value::String(n.clone()),
+            HttpMethod::NAMES,
+            HttpMethod::parse,
+        )?;
         if !out.contains(&m) {
             out.push(m);
         }
@@ -143,8 +174,18 @@ fn methods(cx: &mut Cx, path: &KeyPath, v: &Value) -> Option<Vec<HttpMethod>> {
 }
 
 const SOURCE_KEYS: &[&str] = &[
-    "name", "type", "operation", "source_id", "params", "condition", "depends_on", "timeout",
-    "retries", "on_error", "default", "transform",
+    "name",
+    "type",
+    "operation",
+    "source_id",
+    "params",
+    "condition",
+    "depends_on",
+    "timeout",
+    "retries",
+    "on_error",
+    "default",
+    "transform",
 ];
 
 fn source(cx: &mut Cx, path: &KeyPath, v: &Value) -> Option<SourceStep> {
@@ -152,7 +193,12 @@ fn source(cx: &mut Cx, path: &KeyPath, v: &Value) -> Option<SourceStep> {
     // Keep a step whenever it has a name, so one bad field does not turn every reference to it
     // into an "unknown source" error too.
     let name = o.req(cx, "name", "the source's name", Cx::string)?;
-    let kind = o.req(cx, "type", "`database`, `api`, `feast`, `ml` or `direct`", Cx::string);
+    let kind = o.req(
+        cx,
+        "type",
+        "`database`, `api`, `feast`, `ml` or `direct`",
+        Cx::string,
+    );
     let mut step = SourceStep {
         name,
         kind: kind.unwrap_or_default(),
@@ -167,8 +213,12 @@ fn source(cx: &mut Cx, path: &KeyPath, v: &Value) -> Option<SourceStep> {
         transform: Vec::new(),
     };
     if let Some(params) = o.get("params") {
-        step.params = cx
-            .entries(&o.at("params"), params, "a mapping of param names to values", |cx, _, p, v| Some(cx.template(p, v)));
+        step.params = cx.entries(
+            &o.at("params"),
+            params,
+            "a mapping of param names to values",
+            |cx, _, p, v| Some(cx.template(p, v)),
+        );
     }
     step.on_error = on_error(cx, &o);
     if let Some(t) = o.get("transform") {
@@ -182,7 +232,11 @@ fn retries(cx: &mut Cx, path: &KeyPath, v: &Value) -> Option<RetryPolicy> {
         return cx.uint(path, v).map(RetryPolicy::new);
     }
     if !v.is_object() {
-        cx.wrong_type(path, "a number of retries or `{max, backoff, max_backoff}`", v);
+        cx.wrong_type(
+            path,
+            "a number of retries or `{max, backoff, max_backoff}`",
+            v,
+        );
         return None;
     }
     let o = cx.object(path, v, &["max", "backoff", "max_backoff"])?;
@@ -198,23 +252,35 @@ fn retries(cx: &mut Cx, path: &KeyPath, v: &Value) -> Option<RetryPolicy> {
 
 fn on_error(cx: &mut Cx, o: &Obj<'_>) -> OnError {
     let mode = o.opt(cx, "on_error", |cx, p, v| {
-        cx.choice(p, v, &["fail", "skip", "default"], |s| Some(s.to_owned()).filter(|s| ["fail", "skip", "default"].contains(&s.as_str())))
+        cx.choice(p, v, &["fail", "skip", "default"], |s| {
+            Some(s.to_owned()).filter(|s| ["fail", "skip", "default"].contains(&s.as_str()))
+        })
     });
     let default = o.map.get("default");
     match (mode.as_deref(), default) {
         (Some("default"), Some(v)) => OnError::Default(v.clone()),
         (Some("default"), None) => {
             cx.report(
-                Diagnostic::new(Code::MissingKey, o.path.clone(), "`on_error: default` needs a `default:` value")
-                    .with_help("add `default:` with the value to use when the source fails (it may be `null`)"),
+                Diagnostic::new(
+                    Code::MissingKey,
+                    o.path.clone(),
+                    "`on_error: default` needs a `default:` value",
+                )
+                .with_help(
+                    "add `default:` with the value to use when the source fails (it may be `null`)",
+                ),
             );
             OnError::Fail
         }
         (_, Some(_)) => {
             cx.report(
-                Diagnostic::new(Code::InvalidValue, o.at("default"), "`default:` is only used with `on_error: default`")
-                    .at_key()
-                    .with_help("add `on_error: default`, or remove `default:`"),
+                Diagnostic::new(
+                    Code::InvalidValue,
+                    o.at("default"),
+                    "`default:` is only used with `on_error: default`",
+                )
+                .at_key()
+                .with_help("add `on_error: default`, or remove `default:`"),
             );
             OnError::Fail
         }
@@ -232,29 +298,59 @@ fn transforms(cx: &mut Cx, path: &KeyPath, v: &Value) -> Vec<Transform> {
     let mut out = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let p = path.index(i);
-        let Some(o) = cx.object(&p, item, Transform::KEYS) else { continue };
+        let Some(o) = cx.object(&p, item, Transform::KEYS) else {
+            continue;
+        };
         if o.map.len() != 1 {
             cx.report(
-                Diagnostic::new(Code::InvalidValue, p.clone(), "a transform step has exactly one key")
-                    .with_help(format!("write one step per list item, one of: {}", Transform::KEYS.join(", "))),
+                Diagnostic::new(
+                    Code::InvalidValue,
+                    p.clone(),
+                    "a transform step has exactly one key",
+                )
+                .with_help(format!(
+                    "write one step per list item, one of: {}",
+                    Transform::KEYS.join(", ")
+                )),
             );
             continue;
         }
-        let Some((key, v)) = o.map.iter().next() else { continue };
+        let Some((key, v)) = o.map.iter().next() else {
+            continue;
+        };
         let kp = p.key(key);
         let step = match key.as_str() {
             "select" => cx.strings(&kp, v).map(Transform::Select),
-            "rename" => Some(Transform::Rename(cx.entries(&kp, v, "a mapping of old to new names", |cx, _, p, v| cx.string(p, v)))),
-            "defaults" => Some(Transform::Defaults(cx.entries(&kp, v, "a mapping of fields to default values", |_, _, _, v| Some(v.clone())))),
-            "compute" => Some(Transform::Compute(cx.entries(&kp, v, "a mapping of fields to expressions", |cx, _, p, v| Some(cx.template(p, v))))),
+            "rename" => Some(Transform::Rename(cx.entries(
+                &kp,
+                v,
+                "a mapping of old to new names",
+                |cx, _, p, v| cx.string(p, v),
+            ))),
+            "defaults" => Some(Transform::Defaults(cx.entries(
+                &kp,
+                v,
+                "a mapping of fields to default values",
+                |_, _, _, v| Some(v.clone()),
+            ))),
+            "compute" => Some(Transform::Compute(cx.entries(
+                &kp,
+                v,
+                "a mapping of fields to expressions",
+                |cx, _, p, v| Some(cx.template(p, v)),
+            ))),
             "filter" => cx.expression(&kp, v).map(Transform::Filter),
             "map" => Some(Transform::Map(cx.template(&kp, v))),
             "flatten" => match cx.boolean(&kp, v) {
                 Some(true) => Some(Transform::Flatten),
                 Some(false) => {
                     cx.report(
-                        Diagnostic::new(Code::InvalidValue, kp.clone(), "`flatten: false` does nothing")
-                            .with_help("remove the step, or write `flatten: true`"),
+                        Diagnostic::new(
+                            Code::InvalidValue,
+                            kp.clone(),
+                            "`flatten: false` does nothing",
+                        )
+                        .with_help("remove the step, or write `flatten: true`"),
                     );
                     None
                 }
@@ -265,31 +361,62 @@ fn transforms(cx: &mut Cx, path: &KeyPath, v: &Value) -> Vec<Transform> {
         out.extend(step);
     }
     // Later checks address steps by position: keep the list only when every step was read.
-    if cx.diags.len() > before { Vec::new() } else { out }
+    if cx.diags.len() > before {
+        Vec::new()
+    } else {
+        out
+    }
 }
 
 // ---------------------------------------------------------------- database.yaml
 
 pub(crate) fn database(cx: &mut Cx, doc: &Value, base_dir: &Path) -> DatabaseConfig {
     let mut db = DatabaseConfig::default();
-    let Some(root) = cx.object(&KeyPath::root(), doc, &["database"]) else { return db };
-    let Some(o) = root.get("database").and_then(|v| cx.object(&root.at("database"), v, &["sources", "operations"])) else {
+    let Some(root) = cx.object(&KeyPath::root(), doc, &["database"]) else {
+        return db;
+    };
+    let Some(o) = root
+        .get("database")
+        .and_then(|v| cx.object(&root.at("database"), v, &["sources", "operations"]))
+    else {
         return db;
     };
     if let Some(v) = o.get("sources") {
         db.sources = cx
-            .entries(&o.at("sources"), v, "a mapping of connection names to settings", |cx, _, p, v| db_connection(cx, p, v, base_dir))
+            .entries(
+                &o.at("sources"),
+                v,
+                "a mapping of connection names to settings",
+                |cx, _, p, v| db_connection(cx, p, v, base_dir),
+            )
             .into_iter()
             .collect();
     }
     if let Some(v) = o.get("operations") {
-        db.operations = cx.entries(&o.at("operations"), v, "a mapping of operation names to definitions", db_operation).into_iter().collect();
+        db.operations = cx
+            .entries(
+                &o.at("operations"),
+                v,
+                "a mapping of operation names to definitions",
+                db_operation,
+            )
+            .into_iter()
+            .collect();
     }
     db
 }
 
 fn db_connection(cx: &mut Cx, path: &KeyPath, v: &Value, base_dir: &Path) -> Option<DbConnection> {
-    let o = cx.object(path, v, &["connection_string", "pool_size", "acquire_timeout", "statement_timeout"])?;
+    let o = cx.object(
+        path,
+        v,
+        &[
+            "connection_string",
+            "pool_size",
+            "acquire_timeout",
+            "statement_timeout",
+        ],
+    )?;
     let raw = o.req(cx, "connection_string", "a database URL", Cx::string)?;
     let url = match translate_db_url(&raw, base_dir) {
         Ok(url) => url,
@@ -328,7 +455,11 @@ pub(crate) fn translate_db_url(raw: &str, base_dir: &Path) -> Result<String, Str
             if path.is_empty() || path == ":memory:" {
                 return Ok("sqlite::memory:".into());
             }
-            let full = if Path::new(path).is_absolute() { Path::new(path).to_path_buf() } else { base_dir.join(path) };
+            let full = if Path::new(path).is_absolute() {
+                Path::new(path).to_path_buf()
+            } else {
+                base_dir.join(path)
+            };
             let mut url = format!("sqlite://{}", full.display());
             if let Some(q) = query {
                 url.push('?');
@@ -349,10 +480,17 @@ fn after_scheme(raw: &str) -> &str {
 fn db_operation(cx: &mut Cx, _: &str, path: &KeyPath, v: &Value) -> Option<DbOperation> {
     let o = cx.object(path, v, &["query", "params", "return_type", "source_id"])?;
     Some(DbOperation {
-        query: o.req(cx, "query", "the SQL text, with `:name` placeholders", Cx::string)?,
+        query: o.req(
+            cx,
+            "query",
+            "the SQL text, with `:name` placeholders",
+            Cx::string,
+        )?,
         params: o.opt(cx, "params", Cx::strings).unwrap_or_default(),
         return_type: o
-            .opt(cx, "return_type", |cx, p, v| cx.choice(p, v, ReturnType::NAMES, ReturnType::parse))
+            .opt(cx, "return_type", |cx, p, v| {
+                cx.choice(p, v, ReturnType::NAMES, ReturnType::parse)
+            })
             .unwrap_or_default(),
         source_id: o.opt_string(cx, "source_id"),
         origin: origin(cx),
@@ -363,7 +501,11 @@ fn db_operation(cx: &mut Cx, _: &str, path: &KeyPath, v: &Value) -> Option<DbOpe
 
 pub(crate) fn api(cx: &mut Cx, doc: &Value) -> ApiConfig {
     let sources = services(cx, doc, "api", |cx, p, v| {
-        let o = cx.object(p, v, &["base_url", "timeout", "headers", "auth", "operations"])?;
+        let o = cx.object(
+            p,
+            v,
+            &["base_url", "timeout", "headers", "auth", "operations"],
+        )?;
         Some(ApiService {
             base_url: o.req(cx, "base_url", "the service's base URL", Cx::string)?,
             timeout: o.opt_duration(cx, "timeout"),
@@ -371,7 +513,16 @@ pub(crate) fn api(cx: &mut Cx, doc: &Value) -> ApiConfig {
             auth: o.opt(cx, "auth", auth),
             operations: o
                 .get("operations")
-                .map(|v| cx.entries(&o.at("operations"), v, "a mapping of operation names to definitions", api_operation).into_iter().collect())
+                .map(|v| {
+                    cx.entries(
+                        &o.at("operations"),
+                        v,
+                        "a mapping of operation names to definitions",
+                        api_operation,
+                    )
+                    .into_iter()
+                    .collect()
+                })
                 .unwrap_or_default(),
             origin: origin(cx),
         })
@@ -385,20 +536,42 @@ fn services<T>(
     top: &str,
     mut f: impl FnMut(&mut Cx, &KeyPath, &Value) -> Option<T>,
 ) -> std::collections::BTreeMap<String, T> {
-    let Some(root) = cx.object(&KeyPath::root(), doc, &[top]) else { return Default::default() };
-    let Some(o) = root.get(top).and_then(|v| cx.object(&root.at(top), v, &["sources"])) else {
+    let Some(root) = cx.object(&KeyPath::root(), doc, &[top]) else {
+        return Default::default();
+    };
+    let Some(o) = root
+        .get(top)
+        .and_then(|v| cx.object(&root.at(top), v, &["sources"]))
+    else {
         return Default::default();
     };
     o.get("sources")
-        .map(|v| cx.entries(&o.at("sources"), v, "a mapping of integration names to settings", |cx, _, p, v| f(cx, p, v)).into_iter().collect())
+        .map(|v| {
+            cx.entries(
+                &o.at("sources"),
+                v,
+                "a mapping of integration names to settings",
+                |cx, _, p, v| f(cx, p, v),
+            )
+            .into_iter()
+            .collect()
+        })
         .unwrap_or_default()
 }
 
 fn auth(cx: &mut Cx, path: &KeyPath, v: &Value) -> Option<ApiAuth> {
-    let o = cx.object(path, v, &["type", "token", "header", "query", "key", "username", "password"])?;
+    let o = cx.object(
+        path,
+        v,
+        &[
+            "type", "token", "header", "query", "key", "username", "password",
+        ],
+    )?;
     let kind = o.req(cx, "type", "`bearer`, `api_key` or `basic`", |cx, p, v| {
         cx.choice(p, v, &["bearer", "api_key", "basic"], |s| {
-            ["bearer", "api_key", "basic"].contains(&s).then(|| s.to_owned())
+            ["bearer", "api_key", "basic"]
+                .contains(&s)
+                .then(|| s.to_owned())
         })
     })?;
     let allowed: &[&str] = match kind.as_str() {
@@ -408,23 +581,37 @@ fn auth(cx: &mut Cx, path: &KeyPath, v: &Value) -> Option<ApiAuth> {
     };
     for key in o.map.keys().filter(|k| !allowed.contains(&k.as_str())) {
         cx.report(
-            Diagnostic::new(Code::UnknownKey, o.at(key), format!("`{key}` does not apply to `{kind}` auth"))
-                .at_key()
-                .with_help(format!("`{kind}` auth takes: {}", allowed[1..].join(", "))),
+            Diagnostic::new(
+                Code::UnknownKey,
+                o.at(key),
+                format!("`{key}` does not apply to `{kind}` auth"),
+            )
+            .at_key()
+            .with_help(format!("`{kind}` auth takes: {}", allowed[1..].join(", "))),
         );
     }
     Some(match kind.as_str() {
-        "bearer" => ApiAuth::Bearer { token: o.req(cx, "token", "the token (use `${env:NAME}`)", Cx::string)? },
+        "bearer" => ApiAuth::Bearer {
+            token: o.req(cx, "token", "the token (use `${env:NAME}`)", Cx::string)?,
+        },
         "api_key" => {
             let header = o.opt_string(cx, "header");
             let query = o.opt_string(cx, "query");
             if header.is_some() == query.is_some() {
                 cx.report(
-                    Diagnostic::new(Code::InvalidValue, path.clone(), "`api_key` auth needs exactly one of `header` or `query`")
-                        .with_help("e.g. `header: X-API-Key`"),
+                    Diagnostic::new(
+                        Code::InvalidValue,
+                        path.clone(),
+                        "`api_key` auth needs exactly one of `header` or `query`",
+                    )
+                    .with_help("e.g. `header: X-API-Key`"),
                 );
             }
-            ApiAuth::ApiKey { header, query, key: o.req(cx, "key", "the key (use `${env:NAME}`)", Cx::string)? }
+            ApiAuth::ApiKey {
+                header,
+                query,
+                key: o.req(cx, "key", "the key (use `${env:NAME}`)", Cx::string)?,
+            }
         }
         _ => ApiAuth::Basic {
             username: o.req(cx, "username", "the user name", Cx::string)?,
@@ -437,9 +624,16 @@ fn api_operation(cx: &mut Cx, _: &str, path: &KeyPath, v: &Value) -> Option<ApiO
     let o = cx.object(path, v, &["method", "path", "query", "headers", "body"])?;
     Some(ApiOperation {
         method: o
-            .opt(cx, "method", |cx, p, v| cx.choice(p, v, HttpMethod::NAMES, HttpMethod::parse))
+            .opt(cx, "method", |cx, p, v| {
+                cx.choice(p, v, HttpMethod::NAMES, HttpMethod::parse)
+            })
             .unwrap_or(HttpMethod::Get),
-        path: o.req(cx, "path", "the path template, e.g. `/customers/{customer_id}`", Cx::string)?,
+        path: o.req(
+            cx,
+            "path",
+            "the path template, e.g. `/customers/{customer_id}`",
+            Cx::string,
+        )?,
         query: o.value_map(cx, "query"),
         headers: o.value_map(cx, "headers"),
         body: o.get("body").cloned(),
@@ -451,13 +645,21 @@ fn api_operation(cx: &mut Cx, _: &str, path: &KeyPath, v: &Value) -> Option<ApiO
 
 pub(crate) fn feast(cx: &mut Cx, doc: &Value) -> FeastConfig {
     let sources = services(cx, doc, "feast", |cx, p, v| {
-        let o = cx.object(p, v, &["url", "base_url", "timeout", "headers", "operations"])?;
+        let o = cx.object(
+            p,
+            v,
+            &["url", "base_url", "timeout", "headers", "operations"],
+        )?;
         let url = match (o.get("url"), o.get("base_url")) {
             (Some(_), Some(_)) => {
                 cx.report(
-                    Diagnostic::new(Code::InvalidValue, o.at("base_url"), "`url` and `base_url` are the same setting")
-                        .at_key()
-                        .with_help("keep one of them"),
+                    Diagnostic::new(
+                        Code::InvalidValue,
+                        o.at("base_url"),
+                        "`url` and `base_url` are the same setting",
+                    )
+                    .at_key()
+                    .with_help("keep one of them"),
                 );
                 None
             }
@@ -471,7 +673,16 @@ pub(crate) fn feast(cx: &mut Cx, doc: &Value) -> FeastConfig {
             headers: o.string_map(cx, "headers"),
             operations: o
                 .get("operations")
-                .map(|v| cx.entries(&o.at("operations"), v, "a mapping of operation names to definitions", feast_operation).into_iter().collect())
+                .map(|v| {
+                    cx.entries(
+                        &o.at("operations"),
+                        v,
+                        "a mapping of operation names to definitions",
+                        feast_operation,
+                    )
+                    .into_iter()
+                    .collect()
+                })
                 .unwrap_or_default(),
             origin: origin(cx),
         })
@@ -483,21 +694,33 @@ fn feast_operation(cx: &mut Cx, _: &str, path: &KeyPath, v: &Value) -> Option<Fe
     let o = cx.object(
         path,
         v,
-        &["features", "feature_service", "entity_key", "full_feature_names", "database_fallback"],
+        &[
+            "features",
+            "feature_service",
+            "entity_key",
+            "full_feature_names",
+            "database_fallback",
+        ],
     )?;
     let features = o.opt(cx, "features", Cx::strings).unwrap_or_default();
     let feature_service = o.opt_string(cx, "feature_service");
     if features.is_empty() == feature_service.is_none() {
         cx.report(
-            Diagnostic::new(Code::InvalidValue, path.clone(), "a feature lookup needs exactly one of `features` or `feature_service`")
-                .with_help("list features as `view:feature`, or name a feature service"),
+            Diagnostic::new(
+                Code::InvalidValue,
+                path.clone(),
+                "a feature lookup needs exactly one of `features` or `feature_service`",
+            )
+            .with_help("list features as `view:feature`, or name a feature service"),
         );
     }
     Some(FeastOperation {
         features,
         feature_service,
         entity_keys: o.req(cx, "entity_key", "the join key name(s)", Cx::strings)?,
-        full_feature_names: o.opt(cx, "full_feature_names", Cx::boolean).unwrap_or(false),
+        full_feature_names: o
+            .opt(cx, "full_feature_names", Cx::boolean)
+            .unwrap_or(false),
         database_fallback: o.opt(cx, "database_fallback", |cx, p, v| {
             let f = cx.object(p, v, &["table", "entity_key", "mapping", "source_id"])?;
             Some(FeatureFallback {
@@ -522,7 +745,16 @@ pub(crate) fn ml(cx: &mut Cx, doc: &Value) -> MlConfig {
             headers: o.string_map(cx, "headers"),
             models: o
                 .get("models")
-                .map(|v| cx.entries(&o.at("models"), v, "a mapping of model names to definitions", model).into_iter().collect())
+                .map(|v| {
+                    cx.entries(
+                        &o.at("models"),
+                        v,
+                        "a mapping of model names to definitions",
+                        model,
+                    )
+                    .into_iter()
+                    .collect()
+                })
                 .unwrap_or_default(),
             origin: origin(cx),
         })
@@ -531,10 +763,16 @@ pub(crate) fn ml(cx: &mut Cx, doc: &Value) -> MlConfig {
 }
 
 fn model(cx: &mut Cx, _: &str, path: &KeyPath, v: &Value) -> Option<Model> {
-    let o = cx.object(path, v, &["protocol", "endpoint", "inputs", "datatype", "outputs"])?;
+    let o = cx.object(
+        path,
+        v,
+        &["protocol", "endpoint", "inputs", "datatype", "outputs"],
+    )?;
     Some(Model {
         protocol: o
-            .opt(cx, "protocol", |cx, p, v| cx.choice(p, v, ModelProtocol::NAMES, ModelProtocol::parse))
+            .opt(cx, "protocol", |cx, p, v| {
+                cx.choice(p, v, ModelProtocol::NAMES, ModelProtocol::parse)
+            })
             .unwrap_or_default(),
         endpoint: o.opt_string(cx, "endpoint"),
         inputs: o.opt(cx, "inputs", Cx::strings).unwrap_or_default(),
@@ -551,12 +789,30 @@ mod tests {
     #[test]
     fn translates_sqlalchemy_urls() {
         let base = Path::new("/cfg");
-        assert_eq!(translate_db_url("sqlite:///customer360.db", base).unwrap(), "sqlite:///cfg/customer360.db");
-        assert_eq!(translate_db_url("sqlite:////abs/x.db", base).unwrap(), "sqlite:///abs/x.db");
-        assert_eq!(translate_db_url("sqlite://", base).unwrap(), "sqlite::memory:");
-        assert_eq!(translate_db_url("sqlite::memory:", base).unwrap(), "sqlite::memory:");
-        assert_eq!(translate_db_url("postgresql+psycopg2://u@h/db", base).unwrap(), "postgres://u@h/db");
-        assert_eq!(translate_db_url("mysql+pymysql://root@127.0.0.1/test", base).unwrap(), "mysql://root@127.0.0.1/test");
+        assert_eq!(
+            translate_db_url("sqlite:///customer360.db", base).unwrap(),
+            "sqlite:///cfg/customer360.db"
+        );
+        assert_eq!(
+            translate_db_url("sqlite:////abs/x.db", base).unwrap(),
+            "sqlite:///abs/x.db"
+        );
+        assert_eq!(
+            translate_db_url("sqlite://", base).unwrap(),
+            "sqlite::memory:"
+        );
+        assert_eq!(
+            translate_db_url("sqlite::memory:", base).unwrap(),
+            "sqlite::memory:"
+        );
+        assert_eq!(
+            translate_db_url("postgresql+psycopg2://u@h/db", base).unwrap(),
+            "postgres://u@h/db"
+        );
+        assert_eq!(
+            translate_db_url("mysql+pymysql://root@127.0.0.1/test", base).unwrap(),
+            "mysql://root@127.0.0.1/test"
+        );
         assert!(translate_db_url("oracle://x", base).is_err());
     }
 }

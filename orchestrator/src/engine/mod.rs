@@ -164,7 +164,12 @@ impl Engine {
         let mut built: HashMap<(Option<String>, String), Arc<dyn DataSource>> = HashMap::new();
         let mut endpoints = HashMap::with_capacity(plan.endpoints.len());
         for (index, e) in plan.endpoints.iter().enumerate() {
-            let scope = plan.integrations.domains.contains_key(e.domain.as_deref().unwrap_or_default()).then(|| e.domain.clone()).flatten();
+            let scope = plan
+                .integrations
+                .domains
+                .contains_key(e.domain.as_deref().unwrap_or_default())
+                .then(|| e.domain.clone())
+                .flatten();
             let deps = dependencies(e);
             let mut steps = Vec::with_capacity(e.sources.len());
             for (i, s) in e.sources.iter().enumerate() {
@@ -172,15 +177,20 @@ impl Engine {
                 let source = match built.get(&key) {
                     Some(src) => src.clone(),
                     None => {
-                        let factory = registry.factory(&s.kind).ok_or_else(|| BuildError::UnregisteredType {
-                            endpoint: e.name.clone(),
-                            source_name: s.name.clone(),
-                            kind: s.kind.clone(),
-                            registered: registry.kinds().join(", "),
+                        let factory = registry.factory(&s.kind).ok_or_else(|| {
+                            BuildError::UnregisteredType {
+                                endpoint: e.name.clone(),
+                                source_name: s.name.clone(),
+                                kind: s.kind.clone(),
+                                registered: registry.kinds().join(", "),
+                            }
                         })?;
-                        let src = factory
-                            .build(plan.integrations_for(e))
-                            .map_err(|error| BuildError::Source { kind: s.kind.clone(), error })?;
+                        let src = factory.build(plan.integrations_for(e)).map_err(|error| {
+                            BuildError::Source {
+                                kind: s.kind.clone(),
+                                error,
+                            }
+                        })?;
                         built.insert(key, src.clone());
                         src
                     }
@@ -208,7 +218,11 @@ impl Engine {
                 Compiled {
                     index,
                     name: e.name.as_str().into(),
-                    names: e.sources.iter().map(|s| Arc::from(s.name.as_str())).collect(),
+                    names: e
+                        .sources
+                        .iter()
+                        .map(|s| Arc::from(s.name.as_str()))
+                        .collect(),
                     roots: (0..steps.len()).filter(|&i| steps[i].deps == 0).collect(),
                     steps,
                     primary,
@@ -216,7 +230,11 @@ impl Engine {
                 },
             );
         }
-        Ok(Self { plan: Arc::new(plan), version, endpoints })
+        Ok(Self {
+            plan: Arc::new(plan),
+            version,
+            endpoints,
+        })
     }
 
     /// The plan this engine runs.
@@ -230,7 +248,11 @@ impl Engine {
     }
 
     /// Runs endpoint `name` for `request`.
-    pub async fn execute(&self, name: &str, request: &RequestContext) -> Result<Execution, ExecuteError> {
+    pub async fn execute(
+        &self,
+        name: &str,
+        request: &RequestContext,
+    ) -> Result<Execution, ExecuteError> {
         let compiled = self
             .endpoints
             .get(name)
@@ -240,7 +262,12 @@ impl Engine {
         self.run(compiled, endpoint, request).instrument(span).await
     }
 
-    async fn run(&self, c: &Compiled, e: &Endpoint, request: &RequestContext) -> Result<Execution, ExecuteError> {
+    async fn run(
+        &self,
+        c: &Compiled,
+        e: &Endpoint,
+        request: &RequestContext,
+    ) -> Result<Execution, ExecuteError> {
         let start = Instant::now();
         let deadline = start + c.budget;
         let mut state = State {
@@ -261,7 +288,11 @@ impl Engine {
                 })
                 .collect(),
         };
-        let outcome = tokio::time::timeout_at(deadline, self.drive(c, e, request, &mut state, start, deadline)).await;
+        let outcome = tokio::time::timeout_at(
+            deadline,
+            self.drive(c, e, request, &mut state, start, deadline),
+        )
+        .await;
         let end = Instant::now();
         for t in &mut state.sources {
             if t.outcome == Outcome::Cancelled {
@@ -278,22 +309,40 @@ impl Engine {
         match outcome {
             Ok(Ok(())) => {
                 let response = match &e.response_mapping {
-                    Some(mapping) => mapping.eval(&ExecScope { request, names: &c.names, results: &state.results }),
-                    None => c.primary.and_then(|p| state.results[p].take()).unwrap_or(Value::Null),
+                    Some(mapping) => mapping.eval(&ExecScope {
+                        request,
+                        names: &c.names,
+                        results: &state.results,
+                    }),
+                    None => c
+                        .primary
+                        .and_then(|p| state.results[p].take())
+                        .unwrap_or(Value::Null),
                 };
-                Ok(Execution { response, trace: trace(state) })
+                Ok(Execution {
+                    response,
+                    trace: trace(state),
+                })
             }
             Ok(Err((i, error))) if error.kind == SourceErrorKind::Timeout && end >= deadline => {
                 // The endpoint's budget, not the source's own timeout, ended it.
                 state.sources[i].outcome = Outcome::Cancelled;
-                Err(ExecuteError::DeadlineExceeded { endpoint: e.name.clone(), budget: c.budget, trace: Box::new(trace(state)) })
+                Err(ExecuteError::DeadlineExceeded {
+                    endpoint: e.name.clone(),
+                    budget: c.budget,
+                    trace: Box::new(trace(state)),
+                })
             }
             Ok(Err((i, error))) => Err(ExecuteError::SourceFailed {
                 source_name: e.sources[i].name.clone(),
                 error,
                 trace: Box::new(trace(state)),
             }),
-            Err(_) => Err(ExecuteError::DeadlineExceeded { endpoint: e.name.clone(), budget: c.budget, trace: Box::new(trace(state)) }),
+            Err(_) => Err(ExecuteError::DeadlineExceeded {
+                endpoint: e.name.clone(),
+                budget: c.budget,
+                trace: Box::new(trace(state)),
+            }),
         }
     }
 
@@ -312,7 +361,11 @@ impl Engine {
         loop {
             while let Some(i) = ready.pop() {
                 let step = &e.sources[i];
-                let scope = ExecScope { request, names: &c.names, results: &state.results };
+                let scope = ExecScope {
+                    request,
+                    names: &c.names,
+                    results: &state.results,
+                };
                 let now = Instant::now() - start;
                 if let Some(cond) = &step.condition
                     && !truthy(&cond.eval(&scope))
@@ -328,10 +381,13 @@ impl Engine {
                 }
                 state.sources[i].start = now;
                 state.sources[i].outcome = Outcome::Cancelled;
-                let span = tracing::debug_span!("source", source = %c.names[i], kind = %c.steps[i].kind);
+                let span =
+                    tracing::debug_span!("source", source = %c.names[i], kind = %c.steps[i].kind);
                 running.push(attempts(c, e, i, params, request, deadline).instrument(span));
             }
-            let Some((i, attempts, result)) = running.next().await else { return Ok(()) };
+            let Some((i, attempts, result)) = running.next().await else {
+                return Ok(());
+            };
             let t = &mut state.sources[i];
             t.attempts = attempts;
             t.duration = (Instant::now() - start).saturating_sub(t.start);
@@ -341,7 +397,11 @@ impl Engine {
                     let value = if step.transform.is_empty() {
                         value
                     } else {
-                        let scope = ExecScope { request, names: &c.names, results: &state.results };
+                        let scope = ExecScope {
+                            request,
+                            names: &c.names,
+                            results: &state.results,
+                        };
                         crate::transform::apply(&step.transform, value, &scope)
                     };
                     state.results[i] = Some(value);
@@ -349,7 +409,10 @@ impl Engine {
                 }
                 Err(error) => {
                     tracing::debug!(source = %c.names[i], error = %error, "source failed");
-                    t.error = Some(TraceError { kind: error.kind, message: error.message.clone() });
+                    t.error = Some(TraceError {
+                        kind: error.kind,
+                        message: error.message.clone(),
+                    });
                     match &step.on_error {
                         OnError::Fail => {
                             t.outcome = Outcome::Failed;
@@ -413,19 +476,27 @@ async fn attempts(
             Ok(r) => r,
             Err(_) => Err(SourceError::new(
                 SourceErrorKind::Timeout,
-                format!("attempt {attempt} did not finish within {:?}", limit - begun),
+                format!(
+                    "attempt {attempt} did not finish within {:?}",
+                    limit - begun
+                ),
             )),
         };
         let error = match result {
             Ok(v) => return (i, attempt, Ok(v)),
             Err(error) => error,
         };
-        let Some(policy) = step.retry.filter(|p| error.is_transient() && attempt <= p.max_retries) else {
+        let Some(policy) = step
+            .retry
+            .filter(|p| error.is_transient() && attempt <= p.max_retries)
+        else {
             return (i, attempt, Err(error));
         };
         let ceiling = policy.backoff_ceiling(attempt);
         let half = ceiling / 2;
-        let jitter = Duration::from_nanos(fastrand::u64(..=u64::try_from((ceiling - half).as_nanos()).unwrap_or(u64::MAX)));
+        let jitter = Duration::from_nanos(fastrand::u64(
+            ..=u64::try_from((ceiling - half).as_nanos()).unwrap_or(u64::MAX),
+        ));
         let wait = half + jitter;
         if Instant::now() + wait >= deadline {
             return (i, attempt, Err(error));

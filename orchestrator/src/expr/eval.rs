@@ -79,9 +79,9 @@ impl Expr {
             }
             Self::Binary(op, a, b) => Cow::Owned(binary(*op, &a.eval(scope), &b.eval(scope))),
             Self::Call(f, args) => Cow::Owned(call(*f, args, scope)),
-            Self::List(items) => {
-                Cow::Owned(Value::Array(items.iter().map(|e| e.eval(scope).into_owned()).collect()))
-            }
+            Self::List(items) => Cow::Owned(Value::Array(
+                items.iter().map(|e| e.eval(scope).into_owned()).collect(),
+            )),
         }
     }
 }
@@ -182,7 +182,9 @@ pub(crate) fn loose_eq(a: &Value, b: &Value) -> bool {
             x.len() == y.len() && x.iter().zip(y).all(|(a, b)| loose_eq(a, b))
         }
         (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| loose_eq(v, w)))
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| loose_eq(v, w)))
         }
         _ => a == b,
     }
@@ -286,13 +288,23 @@ fn number_value(f: f64) -> Value {
 
 fn call<S: Scope + ?Sized>(f: Function, args: &[Expr], scope: &S) -> Value {
     if f == Function::If {
-        let branch = if truthy(&args[0].eval(scope)) { &args[1] } else { &args[2] };
+        let branch = if truthy(&args[0].eval(scope)) {
+            &args[1]
+        } else {
+            &args[2]
+        };
         return branch.eval(scope).into_owned();
     }
     let vals: Vec<Cow<'_, Value>> = args.iter().map(|a| a.eval(scope)).collect();
     match f {
-        Function::Min => numbers(&vals).into_iter().reduce(f64::min).map_or(Value::Null, number_value),
-        Function::Max => numbers(&vals).into_iter().reduce(f64::max).map_or(Value::Null, number_value),
+        Function::Min => numbers(&vals)
+            .into_iter()
+            .reduce(f64::min)
+            .map_or(Value::Null, number_value),
+        Function::Max => numbers(&vals)
+            .into_iter()
+            .reduce(f64::max)
+            .map_or(Value::Null, number_value),
         _ => call_unary_ish(f, &vals),
     }
 }
@@ -312,18 +324,29 @@ fn call_unary_ish(f: Function, v: &[Cow<'_, Value>]) -> Value {
         Function::Upper => str_fn(str::to_uppercase),
         Function::Trim => str_fn(|s| s.trim().to_owned()),
         Function::Round => {
-            let Some(x) = a.as_f64() else { return Value::Null };
-            let digits = v.get(1).and_then(|d| d.as_i64()).unwrap_or(0).clamp(-15, 15);
+            let Some(x) = a.as_f64() else {
+                return Value::Null;
+            };
+            let digits = v
+                .get(1)
+                .and_then(|d| d.as_i64())
+                .unwrap_or(0)
+                .clamp(-15, 15);
             let scale = 10f64.powi(digits as i32);
             let r = (x * scale).round() / scale;
-            if digits <= 0 { number_value(r) } else { float(r) }
+            if digits <= 0 {
+                number_value(r)
+            } else {
+                float(r)
+            }
         }
         Function::Floor => num_fn(f64::floor),
         Function::Ceil => num_fn(f64::ceil),
         Function::Abs => match a {
-            Value::Number(n) if n.is_i64() => {
-                n.as_i64().and_then(i64::checked_abs).map_or(Value::Null, Value::from)
-            }
+            Value::Number(n) if n.is_i64() => n
+                .as_i64()
+                .and_then(i64::checked_abs)
+                .map_or(Value::Null, Value::from),
             _ => a.as_f64().map_or(Value::Null, |x| float(x.abs())),
         },
         Function::Sum => match a {
@@ -397,5 +420,10 @@ pub(crate) fn binary_literal_error(op: BinaryOp, l: &Value, r: &Value) -> Option
     if l.is_null() || r.is_null() || !binary(op, l, r).is_null() {
         return None;
     }
-    Some(format!("`{}` cannot be applied to {} and {}", op.symbol(), describe(l), describe(r)))
+    Some(format!(
+        "`{}` cannot be applied to {} and {}",
+        op.symbol(),
+        describe(l),
+        describe(r)
+    ))
 }

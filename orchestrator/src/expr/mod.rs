@@ -352,7 +352,11 @@ impl Template {
     /// every parse error.
     pub fn from_value(value: &Value) -> Result<Self, Vec<TemplateError>> {
         let (t, errors) = Self::from_value_lossy(value);
-        if errors.is_empty() { Ok(t) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(t)
+        } else {
+            Err(errors)
+        }
     }
 
     /// Like [`Template::from_value`], but also returns the template with every string that did
@@ -368,7 +372,10 @@ impl Template {
             Value::String(s) => match parse_template_string(s) {
                 Ok(t) => t,
                 Err(error) => {
-                    errors.push(TemplateError { path: path.clone(), error });
+                    errors.push(TemplateError {
+                        path: path.clone(),
+                        error,
+                    });
                     Self::Literal(Value::Null)
                 }
             },

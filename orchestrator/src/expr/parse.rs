@@ -18,7 +18,11 @@ pub struct ParseError {
 
 impl ParseError {
     fn new(message: impl Into<String>, offset: usize) -> Self {
-        Self { message: message.into(), offset, help: None }
+        Self {
+            message: message.into(),
+            offset,
+            help: None,
+        }
     }
 
     fn help(mut self, help: impl Into<String>) -> Self {
@@ -34,12 +38,19 @@ pub(super) fn parse(text: &str) -> Result<Expr, ParseError> {
 /// Parses `text`, reporting offsets shifted by `base` (the length of a stripped `$=` marker).
 pub(super) fn parse_at(text: &str, base: usize) -> Result<Expr, ParseError> {
     let tokens = lex(text).map_err(|e| shift(e, base))?;
-    let mut p = Parser { tokens, pos: 0, end: text.len() };
+    let mut p = Parser {
+        tokens,
+        pos: 0,
+        end: text.len(),
+    };
     let expr = p.expr().map_err(|e| shift(e, base))?;
     match p.peek() {
         None => Ok(expr),
         Some((tok, at)) => Err(shift(
-            ParseError::new(format!("unexpected {} after the expression", tok.describe()), at),
+            ParseError::new(
+                format!("unexpected {} after the expression", tok.describe()),
+                at,
+            ),
             base,
         )),
     }
@@ -70,8 +81,8 @@ impl Tok {
 }
 
 const OPS: &[&str] = &[
-    "||", "&&", "==", "!=", "<=", ">=", "<", ">", "+", "-", "*", "/", "%", "!", "(", ")", "[",
-    "]", ",",
+    "||", "&&", "==", "!=", "<=", ">=", "<", ">", "+", "-", "*", "/", "%", "!", "(", ")", "[", "]",
+    ",",
 ];
 
 fn lex(text: &str) -> Result<Vec<(Tok, usize)>, ParseError> {
@@ -89,7 +100,9 @@ fn lex(text: &str) -> Result<Vec<(Tok, usize)>, ParseError> {
             let (r, next) = lex_reference(text, i)?;
             out.push((Tok::Ref(r), start));
             i = next;
-        } else if c.is_ascii_digit() || (c == b'.' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit)) {
+        } else if c.is_ascii_digit()
+            || (c == b'.' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit))
+        {
             let (v, next) = lex_number(text, i)?;
             out.push((Tok::Lit(v), start));
             i = next;
@@ -161,7 +174,10 @@ fn lex_number(text: &str, start: usize) -> Result<(Value, usize), ParseError> {
         return Err(bad().help("integers must fit in 64 bits"));
     };
     if bytes.get(i).is_some_and(|b| b.is_ascii_alphabetic()) {
-        return Err(ParseError::new(format!("invalid number `{}`", &text[start..=i]), start));
+        return Err(ParseError::new(
+            format!("invalid number `{}`", &text[start..=i]),
+            start,
+        ));
     }
     Ok((value, i))
 }
@@ -188,7 +204,8 @@ fn lex_string(text: &str, start: usize) -> Result<(String, usize), ParseError> {
             c => out.push(c),
         }
     }
-    Err(ParseError::new("unterminated string literal", start).help(format!("close it with {quote}")))
+    Err(ParseError::new("unterminated string literal", start)
+        .help(format!("close it with {quote}")))
 }
 
 fn lex_reference(text: &str, start: usize) -> Result<(Reference, usize), ParseError> {
@@ -197,8 +214,10 @@ fn lex_reference(text: &str, start: usize) -> Result<(Reference, usize), ParseEr
     let name_end = scan_ident(bytes, name_start);
     let name = &text[name_start..name_end];
     if !is_identifier(name) {
-        return Err(ParseError::new("expected a source name or `request` after `$`", start)
-            .help("write `$source.field` or `$request.name`; use `$$` for a literal dollar"));
+        return Err(
+            ParseError::new("expected a source name or `request` after `$`", start)
+                .help("write `$source.field` or `$request.name`; use `$$` for a literal dollar"),
+        );
     }
     let mut i = name_end;
     let mut path = Vec::new();
@@ -213,10 +232,7 @@ fn lex_reference(text: &str, start: usize) -> Result<(Reference, usize), ParseEr
                     "headers" => Some(RequestPart::Headers),
                     _ => None,
                 }
-                .map(|p| {
-                    i = end;
-                    p
-                })
+                .inspect(|_| i = end)
             } else {
                 None
             };
@@ -292,14 +308,16 @@ fn lex_index(text: &str, open: usize) -> Result<(Segment, usize), ParseError> {
             while bytes.get(i).is_some_and(u8::is_ascii_digit) {
                 i += 1;
             }
-            let n = text[s..i].parse::<i64>().map_err(|_| {
-                ParseError::new(format!("invalid index `{}`", &text[s..i]), s)
-            })?;
+            let n = text[s..i]
+                .parse::<i64>()
+                .map_err(|_| ParseError::new(format!("invalid index `{}`", &text[s..i]), s))?;
             Segment::Index(n)
         }
         _ => {
-            return Err(ParseError::new("expected an index, `*` or a quoted key after `[`", open)
-                .help("write `[0]`, `[-1]`, `[*]` or `['key']`"));
+            return Err(
+                ParseError::new("expected an index, `*` or a quoted key after `[`", open)
+                    .help("write `[0]`, `[-1]`, `[*]` or `['key']`"),
+            );
         }
     };
     if bytes.get(i) != Some(&b']') {
@@ -466,7 +484,11 @@ impl Parser {
         let mut items = vec![first];
         while self.eat_op("||") {
             // Operands may be negative literals: `$a.x || -1`.
-            let item = if self.eat_op("-") { negate(self.primary()?) } else { self.primary()? };
+            let item = if self.eat_op("-") {
+                negate(self.primary()?)
+            } else {
+                self.primary()?
+            };
             items.push(item);
         }
         Ok(Expr::Fallback(items))
@@ -505,12 +527,14 @@ impl Parser {
             Tok::Ident(name) => {
                 let Some(func) = Function::from_name(&name) else {
                     let mut e = ParseError::new(format!("unknown name `{name}`"), at);
-                    e = match crate::diagnostic::did_you_mean(&name, Function::NAMES.iter().copied()) {
+                    e = match crate::diagnostic::did_you_mean(
+                        &name,
+                        Function::NAMES.iter().copied(),
+                    ) {
                         Some(s) => e.help(format!("did you mean `{s}(…)`?")),
-                        None if self.eat_op("(") => e.help(format!(
-                            "functions are: {}",
-                            Function::NAMES.join(", ")
-                        )),
+                        None if self.eat_op("(") => {
+                            e.help(format!("functions are: {}", Function::NAMES.join(", ")))
+                        }
                         None => e.help(format!(
                             "references start with `$` (`${name}`); strings are quoted (`'{name}'`)"
                         )),
@@ -536,7 +560,10 @@ impl Parser {
                 }
                 Ok(Expr::Call(func, args))
             }
-            Tok::Op(op) => Err(ParseError::new(format!("expected an operand, found `{op}`"), at)),
+            Tok::Op(op) => Err(ParseError::new(
+                format!("expected an operand, found `{op}`"),
+                at,
+            )),
         }
     }
 

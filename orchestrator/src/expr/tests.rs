@@ -14,7 +14,10 @@ impl Scope for TestScope {
         &self.request
     }
     fn source(&self, name: &str) -> Option<&Value> {
-        self.sources.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+        self.sources
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v)
     }
     fn item(&self) -> Option<&Value> {
         self.item.as_ref()
@@ -31,7 +34,10 @@ fn scope() -> TestScope {
             .with_body(json!({"customer_id": 7, "nested": {"x": [1, 2]}, "only_body": true}))
             .with_header("X-Api-Key", "k1"),
         sources: vec![
-            ("profile", json!({"customer_id": 42, "name": "Ada", "score": 710, "tier": null})),
+            (
+                "profile",
+                json!({"customer_id": 42, "name": "Ada", "score": 710, "tier": null}),
+            ),
             (
                 "orders",
                 json!([{"id": 1, "total": 10.5, "status": "shipped"}, {"id": 2, "total": 4, "status": "open"}, {"id": 3}]),
@@ -43,17 +49,28 @@ fn scope() -> TestScope {
 }
 
 fn eval(text: &str) -> Value {
-    Expr::parse(text).unwrap_or_else(|e| panic!("{text}: {e}")).eval(&scope()).into_owned()
+    Expr::parse(text)
+        .unwrap_or_else(|e| panic!("{text}: {e}"))
+        .eval(&scope())
+        .into_owned()
 }
 
 #[test]
 fn request_references() {
     assert_eq!(eval("$request.path_params.customer_id"), json!(42));
     assert_eq!(eval("$request.query_params.limit"), json!("10"));
-    assert_eq!(eval("$request.query_params.tag"), json!(["a", "b"]), "repeated keys are kept");
+    assert_eq!(
+        eval("$request.query_params.tag"),
+        json!(["a", "b"]),
+        "repeated keys are kept"
+    );
     assert_eq!(eval("$request.body.nested.x[1]"), json!(2));
     assert_eq!(eval("$request.headers.x-api-key"), json!("k1"));
-    assert_eq!(eval("$request.headers.X-API-KEY"), json!("k1"), "header names are case-insensitive");
+    assert_eq!(
+        eval("$request.headers.X-API-KEY"),
+        json!("k1"),
+        "header names are case-insensitive"
+    );
     // Shorthand: path, then query, then body.
     assert_eq!(eval("$request.customer_id"), json!(42));
     assert_eq!(eval("$request.limit"), json!("10"));
@@ -70,9 +87,17 @@ fn source_references_and_paths() {
     assert_eq!(eval("$orders[-1].id"), json!(3));
     assert_eq!(eval("$orders[9].id"), Value::Null);
     assert_eq!(eval("$orders[*].id"), json!([1, 2, 3]));
-    assert_eq!(eval("$orders[*].status"), json!(["shipped", "open"]), "projection drops nulls");
+    assert_eq!(
+        eval("$orders[*].status"),
+        json!(["shipped", "open"]),
+        "projection drops nulls"
+    );
     assert_eq!(eval("$profile['name']"), json!("Ada"));
-    assert_eq!(eval("$profile.name.first"), Value::Null, "a path into a scalar is null");
+    assert_eq!(
+        eval("$profile.name.first"),
+        Value::Null,
+        "a path into a scalar is null"
+    );
     assert_eq!(eval("$nobody.x"), Value::Null);
 }
 
@@ -81,7 +106,10 @@ fn fallbacks_and_typed_literals() {
     assert_eq!(eval("$profile.tier || 'basic'"), json!("basic"));
     assert_eq!(eval("$profile.missing || $profile.score || 0"), json!(710));
     assert_eq!(eval("$profile.missing || 700"), json!(700));
-    assert!(eval("$profile.missing || 700").is_i64(), "integer literals stay integers");
+    assert!(
+        eval("$profile.missing || 700").is_i64(),
+        "integer literals stay integers"
+    );
     assert_eq!(eval("$profile.missing || 0.5"), json!(0.5));
     assert_eq!(eval("$profile.missing || \"x\""), json!("x"));
     assert_eq!(eval("$profile.missing || false"), json!(false));
@@ -93,8 +121,14 @@ fn fallbacks_and_typed_literals() {
 
 #[test]
 fn operators() {
-    assert_eq!(eval("$profile.score >= 700 and $profile.name == 'Ada'"), json!(true));
-    assert_eq!(eval("$profile.score < 700 or not $profile.tier"), json!(true));
+    assert_eq!(
+        eval("$profile.score >= 700 and $profile.name == 'Ada'"),
+        json!(true)
+    );
+    assert_eq!(
+        eval("$profile.score < 700 or not $profile.tier"),
+        json!(true)
+    );
     assert_eq!(eval("!$profile.name"), json!(false));
     assert_eq!(eval("$profile.score + 10"), json!(720));
     assert_eq!(eval("$profile.score / 2"), json!(355));
@@ -104,10 +138,18 @@ fn operators() {
     assert_eq!(eval("'open' in $orders[*].status"), json!(true));
     assert_eq!(eval("'d' in $profile.name"), json!(true));
     assert_eq!(eval("1 == 1.0"), json!(true));
-    assert_eq!(eval("$profile.missing || 0 > 5"), json!(false), "`||` binds tighter than comparisons");
+    assert_eq!(
+        eval("$profile.missing || 0 > 5"),
+        json!(false),
+        "`||` binds tighter than comparisons"
+    );
     assert_eq!(eval("-$profile.score"), json!(-710));
     assert_eq!(eval("(1 + 2) * 3"), json!(9));
-    assert_eq!(eval("$profile.name * 2"), Value::Null, "type mismatch gives null");
+    assert_eq!(
+        eval("$profile.name * 2"),
+        Value::Null,
+        "type mismatch gives null"
+    );
     assert_eq!(eval("$count / 0"), Value::Null);
 }
 
@@ -123,7 +165,10 @@ fn functions() {
     assert_eq!(eval("avg([1, 2])"), json!(1.5));
     assert_eq!(eval("max($orders[*].id)"), json!(3));
     assert_eq!(eval("min(4, 2, 8)"), json!(2));
-    assert_eq!(eval("if($profile.score > 700, 'good', 'fair')"), json!("good"));
+    assert_eq!(
+        eval("if($profile.score > 700, 'good', 'fair')"),
+        json!("good")
+    );
     assert_eq!(eval("exists($profile.tier)"), json!(false));
     assert_eq!(eval("number('12')"), json!(12));
     assert_eq!(eval("string(12)"), json!("12"));
@@ -151,14 +196,27 @@ fn templates() {
         "fixed": {"a": [1, 2]}
     }))
     .unwrap();
-    assert!(matches!(&t, Template::Object(f) if matches!(f[6].1, Template::Literal(_))), "literal subtrees are folded");
+    assert!(
+        matches!(&t, Template::Object(f) if matches!(f[6].1, Template::Literal(_))),
+        "literal subtrees are folded"
+    );
     assert_eq!(
         t.eval(&scope()),
         json!({"id": 42, "info": {"name": "Ada", "static": 1}, "list": [1, "lit"], "price": "$5",
                "computed": 236.7, "plain": "hello", "fixed": {"a": [1, 2]}})
     );
-    let keys: Vec<String> = t.eval(&scope()).as_object().unwrap().keys().cloned().collect();
-    assert_eq!(keys, ["id", "info", "list", "price", "computed", "plain", "fixed"], "mapping order is kept");
+    let keys: Vec<String> = t
+        .eval(&scope())
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(
+        keys,
+        ["id", "info", "list", "price", "computed", "plain", "fixed"],
+        "mapping order is kept"
+    );
 }
 
 #[test]
@@ -167,7 +225,11 @@ fn template_errors_carry_paths_and_offsets() {
     assert_eq!(errs.len(), 1);
     assert_eq!(
         errs[0].path,
-        [PathStep::Key("a".into()), PathStep::Key("b".into()), PathStep::Index(1)]
+        [
+            PathStep::Key("a".into()),
+            PathStep::Key("b".into()),
+            PathStep::Index(1)
+        ]
     );
     assert_eq!(errs[0].error.offset, 15);
 }
@@ -192,7 +254,10 @@ fn syntax_errors() {
         ("99999999999999999999", "invalid number"),
     ] {
         let err = Expr::parse(text).expect_err(text);
-        assert!(err.message.contains(needle) || err.help.as_deref().is_some_and(|h| h.contains(needle)), "{text}: {err:?}");
+        assert!(
+            err.message.contains(needle) || err.help.as_deref().is_some_and(|h| h.contains(needle)),
+            "{text}: {err:?}"
+        );
     }
     let err = Expr::parse("lenn($a)").unwrap_err();
     assert_eq!(err.help.as_deref(), Some("did you mean `len(…)`?"));

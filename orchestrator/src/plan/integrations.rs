@@ -57,7 +57,11 @@ fn nested<'a, S, T: 'a>(
 ) -> Vec<(&'a str, Option<&'a str>)> {
     sources
         .iter()
-        .flat_map(|(id, s)| ops(s).keys().map(move |op| (op.as_str(), Some(id.as_str()))))
+        .flat_map(|(id, s)| {
+            ops(s)
+                .keys()
+                .map(move |op| (op.as_str(), Some(id.as_str())))
+        })
         .collect()
 }
 

@@ -79,7 +79,10 @@ pub struct ServerSettings {
 
 impl Default for ServerSettings {
     fn default() -> Self {
-        Self { host: "127.0.0.1".into(), port: 8000 }
+        Self {
+            host: "127.0.0.1".into(),
+            port: 8000,
+        }
     }
 }
 
@@ -94,7 +97,9 @@ pub struct Origin {
 impl Origin {
     /// An origin naming `file`.
     pub fn file(file: impl Into<Arc<str>>) -> Self {
-        Self { file: Some(file.into()) }
+        Self {
+            file: Some(file.into()),
+        }
     }
 }
 
@@ -201,6 +206,12 @@ impl Endpoint {
     pub fn routes(&self) -> Vec<Route> {
         route::routes_of(self)
     }
+
+    /// For each source (by index), the indices of the sources it waits for: those its params,
+    /// condition and transform steps read, and its `depends_on`.
+    pub fn dependencies(&self) -> Vec<Vec<usize>> {
+        crate::validate::dependencies(self)
+    }
 }
 
 /// One data source of an endpoint (an item of `data_sources:`).
@@ -262,7 +273,9 @@ impl RetryPolicy {
     /// capped at `max_backoff`. The engine waits a uniformly random time between half of this
     /// bound and all of it.
     pub fn backoff_ceiling(&self, retry: u32) -> Duration {
-        let factor = 1u32.checked_shl(retry.saturating_sub(1)).unwrap_or(u32::MAX);
+        let factor = 1u32
+            .checked_shl(retry.saturating_sub(1))
+            .unwrap_or(u32::MAX);
         self.backoff.saturating_mul(factor).min(self.max_backoff)
     }
 }

@@ -71,7 +71,10 @@ impl RouteTemplate {
                 }
                 if let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
                     if !crate::expr::is_identifier(name) {
-                        return Err(RouteError::BadParam { route: raw.into(), name: name.into() });
+                        return Err(RouteError::BadParam {
+                            route: raw.into(),
+                            name: name.into(),
+                        });
                     }
                     if !seen.insert(name.to_owned()) {
                         return Err(RouteError::DuplicateParam {
@@ -81,13 +84,19 @@ impl RouteTemplate {
                     }
                     segments.push(Segment::Param(name.into()));
                 } else if seg.contains(['{', '}']) {
-                    return Err(RouteError::BadSegment { route: raw.into(), segment: seg.into() });
+                    return Err(RouteError::BadSegment {
+                        route: raw.into(),
+                        segment: seg.into(),
+                    });
                 } else {
                     segments.push(Segment::Literal(seg.into()));
                 }
             }
         }
-        Ok(Self { raw: raw.into(), segments })
+        Ok(Self {
+            raw: raw.into(),
+            segments,
+        })
     }
 
     /// The template as written.
@@ -137,7 +146,10 @@ pub(super) fn routes_of(endpoint: &Endpoint) -> Vec<Route> {
         };
         return methods
             .into_iter()
-            .map(|method| Route { method, path: path.clone() })
+            .map(|method| Route {
+                method,
+                path: path.clone(),
+            })
             .collect();
     }
     let methods = if endpoint.methods.is_empty() {
@@ -154,7 +166,10 @@ pub(super) fn routes_of(endpoint: &Endpoint) -> Vec<Route> {
     for path in [base, with_id] {
         // Both are built from identifiers checked at load; a failure here is a bug.
         let path = RouteTemplate::parse(&path).expect("default routes are valid templates");
-        routes.extend(methods.iter().map(|&method| Route { method, path: path.clone() }));
+        routes.extend(methods.iter().map(|&method| Route {
+            method,
+            path: path.clone(),
+        }));
     }
     routes
 }
@@ -166,10 +181,10 @@ pub fn id_param_of(endpoint: &Endpoint) -> String {
     for step in &endpoint.sources {
         for (_, t) in &step.params {
             t.visit_references(&mut |r| {
-                if let Root::Request(RequestPart::Any | RequestPart::PathParams) = r.root {
-                    if let Some(name) = r.first_field() {
-                        names.insert(name.to_owned());
-                    }
+                if let Root::Request(RequestPart::Any | RequestPart::PathParams) = r.root
+                    && let Some(name) = r.first_field()
+                {
+                    names.insert(name.to_owned());
                 }
             });
         }
@@ -194,7 +209,15 @@ mod tests {
 
     #[test]
     fn rejects_bad_templates() {
-        for bad in ["customers", "/a//b", "/a/", "/a/{b", "/a/x{b}", "/a/{1b}", "/{a}/{a}"] {
+        for bad in [
+            "customers",
+            "/a//b",
+            "/a/",
+            "/a/{b",
+            "/a/x{b}",
+            "/a/{1b}",
+            "/{a}/{a}",
+        ] {
             assert!(RouteTemplate::parse(bad).is_err(), "{bad} accepted");
         }
     }

@@ -107,7 +107,9 @@ impl Registry {
 
     /// A registry with no types at all.
     pub fn empty() -> Self {
-        Self { kinds: HashMap::new() }
+        Self {
+            kinds: HashMap::new(),
+        }
     }
 
     /// Registers (or replaces) `kind` with one source shared by every config version.
@@ -116,7 +118,11 @@ impl Registry {
     }
 
     /// Registers (or replaces) `kind` with a factory called per config version and domain.
-    pub fn register_factory(&mut self, kind: impl Into<String>, factory: impl SourceFactory) -> &mut Self {
+    pub fn register_factory(
+        &mut self,
+        kind: impl Into<String>,
+        factory: impl SourceFactory,
+    ) -> &mut Self {
         self.kinds.insert(kind.into(), Arc::new(factory));
         self
     }
@@ -189,7 +195,11 @@ pub struct SourceError {
 impl SourceError {
     /// A new error.
     pub fn new(kind: SourceErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into(), cause: None }
+        Self {
+            kind,
+            message: message.into(),
+            cause: None,
+        }
     }
 
     /// Attaches the underlying error.
