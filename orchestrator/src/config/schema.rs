@@ -789,30 +789,23 @@ mod tests {
     #[test]
     fn translates_sqlalchemy_urls() {
         let base = Path::new("/cfg");
-        assert_eq!(
-            translate_db_url("sqlite:///customer360.db", base).unwrap(),
-            "sqlite:///cfg/customer360.db"
-        );
-        assert_eq!(
-            translate_db_url("sqlite:////abs/x.db", base).unwrap(),
-            "sqlite:///abs/x.db"
-        );
-        assert_eq!(
-            translate_db_url("sqlite://", base).unwrap(),
-            "sqlite::memory:"
-        );
-        assert_eq!(
-            translate_db_url("sqlite::memory:", base).unwrap(),
-            "sqlite::memory:"
-        );
-        assert_eq!(
-            translate_db_url("postgresql+psycopg2://u@h/db", base).unwrap(),
-            "postgres://u@h/db"
-        );
-        assert_eq!(
-            translate_db_url("mysql+pymysql://root@127.0.0.1/test", base).unwrap(),
-            "mysql://root@127.0.0.1/test"
-        );
+        for (sqlalchemy, sqlx) in [
+            ("sqlite:///customer360.db", "sqlite:///cfg/customer360.db"),
+            ("sqlite:////abs/x.db", "sqlite:///abs/x.db"),
+            ("sqlite://", "sqlite::memory:"),
+            ("sqlite::memory:", "sqlite::memory:"),
+            ("postgresql+psycopg2://u@h/db", "postgres://u@h/db"),
+            (
+                "mysql+pymysql://root@127.0.0.1/test",
+                "mysql://root@127.0.0.1/test",
+            ),
+        ] {
+            assert_eq!(
+                translate_db_url(sqlalchemy, base).unwrap(),
+                sqlx,
+                "{sqlalchemy}"
+            );
+        }
         assert!(translate_db_url("oracle://x", base).is_err());
     }
 }

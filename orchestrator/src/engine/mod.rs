@@ -164,12 +164,10 @@ impl Engine {
         let mut built: HashMap<(Option<String>, String), Arc<dyn DataSource>> = HashMap::new();
         let mut endpoints = HashMap::with_capacity(plan.endpoints.len());
         for (index, e) in plan.endpoints.iter().enumerate() {
-            let scope = plan
-                .integrations
-                .domains
-                .contains_key(e.domain.as_deref().unwrap_or_default())
-                .then(|| e.domain.clone())
-                .flatten();
+            let scope = e
+                .domain
+                .clone()
+                .filter(|d| plan.integrations.domains.contains_key(d));
             let deps = dependencies(e);
             let mut steps = Vec::with_capacity(e.sources.len());
             for (i, s) in e.sources.iter().enumerate() {
