@@ -72,6 +72,48 @@ impl<'p> Validator<'p> {
 
     fn integrations(&mut self) {
         for (_, i) in self.plan.integrations.iter() {
+            for (server, f) in &i.feast.sources {
+                for (name, op) in &f.operations {
+                    let Some(id) = op
+                        .database_fallback
+                        .as_ref()
+                        .and_then(|fb| fb.source_id.as_ref())
+                    else {
+                        continue;
+                    };
+                    if !i.database.sources.contains_key(id) {
+                        let path = KeyPath::root()
+                            .key("feast")
+                            .key("sources")
+                            .key(server)
+                            .key("operations")
+                            .key(name)
+                            .key("database_fallback")
+                            .key("source_id");
+                        self.report(
+                            Diagnostic::new(
+                                Code::UnknownSourceId,
+                                path,
+                                format!("unknown database connection `{id}`"),
+                            )
+                            .in_file(op.origin.file.clone())
+                            .with_opt_help(
+                                suggest(
+                                    id,
+                                    i.database.sources.keys().map(String::as_str),
+                                    "connections are",
+                                )
+                                .or_else(|| {
+                                    Some(
+                                        "define it under `database.sources` in database.yaml"
+                                            .into(),
+                                    )
+                                }),
+                            ),
+                        );
+                    }
+                }
+            }
             for (name, op) in &i.database.operations {
                 let path = KeyPath::root().key("database").key("operations").key(name);
                 let file = op.origin.file.clone();
