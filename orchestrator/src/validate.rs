@@ -241,7 +241,7 @@ impl<'p> Validator<'p> {
                         .with_help("use letters, digits and `_`, starting with a letter or `_`, so `$name` can refer to it"),
                 );
             }
-            self.source_type(e, s, &sp, integrations);
+            self.source_type(s, &sp, integrations);
         }
 
         // endpoint_type against the sources.
@@ -352,13 +352,7 @@ impl<'p> Validator<'p> {
         self.cycles(e, &path);
     }
 
-    fn source_type(
-        &mut self,
-        e: &Endpoint,
-        s: &SourceStep,
-        sp: &KeyPath,
-        integrations: &Integrations,
-    ) {
+    fn source_type(&mut self, s: &SourceStep, sp: &KeyPath, integrations: &Integrations) {
         if s.kind.is_empty() {
             return; // reported as a missing key already
         }
@@ -488,7 +482,6 @@ impl<'p> Validator<'p> {
                 )),
             ),
         }
-        let _ = e;
     }
 
     fn template_refs(
@@ -498,7 +491,7 @@ impl<'p> Validator<'p> {
         t: &Template,
         path: &KeyPath,
         site: Site<'_>,
-        pp: &PathParams,
+        pp: &[String],
     ) {
         let mut found = Vec::new();
         t.visit_exprs(&mut Vec::new(), &mut |steps, x| {
@@ -516,7 +509,7 @@ impl<'p> Validator<'p> {
         x: &Expr,
         path: &KeyPath,
         site: Site<'_>,
-        pp: &PathParams,
+        pp: &[String],
     ) {
         let mut refs = Vec::new();
         x.visit_references(&mut |r| refs.push(r.clone()));
@@ -536,13 +529,13 @@ impl<'p> Validator<'p> {
                     }
                 }
                 Root::Request(RequestPart::PathParams) => {
-                    if let (Some(name), PathParams::Only(allowed)) = (r.first_field(), pp)
-                        && !allowed.iter().any(|a| a == name)
+                    if let Some(name) = r.first_field()
+                        && !pp.iter().any(|a| a == name)
                     {
                         self.report(
                             Diagnostic::new(Code::ImpossiblePath, path.clone(), format!("the route never captures a path param `{name}`"))
                                 .with_opt_help(
-                                    suggest(name, allowed.iter().map(String::as_str), "captured params are")
+                                    suggest(name, pp.iter().map(String::as_str), "captured params are")
                                         .or_else(|| Some("add `{name}` to the endpoint's `path`, or read it from the query".into())),
                                 ),
                         );
@@ -746,19 +739,14 @@ impl<'p> Validator<'p> {
     }
 }
 
-/// Which path params a reference may read.
-enum PathParams {
-    /// Only these names (the route is known).
-    Only(Vec<String>),
-}
-
-fn allowed_path_params(e: &Endpoint) -> PathParams {
+/// The path params a reference may read: the route's captures.
+fn allowed_path_params(e: &Endpoint) -> Vec<String> {
     match &e.path {
-        Some(p) => PathParams::Only(p.params().map(str::to_owned).collect()),
-        None => PathParams::Only(vec![
+        Some(p) => p.params().map(str::to_owned).collect(),
+        None => vec![
             crate::plan::id_param_of(e),
             crate::plan::ENTITY_ID.to_owned(),
-        ]),
+        ],
     }
 }
 
