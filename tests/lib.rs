@@ -1,6 +1,9 @@
 //! Shared support for the integration tests: in-process test sources and a helper that loads a
 //! plan from YAML text through the real loader.
 
+#[path = "support/db.rs"]
+pub mod db;
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::Duration;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use orchestrator::config::{LoadError, Loader};
 use orchestrator::expr::{Expr, Reference, RequestPart, Root, Segment, Template};
 use orchestrator::plan::{
-    ApiAuth, EndpointType, HttpMethod, ModelProtocol, OnError, ReturnType, SourceStep,
+    ApiAuth, DbParam, EndpointType, HttpMethod, ModelProtocol, OnError, ReturnType, SourceStep,
 };
 use serde_json::json;
 
@@ -178,7 +178,7 @@ fn seed_integrations_and_settings() {
         op.query,
         "SELECT * FROM customers WHERE customer_id = :customer_id"
     );
-    assert_eq!(op.params, ["customer_id"]);
+    assert_eq!(op.params, [DbParam::untyped("customer_id")]);
     assert_eq!(op.return_type, ReturnType::Single);
     assert_eq!(
         i.database.operations["get_orders"].return_type,

@@ -44,6 +44,11 @@ impl KeyPath {
     pub fn steps(&self) -> &[PathStep] {
         &self.0
     }
+
+    /// Whether this path lies strictly inside `node`.
+    pub fn is_inside(&self, node: &KeyPath) -> bool {
+        self.0.len() > node.0.len() && self.0.starts_with(&node.0)
+    }
 }
 
 impl From<Vec<PathStep>> for KeyPath {
@@ -118,6 +123,9 @@ pub enum Code {
     Route,
     /// A source named like a reserved root (`request`, `item`).
     ReservedName,
+    /// SQL placeholders and declared parameters that disagree, or params a step passes that
+    /// the operation does not declare.
+    SqlParameter,
 }
 
 impl Code {
@@ -146,6 +154,7 @@ impl Code {
             Self::EndpointType => "endpoint-type",
             Self::Route => "route",
             Self::ReservedName => "reserved-name",
+            Self::SqlParameter => "sql-parameter",
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod diagnostic;
 pub mod expr;
 pub mod plan;
 mod request;
+mod sql_text;
 pub mod transform;
 pub mod validate;
 

@@ -10,8 +10,10 @@ use std::sync::Arc;
 use crate::diagnostic::{Code, Diagnostic, KeyPath, suggest};
 use crate::expr::{BinaryOp, Expr, RequestPart, Root, Segment, Template, describe};
 use crate::plan::{
-    Endpoint, Integrations, Plan, RESERVED_SOURCE_NAMES, ReturnType, SourceStep, Transform,
+    DbConnection, DbOperation, Endpoint, Integrations, Plan, RESERVED_SOURCE_NAMES, ReturnType,
+    SourceStep, SqlDriver, Transform,
 };
+use crate::sql_text::{self, Token};
 
 /// Source types every plan may use.
 pub const BUILTIN_SOURCE_TYPES: &[&str] = &["database", "api", "feast", "ml", "direct"];
@@ -124,17 +126,129 @@ impl<'p> Validator<'p> {
                             .with_opt_help(suggest(id, i.database.sources.keys().map(String::as_str), "connections are")),
                     ),
                     None if i.database.sources.len() > 1 => self.report(
-                        Diagnostic::new(Code::MissingKey, path, "several database connections are defined; this operation must pick one")
+                        Diagnostic::new(Code::MissingKey, path.clone(), "several database connections are defined; this operation must pick one")
                             .in_file(file)
                             .with_help(format!("add `source_id:` with one of: {}", i.database.sources.keys().cloned().collect::<Vec<_>>().join(", "))),
                     ),
                     None if i.database.sources.is_empty() => self.report(
-                        Diagnostic::new(Code::UnknownSourceId, path, "no database connection is defined for this operation")
+                        Diagnostic::new(Code::UnknownSourceId, path.clone(), "no database connection is defined for this operation")
                             .in_file(file)
                             .with_help("add a connection under `database.sources` (e.g. `default: {connection_string: \"sqlite:///app.db\"}`)"),
                     ),
                     _ => {}
                 }
+                self.sql_operation(i, name, op, &path);
+            }
+            for (name, conn) in &i.database.sources {
+                if conn.statement_timeout.is_some() && conn.driver() == Some(SqlDriver::Sqlite) {
+                    let path = KeyPath::root()
+                        .key("database")
+                        .key("sources")
+                        .key(name)
+                        .key("statement_timeout");
+                    self.report(
+                        Diagnostic::new(
+                            Code::InvalidValue,
+                            path,
+                            "SQLite has no server-side statement timeout",
+                        )
+                        .in_file(conn.origin.file.clone())
+                        .at_key()
+                        .with_help("remove it; the data source's `timeout` bounds every query"),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Placeholders in the query against the declared `params`.
+    fn sql_operation(&mut self, i: &Integrations, name: &str, op: &DbOperation, path: &KeyPath) {
+        let file = op.origin.file.clone();
+        let driver = op
+            .source_id
+            .as_ref()
+            .and_then(|id| i.database.sources.get(id))
+            .or_else(|| i.database.sources.values().next())
+            .and_then(DbConnection::driver);
+        let declared: Vec<&str> = op.params.iter().map(|p| p.name.as_str()).collect();
+        let tokens = sql_text::scan(&op.query);
+        let mut used = BTreeSet::new();
+        for token in &tokens {
+            match token {
+                Token::Named { name: p, range } => {
+                    used.insert(*p);
+                    if !declared.contains(p) {
+                        self.report(
+                            Diagnostic::new(
+                                Code::SqlParameter,
+                                path.key("query"),
+                                format!("placeholder `:{p}` is not a declared parameter"),
+                            )
+                            .in_file(file.clone())
+                            .at_offset(range.start)
+                            .with_help(
+                                match suggest(
+                                    p,
+                                    declared.iter().copied(),
+                                    "declared parameters are",
+                                ) {
+                                    Some(h) => h,
+                                    None => format!("add `{p}` to `params` of operation `{name}`"),
+                                },
+                            ),
+                        );
+                    }
+                }
+                Token::Positional { text, range } => {
+                    if *text == "?" && driver == Some(SqlDriver::Postgres) {
+                        continue; // PostgreSQL's JSON key-exists operator
+                    }
+                    self.report(
+                        Diagnostic::new(
+                            Code::SqlParameter,
+                            path.key("query"),
+                            format!("positional placeholder `{text}` in a named-parameter query"),
+                        )
+                        .in_file(file.clone())
+                        .at_offset(range.start)
+                        .with_help("write `:name` and declare `name` in `params`; values are bound in the driver's own form"),
+                    );
+                }
+            }
+        }
+        let mut seen = BTreeSet::new();
+        for (n, p) in op.params.iter().enumerate() {
+            let at = path.key("params").index(n);
+            if !seen.insert(p.name.as_str()) {
+                self.report(
+                    Diagnostic::new(
+                        Code::SqlParameter,
+                        at,
+                        format!("parameter `{}` is declared twice", p.name),
+                    )
+                    .in_file(file.clone()),
+                );
+            } else if !used.contains(p.name.as_str()) {
+                let at = if p.ty.is_some() {
+                    path.key("params").key(&p.name)
+                } else {
+                    at
+                };
+                self.report(
+                    Diagnostic::new(
+                        Code::SqlParameter,
+                        at,
+                        format!(
+                            "parameter `{}` has no `:{}` placeholder in the query",
+                            p.name, p.name
+                        ),
+                    )
+                    .in_file(file.clone())
+                    .with_help(format!(
+                        "use `:{}` in the query, or remove it from `params`",
+                        p.name
+                    )),
+                );
             }
         }
     }
@@ -462,6 +576,11 @@ impl<'p> Validator<'p> {
                     ),
                 );
             }
+            1 if s.kind == "database" => {
+                if let Some(dbop) = integrations.database.operations.get(op) {
+                    self.database_step_params(s, sp, op, dbop);
+                }
+            }
             1 => {}
             _ => self.report(
                 Diagnostic::new(
@@ -481,6 +600,68 @@ impl<'p> Validator<'p> {
                         .join(", ")
                 )),
             ),
+        }
+    }
+
+    /// A database step passes exactly the parameters its operation declares.
+    fn database_step_params(&mut self, s: &SourceStep, sp: &KeyPath, name: &str, op: &DbOperation) {
+        let declared: Vec<&str> = op.params.iter().map(|p| p.name.as_str()).collect();
+        for (key, _) in &s.params {
+            if !declared.contains(&key.as_str()) {
+                self.report(
+                    Diagnostic::new(
+                        Code::SqlParameter,
+                        sp.key("params").key(key),
+                        format!("operation `{name}` has no parameter `{key}`"),
+                    )
+                    .at_key()
+                    .with_help(
+                        suggest(key, declared.iter().copied(), "its parameters are")
+                            .unwrap_or_else(|| {
+                                if declared.is_empty() {
+                                    "the operation takes no parameters; remove it".into()
+                                } else {
+                                    format!("its parameters are: {}", declared.join(", "))
+                                }
+                            }),
+                    ),
+                );
+            }
+        }
+        let missing: Vec<&str> = declared
+            .iter()
+            .copied()
+            .filter(|d| !s.params.iter().any(|(k, _)| k == d))
+            .collect();
+        if !missing.is_empty() {
+            let path = if s.params.is_empty() {
+                sp.clone()
+            } else {
+                sp.key("params")
+            };
+            self.report(
+                Diagnostic::new(
+                    Code::SqlParameter,
+                    path,
+                    format!(
+                        "operation `{name}` needs {} {}",
+                        if missing.len() == 1 {
+                            "parameter"
+                        } else {
+                            "parameters"
+                        },
+                        missing
+                            .iter()
+                            .map(|m| format!("`{m}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )
+                .with_help(format!(
+                    "pass it under `params:`, e.g. `{}: \"$request.{}\"`",
+                    missing[0], missing[0]
+                )),
+            );
         }
     }
 

@@ -8,9 +8,9 @@ use super::read::{Cx, Obj};
 use crate::diagnostic::{Code, Diagnostic, KeyPath};
 use crate::plan::{
     ApiAuth, ApiConfig, ApiOperation, ApiService, DatabaseConfig, DbConnection, DbOperation,
-    Endpoint, EndpointType, FeastConfig, FeastOperation, FeastServer, FeatureFallback, HttpMethod,
-    MlConfig, Model, ModelProtocol, ModelServer, OnError, Origin, RetryPolicy, ReturnType,
-    RouteTemplate, ServerSettings, Settings, SourceStep, Transform,
+    DbParam, Endpoint, EndpointType, FeastConfig, FeastOperation, FeastServer, FeatureFallback,
+    HttpMethod, MlConfig, Model, ModelProtocol, ModelServer, OnError, Origin, RetryPolicy,
+    ReturnType, RouteTemplate, ServerSettings, Settings, SourceStep, SqlType, Transform,
 };
 
 fn origin(cx: &Cx) -> Origin {
@@ -415,6 +415,7 @@ fn db_connection(cx: &mut Cx, path: &KeyPath, v: &Value, base_dir: &Path) -> Opt
             "pool_size",
             "acquire_timeout",
             "statement_timeout",
+            "log_parameters",
         ],
     )?;
     let raw = o.req(cx, "connection_string", "a database URL", Cx::string)?;
@@ -433,6 +434,7 @@ fn db_connection(cx: &mut Cx, path: &KeyPath, v: &Value, base_dir: &Path) -> Opt
         pool_size: o.opt(cx, "pool_size", Cx::uint),
         acquire_timeout: o.opt_duration(cx, "acquire_timeout"),
         statement_timeout: o.opt_duration(cx, "statement_timeout"),
+        log_parameters: o.opt(cx, "log_parameters", Cx::boolean).unwrap_or(false),
         origin: origin(cx),
     })
 }
@@ -440,16 +442,22 @@ fn db_connection(cx: &mut Cx, path: &KeyPath, v: &Value, base_dir: &Path) -> Opt
 /// Translates SQLAlchemy-style URLs into sqlx URLs; relative SQLite paths resolve against
 /// `base_dir` (the config directory).
 pub(crate) fn translate_db_url(raw: &str, base_dir: &Path) -> Result<String, String> {
-    let (scheme, rest) = raw
-        .split_once("://")
-        .or_else(|| raw.split_once(':'))
-        .ok_or_else(|| format!("`{raw}` is not a database URL"))?;
+    let (scheme, rest, authority) = match raw.split_once("://") {
+        Some((scheme, rest)) => (scheme, rest, true),
+        None => raw
+            .split_once(':')
+            .map(|(scheme, rest)| (scheme, rest, false))
+            .ok_or_else(|| format!("`{raw}` is not a database URL"))?,
+    };
     let driver = scheme.split('+').next().unwrap_or(scheme);
     match driver {
         "sqlite" => {
             // SQLAlchemy: `sqlite://` (memory), `sqlite:///rel.db`, `sqlite:////abs.db`;
-            // sqlx: `sqlite::memory:`, `sqlite://rel.db`, `sqlite:rel.db`.
-            let path = rest.strip_prefix('/').unwrap_or(rest);
+            // sqlx: `sqlite::memory:`, `sqlite:rel.db`, `sqlite:/abs.db`.
+            let path = match authority {
+                true => rest.strip_prefix('/').unwrap_or(rest),
+                false => rest,
+            };
             let path = path.split('?').next().unwrap_or(path);
             let query = rest.split_once('?').map(|(_, q)| q);
             if path.is_empty() || path == ":memory:" {
@@ -478,7 +486,11 @@ fn after_scheme(raw: &str) -> &str {
 }
 
 fn db_operation(cx: &mut Cx, _: &str, path: &KeyPath, v: &Value) -> Option<DbOperation> {
-    let o = cx.object(path, v, &["query", "params", "return_type", "source_id"])?;
+    let o = cx.object(
+        path,
+        v,
+        &["query", "params", "return_type", "columns", "source_id"],
+    )?;
     Some(DbOperation {
         query: o.req(
             cx,
@@ -486,15 +498,63 @@ fn db_operation(cx: &mut Cx, _: &str, path: &KeyPath, v: &Value) -> Option<DbOpe
             "the SQL text, with `:name` placeholders",
             Cx::string,
         )?,
-        params: o.opt(cx, "params", Cx::strings).unwrap_or_default(),
+        params: o.opt(cx, "params", db_params).unwrap_or_default(),
         return_type: o
             .opt(cx, "return_type", |cx, p, v| {
                 cx.choice(p, v, ReturnType::NAMES, ReturnType::parse)
             })
             .unwrap_or_default(),
+        columns: o
+            .get("columns")
+            .map(|v| {
+                cx.entries(
+                    &o.at("columns"),
+                    v,
+                    "a mapping of column names to types",
+                    |cx, _, p, v| sql_type(cx, p, v),
+                )
+                .into_iter()
+                .collect()
+            })
+            .unwrap_or_default(),
         source_id: o.opt_string(cx, "source_id"),
         origin: origin(cx),
     })
+}
+
+fn sql_type(cx: &mut Cx, path: &KeyPath, v: &Value) -> Option<SqlType> {
+    cx.choice(path, v, SqlType::NAMES, SqlType::parse)
+}
+
+/// `params: [a, b]` (untyped) or `params: {a: integer, b: string}` (typed, in query order).
+fn db_params(cx: &mut Cx, path: &KeyPath, v: &Value) -> Option<Vec<DbParam>> {
+    match v {
+        Value::Object(_) => Some(
+            cx.entries(
+                path,
+                v,
+                "a mapping of parameter names to types",
+                |cx, _, p, v| sql_type(cx, p, v),
+            )
+            .into_iter()
+            .map(|(name, ty)| DbParam { name, ty: Some(ty) })
+            .collect(),
+        ),
+        Value::Array(_) => Some(
+            cx.strings(path, v)?
+                .into_iter()
+                .map(DbParam::untyped)
+                .collect(),
+        ),
+        other => {
+            cx.wrong_type(
+                path,
+                "a list of parameter names, or a mapping of names to types",
+                other,
+            );
+            None
+        }
+    }
 }
 
 // ---------------------------------------------------------------- integrations/api_sources.yaml
@@ -794,6 +854,8 @@ mod tests {
             ("sqlite:////abs/x.db", "sqlite:///abs/x.db"),
             ("sqlite://", "sqlite::memory:"),
             ("sqlite::memory:", "sqlite::memory:"),
+            ("sqlite:rel.db", "sqlite:///cfg/rel.db"),
+            ("sqlite:/abs/x.db?mode=ro", "sqlite:///abs/x.db?mode=ro"),
             ("postgresql+psycopg2://u@h/db", "postgres://u@h/db"),
             (
                 "mysql+pymysql://root@127.0.0.1/test",

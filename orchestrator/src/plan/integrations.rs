@@ -112,10 +112,55 @@ pub struct DbConnection {
     pub pool_size: Option<u32>,
     /// How long to wait for a pooled connection (`acquire_timeout`).
     pub acquire_timeout: Option<Duration>,
-    /// Server-side statement timeout where the driver has one (`statement_timeout`).
+    /// Server-side statement timeout where the driver has one (`statement_timeout`):
+    /// PostgreSQL's `statement_timeout`, MariaDB's `max_statement_time`, MySQL's
+    /// `max_execution_time`. SQLite has none; the source's `timeout` still applies.
     pub statement_timeout: Option<Duration>,
+    /// Record bound parameter values in the query's tracing span (`log_parameters`, default
+    /// false: values may be personal data).
+    pub log_parameters: bool,
     /// Where it was declared.
     pub origin: Origin,
+}
+
+impl DbConnection {
+    /// Which driver the URL names (`None` for a scheme no driver handles).
+    pub fn driver(&self) -> Option<SqlDriver> {
+        SqlDriver::of_url(&self.url)
+    }
+}
+
+/// The database a connection URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SqlDriver {
+    /// `sqlite:`
+    Sqlite,
+    /// `postgres:`
+    Postgres,
+    /// `mysql:` (MySQL and MariaDB)
+    MySql,
+}
+
+impl SqlDriver {
+    /// The driver of a (translated) sqlx URL.
+    pub fn of_url(url: &str) -> Option<Self> {
+        let scheme = url.split(':').next()?;
+        Some(match scheme {
+            "sqlite" => Self::Sqlite,
+            "postgres" | "postgresql" => Self::Postgres,
+            "mysql" | "mariadb" => Self::MySql,
+            _ => return None,
+        })
+    }
+
+    /// Display name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sqlite => "SQLite",
+            Self::Postgres => "PostgreSQL",
+            Self::MySql => "MySQL/MariaDB",
+        }
+    }
 }
 
 /// One named SQL operation (`database.operations.<name>`).
@@ -123,14 +168,80 @@ pub struct DbConnection {
 pub struct DbOperation {
     /// SQL with `:name` placeholders, always bound, never spliced.
     pub query: String,
-    /// Declared parameter names (`params`).
-    pub params: Vec<String>,
+    /// Declared parameters (`params`: a list of names, or a mapping of names to types).
+    pub params: Vec<DbParam>,
     /// Shape of the result (`return_type`, default `single`).
     pub return_type: ReturnType,
+    /// Per-column conversions applied to each row (`columns`: name → type), for what the
+    /// database cannot say itself (JSON stored as text, integers used as booleans).
+    pub columns: BTreeMap<String, SqlType>,
     /// Which connection (`source_id`); the only one when omitted.
     pub source_id: Option<String>,
     /// Where it was declared.
     pub origin: Origin,
+}
+
+/// A declared SQL operation parameter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DbParam {
+    /// The name used as `:name` in the query and as the step's param key.
+    pub name: String,
+    /// How the value is bound. `None` binds the JSON value as it is: numbers as numbers,
+    /// strings (every path and query param) as text.
+    pub ty: Option<SqlType>,
+}
+
+impl DbParam {
+    /// An untyped parameter.
+    pub fn untyped(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            ty: None,
+        }
+    }
+}
+
+/// A value type for SQL parameters and column conversions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SqlType {
+    /// Text (`string`).
+    String,
+    /// A 64-bit signed integer (`integer`); strings such as path params are parsed.
+    Integer,
+    /// A 64-bit float (`number`); decimal strings are parsed.
+    Number,
+    /// A boolean (`boolean`); `true`/`false`, `1`/`0` and numbers are accepted.
+    Boolean,
+    /// A JSON document (`json`): bound as JSON, or parsed from text in a column.
+    Json,
+}
+
+impl SqlType {
+    /// Accepted spellings.
+    pub const NAMES: &'static [&'static str] = &["string", "integer", "number", "boolean", "json"];
+
+    /// Parses the YAML spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "string" => Self::String,
+            "integer" => Self::Integer,
+            "number" => Self::Number,
+            "boolean" => Self::Boolean,
+            "json" => Self::Json,
+            _ => return None,
+        })
+    }
+
+    /// The YAML spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::String => "string",
+            Self::Integer => "integer",
+            Self::Number => "number",
+            Self::Boolean => "boolean",
+            Self::Json => "json",
+        }
+    }
 }
 
 /// Shape of a SQL operation's result.

@@ -17,8 +17,9 @@ use crate::expr::{Expr, Template};
 
 pub use integrations::{
     ApiAuth, ApiConfig, ApiOperation, ApiService, DatabaseConfig, DbConnection, DbOperation,
-    FeastConfig, FeastOperation, FeastServer, FeatureFallback, HttpMethod, Integrations, MlConfig,
-    Model, ModelProtocol, ModelServer, ReturnType, ScopedIntegrations,
+    DbParam, FeastConfig, FeastOperation, FeastServer, FeatureFallback, HttpMethod, Integrations,
+    MlConfig, Model, ModelProtocol, ModelServer, ReturnType, ScopedIntegrations, SqlDriver,
+    SqlType,
 };
 pub use route::{ENTITY_ID, Route, RouteError, RouteTemplate, id_param_of};
 

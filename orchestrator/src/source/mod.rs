@@ -24,6 +24,12 @@
 //! ```
 
 mod direct;
+#[cfg(feature = "sql")]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql")))
+)]
+pub mod sql;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -98,10 +104,13 @@ impl Default for Registry {
 }
 
 impl Registry {
-    /// The built-in source types of this build (`direct`, plus those enabled by features).
+    /// The built-in source types of this build: `direct`, and `database` when a SQL driver
+    /// feature (`sqlite`, `postgres`, `mysql`) is on.
     pub fn new() -> Self {
         let mut r = Self::empty();
         r.register("direct", Direct);
+        #[cfg(feature = "sql")]
+        r.register_factory("database", sql::SqlFactory::new());
         r
     }
 

@@ -1,0 +1,480 @@
+//! The `database` source type: named SQL operations from `database.yaml`, run through sqlx on
+//! SQLite (feature `sqlite`), PostgreSQL (`postgres`) and MySQL/MariaDB (`mysql`).
+//!
+//! At build time (once per config version and domain scope) each connection becomes a lazy
+//! sqlx pool, and each operation's `:name` placeholders are rewritten into the driver's
+//! positional form. A fetch binds the step's params (never splices them), runs the statement
+//! and turns the rows into JSON:
+//!
+//! | column type | JSON |
+//! |---|---|
+//! | integers (to 64 bits, unsigned too) | number |
+//! | floats | number (NaN and infinities become null) |
+//! | `NUMERIC` / `DECIMAL` (PostgreSQL, MySQL) | string with every digit, e.g. `"1234.50"` (declare `number` under `columns:` for a float) |
+//! | text, `UUID`, enums | string |
+//! | `BOOLEAN` (and MySQL `TINYINT(1)`, SQLite columns declared `BOOLEAN`) | boolean |
+//! | `TIMESTAMPTZ`, MySQL `TIMESTAMP` | RFC 3339 in UTC: `"2024-01-15T10:30:00Z"` |
+//! | `TIMESTAMP` / `DATETIME` (no zone) | `"2024-01-15T10:30:00"` (no offset: the database has none) |
+//! | `DATE`, `TIME` | `"2024-01-15"`, `"10:30:00"` |
+//! | `JSON`, `JSONB` | the document itself |
+//! | `BLOB`, `BYTEA`, `BINARY` | base64 string |
+//! | PostgreSQL arrays of the above scalars | array |
+//! | `NULL` | null |
+//!
+//! What the database cannot say (JSON kept in a SQLite `TEXT` column or a MariaDB `JSON`
+//! column, which MariaDB reports as text; an integer used as a flag) is declared per operation
+//! under `columns:`. Errors become typed [`SourceError`]s naming the operation and connection;
+//! their text is for logs and traces only.
+
+mod value;
+
+#[cfg(feature = "mysql")]
+mod mysql;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use tracing::Instrument as _;
+
+use super::{DataSource, SourceCall, SourceError, SourceErrorKind, SourceFactory};
+use crate::plan::{DbConnection, DbParam, Integrations, ReturnType, SqlDriver, SqlType};
+use crate::sql_text::{self, Style};
+use value::Bind;
+
+/// Connections wait this long for a pooled connection unless `acquire_timeout` says otherwise.
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Pool size unless `pool_size` says otherwise.
+pub const DEFAULT_POOL_SIZE: u32 = 10;
+
+/// A sqlx pool of one of the compiled-in drivers.
+///
+/// Hosts that already own a pool hand it to [`SqlFactory::with_pool`]; it is cheap to clone
+/// (pools are reference-counted).
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum SqlPool {
+    /// SQLite.
+    #[cfg(feature = "sqlite")]
+    Sqlite(sqlx::SqlitePool),
+    /// PostgreSQL.
+    #[cfg(feature = "postgres")]
+    Postgres(sqlx::PgPool),
+    /// MySQL or MariaDB.
+    #[cfg(feature = "mysql")]
+    MySql(sqlx::MySqlPool),
+}
+
+impl fmt::Debug for SqlPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("SqlPool")
+            .field(&self.driver().name())
+            .finish()
+    }
+}
+
+#[cfg(feature = "sqlite")]
+impl From<sqlx::SqlitePool> for SqlPool {
+    fn from(pool: sqlx::SqlitePool) -> Self {
+        Self::Sqlite(pool)
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl From<sqlx::PgPool> for SqlPool {
+    fn from(pool: sqlx::PgPool) -> Self {
+        Self::Postgres(pool)
+    }
+}
+
+#[cfg(feature = "mysql")]
+impl From<sqlx::MySqlPool> for SqlPool {
+    fn from(pool: sqlx::MySqlPool) -> Self {
+        Self::MySql(pool)
+    }
+}
+
+impl SqlPool {
+    /// Which database this pool talks to.
+    pub fn driver(&self) -> SqlDriver {
+        match *self {
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(_) => SqlDriver::Sqlite,
+            #[cfg(feature = "postgres")]
+            Self::Postgres(_) => SqlDriver::Postgres,
+            #[cfg(feature = "mysql")]
+            Self::MySql(_) => SqlDriver::MySql,
+        }
+    }
+
+    /// A lazy pool for `conn`: no connection is opened until the first query.
+    fn connect_lazy(name: &str, conn: &DbConnection) -> Result<Self, SourceError> {
+        let config = |message: String| {
+            SourceError::new(
+                SourceErrorKind::Config,
+                format!("database connection `{name}`: {message}"),
+            )
+        };
+        let driver = conn
+            .driver()
+            .ok_or_else(|| config(format!("`{}` is not a supported database URL", conn.url)))?;
+        let settings = PoolSettings {
+            size: conn.pool_size.unwrap_or(DEFAULT_POOL_SIZE).max(1),
+            acquire_timeout: conn.acquire_timeout.unwrap_or(DEFAULT_ACQUIRE_TIMEOUT),
+            statement_timeout: conn.statement_timeout,
+        };
+        let built = match driver {
+            #[cfg(feature = "sqlite")]
+            SqlDriver::Sqlite => sqlite::connect_lazy(&conn.url, &settings).map(Self::Sqlite),
+            #[cfg(feature = "postgres")]
+            SqlDriver::Postgres => postgres::connect_lazy(&conn.url, &settings).map(Self::Postgres),
+            #[cfg(feature = "mysql")]
+            SqlDriver::MySql => mysql::connect_lazy(&conn.url, &settings).map(Self::MySql),
+            #[allow(unreachable_patterns)]
+            other => {
+                return Err(config(format!(
+                    "{} support is not compiled in; enable the `{}` feature of `orchestrator`",
+                    other.name(),
+                    match other {
+                        SqlDriver::Sqlite => "sqlite",
+                        SqlDriver::Postgres => "postgres",
+                        SqlDriver::MySql => "mysql",
+                    }
+                )));
+            }
+        };
+        built.map_err(|e| config(format!("invalid connection settings: {e}")))
+    }
+
+    async fn run(&self, statement: &Statement, binds: &[Bind]) -> Result<Vec<Row>, RunError> {
+        let args = statement.slots.iter().map(|&i| &binds[i]);
+        let one = statement.return_type != ReturnType::List;
+        match self {
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(pool) => sqlite::run(pool, &statement.sql, args, one).await,
+            #[cfg(feature = "postgres")]
+            Self::Postgres(pool) => postgres::run(pool, &statement.sql, args, one).await,
+            #[cfg(feature = "mysql")]
+            Self::MySql(pool) => mysql::run(pool, &statement.sql, args, one).await,
+        }
+    }
+}
+
+/// Pool settings shared by the drivers.
+#[derive(Debug, Clone)]
+struct PoolSettings {
+    size: u32,
+    acquire_timeout: Duration,
+    // SQLite has none (the validator rejects it there).
+    #[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
+    statement_timeout: Option<Duration>,
+}
+
+impl PoolSettings {
+    /// sqlx pool options: connections are kept until they fail (no idle reaping, so no
+    /// background task is needed and the pool can be built outside a runtime; an in-memory
+    /// SQLite database lives as long as its pool).
+    fn options<DB: sqlx::Database>(&self) -> sqlx::pool::PoolOptions<DB> {
+        sqlx::pool::PoolOptions::new()
+            .max_connections(self.size)
+            .acquire_timeout(self.acquire_timeout)
+            .idle_timeout(None)
+            .max_lifetime(None)
+    }
+}
+
+/// One decoded row, columns in select order.
+type Row = Map<String, Value>;
+
+/// A failed statement.
+#[derive(Debug)]
+enum RunError {
+    Sqlx(sqlx::Error),
+    /// A column whose type has no JSON form (SQLite has a JSON form for everything).
+    #[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
+    Column {
+        column: String,
+        type_name: String,
+        message: String,
+    },
+}
+
+impl From<sqlx::Error> for RunError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Sqlx(e)
+    }
+}
+
+/// Builds the `database` source for each config version and domain scope. Registered by
+/// [`Registry::new`](super::Registry::new) when a driver feature is on; register your own to
+/// hand over pools the host already has:
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use orchestrator::source::{Registry, sql::SqlFactory};
+///
+/// let pool = sqlx::SqlitePool::connect("sqlite::memory:").await?;
+/// let mut registry = Registry::new();
+/// registry.register_factory("database", SqlFactory::new().with_pool("default", pool));
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct SqlFactory {
+    provided: HashMap<String, SqlPool>,
+}
+
+impl SqlFactory {
+    /// Builds a pool per connection from `database.yaml`.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Uses `pool` for every connection named `connection` (in every domain scope) instead of
+    /// building one from its URL. The connection must still be declared in `database.yaml`;
+    /// its pool settings are then the host pool's.
+    #[must_use]
+    pub fn with_pool(mut self, connection: impl Into<String>, pool: impl Into<SqlPool>) -> Self {
+        self.provided.insert(connection.into(), pool.into());
+        self
+    }
+}
+
+impl SourceFactory for SqlFactory {
+    fn build(&self, integrations: &Integrations) -> Result<Arc<dyn DataSource>, SourceError> {
+        let db = &integrations.database;
+        let mut connections = HashMap::with_capacity(db.sources.len());
+        for (name, conn) in &db.sources {
+            let pool = match self.provided.get(name) {
+                Some(pool) => pool.clone(),
+                None => SqlPool::connect_lazy(name, conn)?,
+            };
+            connections.insert(
+                name.as_str(),
+                Arc::new(Connection {
+                    name: name.as_str().into(),
+                    pool,
+                    log_parameters: conn.log_parameters,
+                }),
+            );
+        }
+        let mut operations = HashMap::with_capacity(db.operations.len());
+        for (name, op) in &db.operations {
+            let conn = match &op.source_id {
+                Some(id) => connections.get(id.as_str()),
+                None => connections.values().next(),
+            };
+            let Some(conn) = conn else {
+                // The validator rejects this; a plan built by hand may still get here.
+                return Err(SourceError::new(
+                    SourceErrorKind::Config,
+                    format!("operation `{name}` names no known database connection"),
+                ));
+            };
+            let style = match conn.pool.driver() {
+                SqlDriver::Postgres => Style::Dollar,
+                SqlDriver::Sqlite => Style::NumberedQuestion,
+                SqlDriver::MySql => Style::Question,
+            };
+            let names: Vec<&str> = op.params.iter().map(|p| p.name.as_str()).collect();
+            let (sql, slots) = sql_text::rewrite(&op.query, &names, style);
+            operations.insert(
+                name.clone(),
+                Statement {
+                    name: name.as_str().into(),
+                    connection: conn.clone(),
+                    sql: sql.into(),
+                    slots,
+                    params: op.params.clone(),
+                    return_type: op.return_type,
+                    columns: op.columns.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+                },
+            );
+        }
+        Ok(Arc::new(SqlSource { operations }))
+    }
+}
+
+struct Connection {
+    name: Arc<str>,
+    pool: SqlPool,
+    log_parameters: bool,
+}
+
+/// An operation ready to run: driver SQL and the param index bound to each placeholder slot.
+struct Statement {
+    name: Arc<str>,
+    connection: Arc<Connection>,
+    sql: Arc<str>,
+    slots: Vec<usize>,
+    params: Vec<DbParam>,
+    return_type: ReturnType,
+    columns: Vec<(String, SqlType)>,
+}
+
+/// The `database` source of one config version and scope.
+struct SqlSource {
+    operations: HashMap<String, Statement>,
+}
+
+#[async_trait::async_trait]
+impl DataSource for SqlSource {
+    async fn fetch(&self, call: SourceCall<'_>) -> Result<Value, SourceError> {
+        let name = call.operation.unwrap_or_default();
+        let st = self.operations.get(name).ok_or_else(|| {
+            SourceError::new(
+                SourceErrorKind::Config,
+                format!("unknown database operation `{name}`"),
+            )
+        })?;
+        let conn = &st.connection;
+        let fail = |kind, detail: String| {
+            SourceError::new(
+                kind,
+                format!(
+                    "operation `{}` on connection `{}`: {detail}",
+                    st.name, conn.name
+                ),
+            )
+        };
+        let binds = st
+            .params
+            .iter()
+            .map(|p| {
+                let v = call.params.get(&p.name).unwrap_or(&Value::Null);
+                Bind::from_json(v, p.ty).map_err(|e| {
+                    fail(
+                        SourceErrorKind::Rejected,
+                        format!("parameter `{}`: {e}", p.name),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let span = tracing::debug_span!(
+            "sql",
+            operation = %st.name,
+            connection = %conn.name,
+            rows = tracing::field::Empty,
+            duration_us = tracing::field::Empty,
+            params = tracing::field::Empty,
+        );
+        if conn.log_parameters {
+            span.record("params", tracing::field::debug(&binds));
+        }
+        let start = std::time::Instant::now();
+        let result = conn.pool.run(st, &binds).instrument(span.clone()).await;
+        span.record("duration_us", start.elapsed().as_micros() as u64);
+        let mut rows = match result {
+            Ok(rows) => rows,
+            Err(e) => {
+                let (kind, detail, cause) = classify(e);
+                tracing::debug!(parent: &span, error = %detail, "query failed");
+                let err = fail(kind, detail);
+                return Err(match cause {
+                    Some(cause) => err.with_cause(cause),
+                    None => err,
+                });
+            }
+        };
+        span.record("rows", rows.len());
+        for row in &mut rows {
+            for (column, ty) in &st.columns {
+                if let Some(v) = row.get_mut(column) {
+                    value::convert_column(v, *ty).map_err(|e| {
+                        fail(
+                            SourceErrorKind::InvalidResponse,
+                            format!("column `{column}` declared `{}`: {e}", ty.as_str()),
+                        )
+                    })?;
+                }
+            }
+        }
+        Ok(match st.return_type {
+            ReturnType::List => Value::Array(rows.into_iter().map(Value::Object).collect()),
+            ReturnType::Single => rows.pop().map_or(Value::Null, Value::Object),
+            ReturnType::Value => rows
+                .pop()
+                .and_then(|r| r.into_iter().next())
+                .map_or(Value::Null, |(_, v)| v),
+        })
+    }
+}
+
+/// The kind of a failure, a message for logs and traces, and the sqlx error as the cause.
+fn classify(e: RunError) -> (SourceErrorKind, String, Option<sqlx::Error>) {
+    use SourceErrorKind as K;
+    let e = match e {
+        RunError::Sqlx(e) => e,
+        RunError::Column {
+            column,
+            type_name,
+            message,
+        } => {
+            return (
+                K::InvalidResponse,
+                format!("column `{column}` of type `{type_name}`: {message}"),
+                None,
+            );
+        }
+    };
+    let kind = match &e {
+        sqlx::Error::PoolTimedOut => {
+            return (
+                K::Unavailable,
+                "no connection became free within the acquire timeout (pool exhausted, or the database is unreachable)".into(),
+                Some(e),
+            );
+        }
+        sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => K::Unavailable,
+        sqlx::Error::Database(db) => database_error_kind(db.as_ref()),
+        sqlx::Error::ColumnDecode { .. }
+        | sqlx::Error::Decode(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::ColumnNotFound(_)
+        | sqlx::Error::TypeNotFound { .. } => K::InvalidResponse,
+        sqlx::Error::Encode(_) | sqlx::Error::InvalidArgument(_) => K::Rejected,
+        sqlx::Error::Configuration(_) => K::Config,
+        _ => K::Internal,
+    };
+    (kind, e.to_string(), Some(e))
+}
+
+/// Statement timeouts are [`SourceErrorKind::Timeout`]; lost connections, server overload and
+/// lock contention are [`SourceErrorKind::Unavailable`]; the rest (syntax, constraints, types)
+/// are [`SourceErrorKind::Rejected`].
+fn database_error_kind(db: &dyn sqlx::error::DatabaseError) -> SourceErrorKind {
+    use SourceErrorKind as K;
+    let code = db.code().unwrap_or_default();
+    #[cfg(feature = "mysql")]
+    if let Some(my) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+        return match my.number() {
+            // ER_QUERY_TIMEOUT (MySQL), ER_STATEMENT_TIMEOUT (MariaDB)
+            3024 | 1969 => K::Timeout,
+            // too many connections, lock wait timeout, deadlock, server shutdown
+            1040 | 1205 | 1213 | 1053 | 2006 | 2013 => K::Unavailable,
+            _ => K::Rejected,
+        };
+    }
+    #[cfg(feature = "sqlite")]
+    if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+        // SQLITE_BUSY and SQLITE_LOCKED, with their extended codes (low byte 5 or 6).
+        return match code.parse::<i32>().map(|c| c & 0xff) {
+            Ok(5 | 6) => K::Unavailable,
+            _ => K::Rejected,
+        };
+    }
+    match code.as_ref() {
+        // query_canceled (statement_timeout)
+        "57014" => K::Timeout,
+        // connection exceptions, insufficient resources, operator intervention, lock timeout
+        c if c.starts_with("08") || c.starts_with("53") || c.starts_with("57P") => K::Unavailable,
+        "55P03" | "40P01" | "40001" => K::Unavailable,
+        _ => K::Rejected,
+    }
+}
