@@ -127,6 +127,15 @@ fn config_dir(db: &TestDb, extra_connection: &str) -> tempfile::TempDir {
     dir
 }
 
+/// A config directory with `database` as `database.yaml` and `endpoints` as the only domain.
+fn small_config(database: impl AsRef<str>, endpoints: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("domains")).unwrap();
+    std::fs::write(dir.path().join("database.yaml"), database.as_ref()).unwrap();
+    std::fs::write(dir.path().join("domains/test.yaml"), endpoints).unwrap();
+    dir
+}
+
 fn orchestrator(db: &TestDb, dir: &Path) -> Orchestrator {
     Orchestrator::builder()
         .env(|_| Some("test-token".into()))
@@ -509,21 +518,13 @@ async fn mysql() {
 /// A statement that outlives the connection's `statement_timeout` is cut by the server and
 /// reported as a timeout, well before the source's own 10 s timeout.
 async fn statement_timeout(db: &TestDb, slow: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("domains")).unwrap();
-    std::fs::write(
-        dir.path().join("database.yaml"),
+    let dir = small_config(
         format!(
             "database:\n  sources:\n    default:\n      connection_string: \"{}\"\n      statement_timeout: 200ms\n  operations:\n    slow:\n      query: \"{slow}\"\n",
             db.url
         ),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("domains/slow.yaml"),
         "endpoints:\n  slow:\n    data_sources:\n      - {name: slow, type: database, operation: slow, timeout: 10s}\n",
-    )
-    .unwrap();
+    );
     let o = Orchestrator::from_dir(dir.path()).unwrap_or_else(|e| panic!("{e}"));
     let e = failed(&o, "slow", &[]).await;
     assert_eq!(e.kind, SourceErrorKind::Timeout, "{}", e.message);
@@ -532,10 +533,7 @@ async fn statement_timeout(db: &TestDb, slow: &str) {
 /// `sqlite::memory:` from YAML is one database shared by every connection of the pool.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_memory_url_is_shared_by_the_pool() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("domains")).unwrap();
-    std::fs::write(
-        dir.path().join("database.yaml"),
+    let dir = small_config(
         r#"
 database:
   sources:
@@ -545,10 +543,6 @@ database:
     put: {query: "INSERT INTO kv VALUES (:k, :v)", params: {k: string, v: integer}, return_type: list}
     get: {query: "SELECT v FROM kv WHERE k = :k", params: [k], return_type: value}
 "#,
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("domains/kv.yaml"),
         r#"
 endpoints:
   create:
@@ -558,8 +552,7 @@ endpoints:
   get:
     data_sources: [{name: g, type: database, operation: get, params: {k: "$request.k"}}]
 "#,
-    )
-    .unwrap();
+    );
     let o = Orchestrator::from_dir(dir.path()).unwrap_or_else(|e| panic!("{e}"));
     ok(&o, "create", &[]).await;
     ok(&o, "put", &[("k", json!("a")), ("v", json!("7"))]).await;
@@ -580,18 +573,10 @@ async fn exhausted_pool_is_unavailable() {
         .await
         .unwrap();
     let held = pool.acquire().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("domains")).unwrap();
-    std::fs::write(
-        dir.path().join("database.yaml"),
+    let dir = small_config(
         "database:\n  sources:\n    default: {connection_string: \"sqlite::memory:\"}\n  operations:\n    one: {query: \"SELECT 1 AS one\"}\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("domains/one.yaml"),
         "endpoints:\n  one:\n    data_sources: [{name: one, type: database, operation: one}]\n",
-    )
-    .unwrap();
+    );
     let o = Orchestrator::builder()
         .register_factory(
             "database",
@@ -614,21 +599,69 @@ async fn refused_connections_are_unavailable() {
         "postgres://postgres@127.0.0.1:1/test",
         "mysql://root@127.0.0.1:1/test",
     ] {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("domains")).unwrap();
-        std::fs::write(
-            dir.path().join("database.yaml"),
-            format!("database:\n  sources:\n    default: {{connection_string: \"{url}\", acquire_timeout: 500ms}}\n  operations:\n    one: {{query: \"SELECT 1 AS one\"}}\n"),
-        )
-        .unwrap();
-        std::fs::write(
-            dir.path().join("domains/one.yaml"),
+        let dir = small_config(
+            format!(
+                "database:\n  sources:\n    default: {{connection_string: \"{url}\", acquire_timeout: 500ms}}\n  operations:\n    one: {{query: \"SELECT 1 AS one\"}}\n"
+            ),
             "endpoints:\n  one:\n    data_sources: [{name: one, type: database, operation: one}]\n",
-        )
-        .unwrap();
+        );
         let o = Orchestrator::from_dir(dir.path()).unwrap_or_else(|e| panic!("{e}"));
         let e = failed(&o, "one", &[]).await;
         assert_eq!(e.kind, SourceErrorKind::Unavailable, "{url}: {}", e.message);
         assert!(e.is_transient());
+    }
+}
+
+/// A writer the test reads back: everything a `fmt` subscriber printed.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Each query gets a `sql` span with operation, connection and row count; bound values appear
+/// only when the connection opts in with `log_parameters: true`.
+#[tokio::test]
+async fn query_spans_leave_out_parameter_values_unless_enabled() {
+    for log_parameters in [false, true] {
+        let dir = small_config(
+            format!(
+                "database:\n  sources:\n    main: {{connection_string: \"sqlite::memory:\", log_parameters: {log_parameters}}}\n  operations:\n    lookup: {{query: \"SELECT :secret AS s UNION ALL SELECT 'x'\", params: [secret], return_type: list}}\n"
+            ),
+            "endpoints:\n  lookup:\n    data_sources: [{name: l, type: database, operation: lookup, params: {secret: \"$request.secret\"}}]\n",
+        );
+        let o = Orchestrator::from_dir(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        let out = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer({
+                let out = out.clone();
+                move || out.clone()
+            })
+            .with_max_level(tracing::Level::DEBUG)
+            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let rows = ok(&o, "lookup", &[("secret", json!("hunter2-ssn-123"))]).await;
+        assert_eq!(rows, json!([{"s": "hunter2-ssn-123"}, {"s": "x"}]));
+        let log = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert!(
+            log.contains("sql{operation=lookup connection=main"),
+            "{log}"
+        );
+        assert!(log.contains("rows=2"), "{log}");
+        assert!(log.contains("duration_us="), "{log}");
+        assert_eq!(
+            log.contains("hunter2-ssn-123"),
+            log_parameters,
+            "log_parameters: {log_parameters}\n{log}"
+        );
     }
 }

@@ -2,8 +2,8 @@
 //! MariaDB/MySQL when their environment variable holds a URL.
 //!
 //! Every [`TestDb`] is private to one test: a fresh SQLite database, a PostgreSQL schema or a
-//! MySQL database with a unique name, dropped again by [`TestDb::close`] (also after a
-//! failed assertion, see [`TestDb::run`]).
+//! MySQL database with a unique name, dropped again when [`TestDb::run`] returns, also after a
+//! failed assertion.
 
 use std::io::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
