@@ -3,6 +3,8 @@
 
 #[path = "support/db.rs"]
 pub mod db;
+#[path = "support/upstream.rs"]
+pub mod upstream;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -143,4 +145,15 @@ fn temp_dir() -> PathBuf {
         std::process::id(),
         N.fetch_add(1, Ordering::SeqCst)
     ))
+}
+
+/// A config directory holding `files` (relative path → contents); removed when dropped.
+pub fn config_dir(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (path, text) in files {
+        let path = dir.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    dir
 }

@@ -187,8 +187,8 @@ fn seed_integrations_and_settings() {
 
     let api = &i.api.sources["credit_api"];
     assert_eq!(api.base_url, "http://127.0.0.1:5000/api/v1");
-    assert_eq!(api.timeout, Some(Duration::from_secs(5)));
-    assert_eq!(api.headers["Accept"], "application/json");
+    assert_eq!(api.http.timeout, Some(Duration::from_secs(5)));
+    assert_eq!(api.http.headers["Accept"], "application/json");
     assert_eq!(
         api.auth,
         Some(ApiAuth::Bearer {

@@ -123,9 +123,13 @@ pub enum Code {
     Route,
     /// A source named like a reserved root (`request`, `item`).
     ReservedName,
-    /// SQL placeholders and declared parameters that disagree, or params a step passes that
-    /// the operation does not declare.
+    /// SQL placeholders and the operation's declared parameters that disagree.
     SqlParameter,
+    /// A data source whose `params` do not match what its operation, feature lookup or model
+    /// uses.
+    Parameter,
+    /// A model's config that disagrees with the metadata its server publishes.
+    ModelMetadata,
 }
 
 impl Code {
@@ -155,6 +159,8 @@ impl Code {
             Self::Route => "route",
             Self::ReservedName => "reserved-name",
             Self::SqlParameter => "sql-parameter",
+            Self::Parameter => "parameter",
+            Self::ModelMetadata => "model-metadata",
         }
     }
 }

@@ -576,12 +576,10 @@ impl<'p> Validator<'p> {
                     ),
                 );
             }
-            1 if s.kind == "database" => {
-                if let Some(dbop) = integrations.database.operations.get(op) {
-                    self.database_step_params(s, sp, op, dbop);
-                }
+            1 => {
+                let service = matches[0].1;
+                self.step_params(integrations, s, sp, op, service);
             }
-            1 => {}
             _ => self.report(
                 Diagnostic::new(
                     Code::UnknownOperation,
@@ -603,32 +601,77 @@ impl<'p> Validator<'p> {
         }
     }
 
-    /// A database step passes exactly the parameters its operation declares.
-    fn database_step_params(&mut self, s: &SourceStep, sp: &KeyPath, name: &str, op: &DbOperation) {
-        let declared: Vec<&str> = op.params.iter().map(|p| p.name.as_str()).collect();
+    /// A step passes exactly the params its operation uses: a SQL operation's declared
+    /// `params`, an API operation's `{name}` placeholders, a feature lookup's entity keys, a
+    /// model's `inputs` (or one `rows` param holding a batch).
+    fn step_params(
+        &mut self,
+        i: &Integrations,
+        s: &SourceStep,
+        sp: &KeyPath,
+        op: &str,
+        service: Option<&str>,
+    ) {
+        let (what, expected): (&str, Vec<&str>) = match s.kind.as_str() {
+            "database" => match i.database.operations.get(op) {
+                Some(o) => (
+                    "operation",
+                    o.params.iter().map(|p| p.name.as_str()).collect(),
+                ),
+                None => return,
+            },
+            "api" => match service
+                .and_then(|id| i.api.sources.get(id))
+                .and_then(|svc| svc.operations.get(op))
+            {
+                Some(o) => ("operation", o.placeholders().into_iter().collect()),
+                None => return,
+            },
+            "feast" => match service
+                .and_then(|id| i.feast.sources.get(id))
+                .and_then(|f| f.operations.get(op))
+            {
+                Some(o) => (
+                    "feature lookup",
+                    o.entity_keys.iter().map(String::as_str).collect(),
+                ),
+                None => return,
+            },
+            "ml" => match service
+                .and_then(|id| i.ml.sources.get(id))
+                .and_then(|m| m.models.get(op))
+            {
+                // A `json` model without declared inputs posts whatever it is given.
+                Some(m) if m.inputs.is_empty() => return,
+                Some(_) if s.params.len() == 1 && s.params[0].0 == "rows" => return,
+                Some(m) => ("model", m.inputs.iter().map(String::as_str).collect()),
+                None => return,
+            },
+            _ => return,
+        };
         for (key, _) in &s.params {
-            if !declared.contains(&key.as_str()) {
+            if !expected.contains(&key.as_str()) {
                 self.report(
                     Diagnostic::new(
-                        Code::SqlParameter,
+                        Code::Parameter,
                         sp.key("params").key(key),
-                        format!("operation `{name}` has no parameter `{key}`"),
+                        format!("{what} `{op}` has no parameter `{key}`"),
                     )
                     .at_key()
                     .with_help(
-                        suggest(key, declared.iter().copied(), "its parameters are")
+                        suggest(key, expected.iter().copied(), "its parameters are")
                             .unwrap_or_else(|| {
-                                if declared.is_empty() {
-                                    "the operation takes no parameters; remove it".into()
+                                if expected.is_empty() {
+                                    format!("the {what} takes no parameters; remove it")
                                 } else {
-                                    format!("its parameters are: {}", declared.join(", "))
+                                    format!("its parameters are: {}", expected.join(", "))
                                 }
                             }),
                     ),
                 );
             }
         }
-        let missing: Vec<&str> = declared
+        let missing: Vec<&str> = expected
             .iter()
             .copied()
             .filter(|d| !s.params.iter().any(|(k, _)| k == d))
@@ -639,12 +682,19 @@ impl<'p> Validator<'p> {
             } else {
                 sp.key("params")
             };
+            let mut help = format!(
+                "pass it under `params:`, e.g. `{}: \"$request.{}\"`",
+                missing[0], missing[0]
+            );
+            if s.kind == "ml" {
+                help.push_str(", or pass a batch as `rows: [{…}, …]`");
+            }
             self.report(
                 Diagnostic::new(
-                    Code::SqlParameter,
+                    Code::Parameter,
                     path,
                     format!(
-                        "operation `{name}` needs {} {}",
+                        "{what} `{op}` needs {} {}",
                         if missing.len() == 1 {
                             "parameter"
                         } else {
@@ -657,10 +707,7 @@ impl<'p> Validator<'p> {
                             .join(", ")
                     ),
                 )
-                .with_help(format!(
-                    "pass it under `params:`, e.g. `{}: \"$request.{}\"`",
-                    missing[0], missing[0]
-                )),
+                .with_help(help),
             );
         }
     }

@@ -61,17 +61,21 @@ fn unique_name() -> String {
     )
 }
 
+/// Prints `skipped: <what>` on one line. Straight to stderr: the test harness captures
+/// `eprintln!` of passing tests.
+pub fn skipped(what: &str) {
+    let _ = writeln!(std::io::stderr(), "skipped: {what}");
+}
+
 /// The URL in `var`, or `None` after printing one line that says what was skipped and how to
 /// run it.
 pub fn server_url(var: &str, suite: &str, example: &str) -> Option<String> {
     match std::env::var(var) {
         Ok(url) if !url.is_empty() => Some(url),
         _ => {
-            // Straight to stderr: the test harness captures `eprintln!` of passing tests.
-            let _ = writeln!(
-                std::io::stderr(),
-                "skipped: the {suite} suite (set {var}={example} to run it)"
-            );
+            skipped(&format!(
+                "the {suite} suite (set {var}={example} to run it)"
+            ));
             None
         }
     }

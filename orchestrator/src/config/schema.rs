@@ -9,8 +9,9 @@ use crate::diagnostic::{Code, Diagnostic, KeyPath};
 use crate::plan::{
     ApiAuth, ApiConfig, ApiOperation, ApiService, DatabaseConfig, DbConnection, DbOperation,
     DbParam, Endpoint, EndpointType, FeastConfig, FeastOperation, FeastServer, FeatureFallback,
-    HttpMethod, MlConfig, Model, ModelProtocol, ModelServer, OnError, Origin, RetryPolicy,
-    ReturnType, RouteTemplate, ServerSettings, Settings, SourceStep, SqlType, Transform,
+    HttpMethod, HttpSettings, MlConfig, Model, ModelProtocol, ModelServer, OnError, OnMissing,
+    Origin, OutputPath, RetryPolicy, ReturnType, RouteTemplate, ServerSettings, Settings,
+    SourceStep, SqlType, Transform,
 };
 
 fn origin(cx: &Cx) -> Origin {
@@ -561,15 +562,10 @@ fn db_params(cx: &mut Cx, path: &KeyPath, v: &Value) -> Option<Vec<DbParam>> {
 
 pub(crate) fn api(cx: &mut Cx, doc: &Value) -> ApiConfig {
     let sources = services(cx, doc, "api", |cx, p, v| {
-        let o = cx.object(
-            p,
-            v,
-            &["base_url", "timeout", "headers", "auth", "operations"],
-        )?;
+        let o = cx.object(p, v, &http_keys(&["base_url", "auth", "operations"]))?;
         Some(ApiService {
-            base_url: o.req(cx, "base_url", "the service's base URL", Cx::string)?,
-            timeout: o.opt_duration(cx, "timeout"),
-            headers: o.string_map(cx, "headers"),
+            base_url: o.req(cx, "base_url", "the service's base URL", base_url)?,
+            http: http_settings(cx, &o),
             auth: o.opt(cx, "auth", auth),
             operations: o
                 .get("operations")
@@ -588,6 +584,42 @@ pub(crate) fn api(cx: &mut Cx, doc: &Value) -> ApiConfig {
         })
     });
     ApiConfig { sources }
+}
+
+/// The keys of [`HttpSettings`] plus `more`.
+fn http_keys(more: &[&'static str]) -> Vec<&'static str> {
+    let mut keys = vec!["timeout", "headers", "retries", "max_response_bytes"];
+    keys.extend_from_slice(more);
+    keys
+}
+
+fn http_settings(cx: &mut Cx, o: &Obj<'_>) -> HttpSettings {
+    HttpSettings {
+        timeout: o.opt_duration(cx, "timeout"),
+        headers: o.string_map(cx, "headers"),
+        retries: o.opt(cx, "retries", retries),
+        max_response_bytes: o.opt(cx, "max_response_bytes", Cx::uint),
+    }
+}
+
+/// An absolute `http://` or `https://` URL (env references are already resolved).
+fn base_url(cx: &mut Cx, path: &KeyPath, v: &Value) -> Option<String> {
+    let s = cx.string(path, v)?;
+    let rest = s
+        .strip_prefix("http://")
+        .or_else(|| s.strip_prefix("https://"));
+    match rest {
+        Some(rest) if !rest.is_empty() && !rest.starts_with('/') && !s.contains(['?', '#']) => {
+            Some(s)
+        }
+        _ => {
+            cx.report(
+                Diagnostic::new(Code::InvalidValue, path.clone(), format!("`{s}` is not an http(s) base URL"))
+                    .with_help("write `http://host:port/prefix` (no query or fragment; operation paths are appended)"),
+            );
+            None
+        }
+    }
 }
 
 fn services<T>(
@@ -681,7 +713,13 @@ fn auth(cx: &mut Cx, path: &KeyPath, v: &Value) -> Option<ApiAuth> {
 }
 
 fn api_operation(cx: &mut Cx, _: &str, path: &KeyPath, v: &Value) -> Option<ApiOperation> {
-    let o = cx.object(path, v, &["method", "path", "query", "headers", "body"])?;
+    let o = cx.object(
+        path,
+        v,
+        &[
+            "method", "path", "query", "headers", "body", "extract", "retries",
+        ],
+    )?;
     Some(ApiOperation {
         method: o
             .opt(cx, "method", |cx, p, v| {
@@ -696,7 +734,27 @@ fn api_operation(cx: &mut Cx, _: &str, path: &KeyPath, v: &Value) -> Option<ApiO
         )?,
         query: o.value_map(cx, "query"),
         headers: o.value_map(cx, "headers"),
-        body: o.get("body").cloned(),
+        body: o.get("body").cloned().filter(|b| !b.is_null()),
+        extract: o.opt(cx, "extract", |cx, p, v| {
+            let s = cx.string(p, v)?;
+            if s.is_empty() || s.starts_with('/') {
+                Some(s)
+            } else {
+                cx.report(
+                    Diagnostic::new(
+                        Code::InvalidValue,
+                        p.clone(),
+                        format!("`{s}` is not a JSON pointer"),
+                    )
+                    .with_help(format!(
+                        "write it as `/{}` (RFC 6901: `/` before each key or index)",
+                        s.replace('.', "/")
+                    )),
+                );
+                None
+            }
+        }),
+        retries: o.opt(cx, "retries", retries),
         origin: origin(cx),
     })
 }
@@ -705,11 +763,7 @@ fn api_operation(cx: &mut Cx, _: &str, path: &KeyPath, v: &Value) -> Option<ApiO
 
 pub(crate) fn feast(cx: &mut Cx, doc: &Value) -> FeastConfig {
     let sources = services(cx, doc, "feast", |cx, p, v| {
-        let o = cx.object(
-            p,
-            v,
-            &["url", "base_url", "timeout", "headers", "operations"],
-        )?;
+        let o = cx.object(p, v, &http_keys(&["url", "base_url", "operations"]))?;
         let url = match (o.get("url"), o.get("base_url")) {
             (Some(_), Some(_)) => {
                 cx.report(
@@ -723,14 +777,13 @@ pub(crate) fn feast(cx: &mut Cx, doc: &Value) -> FeastConfig {
                 );
                 None
             }
-            (Some(_), None) => o.opt_string(cx, "url"),
-            (None, Some(_)) => o.opt_string(cx, "base_url"),
-            (None, None) => o.req(cx, "url", "the feature server URL", Cx::string),
+            (Some(_), None) => o.opt(cx, "url", base_url),
+            (None, Some(_)) => o.opt(cx, "base_url", base_url),
+            (None, None) => o.req(cx, "url", "the feature server URL", base_url),
         }?;
         Some(FeastServer {
             url,
-            timeout: o.opt_duration(cx, "timeout"),
-            headers: o.string_map(cx, "headers"),
+            http: http_settings(cx, &o),
             operations: o
                 .get("operations")
                 .map(|v| {
@@ -759,6 +812,7 @@ fn feast_operation(cx: &mut Cx, _: &str, path: &KeyPath, v: &Value) -> Option<Fe
             "feature_service",
             "entity_key",
             "full_feature_names",
+            "on_missing",
             "database_fallback",
         ],
     )?;
@@ -781,12 +835,29 @@ fn feast_operation(cx: &mut Cx, _: &str, path: &KeyPath, v: &Value) -> Option<Fe
         full_feature_names: o
             .opt(cx, "full_feature_names", Cx::boolean)
             .unwrap_or(false),
+        on_missing: o
+            .opt(cx, "on_missing", |cx, p, v| {
+                cx.choice(p, v, OnMissing::NAMES, OnMissing::parse)
+            })
+            .unwrap_or_default(),
         database_fallback: o.opt(cx, "database_fallback", |cx, p, v| {
             let f = cx.object(p, v, &["table", "entity_key", "mapping", "source_id"])?;
             Some(FeatureFallback {
-                table: f.req(cx, "table", "the table name", Cx::string)?,
-                entity_key: f.req(cx, "entity_key", "the key column", Cx::string)?,
-                mapping: f.string_map(cx, "mapping"),
+                table: f.req(cx, "table", "the table name", sql_identifier)?,
+                entity_key: f.req(cx, "entity_key", "the key column", sql_identifier)?,
+                mapping: f
+                    .get("mapping")
+                    .map(|v| {
+                        cx.entries(
+                            &f.at("mapping"),
+                            v,
+                            "a mapping of feature names to columns",
+                            |cx, _, p, v| sql_identifier(cx, p, v),
+                        )
+                        .into_iter()
+                        .collect()
+                    })
+                    .unwrap_or_default(),
                 source_id: f.opt_string(cx, "source_id"),
             })
         }),
@@ -794,15 +865,38 @@ fn feast_operation(cx: &mut Cx, _: &str, path: &KeyPath, v: &Value) -> Option<Fe
     })
 }
 
+/// A table or column name that is spliced into generated SQL: letters, digits and `_`, with
+/// one optional `schema.` prefix. Anything else could change the statement.
+fn sql_identifier(cx: &mut Cx, path: &KeyPath, v: &Value) -> Option<String> {
+    let s = cx.string(path, v)?;
+    let part = |p: &str| {
+        p.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    let ok = match s.split_once('.') {
+        Some((schema, name)) => part(schema) && part(name),
+        None => part(&s),
+    };
+    if ok {
+        return Some(s);
+    }
+    cx.report(
+        Diagnostic::new(Code::InvalidValue, path.clone(), format!("`{s}` is not a plain SQL identifier"))
+            .with_help("use letters, digits and `_` (and one `schema.` prefix); names are checked because they are written into the fallback's SQL"),
+    );
+    None
+}
+
 // ---------------------------------------------------------------- integrations/ml_config.yaml
 
 pub(crate) fn ml(cx: &mut Cx, doc: &Value) -> MlConfig {
     let sources = services(cx, doc, "ml", |cx, p, v| {
-        let o = cx.object(p, v, &["base_url", "timeout", "headers", "models"])?;
+        let o = cx.object(p, v, &http_keys(&["base_url", "models"]))?;
         Some(ModelServer {
-            base_url: o.req(cx, "base_url", "the model server's base URL", Cx::string)?,
-            timeout: o.opt_duration(cx, "timeout"),
-            headers: o.string_map(cx, "headers"),
+            base_url: o.req(cx, "base_url", "the model server's base URL", base_url)?,
+            http: http_settings(cx, &o),
             models: o
                 .get("models")
                 .map(|v| {
@@ -826,21 +920,83 @@ fn model(cx: &mut Cx, _: &str, path: &KeyPath, v: &Value) -> Option<Model> {
     let o = cx.object(
         path,
         v,
-        &["protocol", "endpoint", "inputs", "datatype", "outputs"],
+        &[
+            "protocol",
+            "endpoint",
+            "version",
+            "inputs",
+            "datatype",
+            "input_name",
+            "format",
+            "outputs",
+        ],
     )?;
+    let protocol = o
+        .opt(cx, "protocol", |cx, p, v| {
+            cx.choice(p, v, ModelProtocol::NAMES, ModelProtocol::parse)
+        })
+        .unwrap_or_default();
+    let endpoint = o.opt_string(cx, "endpoint");
+    if protocol == ModelProtocol::Json && endpoint.is_none() {
+        cx.report(
+            Diagnostic::new(Code::MissingKey, path.clone(), "a `json` model needs an `endpoint`")
+                .with_help("add `endpoint: /path/on/the/server` (the resolved params are POSTed there), or pick a `protocol` (`v2`, `tfserving`, `mlflow`)"),
+        );
+    }
+    let format = o.opt(cx, "format", |cx, p, v| {
+        let names = Model::formats(protocol);
+        if names.is_empty() {
+            cx.report(
+                Diagnostic::new(
+                    Code::InvalidValue,
+                    p.clone(),
+                    "`format` applies to `tfserving` and `mlflow` models only",
+                )
+                .at_key()
+                .with_help("remove it"),
+            );
+            return None;
+        }
+        cx.choice(p, v, names, |s| names.contains(&s).then(|| s.to_owned()))
+    });
+    let datatype = o.opt(cx, "datatype", |cx, p, v| {
+        cx.choice(p, v, TENSOR_DATATYPES, |s| {
+            TENSOR_DATATYPES.contains(&s).then(|| s.to_owned())
+        })
+    });
+    let outputs = o.string_map(cx, "outputs");
+    for (field, spec) in &outputs {
+        if OutputPath::parse(spec).is_err() {
+            cx.report(
+                Diagnostic::new(
+                    Code::InvalidValue,
+                    o.at("outputs").key(field),
+                    format!("`{spec}` is not an output path"),
+                )
+                .with_help(
+                    "write `name`, `name[1]` or `[1]` (for `v2`, `name` is the output tensor)",
+                ),
+            );
+        }
+    }
     Some(Model {
-        protocol: o
-            .opt(cx, "protocol", |cx, p, v| {
-                cx.choice(p, v, ModelProtocol::NAMES, ModelProtocol::parse)
-            })
-            .unwrap_or_default(),
-        endpoint: o.opt_string(cx, "endpoint"),
+        protocol,
+        endpoint,
+        version: o.opt_string(cx, "version"),
         inputs: o.opt(cx, "inputs", Cx::strings).unwrap_or_default(),
-        datatype: o.opt_string(cx, "datatype"),
-        outputs: o.string_map(cx, "outputs"),
+        datatype,
+        input_name: o.opt_string(cx, "input_name"),
+        format,
+        outputs,
         origin: origin(cx),
     })
 }
+
+/// Open Inference Protocol tensor datatypes.
+pub(crate) const TENSOR_DATATYPES: &[&str] = &[
+    "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16",
+    "FP32", "FP64", "BYTES",
+];
 
 #[cfg(test)]
 mod tests {

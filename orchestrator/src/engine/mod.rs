@@ -30,8 +30,8 @@ pub use trace::{Outcome, SourceTrace, Trace, TraceError};
 use crate::RequestContext;
 use crate::diagnostic::Diagnostics;
 use crate::expr::{Scope, truthy};
-use crate::plan::{Endpoint, OnError, Plan};
-use crate::source::{DataSource, Registry, SourceCall, SourceError, SourceErrorKind};
+use crate::plan::{Endpoint, OnError, Plan, RetryPolicy};
+use crate::source::{DataSource, Notes, Registry, SourceCall, SourceError, SourceErrorKind};
 use crate::validate::{ValidateOptions, dependencies, validate};
 
 /// Why a plan could not be turned into an engine.
@@ -147,6 +147,7 @@ struct Step {
     deps: usize,
     dependents: Vec<usize>,
     timeout: Duration,
+    retry: Option<RetryPolicy>,
 }
 
 impl Engine {
@@ -193,12 +194,21 @@ impl Engine {
                         src
                     }
                 };
+                let (timeout, retry) = plan.integrations_for(e).step_defaults(
+                    &s.kind,
+                    s.operation.as_deref(),
+                    s.source_id.as_deref(),
+                );
                 steps.push(Step {
                     source,
                     kind: s.kind.as_str().into(),
                     deps: deps[i].len(),
                     dependents: Vec::new(),
-                    timeout: s.timeout.unwrap_or(plan.settings.source_timeout),
+                    timeout: s
+                        .timeout
+                        .or(timeout)
+                        .unwrap_or(plan.settings.source_timeout),
+                    retry: s.retry.or(retry),
                 });
             }
             for (i, ds) in deps.iter().enumerate() {
@@ -283,6 +293,7 @@ impl Engine {
                     attempts: 0,
                     outcome: Outcome::NotRun,
                     error: None,
+                    notes: Vec::new(),
                 })
                 .collect(),
         };
@@ -383,11 +394,12 @@ impl Engine {
                     tracing::debug_span!("source", source = %c.names[i], kind = %c.steps[i].kind);
                 running.push(attempts(c, e, i, params, request, deadline).instrument(span));
             }
-            let Some((i, attempts, result)) = running.next().await else {
+            let Some((i, attempts, notes, result)) = running.next().await else {
                 return Ok(());
             };
             let t = &mut state.sources[i];
             t.attempts = attempts;
+            t.notes = notes;
             t.duration = (Instant::now() - start).saturating_sub(t.start);
             let step = &e.sources[i];
             match result {
@@ -444,8 +456,8 @@ fn release(c: &Compiled, done: usize, remaining: &mut [usize], ready: &mut Vec<u
     }
 }
 
-/// Runs one source with its timeout and retry policy. Returns its index, the attempts made and
-/// the last result.
+/// Runs one source with its timeout and retry policy. Returns its index, the attempts made, the
+/// notes the source left and the last result.
 async fn attempts(
     c: &Compiled,
     e: &Endpoint,
@@ -453,9 +465,10 @@ async fn attempts(
     params: Map<String, Value>,
     request: &RequestContext,
     deadline: Instant,
-) -> (usize, u32, Result<Value, SourceError>) {
+) -> (usize, u32, Vec<String>, Result<Value, SourceError>) {
     let step = &e.sources[i];
     let compiled = &c.steps[i];
+    let notes = Notes::default();
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -469,6 +482,7 @@ async fn attempts(
             params: &params,
             request,
             attempt,
+            notes: &notes,
         };
         let result = match tokio::time::timeout_at(limit, compiled.source.fetch(call)).await {
             Ok(r) => r,
@@ -481,14 +495,14 @@ async fn attempts(
             )),
         };
         let error = match result {
-            Ok(v) => return (i, attempt, Ok(v)),
+            Ok(v) => return (i, attempt, notes.take(), Ok(v)),
             Err(error) => error,
         };
-        let Some(policy) = step
+        let Some(policy) = compiled
             .retry
             .filter(|p| error.is_transient() && attempt <= p.max_retries)
         else {
-            return (i, attempt, Err(error));
+            return (i, attempt, notes.take(), Err(error));
         };
         let ceiling = policy.backoff_ceiling(attempt);
         let half = ceiling / 2;
@@ -497,7 +511,7 @@ async fn attempts(
         ));
         let wait = half + jitter;
         if Instant::now() + wait >= deadline {
-            return (i, attempt, Err(error));
+            return (i, attempt, notes.take(), Err(error));
         }
         tracing::debug!(attempt, wait_ms = wait.as_millis() as u64, error = %error, "retrying");
         tokio::time::sleep(wait).await;

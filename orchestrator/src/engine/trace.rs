@@ -42,6 +42,9 @@ pub struct SourceTrace {
     pub outcome: Outcome,
     /// The last error, when there was one.
     pub error: Option<TraceError>,
+    /// What the source reported besides its result (missing features, a fallback taken).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// How a source ended.

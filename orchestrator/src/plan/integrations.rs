@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{NamedMap, Origin};
+use super::{NamedMap, Origin, RetryPolicy};
 
 /// All integration definitions visible to one set of endpoints.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -37,6 +37,60 @@ impl Integrations {
             "ml" => nested(&self.ml.sources, |s| &s.models),
             _ => return None,
         })
+    }
+
+    /// What a data source inherits from its integration: the per-call timeout and the retry
+    /// policy of the API service, feature server or model server it calls (an API
+    /// operation's own `retries` first; a service's `retries` only for idempotent methods).
+    pub fn step_defaults(
+        &self,
+        kind: &str,
+        operation: Option<&str>,
+        source_id: Option<&str>,
+    ) -> (Option<Duration>, Option<RetryPolicy>) {
+        fn find<'a, S>(
+            sources: &'a NamedMap<S>,
+            source_id: Option<&str>,
+            has: impl Fn(&S) -> bool,
+        ) -> Option<&'a S> {
+            match source_id {
+                Some(id) => sources.get(id),
+                None => sources.values().find(|s| has(s)),
+            }
+        }
+        let Some(op) = operation else {
+            return (None, None);
+        };
+        match kind {
+            "api" => find(&self.api.sources, source_id, |s| {
+                s.operations.contains_key(op)
+            })
+            .and_then(|svc| svc.operations.get(op).map(|o| (svc, o)))
+            .map_or((None, None), |(svc, o)| {
+                let retry = o
+                    .retries
+                    .or_else(|| o.is_idempotent().then_some(svc.http.retries).flatten());
+                (svc.http.timeout, retry)
+            }),
+            // With a database fallback the server's timeout bounds only the server call, so
+            // the fallback still has time within the data source's own timeout.
+            "feast" => find(&self.feast.sources, source_id, |s| {
+                s.operations.contains_key(op)
+            })
+            .map_or((None, None), |s| {
+                let fallback = s
+                    .operations
+                    .get(op)
+                    .is_some_and(|o| o.database_fallback.is_some());
+                (
+                    (!fallback).then_some(s.http.timeout).flatten(),
+                    s.http.retries,
+                )
+            }),
+            "ml" => find(&self.ml.sources, source_id, |s| s.models.contains_key(op))
+                .map_or((None, None), |s| (s.http.timeout, s.http.retries)),
+            _ => (None, None),
+        }
     }
 
     /// The integration entries (`source_id` values) a source type defines.
@@ -323,6 +377,27 @@ impl std::fmt::Display for HttpMethod {
     }
 }
 
+/// Settings every HTTP integration (API service, feature server, model server) shares.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HttpSettings {
+    /// Per-call timeout (`timeout`); the data source's own `timeout` wins, the endpoint's
+    /// `defaults.source_timeout` applies when neither is set.
+    pub timeout: Option<Duration>,
+    /// Headers sent with every call (`headers`).
+    pub headers: BTreeMap<String, String>,
+    /// Retries for transient failures (`retries`) of the calls that may be repeated: every
+    /// feature lookup and inference, and API operations with `GET`, `PUT` or `DELETE`. The data
+    /// source's or the operation's own `retries` wins.
+    pub retries: Option<RetryPolicy>,
+    /// Largest accepted response body (`max_response_bytes`, default 8 MiB).
+    pub max_response_bytes: Option<u64>,
+}
+
+impl HttpSettings {
+    /// The response size limit when none is configured.
+    pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 8 << 20;
+}
+
 /// `integrations/api_sources.yaml`.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ApiConfig {
@@ -335,10 +410,8 @@ pub struct ApiConfig {
 pub struct ApiService {
     /// Base URL that operation paths are appended to.
     pub base_url: String,
-    /// Per-call timeout (`timeout`, seconds or a duration string).
-    pub timeout: Option<Duration>,
-    /// Headers sent with every call.
-    pub headers: BTreeMap<String, String>,
+    /// Timeout, headers, retries, response size limit.
+    pub http: HttpSettings,
     /// Authentication.
     pub auth: Option<ApiAuth>,
     /// `api.sources.<id>.operations.<name>`.
@@ -386,8 +459,67 @@ pub struct ApiOperation {
     pub headers: BTreeMap<String, Value>,
     /// JSON body template; `None` sends no body.
     pub body: Option<Value>,
+    /// A JSON pointer (RFC 6901, `/data/score`) to the part of the response to return.
+    pub extract: Option<String>,
+    /// Retries for this operation, whatever its method (`retries`).
+    pub retries: Option<RetryPolicy>,
     /// Where it was declared.
     pub origin: Origin,
+}
+
+impl ApiOperation {
+    /// The `{name}` placeholders of the path, query values, header values and body strings,
+    /// sorted and without duplicates: the params a data source must pass.
+    pub fn placeholders(&self) -> std::collections::BTreeSet<&str> {
+        fn walk<'a>(v: &'a Value, out: &mut std::collections::BTreeSet<&'a str>) {
+            match v {
+                Value::String(s) => out.extend(placeholders(s).map(|(name, _)| name)),
+                Value::Array(items) => items.iter().for_each(|i| walk(i, out)),
+                Value::Object(map) => map.values().for_each(|i| walk(i, out)),
+                _ => {}
+            }
+        }
+        let mut out: std::collections::BTreeSet<&str> =
+            placeholders(&self.path).map(|(name, _)| name).collect();
+        for v in self.query.values().chain(self.headers.values()) {
+            walk(v, &mut out);
+        }
+        if let Some(body) = &self.body {
+            walk(body, &mut out);
+        }
+        out
+    }
+
+    /// Whether repeating the call is harmless by HTTP semantics (`GET`, `PUT`, `DELETE`).
+    pub fn is_idempotent(&self) -> bool {
+        matches!(
+            self.method,
+            HttpMethod::Get | HttpMethod::Put | HttpMethod::Delete
+        )
+    }
+}
+
+/// The `{name}` placeholders in a template string, with the byte range of each (braces
+/// included). A name is an identifier; other braces are text.
+pub(crate) fn placeholders(s: &str) -> impl Iterator<Item = (&str, std::ops::Range<usize>)> {
+    let mut from = 0;
+    std::iter::from_fn(move || {
+        loop {
+            let open = from + s[from..].find('{')?;
+            let close = open + s[open..].find('}')?;
+            let name = &s[open + 1..close];
+            from = open + 1;
+            let ident = name
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if ident {
+                from = close + 1;
+                return Some((name, open..close + 1));
+            }
+        }
+    })
 }
 
 // ---------------------------------------------------------------- feast
@@ -404,10 +536,8 @@ pub struct FeastConfig {
 pub struct FeastServer {
     /// Feature server URL (`url`, or `base_url` like the other integration files).
     pub url: String,
-    /// Per-call timeout.
-    pub timeout: Option<Duration>,
-    /// Headers sent with every call.
-    pub headers: BTreeMap<String, String>,
+    /// Timeout, headers, retries, response size limit.
+    pub http: HttpSettings,
     /// `feast.sources.<id>.operations.<name>`.
     pub operations: NamedMap<FeastOperation>,
     /// Where it was declared.
@@ -426,10 +556,37 @@ pub struct FeastOperation {
     pub entity_keys: Vec<String>,
     /// Ask for `view__feature` names (`full_feature_names`, default false).
     pub full_feature_names: bool,
+    /// What a feature the server reports as `NOT_FOUND` or `OUTSIDE_MAX_AGE` becomes
+    /// (`on_missing`, default `null`).
+    pub on_missing: OnMissing,
     /// Database lookup used when the feature server fails.
     pub database_fallback: Option<FeatureFallback>,
     /// Where it was declared.
     pub origin: Origin,
+}
+
+/// What a missing feature value becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnMissing {
+    /// `null` in the result; the status is noted in the trace (the default).
+    #[default]
+    Null,
+    /// The source fails (`invalid_response`).
+    Error,
+}
+
+impl OnMissing {
+    /// Accepted spellings.
+    pub const NAMES: &'static [&'static str] = &["null", "error"];
+
+    /// Parses the YAML spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "null" => Self::Null,
+            "error" => Self::Error,
+            _ => return None,
+        })
+    }
 }
 
 /// A database fallback for a feature lookup (`database_fallback:`).
@@ -459,10 +616,8 @@ pub struct MlConfig {
 pub struct ModelServer {
     /// Base URL.
     pub base_url: String,
-    /// Per-call timeout.
-    pub timeout: Option<Duration>,
-    /// Headers sent with every call.
-    pub headers: BTreeMap<String, String>,
+    /// Timeout, headers, retries, response size limit.
+    pub http: HttpSettings,
     /// `ml.sources.<id>.models.<name>`.
     pub models: NamedMap<Model>,
     /// Where it was declared.
@@ -499,19 +654,105 @@ impl ModelProtocol {
     }
 }
 
-/// One model (`ml.sources.<id>.models.<name>`).
+/// One model (`ml.sources.<id>.models.<name>`; the key is the model's name on the server).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Model {
     /// Wire protocol (`json` by default).
     pub protocol: ModelProtocol,
-    /// Path on the server; derived from protocol and model name when omitted.
+    /// Path on the server (`endpoint`); derived from the protocol, name and version when
+    /// omitted. Required for `json`.
     pub endpoint: Option<String>,
-    /// Input feature names, in the model's order.
+    /// Model version in derived paths (`version`).
+    pub version: Option<String>,
+    /// Input feature names, in the model's order (`inputs`).
     pub inputs: Vec<String>,
-    /// Tensor datatype (`FP64`, `FP32`, `INT64`, …) for protocols that need one.
+    /// Tensor datatype (`datatype`: `FP64` by default for `v2`; `FP32`, `INT64`, `BOOL`, …).
     pub datatype: Option<String>,
-    /// Output field → path into the model's output.
+    /// Name of the V2 input tensor (`input_name`, default `input-0`).
+    pub input_name: Option<String>,
+    /// Request body layout (`format`): `instances` (default), `instances_named` or `inputs`
+    /// for `tfserving`; `dataframe_split` (default), `dataframe_records` or `inputs` for
+    /// `mlflow`.
+    pub format: Option<String>,
+    /// Output field → where it is in a row's prediction (`outputs`): `tensor[k]` for `v2`,
+    /// `[k]`, `key` or `key[k]` for the others; empty returns predictions as they are.
     pub outputs: BTreeMap<String, String>,
     /// Where it was declared.
     pub origin: Origin,
+}
+
+impl Model {
+    /// Accepted `format` values for a protocol (empty: `format` does not apply).
+    pub fn formats(protocol: ModelProtocol) -> &'static [&'static str] {
+        match protocol {
+            ModelProtocol::TfServing => &["instances", "instances_named", "inputs"],
+            ModelProtocol::Mlflow => &["dataframe_split", "dataframe_records", "inputs"],
+            ModelProtocol::V2 | ModelProtocol::Json => &[],
+        }
+    }
+}
+
+/// A path into a model's prediction (`outputs:` values): keys and indexes, `proba[1]`,
+/// `scores.churn`, `[0]`. The empty path is the whole prediction.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OutputPath(pub Vec<OutputStep>);
+
+/// One step of an [`OutputPath`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutputStep {
+    /// An object key (for `v2`, the first key names the output tensor).
+    Key(String),
+    /// An array index.
+    Index(usize),
+}
+
+impl OutputPath {
+    /// Parses `a.b[1][2]`, `[0]`, `name`; an empty string is the empty path.
+    pub fn parse(spec: &str) -> Result<Self, String> {
+        let mut steps = Vec::new();
+        let mut rest = spec;
+        let mut expect_key = true;
+        while !rest.is_empty() {
+            if let Some(r) = rest.strip_prefix('[') {
+                let (n, r) = r
+                    .split_once(']')
+                    .ok_or_else(|| format!("unclosed `[` in `{spec}`"))?;
+                steps.push(OutputStep::Index(
+                    n.trim()
+                        .parse()
+                        .map_err(|_| format!("`[{n}]` is not an index in `{spec}`"))?,
+                ));
+                rest = r;
+                expect_key = false;
+            } else if let Some(r) = rest.strip_prefix('.').filter(|_| !steps.is_empty()) {
+                rest = r;
+                expect_key = true;
+            } else if expect_key {
+                let end = rest.find(['.', '[', ']']).unwrap_or(rest.len());
+                if end == 0 {
+                    return Err(format!("empty key in `{spec}`"));
+                }
+                steps.push(OutputStep::Key(rest[..end].to_owned()));
+                rest = &rest[end..];
+                expect_key = false;
+            } else {
+                return Err(format!("unexpected `{rest}` in `{spec}`"));
+            }
+        }
+        if expect_key && !steps.is_empty() {
+            return Err(format!("`{spec}` ends with `.`"));
+        }
+        Ok(Self(steps))
+    }
+
+    /// The value at this path.
+    pub fn get<'v>(&self, mut v: &'v Value) -> Option<&'v Value> {
+        for step in &self.0 {
+            v = match step {
+                OutputStep::Key(k) => v.get(k)?,
+                OutputStep::Index(i) => v.get(*i)?,
+            };
+        }
+        Some(v)
+    }
 }

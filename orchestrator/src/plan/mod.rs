@@ -15,11 +15,13 @@ use serde_json::Value;
 
 use crate::expr::{Expr, Template};
 
+#[cfg_attr(not(feature = "http"), allow(unused_imports))]
+pub(crate) use integrations::placeholders;
 pub use integrations::{
     ApiAuth, ApiConfig, ApiOperation, ApiService, DatabaseConfig, DbConnection, DbOperation,
-    DbParam, FeastConfig, FeastOperation, FeastServer, FeatureFallback, HttpMethod, Integrations,
-    MlConfig, Model, ModelProtocol, ModelServer, ReturnType, ScopedIntegrations, SqlDriver,
-    SqlType,
+    DbParam, FeastConfig, FeastOperation, FeastServer, FeatureFallback, HttpMethod, HttpSettings,
+    Integrations, MlConfig, Model, ModelProtocol, ModelServer, OnMissing, OutputPath, OutputStep,
+    ReturnType, ScopedIntegrations, SqlDriver, SqlType,
 };
 pub use route::{ENTITY_ID, Route, RouteError, RouteTemplate, id_param_of};
 

@@ -23,7 +23,18 @@
 //! assert!(registry.contains("clock") && registry.contains("direct"));
 //! ```
 
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub mod api;
 mod direct;
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub mod feast;
+#[cfg(feature = "http")]
+mod http;
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub mod ml;
 #[cfg(feature = "sql")]
 #[cfg_attr(
     docsrs,
@@ -60,6 +71,35 @@ pub struct SourceCall<'a> {
     pub request: &'a RequestContext,
     /// 1 for the first attempt, 2 for the first retry, …
     pub attempt: u32,
+    /// Where the source leaves remarks for the execution trace.
+    pub notes: &'a Notes,
+}
+
+/// Remarks a source leaves for the execution trace ([`SourceTrace::notes`]): a feature the
+/// server did not have, a fallback that was taken. Never request data unless the host chose so.
+///
+/// [`SourceTrace::notes`]: crate::engine::SourceTrace::notes
+#[derive(Debug, Default)]
+pub struct Notes(std::sync::Mutex<Vec<String>>);
+
+impl Notes {
+    /// Adds a remark.
+    pub fn push(&self, note: impl Into<String>) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(note.into());
+    }
+
+    /// Takes the remarks out.
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(
+            &mut *self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
 }
 
 /// Something that produces JSON for a data source step.
@@ -104,13 +144,24 @@ impl Default for Registry {
 }
 
 impl Registry {
-    /// The built-in source types of this build: `direct`, and `database` when a SQL driver
-    /// feature (`sqlite`, `postgres`, `mysql`) is on.
+    /// The built-in source types of this build: `direct`; `database` when a SQL driver feature
+    /// (`sqlite`, `postgres`, `mysql`) is on; `api`, `feast` and `ml` with the `http` feature.
     pub fn new() -> Self {
         let mut r = Self::empty();
         r.register("direct", Direct);
         #[cfg(feature = "sql")]
-        r.register_factory("database", sql::SqlFactory::new());
+        let sql = sql::SqlFactory::new();
+        #[cfg(feature = "sql")]
+        r.register_factory("database", sql.clone());
+        #[cfg(feature = "http")]
+        {
+            r.register_factory("api", api::ApiFactory);
+            let feast = feast::FeastFactory::new();
+            #[cfg(feature = "sql")]
+            let feast = feast.with_database(sql);
+            r.register_factory("feast", feast);
+            r.register_factory("ml", ml::MlFactory);
+        }
         r
     }
 

@@ -152,17 +152,48 @@ impl SqlPool {
         built.map_err(|e| config(format!("invalid connection settings: {e}")))
     }
 
-    async fn run(&self, statement: &Statement, binds: &[Bind]) -> Result<Vec<Row>, RunError> {
-        let args = statement.slots.iter().map(|&i| &binds[i]);
-        let one = statement.return_type != ReturnType::List;
+    async fn run<'a>(
+        &self,
+        sql: &Arc<str>,
+        args: impl Iterator<Item = &'a Bind>,
+        one: bool,
+    ) -> Result<Vec<Row>, RunError> {
         match self {
             #[cfg(feature = "sqlite")]
-            Self::Sqlite(pool) => sqlite::run(pool, &statement.sql, args, one).await,
+            Self::Sqlite(pool) => sqlite::run(pool, sql, args, one).await,
             #[cfg(feature = "postgres")]
-            Self::Postgres(pool) => postgres::run(pool, &statement.sql, args, one).await,
+            Self::Postgres(pool) => postgres::run(pool, sql, args, one).await,
             #[cfg(feature = "mysql")]
-            Self::MySql(pool) => mysql::run(pool, &statement.sql, args, one).await,
+            Self::MySql(pool) => mysql::run(pool, sql, args, one).await,
         }
+    }
+
+    /// Runs `query` (with `:name` placeholders for `params`, untyped) and returns its first
+    /// row. For generated statements such as the Feast database fallback.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
+    pub(crate) async fn first_row(
+        &self,
+        query: &str,
+        params: &[(&str, &Value)],
+    ) -> Result<Option<Row>, SourceError> {
+        let names: Vec<&str> = params.iter().map(|(n, _)| *n).collect();
+        let (sql, slots) = sql_text::rewrite(query, &names, style_of(self.driver()));
+        let binds = params
+            .iter()
+            .map(|(n, v)| {
+                Bind::from_json(v, None)
+                    .map_err(|e| SourceError::new(SourceErrorKind::Rejected, format!("`{n}`: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let sql: Arc<str> = sql.into();
+        let mut rows = self
+            .run(&sql, slots.iter().map(|&i| &binds[i]), true)
+            .await
+            .map_err(|e| {
+                let (kind, detail, _) = classify(e);
+                SourceError::new(kind, detail)
+            })?;
+        Ok(rows.pop())
     }
 }
 
@@ -190,7 +221,7 @@ impl PoolSettings {
 }
 
 /// One decoded row, columns in select order.
-type Row = Map<String, Value>;
+pub(crate) type Row = Map<String, Value>;
 
 /// A failed statement.
 #[derive(Debug)]
@@ -224,15 +255,56 @@ impl From<sqlx::Error> for RunError {
 /// registry.register_factory("database", SqlFactory::new().with_pool("default", pool));
 /// # Ok(()) }
 /// ```
+///
+/// Pools are shared by every user of one factory (the `database` source and the Feast database
+/// fallback of the same registry) and by every domain scope whose connection has the same URL
+/// and pool settings.
 #[derive(Debug, Clone, Default)]
 pub struct SqlFactory {
     provided: HashMap<String, SqlPool>,
+    pools: Arc<std::sync::Mutex<HashMap<PoolKey, SqlPool>>>,
+}
+
+/// What makes two connections the same pool.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct PoolKey {
+    url: String,
+    /// In-memory SQLite databases are private to their connection name.
+    memory_name: Option<String>,
+    size: Option<u32>,
+    acquire_timeout: Option<Duration>,
+    statement_timeout: Option<Duration>,
 }
 
 impl SqlFactory {
     /// Builds a pool per connection from `database.yaml`.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The pool for connection `name`: the host's, an existing one with the same settings, or
+    /// a new lazy one.
+    pub(crate) fn pool(&self, name: &str, conn: &DbConnection) -> Result<SqlPool, SourceError> {
+        if let Some(pool) = self.provided.get(name) {
+            return Ok(pool.clone());
+        }
+        let key = PoolKey {
+            url: conn.url.clone(),
+            memory_name: conn.url.contains(":memory:").then(|| name.to_owned()),
+            size: conn.pool_size,
+            acquire_timeout: conn.acquire_timeout,
+            statement_timeout: conn.statement_timeout,
+        };
+        let mut pools = self
+            .pools
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(pool) = pools.get(&key) {
+            return Ok(pool.clone());
+        }
+        let pool = SqlPool::connect_lazy(name, conn)?;
+        pools.insert(key, pool.clone());
+        Ok(pool)
     }
 
     /// Uses `pool` for every connection named `connection` (in every domain scope) instead of
@@ -250,10 +322,7 @@ impl SourceFactory for SqlFactory {
         let db = &integrations.database;
         let mut connections = HashMap::with_capacity(db.sources.len());
         for (name, conn) in &db.sources {
-            let pool = match self.provided.get(name) {
-                Some(pool) => pool.clone(),
-                None => SqlPool::connect_lazy(name, conn)?,
-            };
+            let pool = self.pool(name, conn)?;
             connections.insert(
                 name.as_str(),
                 Arc::new(Connection {
@@ -276,13 +345,8 @@ impl SourceFactory for SqlFactory {
                     format!("operation `{name}` names no known database connection"),
                 ));
             };
-            let style = match conn.pool.driver() {
-                SqlDriver::Postgres => Style::Dollar,
-                SqlDriver::Sqlite => Style::NumberedQuestion,
-                SqlDriver::MySql => Style::Question,
-            };
             let names: Vec<&str> = op.params.iter().map(|p| p.name.as_str()).collect();
-            let (sql, slots) = sql_text::rewrite(&op.query, &names, style);
+            let (sql, slots) = sql_text::rewrite(&op.query, &names, style_of(conn.pool.driver()));
             operations.insert(
                 name.clone(),
                 Statement {
@@ -297,6 +361,14 @@ impl SourceFactory for SqlFactory {
             );
         }
         Ok(Arc::new(SqlSource { operations }))
+    }
+}
+
+fn style_of(driver: SqlDriver) -> Style {
+    match driver {
+        SqlDriver::Postgres => Style::Dollar,
+        SqlDriver::Sqlite => Style::NumberedQuestion,
+        SqlDriver::MySql => Style::Question,
     }
 }
 
@@ -368,7 +440,13 @@ impl DataSource for SqlSource {
             span.record("params", tracing::field::debug(&binds));
         }
         let start = std::time::Instant::now();
-        let result = conn.pool.run(st, &binds).instrument(span.clone()).await;
+        let one = st.return_type != ReturnType::List;
+        let args = st.slots.iter().map(|&i| &binds[i]);
+        let result = conn
+            .pool
+            .run(&st.sql, args, one)
+            .instrument(span.clone())
+            .await;
         span.record("duration_us", start.elapsed().as_micros() as u64);
         let mut rows = match result {
             Ok(rows) => rows,

@@ -1,0 +1,343 @@
+//! The `api` source type: operations of external HTTP services (`integrations/api_sources.yaml`).
+//!
+//! `{name}` placeholders in the path, query values, header values and body are filled from the
+//! data source's params. A path value is percent-encoded into its segment (a `/`, `?`, `#` or
+//! `@` in it is data, and a segment that would read `.` or `..` is refused), query values are
+//! form-encoded, header values with line breaks are refused: request data can never change the
+//! scheme, host, port or path structure the config wrote. In the body, a string that is exactly
+//! `"{name}"` becomes the param's JSON value (number, object, …); placeholders inside longer
+//! strings are replaced by text. A query or header whose whole value is one placeholder with a
+//! null value is left out.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use reqwest::header::{AUTHORIZATION, HeaderName, HeaderValue};
+use serde_json::{Map, Value};
+
+use super::http::{HttpClient, Outgoing, encode_component, scalar_text};
+use super::{DataSource, SourceCall, SourceError, SourceErrorKind, SourceFactory};
+use crate::plan::{ApiAuth, ApiOperation, ApiService, Integrations, placeholders};
+
+/// Builds the `api` source for each config version and domain scope: one client per service.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiFactory;
+
+impl SourceFactory for ApiFactory {
+    fn build(&self, integrations: &Integrations) -> Result<Arc<dyn DataSource>, SourceError> {
+        let mut services = HashMap::new();
+        for (id, svc) in &integrations.api.sources {
+            let client = Arc::new(client(id, svc)?);
+            let ops = svc
+                .operations
+                .iter()
+                .map(|(name, op)| (name.clone(), Arc::new(op.clone())))
+                .collect();
+            services.insert(id.clone(), Service { client, ops });
+        }
+        Ok(Arc::new(ApiSource { services }))
+    }
+}
+
+fn client(id: &str, svc: &ApiService) -> Result<HttpClient, SourceError> {
+    let bad = |e: reqwest::header::InvalidHeaderValue| {
+        SourceError::new(
+            SourceErrorKind::Config,
+            format!("service `{id}`: the auth value cannot be sent as a header: {e}"),
+        )
+    };
+    let mut headers = Vec::new();
+    let mut query = Vec::new();
+    match &svc.auth {
+        None => {}
+        Some(ApiAuth::Bearer { token }) => {
+            headers.push((
+                AUTHORIZATION,
+                HeaderValue::from_str(&format!("Bearer {token}")).map_err(bad)?,
+            ));
+        }
+        Some(ApiAuth::Basic { username, password }) => {
+            let pair = format!("{username}:{}", password.as_deref().unwrap_or(""));
+            let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
+            headers.push((
+                AUTHORIZATION,
+                HeaderValue::from_str(&format!("Basic {encoded}")).map_err(bad)?,
+            ));
+        }
+        Some(ApiAuth::ApiKey {
+            header,
+            query: q,
+            key,
+        }) => {
+            if let Some(h) = header {
+                let name = HeaderName::from_bytes(h.as_bytes()).map_err(|e| {
+                    SourceError::new(
+                        SourceErrorKind::Config,
+                        format!("service `{id}`: header `{h}`: {e}"),
+                    )
+                })?;
+                headers.push((name, HeaderValue::from_str(key).map_err(bad)?));
+            }
+            if let Some(q) = q {
+                query.push((q.clone(), key.clone()));
+            }
+        }
+    }
+    HttpClient::new(id, &svc.base_url, &svc.http, headers, query)
+}
+
+struct Service {
+    client: Arc<HttpClient>,
+    ops: HashMap<String, Arc<ApiOperation>>,
+}
+
+struct ApiSource {
+    services: HashMap<String, Service>,
+}
+
+impl ApiSource {
+    fn find(&self, op: &str, service: Option<&str>) -> Option<(&HttpClient, &ApiOperation)> {
+        let found = match service {
+            Some(id) => self
+                .services
+                .get(id)
+                .and_then(|s| s.ops.get(op).map(|o| (s, o))),
+            None => self
+                .services
+                .values()
+                .find_map(|s| s.ops.get(op).map(|o| (s, o))),
+        };
+        found.map(|(s, o)| (&*s.client, &**o))
+    }
+}
+
+#[async_trait::async_trait]
+impl DataSource for ApiSource {
+    async fn fetch(&self, call: SourceCall<'_>) -> Result<Value, SourceError> {
+        let name = call.operation.unwrap_or_default();
+        let (client, op) = self.find(name, call.source_id).ok_or_else(|| {
+            SourceError::new(
+                SourceErrorKind::Config,
+                format!("unknown api operation `{name}`"),
+            )
+        })?;
+        let fail = |e: String| {
+            SourceError::new(
+                SourceErrorKind::Rejected,
+                format!("operation `{name}`: {e}"),
+            )
+        };
+        let out = Outgoing {
+            method: reqwest::Method::from_bytes(op.method.as_str().as_bytes()).unwrap_or_default(),
+            path: render_path(&op.path, call.params).map_err(fail)?,
+            query: render_pairs(&op.query, call.params).map_err(fail)?,
+            headers: render_pairs(&op.headers, call.params)
+                .map_err(fail)?
+                .into_iter()
+                .map(|(k, v)| {
+                    let name = HeaderName::from_bytes(k.as_bytes())
+                        .map_err(|e| fail(format!("header `{k}`: {e}")))?;
+                    let value = HeaderValue::from_str(&v).map_err(|_| {
+                        fail(format!(
+                            "header `{k}`: the value cannot be sent in a header"
+                        ))
+                    })?;
+                    Ok((name, value))
+                })
+                .collect::<Result<_, SourceError>>()?,
+            body: op.body.as_ref().map(|b| render_body(b, call.params)),
+        };
+        let value = client
+            .send(&call, out)
+            .await
+            .map_err(|e| SourceError::new(e.kind, format!("operation `{name}`: {}", e.message)))?;
+        match &op.extract {
+            None => Ok(value),
+            Some(pointer) => value.pointer(pointer).cloned().ok_or_else(|| {
+                SourceError::new(
+                    SourceErrorKind::InvalidResponse,
+                    format!("operation `{name}`: the response has nothing at `{pointer}`"),
+                )
+            }),
+        }
+    }
+}
+
+/// `template` with each `{name}` replaced by its param, percent-encoded into its segment.
+fn render_path(template: &str, params: &Map<String, Value>) -> Result<String, String> {
+    let mut out = String::with_capacity(template.len() + 16);
+    let mut last = 0;
+    for (name, range) in placeholders(template) {
+        out.push_str(&template[last..range.start]);
+        last = range.end;
+        let value = params.get(name).unwrap_or(&Value::Null);
+        let text = scalar_text(value).ok_or_else(|| {
+            format!(
+                "path parameter `{name}` must be a string or number, got {}",
+                kind_of(value)
+            )
+        })?;
+        if text.is_empty() {
+            return Err(format!("path parameter `{name}` is empty"));
+        }
+        out.push_str(&encode_component(&text));
+    }
+    out.push_str(&template[last..]);
+    if out.split('/').any(|seg| seg == "." || seg == "..") {
+        return Err("a path parameter would make a `.` or `..` path segment".into());
+    }
+    if !out.is_empty() && !out.starts_with('/') {
+        out.insert(0, '/');
+    }
+    Ok(out)
+}
+
+/// Query or header pairs with placeholders replaced by text. A pair whose value is exactly one
+/// placeholder whose param is null or missing is left out.
+fn render_pairs(
+    templates: &std::collections::BTreeMap<String, Value>,
+    params: &Map<String, Value>,
+) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::with_capacity(templates.len());
+    for (key, template) in templates {
+        let text = match template {
+            Value::String(s) => {
+                let mut holes = placeholders(s);
+                if let Some((name, range)) = holes.next()
+                    && range == (0..s.len())
+                    && params.get(name).is_none_or(Value::is_null)
+                {
+                    continue;
+                }
+                interpolate(s, params)?
+            }
+            other => {
+                scalar_text(other).ok_or_else(|| format!("`{key}` must be a string or number"))?
+            }
+        };
+        out.push((key.clone(), text));
+    }
+    Ok(out)
+}
+
+/// `s` with placeholders replaced by their params as text.
+fn interpolate(s: &str, params: &Map<String, Value>) -> Result<String, String> {
+    let mut out = String::with_capacity(s.len());
+    let mut last = 0;
+    for (name, range) in placeholders(s) {
+        out.push_str(&s[last..range.start]);
+        last = range.end;
+        let value = params.get(name).unwrap_or(&Value::Null);
+        match value {
+            Value::Null => {}
+            v => out.push_str(&scalar_text(v).ok_or_else(|| {
+                format!(
+                    "`{name}` must be a string or number here, got {}",
+                    kind_of(v)
+                )
+            })?),
+        }
+    }
+    out.push_str(&s[last..]);
+    Ok(out)
+}
+
+/// The body template with `"{name}"` strings replaced by the params' JSON values.
+fn render_body(template: &Value, params: &Map<String, Value>) -> Value {
+    match template {
+        Value::String(s) => {
+            let mut holes = placeholders(s);
+            match holes.next() {
+                None => template.clone(),
+                Some((name, range)) if range == (0..s.len()) => {
+                    params.get(name).cloned().unwrap_or(Value::Null)
+                }
+                Some(_) => interpolate(s, params).map_or_else(|_| Value::Null, Value::String),
+            }
+        }
+        Value::Array(items) => Value::Array(items.iter().map(|i| render_body(i, params)).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), render_body(v, params)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn params(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn path_values_stay_in_their_segment() {
+        let t = "/customers/{id}/credit-score";
+        let p = |v: Value| render_path(t, &params(json!({ "id": v })));
+        assert_eq!(p(json!(42)).unwrap(), "/customers/42/credit-score");
+        assert_eq!(
+            p(json!("../admin")).unwrap(),
+            "/customers/..%2Fadmin/credit-score"
+        );
+        assert_eq!(
+            p(json!("a?b=c#d")).unwrap(),
+            "/customers/a%3Fb%3Dc%23d/credit-score"
+        );
+        assert_eq!(
+            p(json!("@evil.com")).unwrap(),
+            "/customers/%40evil.com/credit-score"
+        );
+        assert_eq!(
+            p(json!("http://evil")).unwrap(),
+            "/customers/http%3A%2F%2Fevil/credit-score"
+        );
+        assert!(p(json!("..")).is_err());
+        assert!(p(json!(".")).is_err());
+        assert!(p(json!(null)).is_err());
+        assert!(p(json!({"a": 1})).is_err());
+    }
+
+    #[test]
+    fn bodies_keep_json_types() {
+        let body = json!({"id": "{id}", "note": "customer {id}", "tags": ["{tag}"], "fixed": 1});
+        assert_eq!(
+            render_body(&body, &params(json!({"id": 7, "tag": {"a": true}}))),
+            json!({"id": 7, "note": "customer 7", "tags": [{"a": true}], "fixed": 1})
+        );
+    }
+
+    #[test]
+    fn optional_query_values_are_left_out() {
+        let q = [
+            ("a".to_owned(), json!("{a}")),
+            ("b".to_owned(), json!("x-{b}")),
+            ("c".to_owned(), json!(5)),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(
+            render_pairs(&q, &params(json!({"a": null, "b": "1"}))).unwrap(),
+            [
+                ("b".to_owned(), "x-1".to_owned()),
+                ("c".to_owned(), "5".to_owned())
+            ]
+        );
+    }
+}

@@ -1,0 +1,335 @@
+//! The HTTP call stack shared by the `api`, `feast` and `ml` sources: one reqwest client per
+//! service and config version, request id and W3C `traceparent` on every call, a response size
+//! limit, and one mapping of failures to [`SourceErrorKind`]s.
+//!
+//! | failure | kind |
+//! |---|---|
+//! | connection refused, reset, DNS, TLS | `unavailable` |
+//! | the server answered with a non-2xx status (redirects are not followed) | `upstream` with the status |
+//! | a body that is not JSON, or larger than `max_response_bytes` | `invalid_response` |
+//! | a request value that cannot be sent (a header with a line break, a `..` path segment) | `rejected` |
+//!
+//! Slow servers, including ones that drip their body, are cut by the data source's timeout
+//! (`timeout`), which the engine applies around every attempt. The upstream's body never
+//! reaches a client: a short excerpt goes into the error message, for logs and traces.
+
+use std::fmt::Write as _;
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use serde_json::Value;
+
+use super::{SourceCall, SourceError, SourceErrorKind};
+use crate::plan::HttpSettings;
+
+/// Everything but RFC 3986's unreserved characters is percent-encoded in a path segment or
+/// query value: request data can add no `/`, `?`, `#`, `@` or `%` of its own.
+const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Percent-encodes `value` for one path segment.
+pub(crate) fn encode_component(value: &str) -> String {
+    utf8_percent_encode(value, COMPONENT).to_string()
+}
+
+/// A JSON value as it goes into a URL or header: strings as they are, other scalars as JSON
+/// text; `None` for null, arrays and objects.
+pub(crate) fn scalar_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// One service's client: its base URL, default headers and limits.
+#[derive(Debug, Clone)]
+pub(crate) struct HttpClient {
+    client: reqwest::Client,
+    base: reqwest::Url,
+    headers: HeaderMap,
+    /// Appended to every query (API keys sent as a query parameter).
+    query: Vec<(String, String)>,
+    max_response_bytes: u64,
+}
+
+/// A request relative to the service's base URL.
+#[derive(Debug, Default)]
+pub(crate) struct Outgoing {
+    pub(crate) method: reqwest::Method,
+    /// Already encoded path, starting with `/` (or empty), appended to the base URL's path.
+    pub(crate) path: String,
+    pub(crate) query: Vec<(String, String)>,
+    pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
+    pub(crate) body: Option<Value>,
+}
+
+fn config_error(service: &str, message: impl std::fmt::Display) -> SourceError {
+    SourceError::new(
+        SourceErrorKind::Config,
+        format!("service `{service}`: {message}"),
+    )
+}
+
+impl HttpClient {
+    /// Builds the client for `service`. `extra` headers (authentication) are marked sensitive
+    /// so they never show up in debug output.
+    pub(crate) fn new(
+        service: &str,
+        base_url: &str,
+        http: &HttpSettings,
+        extra: Vec<(HeaderName, HeaderValue)>,
+        query: Vec<(String, String)>,
+    ) -> Result<Self, SourceError> {
+        // reqwest is built with rustls but no default provider; ring is the one the crate uses
+        // (sqlx's TLS too). Installing it is idempotent and leaves a host's choice alone.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let base = reqwest::Url::parse(base_url)
+            .map_err(|e| config_error(service, format_args!("base URL `{base_url}`: {e}")))?;
+        let mut headers = HeaderMap::new();
+        for (k, v) in &http.headers {
+            let name = HeaderName::from_bytes(k.as_bytes())
+                .map_err(|e| config_error(service, format_args!("header `{k}`: {e}")))?;
+            let value = HeaderValue::from_str(v)
+                .map_err(|e| config_error(service, format_args!("header `{k}`: {e}")))?;
+            headers.insert(name, value);
+        }
+        for (name, mut value) in extra {
+            value.set_sensitive(true);
+            headers.insert(name, value);
+        }
+        let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("orchestrator/", env!("CARGO_PKG_VERSION")));
+        if let Some(t) = http.timeout {
+            builder = builder.connect_timeout(t);
+        }
+        let client = builder.build().map_err(|e| {
+            config_error(service, format_args!("cannot build the HTTP client: {e}"))
+        })?;
+        Ok(Self {
+            client,
+            base,
+            headers,
+            query,
+            max_response_bytes: http
+                .max_response_bytes
+                .unwrap_or(HttpSettings::DEFAULT_MAX_RESPONSE_BYTES),
+        })
+    }
+
+    /// The absolute URL of `out`: the base URL's scheme, host and port, its path followed by
+    /// `out.path`, and the query pairs form-encoded.
+    fn url(&self, out: &Outgoing) -> reqwest::Url {
+        let mut url = self.base.clone();
+        let path = format!("{}{}", self.base.path().trim_end_matches('/'), out.path);
+        url.set_path(&path);
+        if !out.query.is_empty() || !self.query.is_empty() {
+            let mut pairs = url.query_pairs_mut();
+            for (k, v) in out.query.iter().chain(&self.query) {
+                pairs.append_pair(k, v);
+            }
+        }
+        url
+    }
+
+    /// Sends `out` and returns the parsed JSON body (null for an empty body).
+    pub(crate) async fn send(
+        &self,
+        call: &SourceCall<'_>,
+        out: Outgoing,
+    ) -> Result<Value, SourceError> {
+        let url = self.url(&out);
+        let mut req = self
+            .client
+            .request(out.method.clone(), url.clone())
+            .headers(self.headers.clone());
+        if !call.request.request_id.is_empty()
+            && let Ok(id) = HeaderValue::from_str(&call.request.request_id)
+        {
+            req = req.header("x-request-id", id);
+        }
+        req = req.header(
+            "traceparent",
+            traceparent(call.request.headers.get("traceparent")),
+        );
+        for (k, v) in out.headers {
+            req = req.header(k, v);
+        }
+        if let Some(body) = &out.body {
+            let bytes = serde_json::to_vec(body).map_err(|e| {
+                SourceError::new(
+                    SourceErrorKind::Internal,
+                    format!("cannot encode the request body: {e}"),
+                )
+            })?;
+            req = req
+                .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+                .body(bytes);
+        }
+        let what = format!("{} {}", out.method, url.path());
+        let mut resp = req.send().await.map_err(|e| transport_error(&what, &e))?;
+        let status = resp.status();
+        if let Some(len) = resp.content_length()
+            && len > self.max_response_bytes
+        {
+            return Err(SourceError::new(
+                SourceErrorKind::InvalidResponse,
+                format!(
+                    "{what}: the response has {len} bytes, more than the {} allowed (`max_response_bytes`)",
+                    self.max_response_bytes
+                ),
+            ));
+        }
+        let content_type = resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| transport_error(&what, &e))? {
+            if (body.len() + chunk.len()) as u64 > self.max_response_bytes {
+                return Err(SourceError::new(
+                    SourceErrorKind::InvalidResponse,
+                    format!(
+                        "{what}: the response is larger than the {} bytes allowed (`max_response_bytes`)",
+                        self.max_response_bytes
+                    ),
+                ));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        if !status.is_success() {
+            return Err(SourceError::new(
+                SourceErrorKind::Upstream {
+                    status: status.as_u16(),
+                },
+                format!("{what}: HTTP {status}: {}", excerpt(&body)),
+            ));
+        }
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Value::Null);
+        }
+        serde_json::from_slice(&body).map_err(|e| {
+            SourceError::new(
+                SourceErrorKind::InvalidResponse,
+                format!(
+                    "{what}: the response is not JSON ({e}; content-type `{content_type}`): {}",
+                    excerpt(&body)
+                ),
+            )
+        })
+    }
+
+    /// `GET path` (for metadata).
+    pub(crate) async fn get(
+        &self,
+        call: &SourceCall<'_>,
+        path: String,
+    ) -> Result<Value, SourceError> {
+        self.send(
+            call,
+            Outgoing {
+                method: reqwest::Method::GET,
+                path,
+                ..Outgoing::default()
+            },
+        )
+        .await
+    }
+}
+
+fn transport_error(what: &str, e: &reqwest::Error) -> SourceError {
+    let kind = if e.is_timeout() {
+        SourceErrorKind::Timeout
+    } else if e.is_builder() {
+        SourceErrorKind::Rejected
+    } else if e.is_decode() {
+        SourceErrorKind::InvalidResponse
+    } else {
+        // connect, request, body: the peer could not be reached or went away
+        SourceErrorKind::Unavailable
+    };
+    let mut message = format!("{what}: {e}");
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let _ = write!(message, ": {s}");
+        source = s.source();
+    }
+    SourceError::new(kind, message)
+}
+
+/// The first 200 characters of a body, for an error message.
+fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    match text.char_indices().nth(200) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
+    }
+}
+
+/// A W3C `traceparent` for an outgoing call: the caller's trace continued when the request
+/// carried a valid one, a new trace otherwise; always a new span id, sampled.
+pub(crate) fn traceparent(incoming: Option<&Value>) -> String {
+    let trace_id = incoming
+        .and_then(Value::as_str)
+        .and_then(|t| {
+            let parts: Vec<&str> = t.trim().split('-').collect();
+            let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
+            (parts.len() >= 4
+                && hex(parts[0], 2)
+                && parts[0] != "ff"
+                && hex(parts[1], 32)
+                && parts[1] != "0".repeat(32)
+                && hex(parts[2], 16))
+            .then(|| parts[1].to_ascii_lowercase())
+        })
+        .unwrap_or_else(|| format!("{:016x}{:016x}", fastrand::u64(1..), fastrand::u64(..)));
+    format!("00-{trace_id}-{:016x}-01", fastrand::u64(1..))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn components_keep_request_data_inside_one_segment() {
+        assert_eq!(encode_component("../admin"), "..%2Fadmin");
+        assert_eq!(encode_component("%2e%2e/x"), "%252e%252e%2Fx");
+        assert_eq!(
+            encode_component("a?b=c#d@evil.com"),
+            "a%3Fb%3Dc%23d%40evil.com"
+        );
+        assert_eq!(encode_component("Zoë 1"), "Zo%C3%AB%201");
+        assert_eq!(encode_component("A-z_0.9~"), "A-z_0.9~");
+    }
+
+    #[test]
+    fn traceparent_continues_a_valid_trace() {
+        let incoming = json!("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+        let out = traceparent(Some(&incoming));
+        assert!(
+            out.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+            "{out}"
+        );
+        assert_ne!(&out[36..52], "00f067aa0ba902b7");
+        for bad in [
+            json!("garbage"),
+            json!("00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
+        ] {
+            let out = traceparent(Some(&bad));
+            assert_eq!(out.len(), 55, "{out}");
+            assert!(!out.contains("00000000000000000000000000000000"));
+        }
+        let fresh = traceparent(None);
+        assert!(fresh.starts_with("00-") && fresh.ends_with("-01") && fresh.len() == 55);
+    }
+}
