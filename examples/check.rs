@@ -1,8 +1,11 @@
 //! Checks a config directory: prints every diagnostic and exits 1, or prints the endpoints with
 //! their routes and source DAG and exits 0. Exits 2 when the directory cannot be read.
+//! With `--check-models`, also compares every `v2` model with the metadata its server
+//! publishes (the servers must be up).
 //!
 //! ```text
 //! cargo run --example check -- examples/config
+//! cargo run --example check -- --check-models examples/config
 //! ```
 
 use std::process::ExitCode;
@@ -11,14 +14,29 @@ use orchestrator::config::{LoadError, load_dir};
 use orchestrator::plan::Plan;
 
 fn main() -> ExitCode {
-    let mut args = std::env::args().skip(1);
-    let (Some(dir), None) = (args.next(), args.next()) else {
-        eprintln!("usage: cargo run --example check -- CONFIG_DIR");
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let check_models = args.first().is_some_and(|a| a == "--check-models");
+    if check_models {
+        args.remove(0);
+    }
+    let [dir] = args.as_slice() else {
+        eprintln!("usage: cargo run --example check -- [--check-models] CONFIG_DIR");
         return ExitCode::from(2);
     };
-    match load_dir(&dir) {
+    match load_dir(dir) {
         Ok(plan) => {
             print!("{}", describe(&plan));
+            if check_models {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a tokio runtime");
+                let findings = runtime.block_on(orchestrator::source::ml::check_models(&plan));
+                if !findings.is_empty() {
+                    eprintln!("{}", orchestrator::Diagnostics(findings));
+                    return ExitCode::from(1);
+                }
+            }
             println!("ok: {} endpoint(s) in `{dir}`", plan.endpoints.len());
             ExitCode::SUCCESS
         }

@@ -24,7 +24,8 @@
 //! - [`validate`]: the rules, shared by the loader and the `orchestrate!` macro.
 //! - [`expr`]: the `$request.x` / `$source.path` expression language.
 //! - [`engine`], [`source`] (feature `runtime`): execution, and the [`DataSource`](source::DataSource)
-//!   trait with the built-in source types (`database` with a SQL driver feature, `direct`).
+//!   trait with the built-in source types: `database` (with a SQL driver feature), `api`,
+//!   `feast` and `ml` (feature `http`), `direct`.
 //!
 //! # Features
 //!
@@ -34,6 +35,7 @@
 //! | `sqlite` | yes | `type: database` on SQLite (bundled) |
 //! | `postgres` | no | `type: database` on PostgreSQL |
 //! | `mysql` | no | `type: database` on MySQL and MariaDB |
+//! | `http` | yes | `type: api`, `feast` and `ml` over HTTP (reqwest, rustls) |
 //!
 //! With `default-features = false` the crate is the plan model, loader, expression parser and
 //! validator only. The config format is documented in `docs/config.md` of the repository.

@@ -149,6 +149,7 @@ impl FeastFactory {
 }
 
 /// `view:feature` as the server names it in its answer.
+#[cfg_attr(not(feature = "sql"), allow(dead_code))]
 fn output_name(feature: &str, full: bool) -> String {
     match feature.split_once(':') {
         Some((view, f)) if full => format!("{view}__{f}"),
