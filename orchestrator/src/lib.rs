@@ -26,6 +26,7 @@
 //! - [`engine`], [`source`] (feature `runtime`): execution, and the [`DataSource`](source::DataSource)
 //!   trait with the built-in source types: `database` (with a SQL driver feature), `api`,
 //!   `feast` and `ml` (feature `http`), `direct`.
+//! - `web` (features `axum`, `actix`): the plans as HTTP endpoints inside a host application.
 //!
 //! # Features
 //!
@@ -36,6 +37,9 @@
 //! | `postgres` | no | `type: database` on PostgreSQL |
 //! | `mysql` | no | `type: database` on MySQL and MariaDB |
 //! | `http` | yes | `type: api`, `feast` and `ml` over HTTP (reqwest, rustls) |
+//! | `axum` | no | [`web::axum`]: mount the plans in an axum app |
+//! | `actix` | no | [`web::actix`]: mount the plans in an actix-web app |
+//! | `openapi` | no | `/openapi.json` and an offline `/docs` page |
 //!
 //! With `default-features = false` the crate is the plan model, loader, expression parser and
 //! validator only. The config format is documented in `docs/config.md` of the repository.
@@ -58,6 +62,9 @@ mod orchestrator;
 #[cfg(feature = "runtime")]
 #[cfg_attr(docsrs, doc(cfg(feature = "runtime")))]
 pub mod source;
+#[cfg(feature = "web")]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "axum", feature = "actix"))))]
+pub mod web;
 
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use plan::Plan;

@@ -391,6 +391,34 @@ impl<'p> Validator<'p> {
 
         // References.
         let allowed_path_params = allowed_path_params(e);
+        for f in &e.input.path {
+            if !allowed_path_params.contains(&f.name) {
+                self.report(
+                    Diagnostic::new(
+                        Code::ImpossiblePath,
+                        path.key("input").key("path").key(&f.name),
+                        format!(
+                            "path input `{}` is not captured by the endpoint's route",
+                            f.name
+                        ),
+                    )
+                    .at_key()
+                    .with_opt_help(
+                        suggest(
+                            &f.name,
+                            allowed_path_params.iter().map(String::as_str),
+                            "the route captures",
+                        )
+                        .or_else(|| {
+                            Some(format!(
+                                "the route captures: {}",
+                                allowed_path_params.join(", ")
+                            ))
+                        }),
+                    ),
+                );
+            }
+        }
         for (i, s) in e.sources.iter().enumerate() {
             let sp = path.key("data_sources").index(i);
             for (key, t) in &s.params {

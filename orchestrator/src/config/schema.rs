@@ -9,9 +9,9 @@ use crate::diagnostic::{Code, Diagnostic, KeyPath};
 use crate::plan::{
     ApiAuth, ApiConfig, ApiOperation, ApiService, DatabaseConfig, DbConnection, DbOperation,
     DbParam, Endpoint, EndpointType, FeastConfig, FeastOperation, FeastServer, FeatureFallback,
-    HttpMethod, HttpSettings, MlConfig, Model, ModelProtocol, ModelServer, OnError, OnMissing,
-    Origin, OutputPath, RetryPolicy, ReturnType, RouteTemplate, ServerSettings, Settings,
-    SourceStep, SqlType, Transform,
+    HttpMethod, HttpSettings, InputField, InputSchema, InputType, MlConfig, Model, ModelProtocol,
+    ModelServer, OnError, OnMissing, Origin, OutputPath, RetryPolicy, ReturnType, RouteTemplate,
+    ServerSettings, Settings, SourceStep, SqlType, TrackingSettings, Transform,
 };
 
 fn origin(cx: &Cx) -> Origin {
@@ -24,17 +24,36 @@ fn origin(cx: &Cx) -> Origin {
 
 pub(crate) fn settings(cx: &mut Cx, doc: &Value) -> Settings {
     let mut settings = Settings::default();
-    let Some(o) = cx.object(&KeyPath::root(), doc, &["server", "defaults"]) else {
+    let Some(o) = cx.object(&KeyPath::root(), doc, &["server", "defaults", "tracking"]) else {
         return settings;
     };
     if let Some(server) = o
         .get("server")
-        .and_then(|v| cx.object(&o.at("server"), v, &["host", "port"]))
+        .and_then(|v| cx.object(&o.at("server"), v, &["host", "port", "max_body_bytes"]))
     {
         let defaults = ServerSettings::default();
         settings.server = ServerSettings {
             host: server.opt_string(cx, "host").unwrap_or(defaults.host),
             port: server.opt(cx, "port", Cx::uint).unwrap_or(defaults.port),
+            max_body_bytes: server
+                .opt(cx, "max_body_bytes", Cx::uint)
+                .unwrap_or(defaults.max_body_bytes),
+        };
+    }
+    if let Some(t) = o
+        .get("tracking")
+        .and_then(|v| cx.object(&o.at("tracking"), v, &["debug_view", "admin", "recent"]))
+    {
+        let defaults = TrackingSettings::default();
+        settings.tracking = TrackingSettings {
+            debug_view: t
+                .opt(cx, "debug_view", Cx::boolean)
+                .unwrap_or(defaults.debug_view),
+            admin: t.opt(cx, "admin", Cx::boolean).unwrap_or(defaults.admin),
+            recent: t
+                .opt(cx, "recent", Cx::uint)
+                .filter(|&n: &usize| n > 0)
+                .unwrap_or(defaults.recent),
         };
     }
     if let Some(d) = o
@@ -87,6 +106,8 @@ const ENDPOINT_KEYS: &[&str] = &[
     "data_sources",
     "primary_source",
     "response_mapping",
+    "input",
+    "output",
 ];
 
 fn endpoint(cx: &mut Cx, domain: Option<&str>, name: &str, path: &KeyPath, v: &Value) -> Endpoint {
@@ -101,6 +122,8 @@ fn endpoint(cx: &mut Cx, domain: Option<&str>, name: &str, path: &KeyPath, v: &V
         sources: Vec::new(),
         primary_source: None,
         response_mapping: None,
+        input: InputSchema::default(),
+        output: None,
         origin: origin(cx),
     };
     if !crate::expr::is_identifier(name) {
@@ -132,6 +155,18 @@ fn endpoint(cx: &mut Cx, domain: Option<&str>, name: &str, path: &KeyPath, v: &V
     e.timeout = o.opt_duration(cx, "timeout");
     e.primary_source = o.opt_string(cx, "primary_source");
     e.response_mapping = o.opt(cx, "response_mapping", |cx, p, v| Some(cx.template(p, v)));
+    e.input = o.opt(cx, "input", input_schema).unwrap_or_default();
+    e.output = o.opt(cx, "output", |cx, p, v| match v {
+        Value::Object(_) => Some(v.clone()),
+        other => {
+            cx.wrong_type(
+                p,
+                "a JSON Schema (a mapping such as `{type: object, properties: …}`)",
+                other,
+            );
+            None
+        }
+    });
     match o.get("data_sources") {
         Some(Value::Array(items)) => {
             let base = o.at("data_sources");
@@ -150,6 +185,75 @@ fn endpoint(cx: &mut Cx, domain: Option<&str>, name: &str, path: &KeyPath, v: &V
         ),
     }
     e
+}
+
+/// `input: {path: {id: integer}, query: {limit: {type: integer, required: false}}, body: …}`.
+fn input_schema(cx: &mut Cx, path: &KeyPath, v: &Value) -> Option<InputSchema> {
+    let o = cx.object(path, v, &["path", "query", "body"])?;
+    let mut fields = |part: &str, in_path: bool| -> Vec<InputField> {
+        let Some(v) = o.get(part) else {
+            return Vec::new();
+        };
+        cx.entries(
+            &o.at(part),
+            v,
+            "a mapping of input names to types",
+            |cx, name, p, v| {
+                let ty = |cx: &mut Cx, p: &KeyPath, v: &Value| {
+                    cx.choice(p, v, InputType::NAMES, InputType::parse)
+                };
+                let field = match v {
+                    Value::String(_) => InputField {
+                        name: name.to_owned(),
+                        ty: ty(cx, p, v)?,
+                        required: true,
+                        description: None,
+                    },
+                    _ => {
+                        let f = cx.object(p, v, &["type", "required", "description"])?;
+                        InputField {
+                            name: name.to_owned(),
+                            ty: f.req(cx, "type", "the input's type", ty)?,
+                            required: f.opt(cx, "required", Cx::boolean).unwrap_or(true),
+                            description: f.opt_string(cx, "description"),
+                        }
+                    }
+                };
+                if in_path && !field.required {
+                    cx.report(
+                        Diagnostic::new(
+                            Code::InvalidValue,
+                            p.clone(),
+                            "a path input is always required",
+                        )
+                        .with_help("remove `required: false`, or make it a query input"),
+                    );
+                }
+                if in_path && matches!(field.ty, InputType::Object | InputType::Array) {
+                    cx.report(
+                        Diagnostic::new(
+                            Code::InvalidValue,
+                            p.clone(),
+                            format!("a path input cannot be an {}", field.ty.as_str()),
+                        )
+                        .with_help("path segments are `string`, `integer`, `number` or `boolean`"),
+                    );
+                }
+                Some(field)
+            },
+        )
+        .into_iter()
+        .map(|(_, f)| f)
+        .collect()
+    };
+    let path_fields = fields("path", true);
+    let query = fields("query", false);
+    let body = fields("body", false);
+    Some(InputSchema {
+        path: path_fields,
+        query,
+        body,
+    })
 }
 
 fn methods(cx: &mut Cx, path: &KeyPath, v: &Value) -> Option<Vec<HttpMethod>> {

@@ -59,6 +59,8 @@ pub struct Settings {
     pub source_timeout: Duration,
     /// Bind address for the bundled server (`server.host` / `server.port`).
     pub server: ServerSettings,
+    /// Execution tracking of the HTTP integrations (`tracking:`).
+    pub tracking: TrackingSettings,
 }
 
 impl Default for Settings {
@@ -67,6 +69,32 @@ impl Default for Settings {
             endpoint_timeout: Duration::from_secs(30),
             source_timeout: Duration::from_secs(10),
             server: ServerSettings::default(),
+            tracking: TrackingSettings::default(),
+        }
+    }
+}
+
+/// What the HTTP integrations expose about executions (`tracking:` in `config.yaml`). Debug
+/// and admin views show traces (source names, timings, error texts): both are off unless
+/// enabled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackingSettings {
+    /// Answer with `{"data": …, "trace": …}` when a request sends `x-debug-trace: 1`
+    /// (`debug_view`, default false).
+    pub debug_view: bool,
+    /// Serve `GET <mount>/admin/executions`, the last executions with their traces (`admin`,
+    /// default false).
+    pub admin: bool,
+    /// How many executions the admin route keeps (`recent`, default 100).
+    pub recent: usize,
+}
+
+impl Default for TrackingSettings {
+    fn default() -> Self {
+        Self {
+            debug_view: false,
+            admin: false,
+            recent: 100,
         }
     }
 }
@@ -78,6 +106,8 @@ pub struct ServerSettings {
     pub host: String,
     /// TCP port (`8000`).
     pub port: u16,
+    /// Largest accepted request body (`max_body_bytes`, default 1 MiB): larger ones get 413.
+    pub max_body_bytes: u64,
 }
 
 impl Default for ServerSettings {
@@ -85,6 +115,7 @@ impl Default for ServerSettings {
         Self {
             host: "127.0.0.1".into(),
             port: 8000,
+            max_body_bytes: 1 << 20,
         }
     }
 }
@@ -189,8 +220,85 @@ pub struct Endpoint {
     /// How the response is built; `None` (YAML `null` or absent) means the primary source's
     /// result.
     pub response_mapping: Option<Template>,
+    /// Declared request inputs (`input:`), checked before any source runs.
+    pub input: InputSchema,
+    /// A JSON Schema of the response (`output:`), for the OpenAPI document.
+    pub output: Option<serde_json::Value>,
     /// Where it was declared.
     pub origin: Origin,
+}
+
+/// The inputs an endpoint declares (`input: {path, query, body}`). Undeclared inputs are not
+/// checked; declared ones are checked and converted to their type before any source runs.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct InputSchema {
+    /// Path captures (`input.path`), always required.
+    pub path: Vec<InputField>,
+    /// Query parameters (`input.query`).
+    pub query: Vec<InputField>,
+    /// Fields of the JSON body (`input.body`).
+    pub body: Vec<InputField>,
+}
+
+impl InputSchema {
+    /// Whether nothing is declared.
+    pub fn is_empty(&self) -> bool {
+        self.path.is_empty() && self.query.is_empty() && self.body.is_empty()
+    }
+}
+
+/// One declared input: `name: type` or `name: {type, required, description}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputField {
+    /// Its name.
+    pub name: String,
+    /// Its type.
+    pub ty: InputType,
+    /// Whether it must be present (default true).
+    pub required: bool,
+    /// For the OpenAPI document.
+    pub description: Option<String>,
+}
+
+/// The type of a declared input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputType {
+    /// Any text.
+    String,
+    /// A whole number (path and query text is parsed).
+    Integer,
+    /// Any number (path and query text is parsed).
+    Number,
+    /// `true` or `false` (path and query text is parsed).
+    Boolean,
+    /// A JSON object (body fields only).
+    Object,
+    /// A JSON array, or a repeated query parameter.
+    Array,
+}
+
+impl InputType {
+    /// Accepted spellings.
+    pub const NAMES: &'static [&'static str] =
+        &["string", "integer", "number", "boolean", "object", "array"];
+
+    /// Parses the YAML spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "string" => Self::String,
+            "integer" => Self::Integer,
+            "number" => Self::Number,
+            "boolean" => Self::Boolean,
+            "object" => Self::Object,
+            "array" => Self::Array,
+            _ => return None,
+        })
+    }
+
+    /// The YAML (and JSON Schema) spelling.
+    pub fn as_str(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
 }
 
 impl Endpoint {

@@ -1,0 +1,76 @@
+//! Mounting plans in an axum application.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use axum::{Router, routing::get};
+//! use orchestrator::{Orchestrator, web::{Api, axum::router}};
+//!
+//! let api = Api::new(&Orchestrator::from_dir("config")?);
+//! let app = Router::new()
+//!     .route("/health", get(|| async { "ok" }))   // the host's own routes, state, layers
+//!     .nest("/api", router(api));                   // the plans, below /api
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8000").await?;
+//! axum::serve(listener, app).await?;
+//! # Ok(()) }
+//! ```
+
+use axum::Router;
+use axum::body::Body as AxumBody;
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::response::Response;
+use axum::routing::any;
+
+use super::{Api, Body, WebRequest};
+
+/// A router answering every route of the plans; nest it wherever the host wants them. It works
+/// under any host state type.
+pub fn router<S: Clone + Send + Sync + 'static>(api: Api) -> Router<S> {
+    Router::new()
+        .route("/", any(handle))
+        .route("/{*rest}", any(handle))
+        .with_state(api)
+}
+
+async fn handle(State(api): State<Api>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let limit = api.max_body_bytes();
+    let declared = parts
+        .headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let body = if declared.is_some_and(|n| n > limit) {
+        Body::TooLarge
+    } else {
+        match axum::body::to_bytes(body, usize::try_from(limit).unwrap_or(usize::MAX)).await {
+            Ok(b) if b.is_empty() => Body::Empty,
+            Ok(b) => Body::Bytes(b.to_vec()),
+            Err(_) => Body::TooLarge,
+        }
+    };
+    let req = WebRequest {
+        method: parts.method.as_str().to_owned(),
+        path: parts.uri.path().to_owned(),
+        query: parts.uri.query().map(str::to_owned),
+        headers: parts
+            .headers
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+            .collect(),
+        body,
+    };
+    let out = api.handle(req).await;
+    let mut response = Response::new(AxumBody::from(out.body));
+    *response.status_mut() =
+        StatusCode::from_u16(out.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for (k, v) in out.headers {
+        if let (Ok(k), Ok(v)) = (
+            HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(&v),
+        ) {
+            response.headers_mut().append(k, v);
+        }
+    }
+    response
+}

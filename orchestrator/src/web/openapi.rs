@@ -1,0 +1,305 @@
+//! The OpenAPI 3.1 document of a plan (`GET <mount>/openapi.json`) and the Swagger UI that
+//! renders it (`GET <mount>/docs/`), served from files compiled into the crate: the page
+//! works with no internet access.
+//!
+//! One operation per endpoint route and method: the endpoint's description, its domain as tag,
+//! path parameters (typed by `input.path`, text otherwise), query parameters from
+//! `input.query`, a JSON request body for `POST`/`PUT`/`PATCH` (from `input.body`), the
+//! response schema (the endpoint's `output:` JSON Schema, or one derived from its response
+//! mapping: keys, nesting and literal types), and the problem+json error responses.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+use utoipa::openapi::path::{
+    HttpMethod as OaMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem,
+};
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::{
+    ComponentsBuilder, ContentBuilder, InfoBuilder, OpenApi, OpenApiBuilder, PathsBuilder, Ref,
+    RefOr, Required, ResponseBuilder, Schema,
+};
+
+use super::{Mounted, WebResponse};
+use crate::expr::Template;
+use crate::plan::{Endpoint, HttpMethod, InputField, Plan};
+
+/// The OpenAPI 3.1 document of `plan`'s endpoints, paths relative to where they are mounted.
+pub fn document(plan: &Plan) -> OpenApi {
+    let mut paths = PathsBuilder::new();
+    let mut items: Vec<(String, PathItem)> = Vec::new();
+    for e in &plan.endpoints {
+        for route in e.routes() {
+            let path = route.path.as_str().to_owned();
+            let op = operation(
+                e,
+                route.method,
+                route.path.params().collect::<Vec<_>>().as_slice(),
+            );
+            let method = match route.method {
+                HttpMethod::Get => OaMethod::Get,
+                HttpMethod::Post => OaMethod::Post,
+                HttpMethod::Put => OaMethod::Put,
+                HttpMethod::Patch => OaMethod::Patch,
+                HttpMethod::Delete => OaMethod::Delete,
+            };
+            match items.iter_mut().find(|(p, _)| *p == path) {
+                Some((_, item)) => item.merge_operations(PathItem::new(method, op)),
+                None => items.push((path, PathItem::new(method, op))),
+            }
+        }
+    }
+    for (path, item) in items {
+        paths = paths.path(path, item);
+    }
+    let problem: Schema = from_json(json!({
+        "type": "object",
+        "description": "An RFC 9457 problem; `detail` is written for clients.",
+        "required": ["type", "title", "status", "request_id"],
+        "properties": {
+            "type": {"type": "string", "examples": ["urn:orchestrator:problem:source-failed"]},
+            "title": {"type": "string"},
+            "status": {"type": "integer"},
+            "detail": {"type": "string"},
+            "request_id": {"type": "string"},
+            "errors": {
+                "type": "array",
+                "description": "For `invalid-input`: each missing or ill-typed input.",
+                "items": {"type": "object", "properties": {
+                    "in": {"type": "string", "enum": ["path", "query", "body"]},
+                    "name": {"type": ["string", "null"]},
+                    "problem": {"type": "string"}
+                }}
+            }
+        }
+    }));
+    OpenApiBuilder::new()
+        .info(
+            InfoBuilder::new()
+                .title("orchestrator")
+                .version(env!("CARGO_PKG_VERSION"))
+                .description(Some("Endpoints served from the orchestrator plans."))
+                .build(),
+        )
+        .paths(paths.build())
+        .components(Some(
+            ComponentsBuilder::new().schema("Problem", problem).build(),
+        ))
+        .build()
+}
+
+fn from_json(v: Value) -> Schema {
+    serde_json::from_value(v).unwrap_or_default()
+}
+
+fn operation(
+    e: &Endpoint,
+    method: HttpMethod,
+    captures: &[&str],
+) -> utoipa::openapi::path::Operation {
+    let id_route = !captures.is_empty() && e.path.is_none();
+    let operation_id = format!(
+        "{}_{}{}",
+        e.name,
+        method.as_str().to_ascii_lowercase(),
+        if id_route { "_by_id" } else { "" }
+    );
+    let mut op = OperationBuilder::new()
+        .operation_id(Some(operation_id))
+        .summary(
+            e.description
+                .clone()
+                .or_else(|| Some(e.name.replace('_', " "))),
+        )
+        .description(e.description.clone());
+    if let Some(domain) = &e.domain {
+        op = op.tag(domain.clone());
+    }
+    for name in captures {
+        let declared = e.input.path.iter().find(|f| f.name == *name);
+        op = op.parameter(
+            ParameterBuilder::new()
+                .name(*name)
+                .parameter_in(ParameterIn::Path)
+                .required(Required::True)
+                .description(declared.and_then(|f| f.description.clone()))
+                .schema(Some(from_json(
+                    json!({"type": declared.map_or("string", |f| f.ty.as_str())}),
+                ))),
+        );
+    }
+    for f in &e.input.query {
+        op = op.parameter(
+            ParameterBuilder::new()
+                .name(&f.name)
+                .parameter_in(ParameterIn::Query)
+                .required(if f.required {
+                    Required::True
+                } else {
+                    Required::False
+                })
+                .description(f.description.clone())
+                .schema(Some(field_schema(f))),
+        );
+    }
+    if matches!(
+        method,
+        HttpMethod::Post | HttpMethod::Put | HttpMethod::Patch
+    ) {
+        let body = if e.input.body.is_empty() {
+            json!({"type": "object", "description": "Fields the endpoint reads as `$request.<name>`."})
+        } else {
+            let props: Map<String, Value> = e
+                .input
+                .body
+                .iter()
+                .map(|f| (f.name.clone(), field_json(f)))
+                .collect();
+            let required: Vec<&str> = e
+                .input
+                .body
+                .iter()
+                .filter(|f| f.required)
+                .map(|f| f.name.as_str())
+                .collect();
+            json!({"type": "object", "properties": props, "required": required})
+        };
+        op = op.request_body(Some(
+            RequestBodyBuilder::new()
+                .content(
+                    "application/json",
+                    ContentBuilder::new().schema(Some(from_json(body))).build(),
+                )
+                .required(Some(if e.input.body.iter().any(|f| f.required) {
+                    Required::True
+                } else {
+                    Required::False
+                }))
+                .build(),
+        ));
+    }
+    let output = e
+        .output
+        .clone()
+        .unwrap_or_else(|| match &e.response_mapping {
+            Some(t) => template_schema(t),
+            None => json!({"description": "The primary data source's result."}),
+        });
+    op = op.response(
+        "200",
+        ResponseBuilder::new()
+            .description("The endpoint's response.")
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(from_json(output)))
+                    .build(),
+            )
+            .build(),
+    );
+    let problems: &[(&str, &str)] = &[
+        (
+            "400",
+            "The body is not JSON, or a declared input is missing or ill-typed.",
+        ),
+        ("404", "No result for this request."),
+        ("413", "The body is too large."),
+        ("502", "A required data source failed."),
+        ("504", "The endpoint's time budget ran out."),
+    ];
+    for (status, description) in problems {
+        op = op.response(
+            *status,
+            ResponseBuilder::new()
+                .description(*description)
+                .content(
+                    "application/problem+json",
+                    ContentBuilder::new()
+                        .schema(Some(RefOr::Ref(Ref::from_schema_name("Problem"))))
+                        .build(),
+                )
+                .build(),
+        );
+    }
+    op.build()
+}
+
+fn field_json(f: &InputField) -> Value {
+    let mut s = json!({"type": f.ty.as_str()});
+    if let Some(d) = &f.description {
+        s["description"] = json!(d);
+    }
+    s
+}
+
+fn field_schema(f: &InputField) -> Schema {
+    from_json(field_json(f))
+}
+
+/// A schema from a response mapping: objects and arrays keep their shape, literals their type,
+/// expressions are left open.
+fn template_schema(t: &Template) -> Value {
+    match t {
+        Template::Literal(v) => literal_schema(v),
+        Template::Expr(_) => json!({}),
+        Template::Object(fields) => {
+            let props: Map<String, Value> = fields
+                .iter()
+                .map(|(k, v)| (k.clone(), template_schema(v)))
+                .collect();
+            json!({"type": "object", "properties": props})
+        }
+        Template::Array(items) => match items.first() {
+            Some(first) => json!({"type": "array", "items": template_schema(first)}),
+            None => json!({"type": "array"}),
+        },
+    }
+}
+
+fn literal_schema(v: &Value) -> Value {
+    match v {
+        Value::Null => json!({"type": "null"}),
+        Value::Bool(_) => json!({"type": "boolean"}),
+        Value::Number(n) if n.is_i64() || n.is_u64() => json!({"type": "integer"}),
+        Value::Number(_) => json!({"type": "number"}),
+        Value::String(_) => json!({"type": "string"}),
+        Value::Array(_) => json!({"type": "array"}),
+        Value::Object(_) => json!({"type": "object"}),
+    }
+}
+
+/// `/openapi.json`, `/docs` and the Swagger UI files, or `None` for other paths.
+pub(super) fn serve(m: &Mounted, path: &str, get: bool) -> Option<WebResponse> {
+    if !get || !(path == "/openapi.json" || path == "/docs" || path.starts_with("/docs/")) {
+        return None;
+    }
+    if path == "/openapi.json" {
+        let body = m
+            .openapi
+            .get_or_init(|| serde_json::to_vec(&document(m.engine.plan())).unwrap_or_default())
+            .clone();
+        return Some(WebResponse {
+            status: 200,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body,
+        });
+    }
+    if path == "/docs" {
+        // Relative, so it works under any mount point.
+        return Some(WebResponse {
+            status: 308,
+            headers: vec![("location".into(), "docs/".into())],
+            body: Vec::new(),
+        });
+    }
+    // The page asks for `../openapi.json`: the document next to `docs/`, wherever mounted.
+    let config = Arc::new(utoipa_swagger_ui::Config::new(["../openapi.json"]));
+    match utoipa_swagger_ui::serve(&path["/docs/".len()..], config) {
+        Ok(Some(file)) => Some(WebResponse {
+            status: 200,
+            headers: vec![("content-type".into(), file.content_type)],
+            body: file.bytes.into_owned(),
+        }),
+        _ => None,
+    }
+}
