@@ -1,12 +1,375 @@
-//! The `orchestrate!` macro for [`orchestrator`](https://docs.rs/orchestrator).
+//! `orchestrate!`: endpoint definitions checked at compile time, by the same loader and
+//! validator that check YAML at run time, expanding to code that builds an
+//! [`orchestrator::Plan`].
 //!
-//! This crate is a skeleton until the macro lands: it depends on `orchestrator` with
-//! `default-features = false`, so that the macro validates endpoint definitions with exactly the
-//! loader and validator the YAML front-end uses.
+//! Two forms. **Rust tokens**, with the YAML schema's keys:
+//!
+//! ```ignore
+//! let plan: orchestrator::Plan = orchestrator_macros::orchestrate! {
+//!     config: "config",          // optional: config.yaml, database.yaml, integrations/ (read at compile time)
+//!     domain: customers,         // optional: the domain of default routes (`/customers/<endpoint>`)
+//!     endpoints: {
+//!         get_customer_360: {
+//!             description: "Get comprehensive customer view",
+//!             endpoint_type: composite,
+//!             data_sources: [
+//!                 { name: profile, type: database, operation: get_customer,
+//!                   params: { customer_id: $request.customer_id } },
+//!                 { name: features, type: feast, operation: get_customer_features,
+//!                   params: { customer_id: $request.customer_id } },
+//!             ],
+//!             response_mapping: {
+//!                 id: $profile.customer_id,
+//!                 name: $profile.name,
+//!                 lifetime_value: $features.customer_lifetime_value || 0,
+//!             },
+//!         },
+//!     },
+//! };
+//! ```
+//!
+//! Values are `{ key: value }` objects, `[…]` lists, string / number / `true` / `false` /
+//! `null` literals, bare names (`database`, `GET`), and expressions: `$` followed by anything
+//! up to the next `,`, exactly as inside a YAML string (string literals in expressions are
+//! written `"…"`). `source_types: [my_type, …]` accepts host-registered source types.
+//!
+//! **YAML at compile time**: `orchestrate!(dir = "config")` loads a whole config directory,
+//! `orchestrate!(file = "config/domains/customers.yaml")` one domain file of it (the rest of the
+//! directory still supplies settings and integrations). Paths (here and in `config:`) are
+//! relative to `CARGO_MANIFEST_DIR`, or, when nothing is there, to the calling file's
+//! directory.
+//! A change to any YAML file of the directory rebuilds the crate. `${env:NAME}` references are
+//! resolved when the crate is compiled, like `env!`: keep secrets out of compile-time configs.
+//!
+//! Every problem is a compile error on the offending token (the unknown source name, the
+//! duplicate key, the bad literal), all at once; YAML problems show their file:line:col.
 
-// Keep the dependency edge real so the no-runtime build of the plan model is exercised by every
-// workspace build.
-use orchestrator as _;
-use proc_macro2 as _;
-use quote as _;
-use syn as _;
+mod emit;
+mod tokens;
+
+use std::path::{Path, PathBuf};
+
+use orchestrator::config::{LoadError, Loader};
+use orchestrator::diagnostic::{Diagnostic, KeyPath, Target};
+use orchestrator::expr::PathStep;
+use orchestrator::plan::Plan;
+use orchestrator::validate::{ValidateOptions, validate, without_follow_ons};
+use proc_macro2::{Span, TokenStream, TokenTree};
+use quote::quote;
+use serde_json::{Value, json};
+
+use emit::Emit as _;
+use tokens::{Kind, Node};
+
+/// Builds an [`orchestrator::Plan`] from endpoint definitions checked at compile time. See
+/// the crate documentation for the two forms.
+#[proc_macro]
+pub fn orchestrate(input: proc_macro::TokenStream) -> proc_macro::TokenStream {
+    expand(input.into()).into()
+}
+
+fn expand(input: TokenStream) -> TokenStream {
+    let result = match file_form(&input) {
+        Some(form) => form.and_then(|(kind, lit)| from_yaml(&kind, &lit)),
+        None => from_tokens(input),
+    };
+    match result {
+        Ok(code) => code,
+        // A harmless value of the right type after the errors, so nothing else fails.
+        Err(e) => {
+            let errors = e.to_compile_error();
+            quote!({ #errors ::orchestrator::plan::Plan::default() })
+        }
+    }
+}
+
+/// `dir = "…"` or `file = "…"`.
+fn file_form(input: &TokenStream) -> Option<syn::Result<(String, syn::LitStr)>> {
+    let tokens: Vec<TokenTree> = input.clone().into_iter().collect();
+    let TokenTree::Ident(kind) = tokens.first()? else {
+        return None;
+    };
+    let is_eq = matches!(tokens.get(1), Some(TokenTree::Punct(p)) if p.as_char() == '=');
+    if !is_eq {
+        return None;
+    }
+    let kind_name = kind.to_string();
+    Some((|| {
+        if kind_name != "dir" && kind_name != "file" {
+            return Err(syn::Error::new(
+                kind.span(),
+                "expected `dir = \"…\"` or `file = \"…\"`",
+            ));
+        }
+        let lit: syn::LitStr = match tokens.get(2) {
+            Some(t) => syn::parse2(t.clone().into())?,
+            None => {
+                return Err(syn::Error::new(
+                    kind.span(),
+                    "expected a path string after `=`",
+                ));
+            }
+        };
+        if let Some(extra) = tokens.get(3) {
+            return Err(syn::Error::new(
+                extra.span(),
+                "unexpected token after the path",
+            ));
+        }
+        Ok((kind_name, lit))
+    })())
+}
+
+fn manifest_dir() -> PathBuf {
+    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into()))
+}
+
+/// `rel` against `CARGO_MANIFEST_DIR`; when nothing is there, against the directory of the file
+/// that calls the macro (as `include_str!` resolves), which also serves tools that compile a
+/// file outside its crate.
+fn resolve(rel: &str) -> PathBuf {
+    let from_manifest = manifest_dir().join(rel);
+    if from_manifest.exists() {
+        return from_manifest;
+    }
+    Span::call_site()
+        .local_file()
+        .and_then(|f| f.parent().map(|d| d.join(rel)))
+        .filter(|p| p.exists())
+        .unwrap_or(from_manifest)
+}
+
+/// `include_bytes!` of every YAML file under `dir`, so editing one rebuilds the crate.
+fn track(dir: &Path) -> TokenStream {
+    fn walk(dir: &Path, out: &mut Vec<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let mut entries: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+        entries.sort();
+        for p in entries {
+            if p.is_dir() {
+                walk(&p, out);
+            } else if matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
+                out.push(p.display().to_string());
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(dir, &mut files);
+    quote!(#(const _: &[u8] = ::core::include_bytes!(#files);)*)
+}
+
+fn load(dir: &Path, span: Span, source_types: &[String]) -> syn::Result<Plan> {
+    let mut loader = Loader::new();
+    for t in source_types {
+        loader = loader.with_source_type(t.clone());
+    }
+    loader.load_dir(dir).map_err(|e| match e {
+        LoadError::Invalid(d) => {
+            syn::Error::new(span, format!("invalid config `{}`:\n{d}", dir.display()))
+        }
+        other => syn::Error::new(
+            span,
+            format!("cannot read config `{}`: {other}", dir.display()),
+        ),
+    })
+}
+
+fn from_yaml(kind: &str, lit: &syn::LitStr) -> syn::Result<TokenStream> {
+    let path = resolve(&lit.value());
+    let (dir, only) = if kind == "dir" {
+        (path.clone(), None)
+    } else {
+        // `config/domains/customers.yaml` → the config dir is `config`.
+        let dir = path
+            .parent()
+            .and_then(Path::parent)
+            .filter(|_| {
+                path.parent()
+                    .and_then(Path::file_name)
+                    .is_some_and(|n| n == "domains")
+            })
+            .ok_or_else(|| {
+                syn::Error::new(
+                    lit.span(),
+                    "`file` must name a domain file: `<config dir>/domains/<domain>.yaml`",
+                )
+            })?;
+        let rel = path
+            .strip_prefix(dir)
+            .unwrap_or(&path)
+            .display()
+            .to_string();
+        (dir.to_owned(), Some(rel))
+    };
+    let mut plan = load(&dir, lit.span(), &[])?;
+    if let Some(file) = &only {
+        plan.endpoints
+            .retain(|e| e.origin.file.as_deref() == Some(file.as_str()));
+        if plan.endpoints.is_empty() {
+            return Err(syn::Error::new(
+                lit.span(),
+                format!("`{file}` defines no endpoints"),
+            ));
+        }
+    }
+    let tracked = track(&dir);
+    let code = plan.emit();
+    Ok(quote!({ #tracked #code }))
+}
+
+fn from_tokens(input: TokenStream) -> syn::Result<TokenStream> {
+    let root = tokens::object(input, Span::call_site())?;
+    let Kind::Object(fields) = &root.kind else {
+        unreachable!("object() returns an object")
+    };
+    let mut config = None;
+    let mut domain = None;
+    let mut source_types = Vec::new();
+    let mut endpoints = None;
+    for (key, key_span, node) in fields {
+        match (key.as_str(), &node.kind) {
+            ("config", Kind::Scalar(Value::String(s))) => config = Some((s.clone(), node.span)),
+            ("domain", Kind::Scalar(Value::String(s))) => domain = Some(s.clone()),
+            ("source_types", Kind::Array(items)) => {
+                for item in items {
+                    match &item.kind {
+                        Kind::Scalar(Value::String(s)) => source_types.push(s.clone()),
+                        _ => return Err(syn::Error::new(item.span, "expected a source type name")),
+                    }
+                }
+            }
+            ("endpoints", Kind::Object(_)) => endpoints = Some(node),
+            ("config", _) => {
+                return Err(syn::Error::new(
+                    node.span,
+                    "expected a config directory path: `config: \"config\"`",
+                ));
+            }
+            ("domain", _) => {
+                return Err(syn::Error::new(
+                    node.span,
+                    "expected a domain name: `domain: customers`",
+                ));
+            }
+            ("source_types", _) => {
+                return Err(syn::Error::new(
+                    node.span,
+                    "expected a list: `source_types: [my_type]`",
+                ));
+            }
+            ("endpoints", _) => {
+                return Err(syn::Error::new(
+                    node.span,
+                    "expected `endpoints: { name: { … }, … }`",
+                ));
+            }
+            (other, _) => {
+                let help = orchestrator::diagnostic::did_you_mean(
+                    other,
+                    ["config", "domain", "source_types", "endpoints"],
+                )
+                .map(|s| format!("; did you mean `{s}`?"))
+                .unwrap_or_default();
+                return Err(syn::Error::new(
+                    *key_span,
+                    format!(
+                        "unknown key `{other}`: expected `config`, `domain`, `source_types` or `endpoints`{help}"
+                    ),
+                ));
+            }
+        }
+    }
+    let Some(endpoints) = endpoints else {
+        return Err(syn::Error::new(
+            Span::call_site(),
+            "missing `endpoints: { … }`",
+        ));
+    };
+
+    let mut plan = match &config {
+        Some((dir, span)) => {
+            let mut plan = load(&resolve(dir), *span, &source_types)?;
+            plan.endpoints.clear();
+            plan
+        }
+        None => Plan::default(),
+    };
+    let doc = json!({ "endpoints": endpoints.to_json() });
+    let (parsed, reading) =
+        orchestrator::config::endpoints_from_value(domain.as_deref(), None, &doc);
+    plan.endpoints = parsed;
+    let options = ValidateOptions { source_types };
+    let found = without_follow_ons(&reading, validate(&plan, &options));
+    let diagnostics: Vec<Diagnostic> = reading.into_iter().chain(found).collect();
+    if let Some(error) = diagnostics
+        .iter()
+        .map(|d| syn::Error::new(span_of(&root, d, config.as_ref().map(|c| c.1)), message(d)))
+        .reduce(|mut all, e| {
+            all.combine(e);
+            all
+        })
+    {
+        return Err(error);
+    }
+    let tracked = config
+        .as_ref()
+        .map(|(dir, _)| track(&resolve(dir)))
+        .unwrap_or_default();
+    let code = plan.emit();
+    Ok(quote!({ #tracked #code }))
+}
+
+/// `error[code]: message` plus the help line.
+fn message(d: &Diagnostic) -> String {
+    let mut m = format!("[{}] {}", d.code.as_str(), d.message);
+    if let Some(help) = &d.help {
+        m.push_str("\n  help: ");
+        m.push_str(help);
+    }
+    if let Some(file) = &d.file {
+        m.push_str(&format!("\n  in: {file}"));
+    }
+    m
+}
+
+/// The token a diagnostic is about: the deepest node its path reaches, its key when the key
+/// is at fault, the token at the offset inside an expression.
+fn span_of(root: &Node, d: &Diagnostic, config: Option<Span>) -> Span {
+    if d.file.is_some() {
+        // About a file of the config directory, not the tokens.
+        return config.unwrap_or_else(Span::call_site);
+    }
+    let (node, key_span, complete) = walk(root, &d.path);
+    match d.target {
+        Target::Key if complete => key_span.unwrap_or(node.span),
+        Target::Value { offset } if complete => node.span_at(offset),
+        _ if complete => node.span,
+        // The path goes past the tokens (a missing key): point at the deepest key found.
+        _ => key_span.unwrap_or(node.span),
+    }
+}
+
+fn walk<'a>(root: &'a Node, path: &KeyPath) -> (&'a Node, Option<Span>, bool) {
+    let mut node = root;
+    let mut key_span = None;
+    for step in path.steps() {
+        let next = match (&node.kind, step) {
+            (Kind::Object(fields), PathStep::Key(k)) => fields
+                .iter()
+                .find(|(name, _, _)| name == k)
+                .map(|(_, ks, n)| (n, Some(*ks))),
+            (Kind::Array(items), PathStep::Index(i)) => items.get(*i).map(|n| (n, None)),
+            _ => None,
+        };
+        match next {
+            Some((n, ks)) => {
+                node = n;
+                key_span = ks.or(key_span);
+            }
+            None => return (node, key_span, false),
+        }
+    }
+    (node, key_span, true)
+}

@@ -26,6 +26,20 @@ pub struct ValidateOptions {
     pub source_types: Vec<String>,
 }
 
+/// `found` without the findings about a node part of which could not be read (a reading
+/// diagnostic lies inside it): such findings judge incomplete data, and the reading error
+/// already says what to fix.
+pub fn without_follow_ons(reading: &[Diagnostic], found: Vec<Diagnostic>) -> Vec<Diagnostic> {
+    found
+        .into_iter()
+        .filter(|v| {
+            !reading
+                .iter()
+                .any(|r| r.file == v.file && r.path.is_inside(&v.path))
+        })
+        .collect()
+}
+
 /// Checks every rule on `plan` and returns all diagnostics (empty when the plan is valid).
 pub fn validate(plan: &Plan, options: &ValidateOptions) -> Vec<Diagnostic> {
     let mut v = Validator {
@@ -999,10 +1013,14 @@ impl<'p> Validator<'p> {
 fn allowed_path_params(e: &Endpoint) -> Vec<String> {
     match &e.path {
         Some(p) => p.params().map(str::to_owned).collect(),
-        None => vec![
-            crate::plan::id_param_of(e),
-            crate::plan::ENTITY_ID.to_owned(),
-        ],
+        None => {
+            let id = crate::plan::id_param_of(e);
+            if id == crate::plan::ENTITY_ID {
+                vec![id]
+            } else {
+                vec![id, crate::plan::ENTITY_ID.to_owned()]
+            }
+        }
     }
 }
 

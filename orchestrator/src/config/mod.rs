@@ -232,14 +232,8 @@ impl Loader {
         // A rule about a node that could not be read in full judges incomplete data (a step
         // whose `params` had the wrong type "misses" every parameter): the reading error
         // already says what to fix, so such follow-on findings are dropped.
-        let validated: Vec<Diagnostic> = validate::validate(&plan, &self.validate)
-            .into_iter()
-            .filter(|v| {
-                !diags
-                    .iter()
-                    .any(|r| r.file == v.file && r.path.is_inside(&v.path))
-            })
-            .collect();
+        let validated =
+            validate::without_follow_ons(&diags, validate::validate(&plan, &self.validate));
         diags.extend(validated);
         if diags.is_empty() {
             return Ok(plan);

@@ -1,0 +1,586 @@
+//! Rust code that builds a validated plan: struct literals and expression ASTs, so nothing is
+//! parsed when the program runs. Route templates are rebuilt with `RouteTemplate::parse` (they
+//! were checked here; their fields are private).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use orchestrator::expr::{BinaryOp, Expr, Reference, RequestPart, Root, Segment, Template};
+use orchestrator::plan::{
+    ApiAuth, ApiConfig, ApiOperation, ApiService, DatabaseConfig, DbConnection, DbOperation,
+    DbParam, Endpoint, EndpointType, FeastConfig, FeastOperation, FeastServer, FeatureFallback,
+    HttpMethod, HttpSettings, InputField, InputSchema, InputType, Integrations, MlConfig, Model,
+    ModelProtocol, ModelServer, OnError, OnMissing, Origin, Plan, RetryPolicy, ReturnType,
+    RouteTemplate, ScopedIntegrations, ServerSettings, Settings, SourceStep, SqlType,
+    TrackingSettings, Transform,
+};
+use proc_macro2::TokenStream;
+use quote::quote;
+use serde_json::Value;
+
+/// Rust code that evaluates to an equal value.
+pub(crate) trait Emit {
+    fn emit(&self) -> TokenStream;
+}
+
+macro_rules! unit_enum {
+    ($ty:ident: $($variant:ident),* $(,)?) => {
+        impl Emit for $ty {
+            fn emit(&self) -> TokenStream {
+                match self {
+                    $($ty::$variant => quote!(::orchestrator::plan::$ty::$variant),)*
+                }
+            }
+        }
+    };
+}
+
+macro_rules! record {
+    ($ty:ident { $($field:ident),* $(,)? }) => {
+        impl Emit for $ty {
+            fn emit(&self) -> TokenStream {
+                $(let $field = self.$field.emit();)*
+                quote!(::orchestrator::plan::$ty { $($field: #$field,)* })
+            }
+        }
+    };
+}
+
+impl Emit for String {
+    fn emit(&self) -> TokenStream {
+        quote!(::orchestrator::__private::s(#self))
+    }
+}
+
+impl Emit for bool {
+    fn emit(&self) -> TokenStream {
+        quote!(#self)
+    }
+}
+
+impl Emit for u16 {
+    fn emit(&self) -> TokenStream {
+        quote!(#self)
+    }
+}
+
+impl Emit for u32 {
+    fn emit(&self) -> TokenStream {
+        quote!(#self)
+    }
+}
+
+impl Emit for u64 {
+    fn emit(&self) -> TokenStream {
+        quote!(#self)
+    }
+}
+
+impl Emit for usize {
+    fn emit(&self) -> TokenStream {
+        quote!(#self)
+    }
+}
+
+impl Emit for Duration {
+    fn emit(&self) -> TokenStream {
+        let (secs, nanos) = (self.as_secs(), self.subsec_nanos());
+        quote!(::std::time::Duration::new(#secs, #nanos))
+    }
+}
+
+impl<T: Emit> Emit for Option<T> {
+    fn emit(&self) -> TokenStream {
+        match self {
+            Some(v) => {
+                let v = v.emit();
+                quote!(::std::option::Option::Some(#v))
+            }
+            None => quote!(::std::option::Option::None),
+        }
+    }
+}
+
+impl<T: Emit> Emit for Vec<T> {
+    fn emit(&self) -> TokenStream {
+        let items = self.iter().map(Emit::emit);
+        quote!(::std::vec![#(#items),*])
+    }
+}
+
+impl<T: Emit> Emit for Box<T> {
+    fn emit(&self) -> TokenStream {
+        let v = (**self).emit();
+        quote!(::std::boxed::Box::new(#v))
+    }
+}
+
+impl<A: Emit, B: Emit> Emit for (A, B) {
+    fn emit(&self) -> TokenStream {
+        let (a, b) = (self.0.emit(), self.1.emit());
+        quote!((#a, #b))
+    }
+}
+
+impl<V: Emit> Emit for BTreeMap<String, V> {
+    fn emit(&self) -> TokenStream {
+        let entries = self.iter().map(|(k, v)| {
+            let (k, v) = (k.emit(), v.emit());
+            quote!((#k, #v))
+        });
+        quote!(::std::collections::BTreeMap::from([#(#entries),*]))
+    }
+}
+
+impl Emit for Value {
+    fn emit(&self) -> TokenStream {
+        let j = quote!(::orchestrator::__private::serde_json);
+        match self {
+            Value::Null => quote!(#j::Value::Null),
+            Value::Bool(b) => quote!(#j::Value::Bool(#b)),
+            Value::Number(n) => {
+                if let Some(i) = n.as_i64() {
+                    quote!(#j::Value::from(#i))
+                } else if let Some(u) = n.as_u64() {
+                    quote!(#j::Value::from(#u))
+                } else {
+                    let f = n.as_f64().unwrap_or_default();
+                    quote!(#j::Value::from(#f))
+                }
+            }
+            Value::String(s) => quote!(::orchestrator::__private::js(#s)),
+            Value::Array(items) => {
+                let items = items.iter().map(Emit::emit);
+                quote!(#j::Value::Array(::std::vec![#(#items),*]))
+            }
+            Value::Object(map) => {
+                let inserts = map.iter().map(|(k, v)| {
+                    let v = v.emit();
+                    quote!(m.insert(::orchestrator::__private::s(#k), #v);)
+                });
+                quote!({
+                    let mut m = #j::Map::new();
+                    #(#inserts)*
+                    #j::Value::Object(m)
+                })
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- expressions
+
+impl Emit for Template {
+    fn emit(&self) -> TokenStream {
+        let t = quote!(::orchestrator::expr::Template);
+        match self {
+            Template::Literal(v) => {
+                let v = v.emit();
+                quote!(#t::Literal(#v))
+            }
+            Template::Expr(e) => {
+                let e = e.emit();
+                quote!(#t::Expr(#e))
+            }
+            Template::Object(fields) => {
+                let fields = fields.emit();
+                quote!(#t::Object(#fields))
+            }
+            Template::Array(items) => {
+                let items = items.emit();
+                quote!(#t::Array(#items))
+            }
+        }
+    }
+}
+
+impl Emit for Expr {
+    fn emit(&self) -> TokenStream {
+        let x = quote!(::orchestrator::expr::Expr);
+        match self {
+            Expr::Literal(v) => {
+                let v = v.emit();
+                quote!(#x::Literal(#v))
+            }
+            Expr::Ref(r) => {
+                let r = r.emit();
+                quote!(#x::Ref(#r))
+            }
+            Expr::Fallback(items) => {
+                let items = items.emit();
+                quote!(#x::Fallback(#items))
+            }
+            Expr::Not(e) => {
+                let e = e.emit();
+                quote!(#x::Not(#e))
+            }
+            Expr::Neg(e) => {
+                let e = e.emit();
+                quote!(#x::Neg(#e))
+            }
+            Expr::Binary(op, a, b) => {
+                let (op, a, b) = (op.emit(), a.emit(), b.emit());
+                quote!(#x::Binary(#op, #a, #b))
+            }
+            Expr::Call(f, args) => {
+                let name = f.name();
+                let args = args.emit();
+                quote!(#x::Call(
+                    ::orchestrator::expr::Function::from_name(#name).expect("a function the macro checked"),
+                    #args
+                ))
+            }
+            Expr::List(items) => {
+                let items = items.emit();
+                quote!(#x::List(#items))
+            }
+        }
+    }
+}
+
+impl Emit for BinaryOp {
+    fn emit(&self) -> TokenStream {
+        let v = match self {
+            BinaryOp::Or => quote!(Or),
+            BinaryOp::And => quote!(And),
+            BinaryOp::Eq => quote!(Eq),
+            BinaryOp::Ne => quote!(Ne),
+            BinaryOp::Lt => quote!(Lt),
+            BinaryOp::Le => quote!(Le),
+            BinaryOp::Gt => quote!(Gt),
+            BinaryOp::Ge => quote!(Ge),
+            BinaryOp::In => quote!(In),
+            BinaryOp::Add => quote!(Add),
+            BinaryOp::Sub => quote!(Sub),
+            BinaryOp::Mul => quote!(Mul),
+            BinaryOp::Div => quote!(Div),
+            BinaryOp::Rem => quote!(Rem),
+        };
+        quote!(::orchestrator::expr::BinaryOp::#v)
+    }
+}
+
+impl Emit for Reference {
+    fn emit(&self) -> TokenStream {
+        let (root, path) = (self.root.emit(), self.path.emit());
+        quote!(::orchestrator::expr::Reference { root: #root, path: #path })
+    }
+}
+
+impl Emit for Root {
+    fn emit(&self) -> TokenStream {
+        let r = quote!(::orchestrator::expr::Root);
+        match self {
+            Root::Request(part) => {
+                let part = part.emit();
+                quote!(#r::Request(#part))
+            }
+            Root::Source(name) => {
+                let name = name.emit();
+                quote!(#r::Source(#name))
+            }
+            Root::Item => quote!(#r::Item),
+        }
+    }
+}
+
+impl Emit for RequestPart {
+    fn emit(&self) -> TokenStream {
+        let v = match self {
+            RequestPart::Any => quote!(Any),
+            RequestPart::PathParams => quote!(PathParams),
+            RequestPart::QueryParams => quote!(QueryParams),
+            RequestPart::Body => quote!(Body),
+            RequestPart::Headers => quote!(Headers),
+        };
+        quote!(::orchestrator::expr::RequestPart::#v)
+    }
+}
+
+impl Emit for Segment {
+    fn emit(&self) -> TokenStream {
+        let s = quote!(::orchestrator::expr::Segment);
+        match self {
+            Segment::Field(f) => {
+                let f = f.emit();
+                quote!(#s::Field(#f))
+            }
+            Segment::Index(i) => quote!(#s::Index(#i)),
+            Segment::All => quote!(#s::All),
+        }
+    }
+}
+
+// ---------------------------------------------------------------- plan
+
+/// One function per endpoint (and one for the integrations) instead of one giant expression:
+/// the optimizer's time grows faster than linearly with a function's size, so this keeps
+/// release builds of many endpoints fast.
+impl Emit for Plan {
+    fn emit(&self) -> TokenStream {
+        let settings = self.settings.emit();
+        let integrations = self.integrations.emit();
+        let names: Vec<proc_macro2::Ident> = (0..self.endpoints.len())
+            .map(|i| quote::format_ident!("__orchestrate_endpoint_{}", i))
+            .collect();
+        let bodies = self.endpoints.iter().map(Emit::emit);
+        quote!({
+            #(
+                #[inline(never)]
+                fn #names() -> ::orchestrator::plan::Endpoint { #bodies }
+            )*
+            #[inline(never)]
+            fn __orchestrate_integrations() -> ::orchestrator::plan::ScopedIntegrations { #integrations }
+            ::orchestrator::plan::Plan {
+                settings: #settings,
+                endpoints: ::std::vec![#(#names()),*],
+                integrations: __orchestrate_integrations(),
+            }
+        })
+    }
+}
+
+record!(Settings {
+    endpoint_timeout,
+    source_timeout,
+    server,
+    tracking
+});
+record!(ServerSettings {
+    host,
+    port,
+    max_body_bytes
+});
+record!(TrackingSettings {
+    debug_view,
+    admin,
+    recent
+});
+record!(Endpoint {
+    name,
+    domain,
+    description,
+    endpoint_type,
+    methods,
+    path,
+    timeout,
+    sources,
+    primary_source,
+    response_mapping,
+    input,
+    output,
+    origin,
+});
+record!(SourceStep {
+    name,
+    kind,
+    operation,
+    source_id,
+    params,
+    condition,
+    depends_on,
+    timeout,
+    retry,
+    on_error,
+    transform,
+});
+record!(RetryPolicy {
+    max_retries,
+    backoff,
+    max_backoff
+});
+record!(InputSchema { path, query, body });
+record!(InputField {
+    name,
+    ty,
+    required,
+    description
+});
+unit_enum!(InputType: String, Integer, Number, Boolean, Object, Array);
+unit_enum!(EndpointType: Database, Api, Feast, Ml, Composite);
+unit_enum!(HttpMethod: Get, Post, Put, Patch, Delete);
+
+impl Emit for Origin {
+    fn emit(&self) -> TokenStream {
+        match &self.file {
+            Some(f) => {
+                let f: &str = f;
+                quote!(::orchestrator::plan::Origin::file(#f))
+            }
+            None => quote!(::orchestrator::plan::Origin::default()),
+        }
+    }
+}
+
+impl Emit for RouteTemplate {
+    fn emit(&self) -> TokenStream {
+        let raw = self.as_str();
+        quote!(::orchestrator::plan::RouteTemplate::parse(#raw).expect("a route the macro checked"))
+    }
+}
+
+impl Emit for OnError {
+    fn emit(&self) -> TokenStream {
+        let o = quote!(::orchestrator::plan::OnError);
+        match self {
+            OnError::Fail => quote!(#o::Fail),
+            OnError::Skip => quote!(#o::Skip),
+            OnError::Default(v) => {
+                let v = v.emit();
+                quote!(#o::Default(#v))
+            }
+        }
+    }
+}
+
+impl Emit for Transform {
+    fn emit(&self) -> TokenStream {
+        let t = quote!(::orchestrator::plan::Transform);
+        match self {
+            Transform::Select(f) => {
+                let f = f.emit();
+                quote!(#t::Select(#f))
+            }
+            Transform::Rename(f) => {
+                let f = f.emit();
+                quote!(#t::Rename(#f))
+            }
+            Transform::Defaults(f) => {
+                let f = f.emit();
+                quote!(#t::Defaults(#f))
+            }
+            Transform::Compute(f) => {
+                let f = f.emit();
+                quote!(#t::Compute(#f))
+            }
+            Transform::Filter(e) => {
+                let e = e.emit();
+                quote!(#t::Filter(#e))
+            }
+            Transform::Map(m) => {
+                let m = m.emit();
+                quote!(#t::Map(#m))
+            }
+            Transform::Flatten => quote!(#t::Flatten),
+        }
+    }
+}
+
+// ---------------------------------------------------------------- integrations
+
+record!(ScopedIntegrations { global, domains });
+record!(Integrations {
+    database,
+    api,
+    feast,
+    ml
+});
+record!(DatabaseConfig {
+    sources,
+    operations
+});
+record!(DbConnection {
+    url,
+    pool_size,
+    acquire_timeout,
+    statement_timeout,
+    log_parameters,
+    origin,
+});
+record!(DbOperation {
+    query,
+    params,
+    return_type,
+    columns,
+    source_id,
+    origin
+});
+record!(DbParam { name, ty });
+unit_enum!(SqlType: String, Integer, Number, Boolean, Json);
+unit_enum!(ReturnType: Single, List, Value);
+record!(ApiConfig { sources });
+record!(HttpSettings {
+    timeout,
+    headers,
+    retries,
+    max_response_bytes
+});
+record!(ApiService {
+    base_url,
+    http,
+    auth,
+    operations,
+    origin
+});
+record!(ApiOperation {
+    method,
+    path,
+    query,
+    headers,
+    body,
+    extract,
+    retries,
+    origin
+});
+record!(FeastConfig { sources });
+record!(FeastServer {
+    url,
+    http,
+    operations,
+    origin
+});
+record!(FeastOperation {
+    features,
+    feature_service,
+    entity_keys,
+    full_feature_names,
+    on_missing,
+    database_fallback,
+    origin,
+});
+unit_enum!(OnMissing: Null, Error);
+record!(FeatureFallback {
+    table,
+    entity_key,
+    mapping,
+    source_id
+});
+record!(MlConfig { sources });
+record!(ModelServer {
+    base_url,
+    http,
+    models,
+    origin
+});
+record!(Model {
+    protocol,
+    endpoint,
+    version,
+    inputs,
+    datatype,
+    input_name,
+    format,
+    outputs,
+    origin,
+});
+unit_enum!(ModelProtocol: V2, TfServing, Mlflow, Json);
+
+impl Emit for ApiAuth {
+    fn emit(&self) -> TokenStream {
+        let a = quote!(::orchestrator::plan::ApiAuth);
+        match self {
+            ApiAuth::Bearer { token } => {
+                let token = token.emit();
+                quote!(#a::Bearer { token: #token })
+            }
+            ApiAuth::ApiKey { header, query, key } => {
+                let (header, query, key) = (header.emit(), query.emit(), key.emit());
+                quote!(#a::ApiKey { header: #header, query: #query, key: #key })
+            }
+            ApiAuth::Basic { username, password } => {
+                let (username, password) = (username.emit(), password.emit());
+                quote!(#a::Basic { username: #username, password: #password })
+            }
+        }
+    }
+}

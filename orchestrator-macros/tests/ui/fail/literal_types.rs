@@ -1,0 +1,14 @@
+use orchestrator_macros::orchestrate;
+
+fn main() {
+    let _ = orchestrate! {
+        endpoints: {
+            greet: {
+                data_sources: [
+                    { name: hello, type: direct, condition: $= 1 + 1, params: { a: 1 } },
+                ],
+                response_mapping: { bad: $= "a" * 2 },
+            },
+        },
+    };
+}

@@ -1,0 +1,12 @@
+use orchestrator_macros::orchestrate;
+
+fn main() {
+    let _ = orchestrate! {
+        endpoints: {
+            greet: {
+                descripton: "typo",
+                data_sources: [ { name: hello, type: direct, parms: { a: 1 } } ],
+            },
+        },
+    };
+}

@@ -1,0 +1,15 @@
+use orchestrator_macros::orchestrate;
+
+fn main() {
+    let _ = orchestrate! {
+        endpoints: {
+            greet: {
+                data_sources: [
+                    { name: profile, type: direct, params: { id: $request.id } },
+                    { name: orders, type: direct, params: { id: $profil.id } },
+                ],
+                primary_source: orders,
+            },
+        },
+    };
+}

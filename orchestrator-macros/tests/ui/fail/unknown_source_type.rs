@@ -1,0 +1,11 @@
+use orchestrator_macros::orchestrate;
+
+fn main() {
+    let _ = orchestrate! {
+        endpoints: {
+            greet: {
+                data_sources: [ { name: hello, type: drect, params: { a: 1 } } ],
+            },
+        },
+    };
+}

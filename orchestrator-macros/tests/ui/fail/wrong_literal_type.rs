@@ -1,0 +1,12 @@
+use orchestrator_macros::orchestrate;
+
+fn main() {
+    let _ = orchestrate! {
+        endpoints: {
+            greet: {
+                timeout: true,
+                data_sources: [ { name: hello, type: direct, params: { a: 1 }, retries: "three" } ],
+            },
+        },
+    };
+}

@@ -1,0 +1,5 @@
+use orchestrator_macros::orchestrate;
+
+fn main() {
+    let _ = orchestrate!(dir = "bad-config");
+}
