@@ -112,9 +112,10 @@ fn sql(c: &mut Criterion) {
     assert_eq!(via_engine["name"], "Customer 42");
 
     let mut g = c.benchmark_group("sqlite_single_lookup");
+    let engine = o.engine();
     g.bench_function("engine", |b| {
         b.to_async(&rt)
-            .iter(|| o.engine().execute("get_customer", &request));
+            .iter(|| engine.execute("get_customer", &request));
     });
     g.bench_function("sqlx_direct", |b| {
         b.to_async(&rt).iter(|| direct(&pool, 42));

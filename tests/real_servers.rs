@@ -411,7 +411,7 @@ endpoints:
     }
 
     // MLServer publishes no input signature for this model: nothing to disagree with.
-    let findings = orchestrator::source::ml::check_models(o.plan()).await;
+    let findings = orchestrator::source::ml::check_models(&o.plan()).await;
     assert!(findings.is_empty(), "{findings:#?}");
     server.stop().await;
 }

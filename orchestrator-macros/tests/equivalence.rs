@@ -15,7 +15,7 @@ fn yaml(dir: &str) -> Plan {
 
 #[test]
 fn every_example_endpoint_written_in_tokens_equals_its_yaml() {
-    let tokens: Plan = orchestrate! {
+    let customers: Plan = orchestrate! {
         config: "../examples/config",
         domain: customers,
         endpoints: {
@@ -50,20 +50,55 @@ fn every_example_endpoint_written_in_tokens_equals_its_yaml() {
                 response_mapping: null,
             },
             get_customer_360: {
-                description: "Get comprehensive customer view",
+                description: "Customer 360: profile, orders, credit score, features and churn prediction",
                 endpoint_type: composite,
+                input: { path: { customer_id: integer } },
                 data_sources: [
                     { name: profile, type: database, operation: get_customer,
                       params: { customer_id: $request.customer_id } },
+                    { name: orders, type: database, operation: get_orders,
+                      params: { customer_id: $request.customer_id } },
+                    { name: credit, type: api, operation: get_customer_credit,
+                      params: { customer_id: $request.customer_id }, on_error: skip },
                     { name: features, type: feast, operation: get_customer_features,
                       params: { customer_id: $request.customer_id } },
+                    {
+                        name: churn, type: ml, operation: churn,
+                        condition: $features.customer_lifetime_value != null,
+                        params: {
+                            customer_lifetime_value: $features.customer_lifetime_value,
+                            purchase_frequency: $features.purchase_frequency,
+                            days_since_last_order: $features.days_since_last_order,
+                        },
+                        on_error: skip,
+                    },
                 ],
                 response_mapping: {
-                    id: $profile.customer_id,
-                    name: $profile.name,
-                    email: $profile.email,
-                    lifetime_value: $features.customer_lifetime_value,
-                    purchase_frequency: $features.purchase_frequency,
+                    customer_id: $profile.customer_id,
+                    personal_info: {
+                        name: $profile.name,
+                        email: $profile.email,
+                        city: $profile.city,
+                        country: $profile.country,
+                    },
+                    account_info: {
+                        segment: $profile.segment || "standard",
+                        member_since: $profile.signup_date,
+                        active: $profile.is_active,
+                        credit_score: $credit.credit_score,
+                    },
+                    behavior: {
+                        lifetime_value: $features.customer_lifetime_value,
+                        purchase_frequency: $features.purchase_frequency,
+                        days_since_last_order: $features.days_since_last_order,
+                        order_count: $= len($orders),
+                        total_spent: $= round(sum($orders[*].amount), 2),
+                    },
+                    recent_orders: $orders,
+                    predictions: {
+                        churn_probability: $churn.probability,
+                        will_churn: $churn.will_churn,
+                    },
                 },
             },
             get_customer_orders: {
@@ -107,12 +142,155 @@ fn every_example_endpoint_written_in_tokens_equals_its_yaml() {
             },
         },
     };
+    let flows: Plan = orchestrate! {
+        config: "../examples/config",
+        domain: flows,
+        endpoints: {
+            customer_credit_overview: {
+                description: "Multi-source flow: the database, request parameters and the external credit API",
+                path: "/credit-overview/{customer_id}",
+                method: [GET],
+                input: {
+                    path: { customer_id: integer },
+                    query: { currency: { type: string, required: false } },
+                },
+                data_sources: [
+                    { name: profile, type: database, operation: get_customer,
+                      params: { customer_id: $request.customer_id } },
+                    { name: stats, type: database, operation: order_stats,
+                      params: { customer_id: $request.customer_id } },
+                    { name: credit, type: api, operation: get_customer_credit,
+                      params: { customer_id: $request.customer_id } },
+                ],
+                response_mapping: {
+                    customer: { id: $profile.customer_id, name: $profile.name, segment: $profile.segment || "standard" },
+                    currency: $request.currency || "USD",
+                    spending: { orders: $stats.order_count, total: $stats.total_spent, last_order: $stats.last_order_date },
+                    credit: { score: $credit.credit_score, limit: $credit.credit_limit, bureau: $credit.bureau },
+                    requested_by: $request.headers.x-client || "anonymous",
+                },
+            },
+        },
+    };
+    let recommendations: Plan = orchestrate! {
+        config: "../examples/config",
+        domain: recommendations,
+        endpoints: {
+            product_recommendations: {
+                description: "Products for a customer: request parameters and Feast features, then the recommendation model",
+                path: "/recommendations/{customer_id}",
+                method: [GET],
+                input: {
+                    path: { customer_id: integer },
+                    query: { category: { type: string, required: false, description: "books, garden, or anything else" } },
+                },
+                data_sources: [
+                    { name: features, type: feast, operation: get_customer_features,
+                      params: { customer_id: $request.customer_id } },
+                    {
+                        name: model, type: ml, operation: recommender,
+                        params: {
+                            customer_lifetime_value: $features.customer_lifetime_value || 0,
+                            purchase_frequency: $features.purchase_frequency || 0,
+                            category_code: $= if($request.category == "books", 1, if($request.category == "garden", 2, 0)),
+                        },
+                    },
+                ],
+                response_mapping: {
+                    customer_id: $request.customer_id,
+                    category: $request.category || "all",
+                    recommendations: $model.products,
+                    scores: $model.scores,
+                },
+            },
+        },
+    };
+    let risk: Plan = orchestrate! {
+        config: "../examples/config",
+        domain: risk,
+        endpoints: {
+            credit_risk: {
+                description: "Credit risk of a customer: database, then the credit bureau and Feast features, then the risk model",
+                path: "/risk/{customer_id}",
+                method: [GET],
+                input: { path: { customer_id: integer } },
+                data_sources: [
+                    { name: profile, type: database, operation: get_customer,
+                      params: { customer_id: $request.customer_id } },
+                    { name: credit, type: api, operation: get_customer_credit,
+                      condition: $profile != null, params: { customer_id: $profile.customer_id } },
+                    { name: features, type: feast, operation: get_customer_features,
+                      condition: $profile != null, params: { customer_id: $profile.customer_id } },
+                    {
+                        name: risk, type: ml, operation: credit_risk,
+                        condition: $credit != null,
+                        params: {
+                            credit_score: $credit.credit_score,
+                            debt_ratio: $credit.debt_ratio,
+                            late_payments: $credit.late_payments,
+                            customer_lifetime_value: $features.customer_lifetime_value || 0,
+                        },
+                    },
+                ],
+                response_mapping: {
+                    customer_id: $profile.customer_id,
+                    name: $profile.name,
+                    risk_score: $= round($risk.default_probability * 1000),
+                    risk_band: $= if($risk.default_probability < 0.2, "low", if($risk.default_probability < 0.5, "medium", "high")),
+                    key_factors: {
+                        credit_score: $credit.credit_score,
+                        debt_ratio: $credit.debt_ratio,
+                        late_payments: $credit.late_payments,
+                        lifetime_value: $features.customer_lifetime_value,
+                    },
+                },
+            },
+            credit_risk_from_features: {
+                description: "Credit risk from features the caller provides",
+                path: "/risk/score",
+                method: [POST],
+                input: {
+                    body: {
+                        credit_score: number,
+                        debt_ratio: number,
+                        late_payments: integer,
+                        customer_lifetime_value: { type: number, required: false },
+                    },
+                },
+                data_sources: [
+                    {
+                        name: risk, type: ml, operation: credit_risk,
+                        params: {
+                            credit_score: $request.body.credit_score,
+                            debt_ratio: $request.body.debt_ratio,
+                            late_payments: $request.body.late_payments,
+                            customer_lifetime_value: $request.body.customer_lifetime_value || 0,
+                        },
+                    },
+                ],
+                response_mapping: {
+                    risk_score: $= round($risk.default_probability * 1000),
+                    risk_band: $= if($risk.default_probability < 0.2, "low", if($risk.default_probability < 0.5, "medium", "high")),
+                    default_probability: $risk.default_probability,
+                },
+            },
+        },
+    };
     let loaded = yaml("../examples/config");
-    assert_eq!(tokens.endpoints.len(), loaded.endpoints.len());
-    for (t, y) in tokens.endpoints.iter().zip(&loaded.endpoints) {
+    // Domain files load in name order.
+    let tokens: Vec<_> = [
+        customers.endpoints,
+        flows.endpoints,
+        recommendations.endpoints,
+        risk.endpoints,
+    ]
+    .concat();
+    assert_eq!(tokens.len(), loaded.endpoints.len());
+    for (t, y) in tokens.iter().zip(&loaded.endpoints) {
         assert_eq!(t, y, "endpoint `{}` differs", y.name);
     }
-    assert_eq!(tokens, loaded);
+    assert_eq!(customers.settings, loaded.settings);
+    assert_eq!(customers.integrations, loaded.integrations);
 }
 
 #[test]

@@ -40,6 +40,7 @@
 //! | `axum` | no | [`web::axum`]: mount the plans in an axum app |
 //! | `actix` | no | [`web::actix`]: mount the plans in an actix-web app |
 //! | `openapi` | no | `/openapi.json` and an offline `/docs` page |
+//! | `reload` | no | `Orchestrator::watch`: reload the config directory when it changes |
 //!
 //! With `default-features = false` the crate is the plan model, loader, expression parser and
 //! validator only. The config format is documented in `docs/config.md` of the repository.
@@ -88,6 +89,9 @@ pub mod __private {
 pub use plan::Plan;
 pub use request::RequestContext;
 
+#[cfg(feature = "reload")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reload")))]
+pub use orchestrator::Watcher;
 #[cfg(feature = "runtime")]
 #[cfg_attr(docsrs, doc(cfg(feature = "runtime")))]
-pub use orchestrator::{Error, Orchestrator, OrchestratorBuilder};
+pub use orchestrator::{Error, Orchestrator, OrchestratorBuilder, ReloadReport};

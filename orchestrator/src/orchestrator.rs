@@ -1,7 +1,12 @@
-//! [`Orchestrator`]: the entry point for running plans without any HTTP framework.
+//! [`Orchestrator`]: the entry point for running plans without any HTTP framework, and for
+//! reloading them.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use arc_swap::ArcSwap;
 
 use crate::RequestContext;
 use crate::config::{LoadError, Loader};
@@ -9,7 +14,7 @@ use crate::engine::{BuildError, Engine, ExecuteError, Execution};
 use crate::plan::Plan;
 use crate::source::{DataSource, Registry, SourceFactory};
 
-/// Why an [`Orchestrator`] could not be created.
+/// Why an [`Orchestrator`] could not be created or reloaded.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -19,6 +24,30 @@ pub enum Error {
     /// The plan could not be built (an unregistered source type, a client that failed to build).
     #[error(transparent)]
     Build(#[from] BuildError),
+    /// The orchestrator was built from a plan, not a directory: there is nothing to re-read.
+    #[error(
+        "this orchestrator was built from a plan, not loaded from a directory: there is nothing to reload"
+    )]
+    NotReloadable,
+    /// The file watcher could not start.
+    #[error("cannot watch `{dir}`: {message}")]
+    Watch {
+        /// The directory.
+        dir: PathBuf,
+        /// Why.
+        message: String,
+    },
+}
+
+/// The outcome of the last reload attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReloadReport {
+    /// When it was attempted.
+    pub at: SystemTime,
+    /// The version now serving (the new one on success, the previous one on failure).
+    pub version: u64,
+    /// Every diagnostic (or the I/O or build error) when it failed; nothing changed then.
+    pub error: Option<String>,
 }
 
 /// Loads plans and executes their endpoints.
@@ -36,9 +65,34 @@ pub enum Error {
 /// # Ok::<_, Box<dyn std::error::Error>>(())
 /// # }).unwrap();
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Orchestrator {
-    engine: Arc<Engine>,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    current: ArcSwap<Engine>,
+    /// Set when loaded from a directory: what a reload needs.
+    source: Option<Source>,
+    versions: AtomicU64,
+    last_reload: Mutex<Option<ReloadReport>>,
+    /// One reload at a time.
+    reloading: Mutex<()>,
+}
+
+struct Source {
+    dir: PathBuf,
+    loader: Loader,
+    registry: Registry,
+}
+
+impl std::fmt::Debug for Orchestrator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Orchestrator")
+            .field("version", &self.version())
+            .field("dir", &self.shared.source.as_ref().map(|s| &s.dir))
+            .finish_non_exhaustive()
+    }
 }
 
 impl Orchestrator {
@@ -52,23 +106,165 @@ impl Orchestrator {
         OrchestratorBuilder::default()
     }
 
-    /// Executes endpoint `endpoint`.
+    fn new(engine: Engine, source: Option<Source>) -> Self {
+        let version = engine.version();
+        Self {
+            shared: Arc::new(Shared {
+                current: ArcSwap::from_pointee(engine),
+                source,
+                versions: AtomicU64::new(version),
+                last_reload: Mutex::new(None),
+                reloading: Mutex::new(()),
+            }),
+        }
+    }
+
+    /// Executes endpoint `endpoint` on the version current now; a reload meanwhile does not
+    /// affect it.
     pub async fn execute(
         &self,
         endpoint: &str,
         request: RequestContext,
     ) -> Result<Execution, ExecuteError> {
-        self.engine.execute(endpoint, &request).await
+        self.engine().execute(endpoint, &request).await
     }
 
-    /// The plan being served.
-    pub fn plan(&self) -> &Plan {
-        self.engine.plan()
+    /// The plan being served now.
+    pub fn plan(&self) -> Arc<Plan> {
+        self.engine().shared_plan()
     }
 
-    /// The compiled engine.
-    pub fn engine(&self) -> &Arc<Engine> {
-        &self.engine
+    /// The engine being served now (hold it to keep using one version).
+    pub fn engine(&self) -> Arc<Engine> {
+        self.shared.current.load_full()
+    }
+
+    /// The config version being served (1 at start, +1 per successful reload).
+    pub fn version(&self) -> u64 {
+        self.shared.current.load().version()
+    }
+
+    /// Re-reads and validates the whole config directory, builds what the new version needs
+    /// (SQL pools whose settings did not change are reused), then swaps it in; requests already
+    /// running finish on the version they started with. A config that fails changes nothing:
+    /// the error (every diagnostic) is returned, logged and kept for [`Self::last_reload`].
+    pub fn reload(&self) -> Result<u64, Error> {
+        let source = self.shared.source.as_ref().ok_or(Error::NotReloadable)?;
+        let _one_at_a_time = self
+            .shared
+            .reloading
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let version = self.shared.versions.load(Ordering::SeqCst) + 1;
+        let result = source
+            .loader
+            .load_dir(&source.dir)
+            .map_err(Error::from)
+            .and_then(|plan| Ok(Engine::new(plan, &source.registry, version)?));
+        let report = |error: Option<String>| ReloadReport {
+            at: SystemTime::now(),
+            version: self.version(),
+            error,
+        };
+        let outcome = match result {
+            Ok(engine) => {
+                self.shared.versions.store(version, Ordering::SeqCst);
+                self.shared.current.store(Arc::new(engine));
+                tracing::info!(dir = %source.dir.display(), version, "config reloaded");
+                Ok(version)
+            }
+            Err(e) => {
+                tracing::error!(dir = %source.dir.display(), error = %e, "reload failed; the previous version keeps serving");
+                Err(e)
+            }
+        };
+        let r = report(outcome.as_ref().err().map(ToString::to_string));
+        *self
+            .shared
+            .last_reload
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(r);
+        outcome
+    }
+
+    /// The outcome of the last reload attempt, if there was one.
+    pub fn last_reload(&self) -> Option<ReloadReport> {
+        self.shared
+            .last_reload
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The directory a reload re-reads, when loaded from one.
+    pub fn dir(&self) -> Option<&Path> {
+        self.shared.source.as_ref().map(|s| s.dir.as_path())
+    }
+
+    /// Reloads whenever a YAML file of the config directory is created, changed or removed,
+    /// once the changes have been quiet for `debounce` (an editor's save is several events).
+    /// Watching stops when the returned [`Watcher`] is dropped. Outcomes are logged and kept
+    /// for [`Self::last_reload`].
+    #[cfg(feature = "reload")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "reload")))]
+    pub fn watch(&self, debounce: std::time::Duration) -> Result<Watcher, Error> {
+        use notify::{EventKind, RecursiveMode};
+        let dir = self.dir().ok_or(Error::NotReloadable)?.to_owned();
+        let watch_error = |e: notify::Error| Error::Watch {
+            dir: dir.clone(),
+            message: e.to_string(),
+        };
+        let me = self.clone();
+        let mut debouncer = notify_debouncer_full::new_debouncer(
+            debounce,
+            None,
+            move |result: notify_debouncer_full::DebounceEventResult| match result {
+                Ok(events) => {
+                    let relevant = events.iter().any(|e| {
+                        !matches!(e.kind, EventKind::Access(_))
+                            && e.paths.iter().any(|p| {
+                                matches!(
+                                    p.extension().and_then(|x| x.to_str()),
+                                    Some("yaml" | "yml")
+                                ) || matches!(e.kind, EventKind::Remove(_))
+                                    && p.extension().is_none()
+                            })
+                    });
+                    if relevant {
+                        let _ = me.reload();
+                    }
+                }
+                Err(errors) => {
+                    for e in errors {
+                        tracing::warn!(error = %e, "config watcher error");
+                    }
+                }
+            },
+        )
+        .map_err(watch_error)?;
+        debouncer
+            .watch(&dir, RecursiveMode::Recursive)
+            .map_err(watch_error)?;
+        Ok(Watcher {
+            _debouncer: debouncer,
+        })
+    }
+}
+
+/// Keeps an [`Orchestrator::watch`] running; dropping it stops watching.
+#[cfg(feature = "reload")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reload")))]
+pub struct Watcher {
+    _debouncer: notify_debouncer_full::Debouncer<
+        notify::RecommendedWatcher,
+        notify_debouncer_full::RecommendedCache,
+    >,
+}
+
+#[cfg(feature = "reload")]
+impl std::fmt::Debug for Watcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watcher").finish_non_exhaustive()
     }
 }
 
@@ -103,16 +299,27 @@ impl OrchestratorBuilder {
         self
     }
 
-    /// Loads and validates a config directory, then builds it.
+    /// Loads and validates a config directory, then builds it. The orchestrator can
+    /// [`reload`](Orchestrator::reload) the directory later.
     pub fn load_dir(self, dir: impl AsRef<Path>) -> Result<Orchestrator, Error> {
-        let plan = self.loader.load_dir(dir)?;
-        Ok(self.build(plan)?)
+        let dir = dir.as_ref().to_owned();
+        let plan = self.loader.load_dir(&dir)?;
+        let engine = Engine::new(plan, &self.registry, 1)?;
+        Ok(Orchestrator::new(
+            engine,
+            Some(Source {
+                dir,
+                loader: self.loader,
+                registry: self.registry,
+            }),
+        ))
     }
 
     /// Builds an already-loaded plan (from the macro, or assembled in code).
     pub fn build(self, plan: Plan) -> Result<Orchestrator, BuildError> {
-        Ok(Orchestrator {
-            engine: Arc::new(Engine::new(plan, &self.registry, 1)?),
-        })
+        Ok(Orchestrator::new(
+            Engine::new(plan, &self.registry, 1)?,
+            None,
+        ))
     }
 }

@@ -250,6 +250,11 @@ impl Engine {
         &self.plan
     }
 
+    /// The plan this engine runs, shared.
+    pub fn shared_plan(&self) -> Arc<Plan> {
+        self.plan.clone()
+    }
+
     /// The config version recorded in traces.
     pub fn version(&self) -> u64 {
         self.version

@@ -8,7 +8,7 @@
 //!   `method`), matched against the plan version current when the request arrives: a reload
 //!   adds or removes endpoints without touching the host's router;
 //! - `GET /openapi.json` and `GET /docs/` (feature `openapi`);
-//! - `GET /admin/executions` when `tracking.admin` is on.
+//! - `GET /admin/executions` and `POST /admin/reload` when `tracking.admin` is on.
 //!
 //! Every response carries `x-request-id` (the client's, when it sent a valid one) and a
 //! `Server-Timing` header with one entry per data source. Errors are `application/problem+json`
@@ -21,6 +21,7 @@
 //! | 404 | `not-found`, `no-result` | no route; the endpoint answers with its primary source and that found nothing |
 //! | 405 | `method-not-allowed` | the route exists for other methods (`Allow` lists them) |
 //! | 413 | `payload-too-large` | the body is larger than `server.max_body_bytes` |
+//! | 422 | `reload-failed` | `POST /admin/reload` with a config that does not load (`diagnostics` holds why) |
 //! | 502 | `source-failed` | a required data source failed |
 //! | 504 | `deadline-exceeded` | the endpoint's time budget ran out |
 
@@ -263,7 +264,7 @@ impl Api {
 
     /// The routes of the engine now being served.
     fn mounted(&self) -> Arc<Mounted> {
-        let engine = self.inner.orchestrator.engine().clone();
+        let engine = self.inner.orchestrator.engine();
         if let Some(m) = self.inner.mounted.load_full()
             && Arc::ptr_eq(&m.engine, &engine)
         {
@@ -300,6 +301,46 @@ impl Api {
         #[cfg(feature = "openapi")]
         if let Some(r) = openapi::serve(&m, &req.path, get) {
             return r;
+        }
+        if req.path == "/admin/reload" && Self::tracking(&m).admin {
+            if req.method != "POST" {
+                return problem(
+                    405,
+                    "method-not-allowed",
+                    "Method not allowed",
+                    "use POST",
+                    id,
+                )
+                .header("allow", "POST");
+            }
+            let orchestrator = self.inner.orchestrator.clone();
+            let outcome = tokio::task::spawn_blocking(move || orchestrator.reload()).await;
+            return match outcome {
+                Ok(Ok(version)) => {
+                    WebResponse::json(200, &json!({"reloaded": true, "version": version}))
+                }
+                Ok(Err(e)) => {
+                    let mut r = problem(
+                        422,
+                        "reload-failed",
+                        "Reload failed",
+                        "the config did not load; the previous version keeps serving",
+                        id,
+                    );
+                    let mut doc: Value = serde_json::from_slice(&r.body).unwrap_or_default();
+                    doc["diagnostics"] = json!(e.to_string());
+                    doc["version"] = json!(self.inner.orchestrator.version());
+                    r.body = serde_json::to_vec(&doc).unwrap_or_default();
+                    r
+                }
+                Err(_) => problem(
+                    500,
+                    "internal",
+                    "Internal error",
+                    "the reload task failed",
+                    id,
+                ),
+            };
         }
         if req.path == "/admin/executions" && Self::tracking(&m).admin {
             if !get {

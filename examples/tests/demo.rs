@@ -1,0 +1,209 @@
+//! The demo server as a user runs it: the example binary, started on a copy of the shipped
+//! config with its stand-ins, answering every example endpoint over HTTP.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+
+/// `target/<profile>/examples/server`, built by `cargo test` for this package.
+fn server_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(Path::parent).unwrap();
+    profile_dir
+        .join("examples")
+        .join(format!("server{}", std::env::consts::EXE_SUFFIX))
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap();
+        if name == "data" {
+            continue; // the server seeds its own database
+        }
+        if path.is_dir() {
+            copy_dir(&path, &to.join(name));
+        } else {
+            std::fs::copy(&path, to.join(name)).unwrap();
+        }
+    }
+}
+
+struct Demo {
+    child: tokio::process::Child,
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Demo {
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (
+            status,
+            serde_json::from_str(&r.text().await.unwrap()).unwrap_or(Value::Null),
+        )
+    }
+
+    async fn ok(&self, path: &str) -> Value {
+        let (status, body) = self.get(path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        body
+    }
+}
+
+async fn start(config: &Path) -> Demo {
+    let binary = server_binary();
+    assert!(
+        binary.exists(),
+        "{} is missing: run `cargo test -p examples`",
+        binary.display()
+    );
+    let mut child = tokio::process::Command::new(binary)
+        .args([
+            "--config",
+            &config.display().to_string(),
+            "--bind",
+            "127.0.0.1:0",
+        ])
+        .env_remove("CREDIT_API_URL")
+        .env_remove("FEAST_URL")
+        .env_remove("MODEL_SERVER_URL")
+        .env_remove("DEMO_DATABASE_URL")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the demo server starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let base = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(rest) = line.strip_prefix("listening on ") {
+                return rest.split_whitespace().next().unwrap().to_owned();
+            }
+        }
+        panic!("the server exited before listening");
+    })
+    .await
+    .expect("the server listens within 60 s");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    Demo {
+        child,
+        base: format!("{base}/api"),
+        client: reqwest::Client::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_example_endpoint_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("config"),
+        dir.path(),
+    );
+    let mut demo = start(dir.path()).await;
+    assert!(
+        dir.path().join("data/customer360.db").exists(),
+        "the database was seeded"
+    );
+
+    let profile = demo.ok("/customers/get_customer/1").await;
+    assert_eq!(profile["name"], "Ada Lovelace");
+    assert_eq!(profile["is_active"], true);
+    let credit = demo.ok("/customers/get_credit_score/1").await;
+    assert_eq!(credit["bureau"], "demo-bureau");
+    assert!(credit["credit_score"].as_i64().unwrap() >= 560);
+    let features = demo.ok("/customers/get_customer_features/1").await;
+    assert_eq!(features["customer_lifetime_value"], 1520.75);
+
+    let c360 = demo.ok("/customers/get_customer_360/1").await;
+    assert_eq!(c360["customer_id"], 1);
+    assert_eq!(
+        c360["personal_info"],
+        json!({"name": "Ada Lovelace", "email": "ada@example.com", "city": "London", "country": "UK"})
+    );
+    assert_eq!(c360["account_info"]["segment"], "gold");
+    assert_eq!(c360["account_info"]["credit_score"], credit["credit_score"]);
+    assert_eq!(c360["behavior"]["order_count"], 3);
+    assert_eq!(c360["behavior"]["total_spent"], 405.49);
+    assert_eq!(c360["recent_orders"][0]["order_id"], 103);
+    let churn = c360["predictions"]["churn_probability"].as_f64().unwrap();
+    assert!((0.0..0.5).contains(&churn), "{churn}");
+    assert_eq!(c360["predictions"]["will_churn"], 0);
+
+    let orders = demo.ok("/customers/get_customer_orders/1").await;
+    assert_eq!(orders["order_count"], 2);
+    assert_eq!(orders["total_spent"], 370.49);
+    let summary = demo.ok("/customers/get_customer_summary/3").await;
+    assert_eq!(
+        summary,
+        json!({"name": "Grace Hopper", "segment": "standard", "order_count": 1, "last_order_id": 106})
+    );
+
+    let risk = demo.ok("/risk/1").await;
+    assert_eq!(risk["name"], "Ada Lovelace");
+    assert!(["low", "medium", "high"].contains(&risk["risk_band"].as_str().unwrap()));
+    assert_eq!(risk["key_factors"]["credit_score"], credit["credit_score"]);
+    let scored = demo
+        .client
+        .post(format!("{}/risk/score", demo.base))
+        .header("content-type", "application/json")
+        .body(json!({"credit_score": 700, "debt_ratio": 0.2, "late_payments": 0}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scored.status(), 200);
+    let scored: Value = serde_json::from_str(&scored.text().await.unwrap()).unwrap();
+    assert_eq!(scored["risk_band"], "medium");
+
+    let recs = demo.ok("/recommendations/5?category=books").await;
+    assert_eq!(
+        recs["recommendations"],
+        json!(["book-rust", "book-sql", "book-ml"])
+    );
+    assert_eq!(recs["scores"].as_array().unwrap().len(), 3);
+
+    let overview = demo.ok("/credit-overview/2?currency=EUR").await;
+    assert_eq!(
+        overview["customer"],
+        json!({"id": 2, "name": "Alan Turing", "segment": "silver"})
+    );
+    assert_eq!(overview["currency"], "EUR");
+    assert_eq!(overview["spending"]["orders"], 2);
+    assert_eq!(overview["credit"]["bureau"], "demo-bureau");
+
+    // Declared inputs guard every new endpoint.
+    let (status, problem) = demo.get("/risk/not-a-number").await;
+    assert_eq!(status, 400, "{problem}");
+
+    // The docs and the document list every endpoint.
+    let doc = demo.ok("/openapi.json").await;
+    for path in [
+        "/customers/get_customer_360/{customer_id}",
+        "/risk/{customer_id}",
+        "/risk/score",
+        "/recommendations/{customer_id}",
+        "/credit-overview/{customer_id}",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} is not documented");
+    }
+    let docs = demo
+        .client
+        .get(format!("{}/docs/", demo.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(docs.status(), 200);
+
+    demo.child.kill().await.unwrap();
+}
