@@ -51,7 +51,6 @@ pub(crate) fn scalar_text(v: &Value) -> Option<String> {
 pub(crate) struct HttpClient {
     client: reqwest::Client,
     base: reqwest::Url,
-    headers: HeaderMap,
     /// Appended to every query (API keys sent as a query parameter).
     query: Vec<(String, String)>,
     max_response_bytes: u64,
@@ -102,9 +101,11 @@ impl HttpClient {
             value.set_sensitive(true);
             headers.insert(name, value);
         }
+        // Sent by the client itself: nothing to copy per request.
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("orchestrator/", env!("CARGO_PKG_VERSION")));
+            .user_agent(concat!("orchestrator/", env!("CARGO_PKG_VERSION")))
+            .default_headers(headers);
         if let Some(t) = http.timeout {
             builder = builder.connect_timeout(t);
         }
@@ -114,7 +115,6 @@ impl HttpClient {
         Ok(Self {
             client,
             base,
-            headers,
             query,
             max_response_bytes: http
                 .max_response_bytes
@@ -144,10 +144,9 @@ impl HttpClient {
         out: Outgoing,
     ) -> Result<Value, SourceError> {
         let url = self.url(&out);
-        let mut req = self
-            .client
-            .request(out.method.clone(), url.clone())
-            .headers(self.headers.clone());
+        // For error messages only.
+        let what = || format!("{} {}", out.method, url.path());
+        let mut req = self.client.request(out.method.clone(), url.clone());
         if !call.request.request_id.is_empty()
             && let Ok(id) = HeaderValue::from_str(&call.request.request_id)
         {
@@ -157,7 +156,7 @@ impl HttpClient {
             "traceparent",
             traceparent(call.request.headers.get("traceparent")),
         );
-        for (k, v) in out.headers {
+        for (k, v) in &out.headers {
             req = req.header(k, v);
         }
         if let Some(body) = &out.body {
@@ -171,55 +170,69 @@ impl HttpClient {
                 .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
                 .body(bytes);
         }
-        let what = format!("{} {}", out.method, url.path());
-        let mut resp = req.send().await.map_err(|e| transport_error(&what, &e))?;
+        let mut resp = req.send().await.map_err(|e| transport_error(&what(), &e))?;
         let status = resp.status();
-        if let Some(len) = resp.content_length()
-            && len > self.max_response_bytes
-        {
-            return Err(SourceError::new(
-                SourceErrorKind::InvalidResponse,
-                format!(
-                    "{what}: the response has {len} bytes, more than the {} allowed (`max_response_bytes`)",
-                    self.max_response_bytes
-                ),
-            ));
-        }
-        let content_type = resp
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
-        let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| transport_error(&what, &e))? {
-            if (body.len() + chunk.len()) as u64 > self.max_response_bytes {
+        let content_type = resp.headers().get(CONTENT_TYPE).cloned();
+        let body = match resp.content_length() {
+            Some(len) if len > self.max_response_bytes => {
                 return Err(SourceError::new(
                     SourceErrorKind::InvalidResponse,
                     format!(
-                        "{what}: the response is larger than the {} bytes allowed (`max_response_bytes`)",
+                        "{}: the response has {len} bytes, more than the {} allowed (`max_response_bytes`)",
+                        what(),
                         self.max_response_bytes
                     ),
                 ));
             }
-            body.extend_from_slice(&chunk);
-        }
+            // Within the limit by its own account: take it whole, without copying chunks.
+            Some(_) => resp
+                .bytes()
+                .await
+                .map_err(|e| transport_error(&what(), &e))?
+                .to_vec(),
+            None => {
+                let mut body = Vec::new();
+                while let Some(chunk) = resp
+                    .chunk()
+                    .await
+                    .map_err(|e| transport_error(&what(), &e))?
+                {
+                    if (body.len() + chunk.len()) as u64 > self.max_response_bytes {
+                        return Err(SourceError::new(
+                            SourceErrorKind::InvalidResponse,
+                            format!(
+                                "{}: the response is larger than the {} bytes allowed (`max_response_bytes`)",
+                                what(),
+                                self.max_response_bytes
+                            ),
+                        ));
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                body
+            }
+        };
         if !status.is_success() {
             return Err(SourceError::new(
                 SourceErrorKind::Upstream {
                     status: status.as_u16(),
                 },
-                format!("{what}: HTTP {status}: {}", excerpt(&body)),
+                format!("{}: HTTP {status}: {}", what(), excerpt(&body)),
             ));
         }
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(Value::Null);
         }
         serde_json::from_slice(&body).map_err(|e| {
+            let content_type = content_type
+                .as_ref()
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
             SourceError::new(
                 SourceErrorKind::InvalidResponse,
                 format!(
-                    "{what}: the response is not JSON ({e}; content-type `{content_type}`): {}",
+                    "{}: the response is not JSON ({e}; content-type `{content_type}`): {}",
+                    what(),
                     excerpt(&body)
                 ),
             )

@@ -554,18 +554,21 @@ impl Api {
     }
 }
 
-/// `name;dur=12.3;desc="database", …, total;dur=…` from a trace.
+/// `name;dur=12.345;desc="database", …, total;dur=…` from a trace (milliseconds with
+/// microsecond precision, written with integer arithmetic).
 fn server_timing(t: &Trace) -> String {
-    let mut out = String::new();
-    for s in &t.sources {
-        let _ = write!(
-            out,
-            "{};dur={:.3};desc=\"{}\", ",
-            s.name,
-            s.duration.as_secs_f64() * 1000.0,
-            s.kind
-        );
+    fn dur(out: &mut String, d: std::time::Duration) {
+        let us = d.as_micros();
+        let _ = write!(out, "dur={}.{:03}", us / 1000, us % 1000);
     }
-    let _ = write!(out, "total;dur={:.3}", t.duration.as_secs_f64() * 1000.0);
+    let mut out = String::with_capacity(48 * (t.sources.len() + 1));
+    for s in &t.sources {
+        out.push_str(&s.name);
+        out.push(';');
+        dur(&mut out, s.duration);
+        let _ = write!(out, ";desc=\"{}\", ", s.kind);
+    }
+    out.push_str("total;");
+    dur(&mut out, t.duration);
     out
 }

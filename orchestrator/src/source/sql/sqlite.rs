@@ -17,7 +17,12 @@ pub(super) fn connect_lazy(url: &str, settings: &PoolSettings) -> Result<SqliteP
     // `sqlite::memory:` becomes a uniquely named shared-cache database, so every connection
     // of the pool sees the same data; it lives as long as the pool keeps a connection.
     let options = SqliteConnectOptions::from_str(url)?;
-    Ok(settings.options().connect_lazy_with(options))
+    // An in-process database has no peer that can hang up: pinging before every query would
+    // only add a round trip to the connection's worker thread.
+    Ok(settings
+        .options()
+        .test_before_acquire(false)
+        .connect_lazy_with(options))
 }
 
 pub(super) async fn run<'a>(

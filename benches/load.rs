@@ -1,0 +1,674 @@
+//! Load harness: the library against a hand-written handler, over real sockets, one command.
+//!
+//! ```text
+//! cargo run --release -p benches --bin load            # full run (several minutes)
+//! cargo run --release -p benches --bin load -- --smoke # every scenario, tiny (what CI runs)
+//! ```
+//!
+//! In one process it starts its backends (an HTTP backend answering fixed JSON after an
+//! optional per-route delay, and a SQLite file), serves the same composite endpoint two ways —
+//! **(a)** the plans mounted in axum (or actix-web) through the library, **(b)** a hand-written
+//! axum handler making the same calls with the same clients and building the same JSON — and
+//! drives them alternately (A B A B …, warm-up excluded) with a closed-loop client at a fixed
+//! concurrency, recording latencies in an HDR histogram. Each runtime (backend, server, load)
+//! has its own thread, so the three share the machine's cores the same way for A and B.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path as UrlPath, State};
+use axum::routing::get;
+use hdrhistogram::Histogram;
+use orchestrator::Orchestrator;
+use orchestrator::web::Api;
+use serde_json::{Map, Value, json};
+
+/// How long things run.
+#[derive(Debug, Clone, Copy)]
+struct Budget {
+    warmup: Duration,
+    round: Duration,
+    rounds: usize,
+    concurrency: usize,
+    soak: Duration,
+    fan_out: &'static [usize],
+    load_sizes: &'static [usize],
+}
+
+const FULL: Budget = Budget {
+    warmup: Duration::from_secs(2),
+    round: Duration::from_secs(4),
+    rounds: 5,
+    concurrency: 32,
+    soak: Duration::from_secs(60),
+    fan_out: &[1, 4, 16, 64],
+    load_sizes: &[10, 100, 1000],
+};
+
+const SMOKE: Budget = Budget {
+    warmup: Duration::from_millis(100),
+    round: Duration::from_millis(300),
+    rounds: 2,
+    concurrency: 4,
+    soak: Duration::from_millis(500),
+    fan_out: &[1, 4],
+    load_sizes: &[10, 100],
+};
+
+/// A runtime on its own thread.
+fn runtime(name: &str) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name(name)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+// ---------------------------------------------------------------- backends
+
+/// `GET /delay/{ms}/{name}`: fixed JSON for `name` after `ms` milliseconds.
+async fn backend_handler(UrlPath((ms, name)): UrlPath<(u64, String)>) -> axum::response::Response {
+    if ms > 0 {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    let body = json!({
+        "source": name,
+        "score": 712, "band": "A", "limit": 5000,
+        "ltv": 1520.5, "frequency": 3.2, "churn": 0.12,
+        "items": [{"id": 1, "amount": 10.5}, {"id": 2, "amount": 20.25}],
+        "meta": {"region": "eu", "tier": "gold"}
+    });
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+use axum::response::IntoResponse as _;
+
+fn start_backend(rt: &tokio::runtime::Runtime) -> SocketAddr {
+    rt.block_on(async {
+        let app = axum::Router::new().route("/delay/{ms}/{name}", get(backend_handler));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        addr
+    })
+}
+
+async fn seed_sqlite(path: &Path) {
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite:{}?mode=rwc", path.display()))
+        .await
+        .unwrap();
+    sqlx::raw_sql(
+        "CREATE TABLE customers (customer_id INTEGER PRIMARY KEY, name TEXT NOT NULL, email TEXT, segment TEXT, city TEXT);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000)
+         INSERT INTO customers SELECT i, 'Customer ' || i, 'c' || i || '@example.com', 'gold', 'London' FROM n;",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+}
+
+// ---------------------------------------------------------------- scenario (i): the configs
+
+/// The overhead scenario: 3 HTTP sources + 1 SQLite lookup, a 20-field mapping.
+fn overhead_config(dir: &Path, backend: SocketAddr, db: &Path) {
+    let files = [
+        (
+            "database.yaml",
+            format!(
+                "database:\n  sources:\n    default: {{connection_string: \"sqlite:{}\", pool_size: 8}}\n  operations:\n    get_customer:\n      query: \"SELECT customer_id, name, email, segment, city FROM customers WHERE customer_id = :id\"\n      params: {{id: integer}}\n",
+                db.display()
+            ),
+        ),
+        (
+            "integrations/api_sources.yaml",
+            format!(
+                "api:\n  sources:\n    backend:\n      base_url: \"http://{backend}\"\n      timeout: 5s\n      operations:\n        credit: {{path: \"/delay/0/credit\"}}\n        features: {{path: \"/delay/0/features\"}}\n        orders: {{path: \"/delay/0/orders\"}}\n"
+            ),
+        ),
+        (
+            "domains/bench.yaml",
+            r#"endpoints:
+  overview:
+    path: /overview/{id}
+    method: [GET]
+    data_sources:
+      - {name: profile, type: database, operation: get_customer, params: {id: "$request.id"}}
+      - {name: credit, type: api, operation: credit}
+      - {name: features, type: api, operation: features}
+      - {name: orders, type: api, operation: orders}
+    response_mapping:
+      id: "$profile.customer_id"
+      name: "$profile.name"
+      email: "$profile.email"
+      segment: "$profile.segment"
+      city: "$profile.city"
+      credit_score: "$credit.score"
+      credit_band: "$credit.band"
+      credit_limit: "$credit.limit"
+      ltv: "$features.ltv"
+      frequency: "$features.frequency"
+      churn: "$features.churn"
+      region: "$features.meta.region"
+      tier: "$features.meta.tier"
+      first_order: "$orders.items[0].id"
+      order_ids: "$orders.items[*].id"
+      first_amount: "$orders.items[0].amount"
+      credit_source: "$credit.source"
+      features_source: "$features.source"
+      orders_source: "$orders.source"
+      version: 1
+"#
+            .to_owned(),
+        ),
+    ];
+    write_files(dir, &files);
+}
+
+fn write_files(dir: &Path, files: &[(&str, String)]) {
+    for (path, text) in files {
+        let p = dir.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+}
+
+/// (b): the same endpoint written by hand with the same clients.
+#[derive(Clone)]
+struct Manual {
+    client: reqwest::Client,
+    pool: sqlx::SqlitePool,
+    backend: SocketAddr,
+}
+
+async fn manual_overview(
+    State(m): State<Manual>,
+    UrlPath(id): UrlPath<String>,
+) -> axum::response::Response {
+    let Ok(id) = id.parse::<i64>() else {
+        return axum::http::StatusCode::BAD_REQUEST.into_response();
+    };
+    let fetch = |name: &'static str| {
+        let (client, backend) = (m.client.clone(), m.backend);
+        async move {
+            let r = client
+                .get(format!("http://{backend}/delay/0/{name}"))
+                .send()
+                .await
+                .ok()?;
+            serde_json::from_slice::<Value>(&r.bytes().await.ok()?).ok()
+        }
+    };
+    let profile = async {
+        use sqlx::Row as _;
+        sqlx::query("SELECT customer_id, name, email, segment, city FROM customers WHERE customer_id = ?1")
+            .bind(id)
+            .fetch_optional(&m.pool)
+            .await
+            .ok()
+            .flatten()
+            .map(|r| {
+                json!({"customer_id": r.get::<i64, _>(0), "name": r.get::<String, _>(1), "email": r.get::<Option<String>, _>(2),
+                       "segment": r.get::<Option<String>, _>(3), "city": r.get::<Option<String>, _>(4)})
+            })
+    };
+    let (profile, credit, features, orders) =
+        tokio::join!(profile, fetch("credit"), fetch("features"), fetch("orders"));
+    let (Some(p), Some(c), Some(f), Some(o)) = (profile, credit, features, orders) else {
+        return axum::http::StatusCode::BAD_GATEWAY.into_response();
+    };
+    let mut out = Map::new();
+    out.insert("id".into(), p["customer_id"].clone());
+    out.insert("name".into(), p["name"].clone());
+    out.insert("email".into(), p["email"].clone());
+    out.insert("segment".into(), p["segment"].clone());
+    out.insert("city".into(), p["city"].clone());
+    out.insert("credit_score".into(), c["score"].clone());
+    out.insert("credit_band".into(), c["band"].clone());
+    out.insert("credit_limit".into(), c["limit"].clone());
+    out.insert("ltv".into(), f["ltv"].clone());
+    out.insert("frequency".into(), f["frequency"].clone());
+    out.insert("churn".into(), f["churn"].clone());
+    out.insert("region".into(), f["meta"]["region"].clone());
+    out.insert("tier".into(), f["meta"]["tier"].clone());
+    out.insert("first_order".into(), o["items"][0]["id"].clone());
+    out.insert(
+        "order_ids".into(),
+        Value::Array(
+            o["items"]
+                .as_array()
+                .map(|i| i.iter().map(|x| x["id"].clone()).collect())
+                .unwrap_or_default(),
+        ),
+    );
+    out.insert("first_amount".into(), o["items"][0]["amount"].clone());
+    out.insert("credit_source".into(), c["source"].clone());
+    out.insert("features_source".into(), f["source"].clone());
+    out.insert("orders_source".into(), o["source"].clone());
+    out.insert("version".into(), json!(1));
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        serde_json::to_vec(&Value::Object(out)).unwrap(),
+    )
+        .into_response()
+}
+
+// ---------------------------------------------------------------- serving
+
+/// A server under test: its base URL and a way to stop it.
+struct Served {
+    base: String,
+    stop: Box<dyn FnOnce()>,
+}
+
+fn serve_axum(rt: &tokio::runtime::Runtime, app: axum::Router) -> Served {
+    let (addr, task) = rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        (
+            addr,
+            tokio::spawn(async move { axum::serve(listener, app).await.unwrap() }),
+        )
+    });
+    Served {
+        base: format!("http://{addr}"),
+        stop: Box::new(move || task.abort()),
+    }
+}
+
+fn serve_actix(api: Api) -> Served {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let server = actix_web::HttpServer::new(move || {
+                actix_web::App::new().service(
+                    actix_web::web::scope("/api")
+                        .configure(orchestrator::web::actix::configure(api.clone())),
+                )
+            })
+            .workers(1)
+            .bind(("127.0.0.1", 0))
+            .unwrap();
+            let addr = server.addrs()[0];
+            let server = server.run();
+            tx.send((addr, server.handle())).unwrap();
+            let _ = server.await;
+        });
+    });
+    let (addr, handle) = rx.recv().unwrap();
+    Served {
+        base: format!("http://{addr}"),
+        stop: Box::new(move || drop(handle.stop(false))),
+    }
+}
+
+// ---------------------------------------------------------------- load generation
+
+/// One measured round.
+#[derive(Debug, Clone)]
+struct Round {
+    rps: f64,
+    p50: Duration,
+    p99: Duration,
+    max: Duration,
+    errors: u64,
+}
+
+/// Closed loop: `concurrency` tasks each send the next request when the last one answered.
+fn drive(
+    rt: &tokio::runtime::Runtime,
+    url: &str,
+    concurrency: usize,
+    warmup: Duration,
+    length: Duration,
+) -> Round {
+    rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(concurrency)
+            .build()
+            .unwrap();
+        let run = |d: Duration| {
+            let client = client.clone();
+            let url = url.to_owned();
+            async move {
+                let stop = Arc::new(AtomicBool::new(false));
+                let mut tasks = Vec::new();
+                for _ in 0..concurrency {
+                    let (client, url, stop) = (client.clone(), url.clone(), stop.clone());
+                    tasks.push(tokio::spawn(async move {
+                        let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+                        let mut errors = 0u64;
+                        while !stop.load(Ordering::Relaxed) {
+                            let t = Instant::now();
+                            match client.get(&url).send().await {
+                                Ok(r) if r.status().is_success() => {
+                                    let _ = r.bytes().await;
+                                    h.record(t.elapsed().as_micros().max(1) as u64).unwrap();
+                                }
+                                _ => errors += 1,
+                            }
+                        }
+                        (h, errors)
+                    }));
+                }
+                let start = Instant::now();
+                tokio::time::sleep(d).await;
+                stop.store(true, Ordering::Relaxed);
+                let mut all = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+                let mut errors = 0;
+                for t in tasks {
+                    let (h, e) = t.await.unwrap();
+                    all.add(h).unwrap();
+                    errors += e;
+                }
+                let elapsed = start.elapsed();
+                Round {
+                    rps: all.len() as f64 / elapsed.as_secs_f64(),
+                    p50: Duration::from_micros(all.value_at_quantile(0.5)),
+                    p99: Duration::from_micros(all.value_at_quantile(0.99)),
+                    max: Duration::from_micros(all.max()),
+                    errors,
+                }
+            }
+        };
+        run(warmup).await;
+        run(length).await
+    })
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn ratios(values: &mut [f64]) -> String {
+    values.sort_by(f64::total_cmp);
+    format!(
+        "min {:.3} / median {:.3} / max {:.3}",
+        values[0],
+        values[values.len() / 2],
+        values[values.len() - 1]
+    )
+}
+
+/// A B A B … rounds; prints each variant's rounds and the A/B ratios.
+fn compare(title: &str, load: &tokio::runtime::Runtime, a: &str, b: &str, budget: Budget) {
+    println!("\n## {title}\n");
+    println!(
+        "| round | variant | req/s | p50 | p99 | max | errors |\n|---|---|---|---|---|---|---|"
+    );
+    let (mut rps, mut p99) = (Vec::new(), Vec::new());
+    for round in 1..=budget.rounds {
+        let ra = drive(load, a, budget.concurrency, budget.warmup, budget.round);
+        let rb = drive(load, b, budget.concurrency, budget.warmup, budget.round);
+        for (name, r) in [("(a) library", &ra), ("(b) hand-written", &rb)] {
+            println!(
+                "| {round} | {name} | {:.0} | {} | {} | {} | {} |",
+                r.rps,
+                ms(r.p50),
+                ms(r.p99),
+                ms(r.max),
+                r.errors
+            );
+        }
+        rps.push(ra.rps / rb.rps);
+        p99.push(ra.p99.as_secs_f64() / rb.p99.as_secs_f64());
+    }
+    println!("\nthroughput (a)/(b): {}", ratios(&mut rps));
+    println!("p99 (a)/(b): {}", ratios(&mut p99));
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn main() {
+    let smoke = std::env::args().any(|a| a == "--smoke");
+    let budget = if smoke { SMOKE } else { FULL };
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    println!(
+        "# orchestrator load harness{}",
+        if smoke { " (smoke)" } else { "" }
+    );
+    println!(
+        "\nconcurrency {}, {} rounds of {:?} per variant after {:?} of warm-up",
+        budget.concurrency, budget.rounds, budget.round, budget.warmup
+    );
+
+    let backend_rt = runtime("backend");
+    let server_rt = runtime("server");
+    let load_rt = runtime("load");
+    let backend = start_backend(&backend_rt);
+    let work = tempfile::tempdir().unwrap();
+    let db = work.path().join("bench.db");
+    server_rt.block_on(seed_sqlite(&db));
+
+    // (i) overhead, axum: library vs hand-written.
+    let config = work.path().join("overhead");
+    overhead_config(&config, backend, &db);
+    let orchestrator = server_rt.block_on(async { Orchestrator::from_dir(&config).unwrap() });
+    let api = Api::new(&orchestrator);
+    let library = serve_axum(
+        &server_rt,
+        axum::Router::new().nest("/api", orchestrator::web::axum::router(api.clone())),
+    );
+    let manual = server_rt.block_on(async {
+        Manual {
+            client: reqwest::Client::new(),
+            pool: sqlx::sqlite::SqlitePoolOptions::new()
+                .max_connections(8)
+                .connect(&format!("sqlite:{}", db.display()))
+                .await
+                .unwrap(),
+            backend,
+        }
+    });
+    let hand = serve_axum(
+        &server_rt,
+        axum::Router::new()
+            .route("/overview/{id}", get(manual_overview))
+            .with_state(manual),
+    );
+    let a = format!("{}/api/overview/42", library.base);
+    let b = format!("{}/overview/42", hand.base);
+    // Both answer the same document.
+    let (da, db_) = load_rt.block_on(async {
+        let c = reqwest::Client::new();
+        let get = |u: String| {
+            let c = c.clone();
+            async move {
+                serde_json::from_slice::<Value>(
+                    &c.get(u).send().await.unwrap().bytes().await.unwrap(),
+                )
+                .unwrap()
+            }
+        };
+        (get(a.clone()).await, get(b.clone()).await)
+    });
+    assert_eq!(da, db_, "the two variants must answer the same JSON");
+    assert_eq!(da.as_object().map(Map::len), Some(20));
+    // `--profile a|b SECS`: drive one variant only, for a profiler.
+    let argv: Vec<String> = std::env::args().collect();
+    if let Some(i) = argv.iter().position(|x| x == "--profile") {
+        let url = if argv.get(i + 1).map(String::as_str) == Some("b") {
+            &b
+        } else {
+            &a
+        };
+        let secs = argv.get(i + 2).and_then(|s| s.parse().ok()).unwrap_or(20);
+        let r = drive(
+            &load_rt,
+            url,
+            budget.concurrency,
+            Duration::ZERO,
+            Duration::from_secs(secs),
+        );
+        println!(
+            "{url}: {:.0} req/s, p50 {}, p99 {}",
+            r.rps,
+            ms(r.p50),
+            ms(r.p99)
+        );
+        return;
+    }
+    compare(
+        "(i) overhead: 3 HTTP sources + 1 SQLite lookup, 20-field mapping (axum)",
+        &load_rt,
+        &a,
+        &b,
+        budget,
+    );
+
+    // (vi) the same, mounted in actix-web.
+    let actix = serve_actix(api.clone());
+    let a_actix = format!("{}/api/overview/42", actix.base);
+    compare(
+        "(vi) overhead mounted in actix-web vs the hand-written axum handler",
+        &load_rt,
+        &a_actix,
+        &b,
+        budget,
+    );
+    (actix.stop)();
+
+    // (iv) memory: RSS after warm-up and after a soak at saturation (the whole process:
+    // server, backend and load generator share it).
+    println!("\n## (iv) memory\n");
+    drive(
+        &load_rt,
+        &a,
+        budget.concurrency,
+        budget.warmup,
+        budget.round,
+    );
+    let warm = rss_kib();
+    drive(
+        &load_rt,
+        &a,
+        budget.concurrency,
+        Duration::ZERO,
+        budget.soak,
+    );
+    let soaked = rss_kib();
+    println!(
+        "RSS after warm-up {warm} KiB, after {:?} at saturation {soaked} KiB: growth {:+.1} %",
+        budget.soak,
+        (soaked as f64 / warm.max(1) as f64 - 1.0) * 100.0
+    );
+    (library.stop)();
+    (hand.stop)();
+
+    // (ii) fan-out: N independent sources, each 20 ms.
+    println!("\n## (ii) fan-out: N independent sources, each answering after 20 ms\n");
+    println!("| N | req/s | p50 | p99 | max |\n|---|---|---|---|---|");
+    for &n in budget.fan_out {
+        let dir = work.path().join(format!("fan{n}"));
+        let sources: String = (0..n)
+            .map(|i| format!("      - {{name: s{i}, type: api, operation: slow, params: {{}}}}\n"))
+            .collect();
+        write_files(
+            &dir,
+            &[
+                (
+                    "integrations/api_sources.yaml",
+                    format!(
+                        "api:\n  sources:\n    backend:\n      base_url: \"http://{backend}\"\n      operations:\n        slow: {{path: \"/delay/20/slow\"}}\n"
+                    ),
+                ),
+                (
+                    "domains/fan.yaml",
+                    format!(
+                        "endpoints:\n  fan:\n    path: /fan\n    method: [GET]\n    data_sources:\n{sources}    response_mapping: {{n: {n}}}\n"
+                    ),
+                ),
+            ],
+        );
+        let o = server_rt.block_on(async { Orchestrator::from_dir(&dir).unwrap() });
+        let s = serve_axum(&server_rt, orchestrator::web::axum::router(Api::new(&o)));
+        let r = drive(
+            &load_rt,
+            &format!("{}/fan", s.base),
+            budget.concurrency.min(8),
+            budget.warmup,
+            budget.round,
+        );
+        println!(
+            "| {n} | {:.0} | {} | {} | {} |",
+            r.rps,
+            ms(r.p50),
+            ms(r.p99),
+            ms(r.max)
+        );
+        (s.stop)();
+    }
+
+    // (iii) a chain of depth 4: each source reads the previous one's result.
+    println!("\n## (iii) chain of depth 4 (each hop 5 ms)\n");
+    let dir = work.path().join("chain");
+    write_files(
+        &dir,
+        &[
+            ("integrations/api_sources.yaml", format!("api:\n  sources:\n    backend:\n      base_url: \"http://{backend}\"\n      operations:\n        hop: {{path: \"/delay/5/{{from}}\"}}\n")),
+            (
+                "domains/chain.yaml",
+                "endpoints:\n  chain:\n    path: /chain\n    method: [GET]\n    data_sources:\n      - {name: a, type: api, operation: hop, params: {from: start}}\n      - {name: b, type: api, operation: hop, params: {from: \"$a.source\"}}\n      - {name: c, type: api, operation: hop, params: {from: \"$b.source\"}}\n      - {name: d, type: api, operation: hop, params: {from: \"$c.source\"}}\n    response_mapping: {last: \"$d.source\"}\n".to_owned(),
+            ),
+        ],
+    );
+    let o = server_rt.block_on(async { Orchestrator::from_dir(&dir).unwrap() });
+    let s = serve_axum(&server_rt, orchestrator::web::axum::router(Api::new(&o)));
+    let r = drive(
+        &load_rt,
+        &format!("{}/chain", s.base),
+        budget.concurrency.min(8),
+        budget.warmup,
+        budget.round,
+    );
+    println!(
+        "| depth | req/s | p50 | p99 | max |\n|---|---|---|---|---|\n| 4 | {:.0} | {} | {} | {} |",
+        r.rps,
+        ms(r.p50),
+        ms(r.p99),
+        ms(r.max)
+    );
+    (s.stop)();
+
+    // (v) load + validate time of generated configs.
+    println!("\n## (v) load + validate\n");
+    println!("| endpoints | time |\n|---|---|");
+    for &n in budget.load_sizes {
+        let dir = work.path().join(format!("gen{n}"));
+        let mut domain = String::from("endpoints:\n");
+        for i in 0..n {
+            domain.push_str(&format!(
+                "  e{i}:\n    data_sources:\n      - {{name: a, type: direct, params: {{id: \"$request.id\", n: {i}}}}}\n      - {{name: b, type: direct, params: {{x: \"$a.n\", y: \"$= $a.n * 2\"}}, retries: 2}}\n    response_mapping: {{id: \"$a.id\", twice: \"$b.y\", label: \"$a.label || 'none'\", nested: {{a: \"$b.x\"}}}}\n"
+            ));
+        }
+        write_files(&dir, &[("domains/gen.yaml", domain)]);
+        let best = (0..3)
+            .map(|_| {
+                let t = Instant::now();
+                let plan = orchestrator::config::load_dir(&dir).unwrap();
+                assert_eq!(plan.endpoints.len(), n);
+                t.elapsed()
+            })
+            .min()
+            .unwrap();
+        println!("| {n} | {} |", ms(best));
+    }
+    println!("\ndone");
+}
