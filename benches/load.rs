@@ -425,6 +425,28 @@ fn compare(title: &str, load: &tokio::runtime::Runtime, a: &str, b: &str, budget
     println!("p99 (a)/(b): {}", ratios(&mut p99));
 }
 
+/// Serves config `dir` through the library and drives `path` (at most 8 clients: the delayed
+/// scenarios measure latency, not saturation).
+fn measure_dir(
+    server_rt: &tokio::runtime::Runtime,
+    load_rt: &tokio::runtime::Runtime,
+    dir: &Path,
+    path: &str,
+    budget: Budget,
+) -> Round {
+    let o = server_rt.block_on(async { Orchestrator::from_dir(dir).unwrap() });
+    let s = serve_axum(server_rt, orchestrator::web::axum::router(Api::new(&o)));
+    let r = drive(
+        load_rt,
+        &format!("{}{path}", s.base),
+        budget.concurrency.min(8),
+        budget.warmup,
+        budget.round,
+    );
+    (s.stop)();
+    r
+}
+
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -597,15 +619,7 @@ fn main() {
                 ),
             ],
         );
-        let o = server_rt.block_on(async { Orchestrator::from_dir(&dir).unwrap() });
-        let s = serve_axum(&server_rt, orchestrator::web::axum::router(Api::new(&o)));
-        let r = drive(
-            &load_rt,
-            &format!("{}/fan", s.base),
-            budget.concurrency.min(8),
-            budget.warmup,
-            budget.round,
-        );
+        let r = measure_dir(&server_rt, &load_rt, &dir, "/fan", budget);
         println!(
             "| {n} | {:.0} | {} | {} | {} |",
             r.rps,
@@ -613,7 +627,6 @@ fn main() {
             ms(r.p99),
             ms(r.max)
         );
-        (s.stop)();
     }
 
     // (iii) a chain of depth 4: each source reads the previous one's result.
@@ -629,15 +642,7 @@ fn main() {
             ),
         ],
     );
-    let o = server_rt.block_on(async { Orchestrator::from_dir(&dir).unwrap() });
-    let s = serve_axum(&server_rt, orchestrator::web::axum::router(Api::new(&o)));
-    let r = drive(
-        &load_rt,
-        &format!("{}/chain", s.base),
-        budget.concurrency.min(8),
-        budget.warmup,
-        budget.round,
-    );
+    let r = measure_dir(&server_rt, &load_rt, &dir, "/chain", budget);
     println!(
         "| depth | req/s | p50 | p99 | max |\n|---|---|---|---|---|\n| 4 | {:.0} | {} | {} | {} |",
         r.rps,
@@ -645,7 +650,6 @@ fn main() {
         ms(r.p99),
         ms(r.max)
     );
-    (s.stop)();
 
     // (v) load + validate time of generated configs.
     println!("\n## (v) load + validate\n");

@@ -397,7 +397,13 @@ impl Engine {
                 state.sources[i].outcome = Outcome::Cancelled;
                 let span =
                     tracing::debug_span!("source", source = %c.names[i], kind = %c.steps[i].kind);
-                running.push(attempts(c, e, i, params, request, deadline).instrument(span));
+                let attempt = attempts(c, e, i, params, request, deadline);
+                // Entering and leaving a span nobody listens to still costs a little per poll.
+                running.push(if span.is_disabled() {
+                    futures::future::Either::Left(attempt)
+                } else {
+                    futures::future::Either::Right(attempt.instrument(span))
+                });
             }
             let Some((i, attempts, notes, result)) = running.next().await else {
                 return Ok(());

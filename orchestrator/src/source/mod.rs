@@ -80,22 +80,30 @@ pub struct SourceCall<'a> {
 ///
 /// [`SourceTrace::notes`]: crate::engine::SourceTrace::notes
 #[derive(Debug, Default)]
-pub struct Notes(std::sync::Mutex<Vec<String>>);
+pub struct Notes {
+    notes: std::sync::Mutex<Vec<String>>,
+    /// Most sources leave none: taking them then costs no lock.
+    any: std::sync::atomic::AtomicBool,
+}
 
 impl Notes {
     /// Adds a remark.
     pub fn push(&self, note: impl Into<String>) {
-        self.0
+        self.notes
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(note.into());
+        self.any.store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// Takes the remarks out.
     pub fn take(&self) -> Vec<String> {
+        if !self.any.swap(false, std::sync::atomic::Ordering::Acquire) {
+            return Vec::new();
+        }
         std::mem::take(
             &mut *self
-                .0
+                .notes
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         )
