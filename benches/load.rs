@@ -425,24 +425,20 @@ fn compare(title: &str, load: &tokio::runtime::Runtime, a: &str, b: &str, budget
     println!("p99 (a)/(b): {}", ratios(&mut p99));
 }
 
-/// Serves config `dir` through the library and drives `path` (at most 8 clients: the delayed
-/// scenarios measure latency, not saturation).
+/// Serves config `dir` through the library and drives `path` with 1 and with 8 clients: one
+/// client measures what orchestration adds to the sources' latency, eight add queueing on the
+/// shared cores.
 fn measure_dir(
     server_rt: &tokio::runtime::Runtime,
     load_rt: &tokio::runtime::Runtime,
     dir: &Path,
     path: &str,
     budget: Budget,
-) -> Round {
+) -> [Round; 2] {
     let o = server_rt.block_on(async { Orchestrator::from_dir(dir).unwrap() });
     let s = serve_axum(server_rt, orchestrator::web::axum::router(Api::new(&o)));
-    let r = drive(
-        load_rt,
-        &format!("{}{path}", s.base),
-        budget.concurrency.min(8),
-        budget.warmup,
-        budget.round,
-    );
+    let url = format!("{}{path}", s.base);
+    let r = [1, 8].map(|clients| drive(load_rt, &url, clients, budget.warmup, budget.round));
     (s.stop)();
     r
 }
@@ -596,7 +592,7 @@ fn main() {
 
     // (ii) fan-out: N independent sources, each 20 ms.
     println!("\n## (ii) fan-out: N independent sources, each answering after 20 ms\n");
-    println!("| N | req/s | p50 | p99 | max |\n|---|---|---|---|---|");
+    println!("| N | clients | req/s | p50 | p99 | max |\n|---|---|---|---|---|---|");
     for &n in budget.fan_out {
         let dir = work.path().join(format!("fan{n}"));
         let sources: String = (0..n)
@@ -619,14 +615,18 @@ fn main() {
                 ),
             ],
         );
-        let r = measure_dir(&server_rt, &load_rt, &dir, "/fan", budget);
-        println!(
-            "| {n} | {:.0} | {} | {} | {} |",
-            r.rps,
-            ms(r.p50),
-            ms(r.p99),
-            ms(r.max)
-        );
+        for (clients, r) in [1, 8]
+            .iter()
+            .zip(measure_dir(&server_rt, &load_rt, &dir, "/fan", budget))
+        {
+            println!(
+                "| {n} | {clients} | {:.0} | {} | {} | {} |",
+                r.rps,
+                ms(r.p50),
+                ms(r.p99),
+                ms(r.max)
+            );
+        }
     }
 
     // (iii) a chain of depth 4: each source reads the previous one's result.
@@ -642,14 +642,19 @@ fn main() {
             ),
         ],
     );
-    let r = measure_dir(&server_rt, &load_rt, &dir, "/chain", budget);
-    println!(
-        "| depth | req/s | p50 | p99 | max |\n|---|---|---|---|---|\n| 4 | {:.0} | {} | {} | {} |",
-        r.rps,
-        ms(r.p50),
-        ms(r.p99),
-        ms(r.max)
-    );
+    println!("| depth | clients | req/s | p50 | p99 | max |\n|---|---|---|---|---|---|");
+    for (clients, r) in [1, 8]
+        .iter()
+        .zip(measure_dir(&server_rt, &load_rt, &dir, "/chain", budget))
+    {
+        println!(
+            "| 4 | {clients} | {:.0} | {} | {} | {} |",
+            r.rps,
+            ms(r.p50),
+            ms(r.p99),
+            ms(r.max)
+        );
+    }
 
     // (v) load + validate time of generated configs.
     println!("\n## (v) load + validate\n");
