@@ -220,6 +220,24 @@ impl PoolSettings {
     }
 }
 
+/// Runs a bound query: its first row when `one`, every row otherwise.
+async fn fetch<'q, DB>(
+    pool: &sqlx::Pool<DB>,
+    query: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>,
+    one: bool,
+) -> Result<Vec<DB::Row>, sqlx::Error>
+where
+    DB: sqlx::Database,
+    <DB as sqlx::Database>::Arguments: sqlx::IntoArguments<DB>,
+    for<'c> &'c sqlx::Pool<DB>: sqlx::Executor<'c, Database = DB>,
+{
+    Ok(if one {
+        query.fetch_optional(pool).await?.into_iter().collect()
+    } else {
+        query.fetch_all(pool).await?
+    })
+}
+
 /// One decoded row, columns in select order.
 pub(crate) type Row = Map<String, Value>;
 

@@ -44,12 +44,11 @@ pub(super) async fn run<'a>(
             Bind::Json(v) => query.bind(Json(v)),
         };
     }
-    let rows = if one {
-        query.fetch_optional(pool).await?.into_iter().collect()
-    } else {
-        query.fetch_all(pool).await?
-    };
-    rows.iter().map(decode).collect()
+    super::fetch(pool, query, one)
+        .await?
+        .iter()
+        .map(decode)
+        .collect()
 }
 
 fn get<'r, T>(row: &'r PgRow, i: usize) -> Result<Value, sqlx::Error>

@@ -42,12 +42,11 @@ pub(super) async fn run<'a>(
             Bind::Json(v) => query.bind(v.to_string()),
         };
     }
-    let rows = if one {
-        query.fetch_optional(pool).await?.into_iter().collect()
-    } else {
-        query.fetch_all(pool).await?
-    };
-    rows.iter().map(decode).collect()
+    super::fetch(pool, query, one)
+        .await?
+        .iter()
+        .map(decode)
+        .collect()
 }
 
 fn decode(row: &SqliteRow) -> Result<Row, RunError> {
