@@ -344,24 +344,28 @@ impl<'v> Obj<'v> {
         self.opt(cx, key, Cx::duration)
     }
 
+    /// The mapping under `key` (empty when absent), each entry read by `f`.
+    pub(crate) fn map_of<T>(
+        &self,
+        cx: &mut Cx,
+        key: &str,
+        what: &str,
+        f: impl FnMut(&mut Cx, &str, &KeyPath, &'v Value) -> Option<T>,
+    ) -> std::collections::BTreeMap<String, T> {
+        self.get(key)
+            .map(|v| cx.entries(&self.at(key), v, what, f).into_iter().collect())
+            .unwrap_or_default()
+    }
+
     /// A mapping of strings to strings (`headers:`).
     pub(crate) fn string_map(
         &self,
         cx: &mut Cx,
         key: &str,
     ) -> std::collections::BTreeMap<String, String> {
-        self.get(key)
-            .map(|v| {
-                cx.entries(
-                    &self.at(key),
-                    v,
-                    "a mapping of names to strings",
-                    |cx, _, p, v| cx.string(p, v),
-                )
-                .into_iter()
-                .collect()
-            })
-            .unwrap_or_default()
+        self.map_of(cx, key, "a mapping of names to strings", |cx, _, p, v| {
+            cx.string(p, v)
+        })
     }
 
     /// A mapping of strings to raw JSON values (`query:` templates).
@@ -370,18 +374,9 @@ impl<'v> Obj<'v> {
         cx: &mut Cx,
         key: &str,
     ) -> std::collections::BTreeMap<String, Value> {
-        self.get(key)
-            .map(|v| {
-                cx.entries(
-                    &self.at(key),
-                    v,
-                    "a mapping of names to values",
-                    |_, _, _, v| Some(v.clone()),
-                )
-                .into_iter()
-                .collect()
-            })
-            .unwrap_or_default()
+        self.map_of(cx, key, "a mapping of names to values", |_, _, _, v| {
+            Some(v.clone())
+        })
     }
 }
 

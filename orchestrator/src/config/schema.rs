@@ -476,39 +476,29 @@ fn transforms(cx: &mut Cx, path: &KeyPath, v: &Value) -> Vec<Transform> {
 // ---------------------------------------------------------------- database.yaml
 
 pub(crate) fn database(cx: &mut Cx, doc: &Value, base_dir: &Path) -> DatabaseConfig {
-    let mut db = DatabaseConfig::default();
     let Some(root) = cx.object(&KeyPath::root(), doc, &["database"]) else {
-        return db;
+        return DatabaseConfig::default();
     };
     let Some(o) = root
         .get("database")
         .and_then(|v| cx.object(&root.at("database"), v, &["sources", "operations"]))
     else {
-        return db;
+        return DatabaseConfig::default();
     };
-    if let Some(v) = o.get("sources") {
-        db.sources = cx
-            .entries(
-                &o.at("sources"),
-                v,
-                "a mapping of connection names to settings",
-                |cx, _, p, v| db_connection(cx, p, v, base_dir),
-            )
-            .into_iter()
-            .collect();
+    DatabaseConfig {
+        sources: o.map_of(
+            cx,
+            "sources",
+            "a mapping of connection names to settings",
+            |cx, _, p, v| db_connection(cx, p, v, base_dir),
+        ),
+        operations: o.map_of(
+            cx,
+            "operations",
+            "a mapping of operation names to definitions",
+            db_operation,
+        ),
     }
-    if let Some(v) = o.get("operations") {
-        db.operations = cx
-            .entries(
-                &o.at("operations"),
-                v,
-                "a mapping of operation names to definitions",
-                db_operation,
-            )
-            .into_iter()
-            .collect();
-    }
-    db
 }
 
 fn db_connection(cx: &mut Cx, path: &KeyPath, v: &Value, base_dir: &Path) -> Option<DbConnection> {
@@ -609,19 +599,12 @@ fn db_operation(cx: &mut Cx, _: &str, path: &KeyPath, v: &Value) -> Option<DbOpe
                 cx.choice(p, v, ReturnType::NAMES, ReturnType::parse)
             })
             .unwrap_or_default(),
-        columns: o
-            .get("columns")
-            .map(|v| {
-                cx.entries(
-                    &o.at("columns"),
-                    v,
-                    "a mapping of column names to types",
-                    |cx, _, p, v| sql_type(cx, p, v),
-                )
-                .into_iter()
-                .collect()
-            })
-            .unwrap_or_default(),
+        columns: o.map_of(
+            cx,
+            "columns",
+            "a mapping of column names to types",
+            |cx, _, p, v| sql_type(cx, p, v),
+        ),
         source_id: o.opt_string(cx, "source_id"),
         origin: origin(cx),
     })
@@ -671,19 +654,12 @@ pub(crate) fn api(cx: &mut Cx, doc: &Value) -> ApiConfig {
             base_url: o.req(cx, "base_url", "the service's base URL", base_url)?,
             http: http_settings(cx, &o),
             auth: o.opt(cx, "auth", auth),
-            operations: o
-                .get("operations")
-                .map(|v| {
-                    cx.entries(
-                        &o.at("operations"),
-                        v,
-                        "a mapping of operation names to definitions",
-                        api_operation,
-                    )
-                    .into_iter()
-                    .collect()
-                })
-                .unwrap_or_default(),
+            operations: o.map_of(
+                cx,
+                "operations",
+                "a mapping of operation names to definitions",
+                api_operation,
+            ),
             origin: origin(cx),
         })
     });
@@ -888,19 +864,12 @@ pub(crate) fn feast(cx: &mut Cx, doc: &Value) -> FeastConfig {
         Some(FeastServer {
             url,
             http: http_settings(cx, &o),
-            operations: o
-                .get("operations")
-                .map(|v| {
-                    cx.entries(
-                        &o.at("operations"),
-                        v,
-                        "a mapping of operation names to definitions",
-                        feast_operation,
-                    )
-                    .into_iter()
-                    .collect()
-                })
-                .unwrap_or_default(),
+            operations: o.map_of(
+                cx,
+                "operations",
+                "a mapping of operation names to definitions",
+                feast_operation,
+            ),
             origin: origin(cx),
         })
     });
@@ -949,19 +918,12 @@ fn feast_operation(cx: &mut Cx, _: &str, path: &KeyPath, v: &Value) -> Option<Fe
             Some(FeatureFallback {
                 table: f.req(cx, "table", "the table name", sql_identifier)?,
                 entity_key: f.req(cx, "entity_key", "the key column", sql_identifier)?,
-                mapping: f
-                    .get("mapping")
-                    .map(|v| {
-                        cx.entries(
-                            &f.at("mapping"),
-                            v,
-                            "a mapping of feature names to columns",
-                            |cx, _, p, v| sql_identifier(cx, p, v),
-                        )
-                        .into_iter()
-                        .collect()
-                    })
-                    .unwrap_or_default(),
+                mapping: f.map_of(
+                    cx,
+                    "mapping",
+                    "a mapping of feature names to columns",
+                    |cx, _, p, v| sql_identifier(cx, p, v),
+                ),
                 source_id: f.opt_string(cx, "source_id"),
             })
         }),
@@ -1001,19 +963,12 @@ pub(crate) fn ml(cx: &mut Cx, doc: &Value) -> MlConfig {
         Some(ModelServer {
             base_url: o.req(cx, "base_url", "the model server's base URL", base_url)?,
             http: http_settings(cx, &o),
-            models: o
-                .get("models")
-                .map(|v| {
-                    cx.entries(
-                        &o.at("models"),
-                        v,
-                        "a mapping of model names to definitions",
-                        model,
-                    )
-                    .into_iter()
-                    .collect()
-                })
-                .unwrap_or_default(),
+            models: o.map_of(
+                cx,
+                "models",
+                "a mapping of model names to definitions",
+                model,
+            ),
             origin: origin(cx),
         })
     });
