@@ -58,7 +58,8 @@ pub(crate) fn scan(sql: &str) -> Vec<Token<'_>> {
                     range: start..i,
                 });
             }
-            b'$' if b.get(i + 1).is_some_and(u8::is_ascii_digit) => {
+            // `?`, `?3`, `$3`
+            b'$' | b'?' if b[i] == b'?' || b.get(i + 1).is_some_and(u8::is_ascii_digit) => {
                 let start = i;
                 i += 1;
                 while i < b.len() && b[i].is_ascii_digit() {
@@ -84,17 +85,6 @@ pub(crate) fn scan(sql: &str) -> Vec<Token<'_>> {
                 } else {
                     i += 1;
                 }
-            }
-            b'?' => {
-                let start = i;
-                i += 1;
-                while i < b.len() && b[i].is_ascii_digit() {
-                    i += 1;
-                }
-                out.push(Token::Positional {
-                    text: &sql[start..i],
-                    range: start..i,
-                });
             }
             _ => i += 1,
         }

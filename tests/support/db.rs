@@ -237,11 +237,6 @@ impl TestDb {
         self.backend == backend
     }
 
-    /// Whether this is one of the SQLite backends.
-    pub fn is_sqlite(&self) -> bool {
-        matches!(self.backend, Backend::SqliteMemory | Backend::SqliteFile)
-    }
-
     /// Drops the schema or database and closes the pools.
     async fn close(&self) {
         match (&self.bootstrap, self.backend) {

@@ -216,16 +216,29 @@ fn problem(
     detail: impl Into<String>,
     request_id: &str,
 ) -> WebResponse {
-    let mut r = WebResponse::json(
-        status,
-        &json!({
-            "type": format!("urn:orchestrator:problem:{kind}"),
-            "title": title,
-            "status": status,
-            "detail": detail.into(),
-            "request_id": request_id,
-        }),
-    );
+    problem_with(status, kind, title, detail, request_id, [])
+}
+
+/// A problem+json response with extension members (`errors`, `trace`, …).
+fn problem_with(
+    status: u16,
+    kind: &str,
+    title: &str,
+    detail: impl Into<String>,
+    request_id: &str,
+    extensions: impl IntoIterator<Item = (&'static str, Value)>,
+) -> WebResponse {
+    let mut doc = json!({
+        "type": format!("urn:orchestrator:problem:{kind}"),
+        "title": title,
+        "status": status,
+        "detail": detail.into(),
+        "request_id": request_id,
+    });
+    for (k, v) in extensions {
+        doc[k] = v;
+    }
+    let mut r = WebResponse::json(status, &doc);
     r.headers[0].1 = "application/problem+json".into();
     r
 }
@@ -319,20 +332,17 @@ impl Api {
                 Ok(Ok(version)) => {
                     WebResponse::json(200, &json!({"reloaded": true, "version": version}))
                 }
-                Ok(Err(e)) => {
-                    let mut r = problem(
-                        422,
-                        "reload-failed",
-                        "Reload failed",
-                        "the config did not load; the previous version keeps serving",
-                        id,
-                    );
-                    let mut doc: Value = serde_json::from_slice(&r.body).unwrap_or_default();
-                    doc["diagnostics"] = json!(e.to_string());
-                    doc["version"] = json!(self.inner.orchestrator.version());
-                    r.body = serde_json::to_vec(&doc).unwrap_or_default();
-                    r
-                }
+                Ok(Err(e)) => problem_with(
+                    422,
+                    "reload-failed",
+                    "Reload failed",
+                    "the config did not load; the previous version keeps serving",
+                    id,
+                    [
+                        ("diagnostics", json!(e.to_string())),
+                        ("version", json!(self.inner.orchestrator.version())),
+                    ],
+                ),
                 Err(_) => problem(
                     500,
                     "internal",
@@ -434,17 +444,14 @@ impl Api {
             }
         }
         if let Err(errors) = input::apply(&endpoint.input, &mut ctx) {
-            let mut r = problem(
+            return problem_with(
                 400,
                 "invalid-input",
                 "Invalid input",
                 "some declared inputs are missing or ill-typed",
                 id,
+                [("errors", Value::Array(errors))],
             );
-            let mut doc: Value = serde_json::from_slice(&r.body).unwrap_or_default();
-            doc["errors"] = Value::Array(errors);
-            r.body = serde_json::to_vec(&doc).unwrap_or_default();
-            return r;
         }
 
         let debug = Self::tracking(&m).debug_view
@@ -479,16 +486,15 @@ impl Api {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "execution failed");
-                let trace = e.trace().cloned();
-                let r = match &e {
-                    ExecuteError::UnknownEndpoint(_) => problem(
+                let (status, kind, title, detail, trace) = match e {
+                    ExecuteError::UnknownEndpoint(_) => (
                         404,
                         "not-found",
                         "Not found",
-                        "no endpoint answers this path",
-                        id,
+                        "no endpoint answers this path".to_owned(),
+                        None,
                     ),
-                    ExecuteError::DeadlineExceeded { budget, .. } => problem(
+                    ExecuteError::DeadlineExceeded { budget, trace, .. } => (
                         504,
                         "deadline-exceeded",
                         "Gateway timeout",
@@ -496,27 +502,23 @@ impl Api {
                             "the endpoint did not finish within {} ms",
                             budget.as_millis()
                         ),
-                        id,
+                        Some(*trace),
                     ),
-                    ExecuteError::SourceFailed { source_name, .. } => problem(
+                    ExecuteError::SourceFailed {
+                        source_name, trace, ..
+                    } => (
                         502,
                         "source-failed",
                         "Bad gateway",
                         format!("data source `{source_name}` failed"),
-                        id,
+                        Some(*trace),
                     ),
                 };
-                let r = match (&trace, debug) {
-                    (Some(t), true) => {
-                        let mut doc: Value = serde_json::from_slice(&r.body).unwrap_or_default();
-                        doc["trace"] = serde_json::to_value(t).unwrap_or_default();
-                        WebResponse {
-                            body: serde_json::to_vec(&doc).unwrap_or_default(),
-                            ..r
-                        }
-                    }
-                    _ => r,
-                };
+                let debug_trace = trace
+                    .as_ref()
+                    .filter(|_| debug)
+                    .map(|t| ("trace", serde_json::to_value(t).unwrap_or_default()));
+                let r = problem_with(status, kind, title, detail, id, debug_trace);
                 (r, trace)
             }
         };
