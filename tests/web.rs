@@ -434,7 +434,7 @@ async fn the_admin_ring_buffer_stays_bounded() {
 
 #[tokio::test]
 async fn default_routes_capture_the_id_segment() {
-    // Default routes expose the id segment under its own name and as `entity_id`.
+    // A default route captures the id segment under the name the endpoint reads.
     let (_dir, api) = api(NO_TRACKING);
     let r = api.handle(get("/shop/lookup/77", &[])).await;
     assert_eq!(
