@@ -37,7 +37,7 @@ fn step(name: &str, kind: &str, operation: &str) -> SourceStep {
         kind: kind.into(),
         operation: Some(operation.into()),
         source_id: None,
-        params: vec![("customer_id".into(), request("customer_id"))],
+        params: vec![("customer_id".into(), request("customer_id"))].into(),
         condition: None,
         depends_on: vec![],
         timeout: None,
@@ -120,19 +120,22 @@ fn seed_endpoints_load_unchanged() {
     assert_eq!(c360.primary_source, None);
     assert_eq!(
         c360.response_mapping,
-        Some(Template::Object(vec![
-            ("id".into(), source_ref("profile", "customer_id")),
-            ("name".into(), source_ref("profile", "name")),
-            ("email".into(), source_ref("profile", "email")),
-            (
-                "lifetime_value".into(),
-                source_ref("features", "customer_lifetime_value")
-            ),
-            (
-                "purchase_frequency".into(),
-                source_ref("features", "purchase_frequency")
-            ),
-        ]))
+        Some(Template::Object(
+            vec![
+                ("id".into(), source_ref("profile", "customer_id")),
+                ("name".into(), source_ref("profile", "name")),
+                ("email".into(), source_ref("profile", "email")),
+                (
+                    "lifetime_value".into(),
+                    source_ref("features", "customer_lifetime_value")
+                ),
+                (
+                    "purchase_frequency".into(),
+                    source_ref("features", "purchase_frequency")
+                ),
+            ]
+            .into()
+        ))
     );
 }
 

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use orchestrator::expr::{BinaryOp, Expr, Reference, RequestPart, Root, Segment, Template};
+use orchestrator::expr::{BinaryOp, Expr, Fields, Reference, RequestPart, Root, Segment, Template};
 use orchestrator::plan::{
     ApiAuth, ApiConfig, ApiOperation, ApiService, DatabaseConfig, DbConnection, DbOperation,
     DbParam, Endpoint, EndpointType, FeastConfig, FeastOperation, FeastServer, FeatureFallback,
@@ -169,6 +169,13 @@ impl Emit for Value {
 }
 
 // ---------------------------------------------------------------- expressions
+
+impl Emit for Fields {
+    fn emit(&self) -> TokenStream {
+        let fields = self.to_vec().emit();
+        quote!(::orchestrator::expr::Fields::new(#fields))
+    }
+}
 
 impl Emit for Template {
     fn emit(&self) -> TokenStream {

@@ -81,9 +81,9 @@ impl RequestContext {
 
     /// The shorthand lookup behind `$request.name`: path param, then query param, then body field.
     pub fn lookup(&self, name: &str) -> Option<&Value> {
-        self.path_params
-            .get(name)
-            .or_else(|| self.query_params.get(name))
-            .or_else(|| self.body.get(name))
+        use crate::expr::field;
+        field(&self.path_params, name)
+            .or_else(|| field(&self.query_params, name))
+            .or_else(|| self.body.as_object().and_then(|body| field(body, name)))
     }
 }

@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use super::read::{Cx, Obj};
 use crate::diagnostic::{Code, Diagnostic, KeyPath};
+use crate::expr::Fields;
 use crate::plan::{
     ApiAuth, ApiConfig, ApiOperation, ApiService, DatabaseConfig, DbConnection, DbOperation,
     DbParam, Endpoint, EndpointType, FeastConfig, FeastOperation, FeastServer, FeatureFallback,
@@ -309,7 +310,7 @@ fn source(cx: &mut Cx, path: &KeyPath, v: &Value) -> Option<SourceStep> {
         kind: kind.unwrap_or_default(),
         operation: o.opt_string(cx, "operation"),
         source_id: o.opt_string(cx, "source_id"),
-        params: Vec::new(),
+        params: Fields::default(),
         condition: o.opt(cx, "condition", Cx::expression),
         depends_on: o.opt(cx, "depends_on", Cx::strings).unwrap_or_default(),
         timeout: o.opt_duration(cx, "timeout"),
@@ -318,12 +319,14 @@ fn source(cx: &mut Cx, path: &KeyPath, v: &Value) -> Option<SourceStep> {
         transform: Vec::new(),
     };
     if let Some(params) = o.get("params") {
-        step.params = cx.entries(
-            &o.at("params"),
-            params,
-            "a mapping of param names to values",
-            |cx, _, p, v| Some(cx.template(p, v)),
-        );
+        step.params = cx
+            .entries(
+                &o.at("params"),
+                params,
+                "a mapping of param names to values",
+                |cx, _, p, v| Some(cx.template(p, v)),
+            )
+            .into();
     }
     step.on_error = on_error(cx, &o);
     if let Some(t) = o.get("transform") {

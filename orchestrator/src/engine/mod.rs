@@ -16,7 +16,10 @@
 mod trace;
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::StreamExt as _;
@@ -389,20 +392,16 @@ impl Engine {
                     release(c, i, &mut state.remaining, &mut ready);
                     continue;
                 }
-                let mut params = Map::with_capacity(step.params.len());
-                for (k, t) in &step.params {
-                    params.insert(k.clone(), t.eval(&scope));
-                }
+                let params = step.params.eval(&scope);
                 state.sources[i].start = now;
                 state.sources[i].outcome = Outcome::Cancelled;
-                let span =
-                    tracing::debug_span!("source", source = %c.names[i], kind = %c.steps[i].kind);
                 let attempt = attempts(c, e, i, params, request, deadline);
-                // Entering and leaving a span nobody listens to still costs a little per poll.
-                running.push(if span.is_disabled() {
-                    futures::future::Either::Left(attempt)
-                } else {
+                // A span nobody listens to still costs a little to build and per poll.
+                running.push(if tracing::enabled!(tracing::Level::DEBUG) {
+                    let span = tracing::debug_span!("source", source = %c.names[i], kind = %c.steps[i].kind);
                     futures::future::Either::Right(attempt.instrument(span))
+                } else {
+                    futures::future::Either::Left(attempt)
                 });
             }
             let Some((i, attempts, notes, result)) = running.next().await else {
@@ -495,9 +494,15 @@ async fn attempts(
             attempt,
             notes: &notes,
         };
-        let result = match tokio::time::timeout_at(limit, compiled.source.fetch(call)).await {
-            Ok(r) => r,
-            Err(_) => Err(SourceError::new(
+        let result = match (Limited {
+            fetch: compiled.source.fetch(call),
+            limit,
+            timer: None,
+        })
+        .await
+        {
+            Some(r) => r,
+            None => Err(SourceError::new(
                 SourceErrorKind::Timeout,
                 format!(
                     "attempt {attempt} did not finish within {:?}",
@@ -526,6 +531,31 @@ async fn attempts(
         }
         tracing::debug!(attempt, wait_ms = wait.as_millis() as u64, error = %error, "retrying");
         tokio::time::sleep(wait).await;
+    }
+}
+
+/// `fetch` with a deadline, like `tokio::time::timeout_at`, but the timer is built only once
+/// `fetch` has returned `Pending`: a source that answers at once (a cache, an in-process lookup)
+/// costs no timer, and the future stays small. `None` when the deadline passed first.
+struct Limited<F> {
+    fetch: F,
+    limit: Instant,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<F: Future + Unpin> Future for Limited<F> {
+    type Output = Option<F::Output>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if let Poll::Ready(v) = Pin::new(&mut self.fetch).poll(cx) {
+            return Poll::Ready(Some(v));
+        }
+        let limit = self.limit;
+        self.timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(limit)))
+            .as_mut()
+            .poll(cx)
+            .map(|()| None)
     }
 }
 

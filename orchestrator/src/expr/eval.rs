@@ -5,7 +5,7 @@ use std::cmp::Ordering;
 
 use serde_json::{Map, Number, Value};
 
-use super::{BinaryOp, Expr, Function, Reference, RequestPart, Root, Segment, Template};
+use super::{BinaryOp, Expr, Fields, Function, Reference, RequestPart, Root, Segment, Template};
 use crate::RequestContext;
 
 static NULL: Value = Value::Null;
@@ -40,15 +40,27 @@ impl Template {
         match self {
             Self::Literal(v) => v.clone(),
             Self::Expr(e) => e.eval(scope).into_owned(),
-            Self::Object(fields) => {
-                let mut map = Map::with_capacity(fields.len());
-                for (k, t) in fields {
-                    map.insert(k.clone(), t.eval(scope));
-                }
-                Value::Object(map)
-            }
+            Self::Object(fields) => Value::Object(fields.eval(scope)),
             Self::Array(items) => Value::Array(items.iter().map(|t| t.eval(scope)).collect()),
         }
+    }
+}
+
+impl Fields {
+    /// Evaluates every field into an object, keys in declaration order.
+    pub fn eval<S: Scope + ?Sized>(&self, scope: &S) -> Map<String, Value> {
+        let mut map = self.keys().clone();
+        if map.len() == self.len() {
+            for (slot, (_, t)) in map.values_mut().zip(self.iter()) {
+                *slot = t.eval(scope);
+            }
+        } else {
+            // A repeated key: the last template wins, in the first one's place.
+            for (k, t) in self.iter() {
+                map.insert(k.clone(), t.eval(scope));
+            }
+        }
+        map
     }
 }
 
@@ -111,7 +123,7 @@ impl Reference {
                 };
                 match self.path.split_first() {
                     None => return Cow::Owned(Value::Object(map.clone())),
-                    Some((Segment::Field(name), rest)) => (map.get(name), rest),
+                    Some((Segment::Field(name), rest)) => (field(map, name), rest),
                     Some(_) => (None, &[]),
                 }
             }
@@ -123,13 +135,27 @@ impl Reference {
     }
 }
 
+/// Up to this many keys, a key is looked up by comparing it with each key in turn: cheaper than
+/// hashing it (serde_json's ordered map hashes with SipHash), and the objects sources return are
+/// mostly this small.
+const SCAN_UP_TO: usize = 12;
+
+/// `map.get(key)`, without hashing for small maps.
+pub(crate) fn field<'v>(map: &'v Map<String, Value>, key: &str) -> Option<&'v Value> {
+    if map.len() <= SCAN_UP_TO {
+        map.iter().find_map(|(k, v)| (k == key).then_some(v))
+    } else {
+        map.get(key)
+    }
+}
+
 /// Follows `path` into `value`; a missing step gives null, `[*]` maps the rest over an array and
 /// drops null results (as JMESPath projections do).
 pub(crate) fn walk<'v>(value: &'v Value, path: &[Segment]) -> Cow<'v, Value> {
     let mut cur = value;
     for (i, seg) in path.iter().enumerate() {
         let next = match (seg, cur) {
-            (Segment::Field(f), Value::Object(m)) => m.get(f),
+            (Segment::Field(f), Value::Object(m)) => field(m, f),
             (Segment::Index(n), Value::Array(a)) => {
                 let idx = if *n < 0 { a.len() as i64 + n } else { *n };
                 usize::try_from(idx).ok().and_then(|i| a.get(i))

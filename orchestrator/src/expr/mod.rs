@@ -45,10 +45,10 @@
 mod eval;
 mod parse;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 pub use eval::{Scope, truthy};
-pub(crate) use eval::{binary_literal_error, describe};
+pub(crate) use eval::{binary_literal_error, describe, field};
 pub use parse::ParseError;
 
 /// A parsed expression.
@@ -323,9 +323,100 @@ pub enum Template {
     /// An expression.
     Expr(Expr),
     /// An object whose values are templates, keys in declaration order.
-    Object(Vec<(String, Template)>),
+    Object(Fields),
     /// An array of templates.
     Array(Vec<Template>),
+}
+
+/// The fields of an object template, in declaration order.
+///
+/// Also holds the output object's keys, built once: evaluating clones that object (an ordered
+/// map's table is copied, not rebuilt) instead of hashing every key again per evaluation.
+///
+/// ```
+/// use orchestrator::expr::{Fields, Template};
+/// use serde_json::json;
+///
+/// let t = Template::from_value(&json!({"id": "$request.id", "kind": "customer"})).unwrap();
+/// let Template::Object(fields) = &t else { unreachable!() };
+/// assert_eq!(fields.len(), 2);
+/// assert_eq!(fields[1], ("kind".to_owned(), Template::Literal(json!("customer"))));
+///
+/// // The same template built by hand.
+/// let by_hand = Template::Object(Fields::new(vec![
+///     ("id".into(), Template::from_value(&json!("$request.id")).unwrap()),
+///     ("kind".into(), Template::Literal(json!("customer"))),
+/// ]));
+/// assert_eq!(t, by_hand);
+/// ```
+#[derive(Clone, Default)]
+pub struct Fields {
+    fields: Vec<(String, Template)>,
+    /// The same keys with null values; shorter than `fields` when a key repeats.
+    keys: Map<String, Value>,
+}
+
+impl Fields {
+    /// Fields from `(key, template)` pairs in output order. A repeated key keeps its first
+    /// position and its last template, as inserting into an object would.
+    pub fn new(fields: Vec<(String, Template)>) -> Self {
+        let keys = fields
+            .iter()
+            .map(|(k, _)| (k.clone(), Value::Null))
+            .collect();
+        Self { fields, keys }
+    }
+
+    /// The output object with every key set to null, in order.
+    pub(crate) fn keys(&self) -> &Map<String, Value> {
+        &self.keys
+    }
+
+    /// The `(key, template)` pairs.
+    pub fn into_vec(self) -> Vec<(String, Template)> {
+        self.fields
+    }
+}
+
+impl std::ops::Deref for Fields {
+    type Target = [(String, Template)];
+
+    fn deref(&self) -> &Self::Target {
+        &self.fields
+    }
+}
+
+impl<'a> IntoIterator for &'a Fields {
+    type Item = &'a (String, Template);
+    type IntoIter = std::slice::Iter<'a, (String, Template)>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.fields.iter()
+    }
+}
+
+impl From<Vec<(String, Template)>> for Fields {
+    fn from(fields: Vec<(String, Template)>) -> Self {
+        Self::new(fields)
+    }
+}
+
+impl FromIterator<(String, Template)> for Fields {
+    fn from_iter<I: IntoIterator<Item = (String, Template)>>(iter: I) -> Self {
+        Self::new(iter.into_iter().collect())
+    }
+}
+
+impl PartialEq for Fields {
+    fn eq(&self, other: &Self) -> bool {
+        self.fields == other.fields
+    }
+}
+
+impl std::fmt::Debug for Fields {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(&self.fields).finish()
+    }
 }
 
 /// A string that should have been an expression but did not parse.
@@ -389,7 +480,7 @@ impl Template {
                 if fields.iter().all(|(_, t)| matches!(t, Self::Literal(_))) {
                     Self::Literal(Self::fold_object(fields))
                 } else {
-                    Self::Object(fields)
+                    Self::Object(Fields::new(fields))
                 }
             }
             Value::Array(items) => {

@@ -220,6 +220,43 @@ fn templates() {
 }
 
 #[test]
+fn object_templates_built_by_hand() {
+    let r = |text: &str| Template::Expr(Expr::parse(text).unwrap());
+    // A repeated key keeps its first position and its last value, as inserting would.
+    let t = Template::Object(Fields::new(vec![
+        ("a".into(), r("$profile.name")),
+        ("b".into(), Template::Literal(json!(1))),
+        ("a".into(), r("$profile.score")),
+    ]));
+    let out = t.eval(&scope());
+    assert_eq!(out, json!({"a": 710, "b": 1}));
+    assert_eq!(
+        out.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["a", "b"]
+    );
+    // Repeated evaluations do not share state.
+    assert_eq!(t.eval(&scope()), out);
+}
+
+#[test]
+fn lookups_in_small_and_large_objects() {
+    // Objects up to a dozen keys are scanned, larger ones hashed: both find the same fields.
+    for n in [1, 12, 13, 40] {
+        let doc: serde_json::Map<String, Value> =
+            (0..n).map(|i| (format!("k{i}"), json!(i))).collect();
+        let mut s = scope();
+        s.sources.push(("wide", Value::Object(doc)));
+        for i in [0, n - 1] {
+            let text = format!("$wide.k{i}");
+            let v = Expr::parse(&text).unwrap().eval(&s).into_owned();
+            assert_eq!(v, json!(i), "{text} with {n} keys");
+        }
+        let missing = Expr::parse("$wide.absent").unwrap().eval(&s).into_owned();
+        assert_eq!(missing, Value::Null, "absent key with {n} keys");
+    }
+}
+
+#[test]
 fn template_errors_carry_paths_and_offsets() {
     let errs = Template::from_value(&json!({"a": {"b": ["ok", "$profile.name +"]}})).unwrap_err();
     assert_eq!(errs.len(), 1);

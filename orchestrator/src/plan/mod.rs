@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::expr::{Expr, Template};
+use crate::expr::{Expr, Fields, Template};
 
 #[cfg_attr(not(feature = "http"), allow(unused_imports))]
 pub(crate) use integrations::placeholders;
@@ -337,7 +337,7 @@ pub struct SourceStep {
     /// Which integration entry defines the operation, when several do.
     pub source_id: Option<String>,
     /// Parameters, evaluated against the request and earlier sources.
-    pub params: Vec<(String, Template)>,
+    pub params: Fields,
     /// When present, the source runs only if this evaluates truthy; otherwise it is skipped and
     /// its result is null.
     pub condition: Option<Expr>,
