@@ -320,6 +320,30 @@ struct Round {
     p99: Duration,
     max: Duration,
     errors: u64,
+    /// CPU time of the serving side per request: every thread but the load generator's and the
+    /// backend's (so the server runtime, actix's workers and sqlx's SQLite worker).
+    cpu_per_request: Duration,
+}
+
+/// CPU time used so far by the process's threads that serve (not `load`, not `backend`), from
+/// `/proc/self/task/*/schedstat` (nanoseconds on CPU). Unlike throughput, this barely moves
+/// with how the two cores happen to be shared between the threads.
+fn serving_cpu() -> Duration {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Duration::ZERO;
+    };
+    let mut ns = 0u64;
+    for task in tasks.flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if matches!(comm.trim(), "load" | "backend") {
+            continue;
+        }
+        ns += std::fs::read_to_string(task.path().join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0);
+    }
+    Duration::from_nanos(ns)
 }
 
 /// Closed loop: `concurrency` tasks each send the next request when the last one answered.
@@ -360,8 +384,10 @@ fn drive(
                     }));
                 }
                 let start = Instant::now();
+                let cpu = serving_cpu();
                 tokio::time::sleep(d).await;
                 stop.store(true, Ordering::Relaxed);
+                let cpu = serving_cpu().saturating_sub(cpu);
                 let mut all = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
                 let mut errors = 0;
                 for t in tasks {
@@ -376,6 +402,7 @@ fn drive(
                     p99: Duration::from_micros(all.value_at_quantile(0.99)),
                     max: Duration::from_micros(all.max()),
                     errors,
+                    cpu_per_request: cpu / u32::try_from(all.len().max(1)).unwrap_or(u32::MAX),
                 }
             }
         };
@@ -402,27 +429,30 @@ fn ratios(values: &mut [f64]) -> String {
 fn compare(title: &str, load: &tokio::runtime::Runtime, a: &str, b: &str, budget: Budget) {
     println!("\n## {title}\n");
     println!(
-        "| round | variant | req/s | p50 | p99 | max | errors |\n|---|---|---|---|---|---|---|"
+        "| round | variant | req/s | p50 | p99 | max | serving CPU per request | errors |\n|---|---|---|---|---|---|---|---|"
     );
-    let (mut rps, mut p99) = (Vec::new(), Vec::new());
+    let (mut rps, mut p99, mut cpu) = (Vec::new(), Vec::new(), Vec::new());
     for round in 1..=budget.rounds {
         let ra = drive(load, a, budget.concurrency, budget.warmup, budget.round);
         let rb = drive(load, b, budget.concurrency, budget.warmup, budget.round);
         for (name, r) in [("(a) library", &ra), ("(b) hand-written", &rb)] {
             println!(
-                "| {round} | {name} | {:.0} | {} | {} | {} | {} |",
+                "| {round} | {name} | {:.0} | {} | {} | {} | {:.1} µs | {} |",
                 r.rps,
                 ms(r.p50),
                 ms(r.p99),
                 ms(r.max),
+                r.cpu_per_request.as_secs_f64() * 1e6,
                 r.errors
             );
         }
         rps.push(ra.rps / rb.rps);
         p99.push(ra.p99.as_secs_f64() / rb.p99.as_secs_f64());
+        cpu.push(ra.cpu_per_request.as_secs_f64() / rb.cpu_per_request.as_secs_f64());
     }
     println!("\nthroughput (a)/(b): {}", ratios(&mut rps));
     println!("p99 (a)/(b): {}", ratios(&mut p99));
+    println!("serving CPU per request (a)/(b): {}", ratios(&mut cpu));
 }
 
 /// Serves config `dir` through the library and drives `path` with 1 and with 8 clients: one
@@ -536,10 +566,11 @@ fn main() {
             Duration::from_secs(secs),
         );
         println!(
-            "{url}: {:.0} req/s, p50 {}, p99 {}",
+            "{url}: {:.0} req/s, p50 {}, p99 {}, serving CPU {:.1} µs per request",
             r.rps,
             ms(r.p50),
-            ms(r.p99)
+            ms(r.p99),
+            r.cpu_per_request.as_secs_f64() * 1e6
         );
         return;
     }

@@ -24,6 +24,10 @@ use crate::plan::HttpSettings;
 
 /// Everything but RFC 3986's unreserved characters is percent-encoded in a path segment or
 /// query value: request data can add no `/`, `?`, `#`, `@` or `%` of its own.
+// Not among `http`'s standard names: built once here, not parsed (and allocated) per call.
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+
 const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'.')
@@ -143,17 +147,19 @@ impl HttpClient {
         call: &SourceCall<'_>,
         out: Outgoing,
     ) -> Result<Value, SourceError> {
-        let url = self.url(&out);
         // For error messages only.
-        let what = || format!("{} {}", out.method, url.path());
-        let mut req = self.client.request(out.method.clone(), url.clone());
+        let what = || {
+            let base = self.base.path().trim_end_matches('/');
+            format!("{} {base}{}", out.method, out.path)
+        };
+        let mut req = self.client.request(out.method.clone(), self.url(&out));
         if !call.request.request_id.is_empty()
             && let Ok(id) = HeaderValue::from_str(&call.request.request_id)
         {
-            req = req.header("x-request-id", id);
+            req = req.header(X_REQUEST_ID, id);
         }
         req = req.header(
-            "traceparent",
+            TRACEPARENT,
             traceparent(call.request.headers.get("traceparent")),
         );
         for (k, v) in &out.headers {
@@ -188,8 +194,7 @@ impl HttpClient {
             Some(_) => resp
                 .bytes()
                 .await
-                .map_err(|e| transport_error(&what(), &e))?
-                .to_vec(),
+                .map_err(|e| transport_error(&what(), &e))?,
             None => {
                 let mut body = Vec::new();
                 while let Some(chunk) = resp
@@ -209,7 +214,7 @@ impl HttpClient {
                     }
                     body.extend_from_slice(&chunk);
                 }
-                body
+                body.into()
             }
         };
         if !status.is_success() {

@@ -23,6 +23,9 @@ use axum::routing::any;
 
 use super::{Api, Body, WebRequest};
 
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
+
 /// A router answering every route of the plans; nest it wherever the host wants them. It works
 /// under any host state type.
 pub fn router<S: Clone + Send + Sync + 'static>(api: Api) -> Router<S> {
@@ -65,10 +68,14 @@ async fn handle(State(api): State<Api>, req: Request) -> Response {
     *response.status_mut() =
         StatusCode::from_u16(out.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     for (k, v) in out.headers {
-        if let (Ok(k), Ok(v)) = (
-            HeaderName::from_bytes(k.as_bytes()),
-            HeaderValue::from_str(&v),
-        ) {
+        // The names the library sets are known: no parsing (and no allocation) for those; the
+        // value's buffer is taken over, not copied.
+        let name = match k.as_str() {
+            "x-request-id" => Ok(X_REQUEST_ID),
+            "server-timing" => Ok(SERVER_TIMING),
+            _ => HeaderName::from_bytes(k.as_bytes()),
+        };
+        if let (Ok(k), Ok(v)) = (name, HeaderValue::try_from(v)) {
             response.headers_mut().append(k, v);
         }
     }

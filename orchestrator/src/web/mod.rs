@@ -437,10 +437,15 @@ impl Api {
                 ctx = ctx.with_query_param(k.into_owned(), v.into_owned());
             }
         }
-        for (k, v) in &req.headers {
-            let k = k.to_ascii_lowercase();
+        let debug = Self::tracking(&m).debug_view
+            && req.headers.iter().any(|(k, v)| {
+                k.eq_ignore_ascii_case("x-debug-trace") && matches!(v.trim(), "1" | "true")
+            });
+        // The request is ours: its header strings move into the context, no copies.
+        for (mut k, v) in req.headers {
+            k.make_ascii_lowercase();
             if forwarded_header(&k) {
-                ctx.headers.insert(k, Value::String(v.clone()));
+                ctx.headers.insert(k, Value::String(v));
             }
         }
         if let Err(errors) = input::apply(&endpoint.input, &mut ctx) {
@@ -454,10 +459,6 @@ impl Api {
             );
         }
 
-        let debug = Self::tracking(&m).debug_view
-            && req.headers.iter().any(|(k, v)| {
-                k.eq_ignore_ascii_case("x-debug-trace") && matches!(v.trim(), "1" | "true")
-            });
         let result = m.engine.execute(&endpoint.name, &ctx).await;
         let (response, trace) = match result {
             Ok(exec) => {
