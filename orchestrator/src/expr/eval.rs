@@ -50,15 +50,8 @@ impl Fields {
     /// Evaluates every field into an object, keys in declaration order.
     pub fn eval<S: Scope + ?Sized>(&self, scope: &S) -> Map<String, Value> {
         let mut map = self.keys().clone();
-        if map.len() == self.len() {
-            for (slot, (_, t)) in map.values_mut().zip(self.iter()) {
-                *slot = t.eval(scope);
-            }
-        } else {
-            // A repeated key: the last template wins, in the first one's place.
-            for (k, t) in self.iter() {
-                map.insert(k.clone(), t.eval(scope));
-            }
+        for (slot, (_, t)) in map.values_mut().zip(self.iter()) {
+            *slot = t.eval(scope);
         }
         map
     }

@@ -351,15 +351,23 @@ pub enum Template {
 /// ```
 #[derive(Clone, Default)]
 pub struct Fields {
+    /// Distinct keys.
     fields: Vec<(String, Template)>,
-    /// The same keys with null values; shorter than `fields` when a key repeats.
+    /// The same keys, in the same order, with null values.
     keys: Map<String, Value>,
 }
 
 impl Fields {
     /// Fields from `(key, template)` pairs in output order. A repeated key keeps its first
     /// position and its last template, as inserting into an object would.
-    pub fn new(fields: Vec<(String, Template)>) -> Self {
+    pub fn new(pairs: Vec<(String, Template)>) -> Self {
+        let mut fields: Vec<(String, Template)> = Vec::with_capacity(pairs.len());
+        for (k, t) in pairs {
+            match fields.iter_mut().find(|(f, _)| *f == k) {
+                Some(slot) => slot.1 = t,
+                None => fields.push((k, t)),
+            }
+        }
         let keys = fields
             .iter()
             .map(|(k, _)| (k.clone(), Value::Null))
@@ -370,11 +378,6 @@ impl Fields {
     /// The output object with every key set to null, in order.
     pub(crate) fn keys(&self) -> &Map<String, Value> {
         &self.keys
-    }
-
-    /// The `(key, template)` pairs.
-    pub fn into_vec(self) -> Vec<(String, Template)> {
-        self.fields
     }
 }
 

@@ -222,12 +222,17 @@ fn templates() {
 #[test]
 fn object_templates_built_by_hand() {
     let r = |text: &str| Template::Expr(Expr::parse(text).unwrap());
-    // A repeated key keeps its first position and its last value, as inserting would.
+    // A repeated key keeps its first position and its last value, as inserting would;
+    // the fields are merged when built.
     let t = Template::Object(Fields::new(vec![
         ("a".into(), r("$profile.name")),
         ("b".into(), Template::Literal(json!(1))),
         ("a".into(), r("$profile.score")),
     ]));
+    let Template::Object(fields) = &t else {
+        unreachable!()
+    };
+    assert_eq!(fields.len(), 2);
     let out = t.eval(&scope());
     assert_eq!(out, json!({"a": 710, "b": 1}));
     assert_eq!(

@@ -22,12 +22,12 @@ use serde_json::Value;
 use super::{SourceCall, SourceError, SourceErrorKind};
 use crate::plan::HttpSettings;
 
-/// Everything but RFC 3986's unreserved characters is percent-encoded in a path segment or
-/// query value: request data can add no `/`, `?`, `#`, `@` or `%` of its own.
 // Not among `http`'s standard names: built once here, not parsed (and allocated) per call.
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
+/// Everything but RFC 3986's unreserved characters is percent-encoded in a path segment or
+/// query value: request data can add no `/`, `?`, `#`, `@` or `%` of its own.
 const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'.')
