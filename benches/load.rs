@@ -173,6 +173,31 @@ fn overhead_config(dir: &Path, backend: SocketAddr, db: &Path) {
     write_files(dir, &files);
 }
 
+/// Config of the fan-out scenario: endpoint `fan` (`GET /fan`) with `n` independent `api`
+/// sources, each calling the backend's 20 ms route.
+fn fan_out_config(dir: &Path, backend: SocketAddr, n: usize) {
+    let sources: String = (0..n)
+        .map(|i| format!("      - {{name: s{i}, type: api, operation: slow, params: {{}}}}\n"))
+        .collect();
+    write_files(
+        dir,
+        &[
+            (
+                "integrations/api_sources.yaml",
+                format!(
+                    "api:\n  sources:\n    backend:\n      base_url: \"http://{backend}\"\n      operations:\n        slow: {{path: \"/delay/20/slow\"}}\n"
+                ),
+            ),
+            (
+                "domains/fan.yaml",
+                format!(
+                    "endpoints:\n  fan:\n    path: /fan\n    method: [GET]\n    data_sources:\n{sources}    response_mapping: {{n: {n}}}\n"
+                ),
+            ),
+        ],
+    );
+}
+
 fn write_files(dir: &Path, files: &[(&str, String)]) {
     for (path, text) in files {
         let p = dir.join(path);
@@ -261,6 +286,28 @@ async fn manual_overview(
         .into_response()
 }
 
+/// `GET /fan/{n}`: the fan-out scenario by hand, `n` concurrent calls of the delayed backend
+/// route the library's sources call, each answer parsed, then `{"n": n}`.
+async fn manual_fan_out(
+    State(m): State<Manual>,
+    UrlPath(n): UrlPath<usize>,
+) -> axum::response::Response {
+    let url = format!("http://{}/delay/20/slow", m.backend);
+    let calls = (0..n).map(|_| async {
+        let r = m.client.get(&url).send().await.ok()?;
+        serde_json::from_slice::<Value>(&r.bytes().await.ok()?).ok()
+    });
+    let answers = futures::future::join_all(calls).await;
+    if answers.iter().any(Option::is_none) {
+        return axum::http::StatusCode::BAD_GATEWAY.into_response();
+    }
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        serde_json::to_vec(&json!({ "n": n })).unwrap(),
+    )
+        .into_response()
+}
+
 // ---------------------------------------------------------------- serving
 
 /// A server under test: its base URL and a way to stop it.
@@ -315,6 +362,7 @@ fn serve_actix(api: Api) -> Served {
 /// One measured round.
 #[derive(Debug, Clone)]
 struct Round {
+    requests: u64,
     rps: f64,
     p50: Duration,
     p99: Duration,
@@ -397,6 +445,7 @@ fn drive(
                 }
                 let elapsed = start.elapsed();
                 Round {
+                    requests: all.len(),
                     rps: all.len() as f64 / elapsed.as_secs_f64(),
                     p50: Duration::from_micros(all.value_at_quantile(0.5)),
                     p99: Duration::from_micros(all.value_at_quantile(0.99)),
@@ -485,7 +534,18 @@ fn rss_kib() -> u64 {
 }
 
 fn main() {
-    let smoke = std::env::args().any(|a| a == "--smoke");
+    let argv: Vec<String> = std::env::args().collect();
+    let smoke = argv.iter().any(|a| a == "--smoke");
+    // `--only ii,iii`: run only these scenarios (while working on one).
+    let only: Option<Vec<String>> = argv
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| argv.get(i + 1))
+        .map(|list| list.split(',').map(str::to_owned).collect());
+    let wants = |scenario: &str| {
+        only.as_ref()
+            .is_none_or(|o| o.iter().any(|s| s == scenario))
+    };
     let budget = if smoke { SMOKE } else { FULL };
     let _ = rustls::crypto::ring::default_provider().install_default();
     println!(
@@ -529,6 +589,7 @@ fn main() {
         &server_rt,
         axum::Router::new()
             .route("/overview/{id}", get(manual_overview))
+            .route("/fan/{n}", get(manual_fan_out))
             .with_state(manual),
     );
     let a = format!("{}/api/overview/42", library.base);
@@ -549,24 +610,41 @@ fn main() {
     });
     assert_eq!(da, db_, "the two variants must answer the same JSON");
     assert_eq!(da.as_object().map(Map::len), Some(20));
-    // `--profile a|b SECS`: drive one variant only, for a profiler.
-    let argv: Vec<String> = std::env::args().collect();
+    // `--profile VARIANT SECS`: drive one variant only, for a profiler. VARIANT is `a` or `b`
+    // (scenario i at full concurrency) or `fanN-a` / `fanN-b` (scenario ii, N sources, 1 client).
     if let Some(i) = argv.iter().position(|x| x == "--profile") {
-        let url = if argv.get(i + 1).map(String::as_str) == Some("b") {
-            &b
-        } else {
-            &a
-        };
+        let variant = argv.get(i + 1).map_or("a", String::as_str);
         let secs = argv.get(i + 2).and_then(|s| s.parse().ok()).unwrap_or(20);
+        let mut _fan = None;
+        let (url, concurrency) = match variant.strip_prefix("fan").and_then(|v| v.split_once('-')) {
+            Some((n, which)) => {
+                let n: usize = n.parse().expect("--profile fanN-a|fanN-b");
+                let url = if which == "b" {
+                    format!("{}/fan/{n}", hand.base)
+                } else {
+                    let dir = work.path().join(format!("fan{n}"));
+                    fan_out_config(&dir, backend, n);
+                    let o = server_rt.block_on(async { Orchestrator::from_dir(&dir).unwrap() });
+                    let s = serve_axum(&server_rt, orchestrator::web::axum::router(Api::new(&o)));
+                    let url = format!("{}/fan", s.base);
+                    _fan = Some(s);
+                    url
+                };
+                (url, 1)
+            }
+            None if variant == "b" => (b.clone(), budget.concurrency),
+            None => (a.clone(), budget.concurrency),
+        };
         let r = drive(
             &load_rt,
-            url,
-            budget.concurrency,
+            &url,
+            concurrency,
             Duration::ZERO,
             Duration::from_secs(secs),
         );
         println!(
-            "{url}: {:.0} req/s, p50 {}, p99 {}, serving CPU {:.1} µs per request",
+            "{url}: {} requests, {:.0} req/s, p50 {}, p99 {}, serving CPU {:.1} µs per request",
+            r.requests,
             r.rps,
             ms(r.p50),
             ms(r.p99),
@@ -574,84 +652,116 @@ fn main() {
         );
         return;
     }
-    compare(
-        "(i) overhead: 3 HTTP sources + 1 SQLite lookup, 20-field mapping (axum)",
-        &load_rt,
-        &a,
-        &b,
-        budget,
-    );
+    if wants("i") {
+        compare(
+            "(i) overhead: 3 HTTP sources + 1 SQLite lookup, 20-field mapping (axum)",
+            &load_rt,
+            &a,
+            &b,
+            budget,
+        );
+    }
 
-    // (vi) the same, mounted in actix-web.
-    let actix = serve_actix(api.clone());
-    let a_actix = format!("{}/api/overview/42", actix.base);
-    compare(
-        "(vi) overhead mounted in actix-web vs the hand-written axum handler",
-        &load_rt,
-        &a_actix,
-        &b,
-        budget,
-    );
-    (actix.stop)();
+    if wants("vi") {
+        // (vi) the same, mounted in actix-web.
+        let actix = serve_actix(api.clone());
+        let a_actix = format!("{}/api/overview/42", actix.base);
+        compare(
+            "(vi) overhead mounted in actix-web vs the hand-written axum handler",
+            &load_rt,
+            &a_actix,
+            &b,
+            budget,
+        );
+        (actix.stop)();
+    }
 
-    // (iv) memory: RSS after warm-up and after a soak at saturation (the whole process:
-    // server, backend and load generator share it).
-    println!("\n## (iv) memory\n");
-    drive(
-        &load_rt,
-        &a,
-        budget.concurrency,
-        budget.warmup,
-        budget.round,
-    );
-    let warm = rss_kib();
-    drive(
-        &load_rt,
-        &a,
-        budget.concurrency,
-        Duration::ZERO,
-        budget.soak,
-    );
-    let soaked = rss_kib();
-    println!(
-        "RSS after warm-up {warm} KiB, after {:?} at saturation {soaked} KiB: growth {:+.1} %",
-        budget.soak,
-        (soaked as f64 / warm.max(1) as f64 - 1.0) * 100.0
-    );
+    if wants("iv") {
+        // (iv) memory: RSS after warm-up and after a soak at saturation (the whole process:
+        // server, backend and load generator share it).
+        println!("\n## (iv) memory\n");
+        drive(
+            &load_rt,
+            &a,
+            budget.concurrency,
+            budget.warmup,
+            budget.round,
+        );
+        let warm = rss_kib();
+        drive(
+            &load_rt,
+            &a,
+            budget.concurrency,
+            Duration::ZERO,
+            budget.soak,
+        );
+        let soaked = rss_kib();
+        println!(
+            "RSS after warm-up {warm} KiB, after {:?} at saturation {soaked} KiB: growth {:+.1} %",
+            budget.soak,
+            (soaked as f64 / warm.max(1) as f64 - 1.0) * 100.0
+        );
+    }
+
     (library.stop)();
+
+    if wants("ii") {
+        // (ii) fan-out: N independent sources, each 20 ms; the library against the same calls
+        // made by hand.
+        println!("\n## (ii) fan-out: N independent sources, each answering after 20 ms\n");
+        println!(
+            "| N | clients | (a) library req/s | p50 | p99 | (b) hand-written req/s | p50 | p99 |\n|---|---|---|---|---|---|---|---|"
+        );
+        for &n in budget.fan_out {
+            let dir = work.path().join(format!("fan{n}"));
+            fan_out_config(&dir, backend, n);
+            let library = measure_dir(&server_rt, &load_rt, &dir, "/fan", budget);
+            let by_hand = [1, 8].map(|clients| {
+                drive(
+                    &load_rt,
+                    &format!("{}/fan/{n}", hand.base),
+                    clients,
+                    budget.warmup,
+                    budget.round,
+                )
+            });
+            for ((clients, a), b) in [1, 8].iter().zip(library).zip(by_hand) {
+                println!(
+                    "| {n} | {clients} | {:.0} | {} | {} | {:.0} | {} | {} |",
+                    a.rps,
+                    ms(a.p50),
+                    ms(a.p99),
+                    b.rps,
+                    ms(b.p50),
+                    ms(b.p99),
+                );
+            }
+        }
+    }
+
     (hand.stop)();
 
-    // (ii) fan-out: N independent sources, each 20 ms.
-    println!("\n## (ii) fan-out: N independent sources, each answering after 20 ms\n");
-    println!("| N | clients | req/s | p50 | p99 | max |\n|---|---|---|---|---|---|");
-    for &n in budget.fan_out {
-        let dir = work.path().join(format!("fan{n}"));
-        let sources: String = (0..n)
-            .map(|i| format!("      - {{name: s{i}, type: api, operation: slow, params: {{}}}}\n"))
-            .collect();
+    if wants("iii") {
+        // (iii) a chain of depth 4: each source reads the previous one's result.
+        println!("\n## (iii) chain of depth 4 (each hop 5 ms)\n");
+        let dir = work.path().join("chain");
         write_files(
             &dir,
             &[
+                ("integrations/api_sources.yaml", format!("api:\n  sources:\n    backend:\n      base_url: \"http://{backend}\"\n      operations:\n        hop: {{path: \"/delay/5/{{from}}\"}}\n")),
                 (
-                    "integrations/api_sources.yaml",
-                    format!(
-                        "api:\n  sources:\n    backend:\n      base_url: \"http://{backend}\"\n      operations:\n        slow: {{path: \"/delay/20/slow\"}}\n"
-                    ),
-                ),
-                (
-                    "domains/fan.yaml",
-                    format!(
-                        "endpoints:\n  fan:\n    path: /fan\n    method: [GET]\n    data_sources:\n{sources}    response_mapping: {{n: {n}}}\n"
-                    ),
+                    "domains/chain.yaml",
+                    "endpoints:\n  chain:\n    path: /chain\n    method: [GET]\n    data_sources:\n      - {name: a, type: api, operation: hop, params: {from: start}}\n      - {name: b, type: api, operation: hop, params: {from: \"$a.source\"}}\n      - {name: c, type: api, operation: hop, params: {from: \"$b.source\"}}\n      - {name: d, type: api, operation: hop, params: {from: \"$c.source\"}}\n    response_mapping: {last: \"$d.source\"}\n".to_owned(),
                 ),
             ],
         );
+        println!("| depth | clients | req/s | p50 | p99 | max |\n|---|---|---|---|---|---|");
         for (clients, r) in [1, 8]
             .iter()
-            .zip(measure_dir(&server_rt, &load_rt, &dir, "/fan", budget))
+            .zip(measure_dir(&server_rt, &load_rt, &dir, "/chain", budget))
         {
             println!(
-                "| {n} | {clients} | {:.0} | {} | {} | {} |",
+                "| 4 | {clients} | {:.0} | {} | {} | {} |",
                 r.rps,
                 ms(r.p50),
                 ms(r.p99),
@@ -660,55 +770,31 @@ fn main() {
         }
     }
 
-    // (iii) a chain of depth 4: each source reads the previous one's result.
-    println!("\n## (iii) chain of depth 4 (each hop 5 ms)\n");
-    let dir = work.path().join("chain");
-    write_files(
-        &dir,
-        &[
-            ("integrations/api_sources.yaml", format!("api:\n  sources:\n    backend:\n      base_url: \"http://{backend}\"\n      operations:\n        hop: {{path: \"/delay/5/{{from}}\"}}\n")),
-            (
-                "domains/chain.yaml",
-                "endpoints:\n  chain:\n    path: /chain\n    method: [GET]\n    data_sources:\n      - {name: a, type: api, operation: hop, params: {from: start}}\n      - {name: b, type: api, operation: hop, params: {from: \"$a.source\"}}\n      - {name: c, type: api, operation: hop, params: {from: \"$b.source\"}}\n      - {name: d, type: api, operation: hop, params: {from: \"$c.source\"}}\n    response_mapping: {last: \"$d.source\"}\n".to_owned(),
-            ),
-        ],
-    );
-    println!("| depth | clients | req/s | p50 | p99 | max |\n|---|---|---|---|---|---|");
-    for (clients, r) in [1, 8]
-        .iter()
-        .zip(measure_dir(&server_rt, &load_rt, &dir, "/chain", budget))
-    {
-        println!(
-            "| 4 | {clients} | {:.0} | {} | {} | {} |",
-            r.rps,
-            ms(r.p50),
-            ms(r.p99),
-            ms(r.max)
-        );
+    if wants("v") {
+        // (v) load + validate time of generated configs.
+        println!("\n## (v) load + validate\n");
+        println!("| endpoints | time |\n|---|---|");
+        for &n in budget.load_sizes {
+            let dir = work.path().join(format!("gen{n}"));
+            let mut domain = String::from("endpoints:\n");
+            for i in 0..n {
+                domain.push_str(&format!(
+                    "  e{i}:\n    data_sources:\n      - {{name: a, type: direct, params: {{id: \"$request.id\", n: {i}}}}}\n      - {{name: b, type: direct, params: {{x: \"$a.n\", y: \"$= $a.n * 2\"}}, retries: 2}}\n    response_mapping: {{id: \"$a.id\", twice: \"$b.y\", label: \"$a.label || 'none'\", nested: {{a: \"$b.x\"}}}}\n"
+                ));
+            }
+            write_files(&dir, &[("domains/gen.yaml", domain)]);
+            let best = (0..3)
+                .map(|_| {
+                    let t = Instant::now();
+                    let plan = orchestrator::config::load_dir(&dir).unwrap();
+                    assert_eq!(plan.endpoints.len(), n);
+                    t.elapsed()
+                })
+                .min()
+                .unwrap();
+            println!("| {n} | {} |", ms(best));
+        }
     }
 
-    // (v) load + validate time of generated configs.
-    println!("\n## (v) load + validate\n");
-    println!("| endpoints | time |\n|---|---|");
-    for &n in budget.load_sizes {
-        let dir = work.path().join(format!("gen{n}"));
-        let mut domain = String::from("endpoints:\n");
-        for i in 0..n {
-            domain.push_str(&format!(
-                "  e{i}:\n    data_sources:\n      - {{name: a, type: direct, params: {{id: \"$request.id\", n: {i}}}}}\n      - {{name: b, type: direct, params: {{x: \"$a.n\", y: \"$= $a.n * 2\"}}, retries: 2}}\n    response_mapping: {{id: \"$a.id\", twice: \"$b.y\", label: \"$a.label || 'none'\", nested: {{a: \"$b.x\"}}}}\n"
-            ));
-        }
-        write_files(&dir, &[("domains/gen.yaml", domain)]);
-        let best = (0..3)
-            .map(|_| {
-                let t = Instant::now();
-                let plan = orchestrator::config::load_dir(&dir).unwrap();
-                assert_eq!(plan.endpoints.len(), n);
-                t.elapsed()
-            })
-            .min()
-            .unwrap();
-        println!("| {n} | {} |", ms(best));
-    }
     println!("\ndone");
 }

@@ -105,6 +105,11 @@ endpoints:
     data_sources: [{name: f, type: api, operation: redirect}]
   nothing:
     data_sources: [{name: f, type: api, operation: nothing, retries: 0}]
+  two_calls:
+    primary_source: a
+    data_sources:
+      - {name: a, type: api, operation: keyed}
+      - {name: b, type: api, operation: basic_auth}
 "#;
 
 fn api_orchestrator(up: &Upstream) -> (tempfile::TempDir, Orchestrator) {
@@ -118,6 +123,58 @@ fn api_orchestrator(up: &Upstream) -> (tempfile::TempDir, Orchestrator) {
         .load_dir(dir.path())
         .unwrap_or_else(|e| panic!("{e}"));
     (dir, o)
+}
+
+/// The trace id and span id of a `traceparent` header.
+fn trace_and_span(seen: &tests::upstream::Seen) -> (String, String) {
+    let tp = seen.headers["traceparent"].to_str().unwrap();
+    let fields: Vec<&str> = tp.split('-').collect();
+    assert_eq!(fields.len(), 4, "{tp}");
+    assert_eq!((fields[0], fields[3]), ("00", "01"), "{tp}");
+    assert_eq!((fields[1].len(), fields[2].len()), (32, 16), "{tp}");
+    (fields[1].to_owned(), fields[2].to_owned())
+}
+
+#[tokio::test]
+async fn the_calls_of_one_execution_share_a_trace() {
+    let up = Upstream::start().await;
+    let (_dir, o) = api_orchestrator(&up);
+
+    // No incoming trace: both calls carry the same new trace id, each its own span.
+    o.execute("two_calls", RequestContext::new()).await.unwrap();
+    let seen = up.seen();
+    let (t1, s1) = trace_and_span(&seen[0]);
+    let (t2, s2) = trace_and_span(&seen[1]);
+    assert_eq!(t1, t2);
+    assert_ne!(s1, s2);
+    assert_ne!(t1, "0".repeat(32));
+
+    // The next execution is another trace.
+    o.execute("two_calls", RequestContext::new()).await.unwrap();
+    let (t3, _) = trace_and_span(&up.last());
+    assert_ne!(t3, t1);
+
+    // An incoming trace is continued by every call; an invalid one is replaced.
+    let incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    for (header, continued) in [(incoming, true), ("00-zz-00f067aa0ba902b7-01", false)] {
+        o.execute(
+            "two_calls",
+            RequestContext::new().with_header("traceparent", header),
+        )
+        .await
+        .unwrap();
+        let seen = up.seen();
+        let (ta, sa) = trace_and_span(&seen[seen.len() - 2]);
+        let (tb, sb) = trace_and_span(&seen[seen.len() - 1]);
+        assert_eq!(ta, tb);
+        assert_ne!(sa, "00f067aa0ba902b7");
+        assert_ne!(sa, sb);
+        assert_eq!(
+            ta == "4bf92f3577b34da6a3ce929d0e0e4736",
+            continued,
+            "{header}"
+        );
+    }
 }
 
 fn request(params: &[(&str, Value)]) -> RequestContext {

@@ -34,7 +34,9 @@ use crate::RequestContext;
 use crate::diagnostic::Diagnostics;
 use crate::expr::{Scope, truthy};
 use crate::plan::{Endpoint, OnError, Plan, RetryPolicy};
-use crate::source::{DataSource, Notes, Registry, SourceCall, SourceError, SourceErrorKind};
+use crate::source::{
+    DataSource, Notes, Registry, SourceCall, SourceError, SourceErrorKind, TraceId,
+};
 use crate::validate::{ValidateOptions, dependencies, validate};
 
 /// Why a plan could not be turned into an engine.
@@ -286,6 +288,9 @@ impl Engine {
     ) -> Result<Execution, ExecuteError> {
         let start = Instant::now();
         let deadline = start + c.budget;
+        // One trace for every call this execution makes.
+        let trace_id =
+            TraceId::continue_or_new(request.headers.get("traceparent").and_then(Value::as_str));
         let mut state = State {
             results: vec![None; c.steps.len()],
             remaining: c.steps.iter().map(|s| s.deps).collect(),
@@ -305,11 +310,15 @@ impl Engine {
                 })
                 .collect(),
         };
-        let outcome = tokio::time::timeout_at(
+        let run = Run {
+            c,
+            e,
+            request,
+            trace_id: trace_id.as_str(),
+            start,
             deadline,
-            self.drive(c, e, request, &mut state, start, deadline),
-        )
-        .await;
+        };
+        let outcome = tokio::time::timeout_at(deadline, run.drive(&mut state)).await;
         let end = Instant::now();
         for t in &mut state.sources {
             if t.outcome == Outcome::Cancelled {
@@ -362,17 +371,29 @@ impl Engine {
             }),
         }
     }
+}
 
+/// One execution's fixed inputs, shared by the DAG driver and every source attempt.
+struct Run<'a> {
+    c: &'a Compiled,
+    e: &'a Endpoint,
+    request: &'a RequestContext,
+    /// The W3C trace id every call of the execution shares.
+    trace_id: &'a str,
+    start: Instant,
+    deadline: Instant,
+}
+
+impl Run<'_> {
     /// Runs the DAG to completion, or returns the first failure of a required source.
-    async fn drive(
-        &self,
-        c: &Compiled,
-        e: &Endpoint,
-        request: &RequestContext,
-        state: &mut State,
-        start: Instant,
-        deadline: Instant,
-    ) -> Result<(), (usize, SourceError)> {
+    async fn drive(&self, state: &mut State) -> Result<(), (usize, SourceError)> {
+        let Self {
+            c,
+            e,
+            request,
+            start,
+            ..
+        } = *self;
         let mut running = FuturesUnordered::new();
         let mut ready: Vec<usize> = c.roots.iter().rev().copied().collect();
         loop {
@@ -395,7 +416,7 @@ impl Engine {
                 let params = step.params.eval(&scope);
                 state.sources[i].start = now;
                 state.sources[i].outcome = Outcome::Cancelled;
-                let attempt = attempts(c, e, i, params, request, deadline);
+                let attempt = self.attempts(i, params);
                 // A span nobody listens to still costs a little to build and per poll.
                 running.push(if tracing::enabled!(tracing::Level::DEBUG) {
                     let span = tracing::debug_span!("source", source = %c.names[i], kind = %c.steps[i].kind);
@@ -449,6 +470,80 @@ impl Engine {
             release(c, i, &mut state.remaining, &mut ready);
         }
     }
+
+    /// Runs source `i` with its timeout and retry policy. Returns its index, the attempts made,
+    /// the notes the source left and the last result.
+    async fn attempts(
+        &self,
+        i: usize,
+        params: Map<String, Value>,
+    ) -> (usize, u32, Vec<String>, Result<Value, SourceError>) {
+        let Self {
+            c,
+            e,
+            request,
+            trace_id,
+            deadline,
+            ..
+        } = *self;
+        let step = &e.sources[i];
+        let compiled = &c.steps[i];
+        let notes = Notes::default();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let begun = Instant::now();
+            let limit = (begun + compiled.timeout).min(deadline);
+            let call = SourceCall {
+                endpoint: &e.name,
+                source: &step.name,
+                operation: step.operation.as_deref(),
+                source_id: step.source_id.as_deref(),
+                params: &params,
+                request,
+                trace_id,
+                attempt,
+                notes: &notes,
+            };
+            let result = match (Limited {
+                fetch: compiled.source.fetch(call),
+                limit,
+                timer: None,
+            })
+            .await
+            {
+                Some(r) => r,
+                None => Err(SourceError::new(
+                    SourceErrorKind::Timeout,
+                    format!(
+                        "attempt {attempt} did not finish within {:?}",
+                        limit - begun
+                    ),
+                )),
+            };
+            let error = match result {
+                Ok(v) => return (i, attempt, notes.take(), Ok(v)),
+                Err(error) => error,
+            };
+            let Some(policy) = compiled
+                .retry
+                .filter(|p| error.is_transient() && attempt <= p.max_retries)
+            else {
+                return (i, attempt, notes.take(), Err(error));
+            };
+            let ceiling = policy.backoff_ceiling(attempt);
+            let half = ceiling / 2;
+            let jitter = Duration::from_nanos(fastrand::u64(
+                ..=u64::try_from((ceiling - half).as_nanos()).unwrap_or(u64::MAX),
+            ));
+            let wait = half + jitter;
+            if Instant::now() + wait >= deadline {
+                return (i, attempt, notes.take(), Err(error));
+            }
+            tracing::debug!(attempt, wait_ms = wait.as_millis() as u64, error = %error, "retrying");
+            tokio::time::sleep(wait).await;
+        }
+    }
 }
 
 struct State {
@@ -463,74 +558,6 @@ fn release(c: &Compiled, done: usize, remaining: &mut [usize], ready: &mut Vec<u
         if remaining[d] == 0 {
             ready.push(d);
         }
-    }
-}
-
-/// Runs one source with its timeout and retry policy. Returns its index, the attempts made, the
-/// notes the source left and the last result.
-async fn attempts(
-    c: &Compiled,
-    e: &Endpoint,
-    i: usize,
-    params: Map<String, Value>,
-    request: &RequestContext,
-    deadline: Instant,
-) -> (usize, u32, Vec<String>, Result<Value, SourceError>) {
-    let step = &e.sources[i];
-    let compiled = &c.steps[i];
-    let notes = Notes::default();
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let begun = Instant::now();
-        let limit = (begun + compiled.timeout).min(deadline);
-        let call = SourceCall {
-            endpoint: &e.name,
-            source: &step.name,
-            operation: step.operation.as_deref(),
-            source_id: step.source_id.as_deref(),
-            params: &params,
-            request,
-            attempt,
-            notes: &notes,
-        };
-        let result = match (Limited {
-            fetch: compiled.source.fetch(call),
-            limit,
-            timer: None,
-        })
-        .await
-        {
-            Some(r) => r,
-            None => Err(SourceError::new(
-                SourceErrorKind::Timeout,
-                format!(
-                    "attempt {attempt} did not finish within {:?}",
-                    limit - begun
-                ),
-            )),
-        };
-        let error = match result {
-            Ok(v) => return (i, attempt, notes.take(), Ok(v)),
-            Err(error) => error,
-        };
-        let Some(policy) = compiled
-            .retry
-            .filter(|p| error.is_transient() && attempt <= p.max_retries)
-        else {
-            return (i, attempt, notes.take(), Err(error));
-        };
-        let ceiling = policy.backoff_ceiling(attempt);
-        let half = ceiling / 2;
-        let jitter = Duration::from_nanos(fastrand::u64(
-            ..=u64::try_from((ceiling - half).as_nanos()).unwrap_or(u64::MAX),
-        ));
-        let wait = half + jitter;
-        if Instant::now() + wait >= deadline {
-            return (i, attempt, notes.take(), Err(error));
-        }
-        tracing::debug!(attempt, wait_ms = wait.as_millis() as u64, error = %error, "retrying");
-        tokio::time::sleep(wait).await;
     }
 }
 

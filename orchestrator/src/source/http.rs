@@ -19,7 +19,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 
-use super::{SourceCall, SourceError, SourceErrorKind};
+use super::{SourceCall, SourceError, SourceErrorKind, traceparent};
 use crate::plan::HttpSettings;
 
 // Not among `http`'s standard names: built once here, not parsed (and allocated) per call.
@@ -130,8 +130,10 @@ impl HttpClient {
     /// `out.path`, and the query pairs form-encoded.
     fn url(&self, out: &Outgoing) -> reqwest::Url {
         let mut url = self.base.clone();
-        let path = format!("{}{}", self.base.path().trim_end_matches('/'), out.path);
-        url.set_path(&path);
+        match self.base.path().trim_end_matches('/') {
+            "" => url.set_path(&out.path),
+            base => url.set_path(&format!("{base}{}", out.path)),
+        }
         if !out.query.is_empty() || !self.query.is_empty() {
             let mut pairs = url.query_pairs_mut();
             for (k, v) in out.query.iter().chain(&self.query) {
@@ -158,10 +160,9 @@ impl HttpClient {
         {
             req = req.header(X_REQUEST_ID, id);
         }
-        req = req.header(
-            TRACEPARENT,
-            traceparent(call.request.headers.get("traceparent")),
-        );
+        if let Ok(tp) = HeaderValue::from_bytes(&traceparent(call.trace_id)) {
+            req = req.header(TRACEPARENT, tp);
+        }
         for (k, v) in &out.headers {
             req = req.header(k, v);
         }
@@ -292,30 +293,8 @@ fn excerpt(body: &[u8]) -> String {
     }
 }
 
-/// A W3C `traceparent` for an outgoing call: the caller's trace continued when the request
-/// carried a valid one, a new trace otherwise; always a new span id, sampled.
-pub(crate) fn traceparent(incoming: Option<&Value>) -> String {
-    let trace_id = incoming
-        .and_then(Value::as_str)
-        .and_then(|t| {
-            let parts: Vec<&str> = t.trim().split('-').collect();
-            let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
-            (parts.len() >= 4
-                && hex(parts[0], 2)
-                && parts[0] != "ff"
-                && hex(parts[1], 32)
-                && parts[1] != "0".repeat(32)
-                && hex(parts[2], 16))
-            .then(|| parts[1].to_ascii_lowercase())
-        })
-        .unwrap_or_else(|| format!("{:016x}{:016x}", fastrand::u64(1..), fastrand::u64(..)));
-    format!("00-{trace_id}-{:016x}-01", fastrand::u64(1..))
-}
-
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
-
     use super::*;
 
     #[test]
@@ -328,26 +307,5 @@ mod tests {
         );
         assert_eq!(encode_component("Zoë 1"), "Zo%C3%AB%201");
         assert_eq!(encode_component("A-z_0.9~"), "A-z_0.9~");
-    }
-
-    #[test]
-    fn traceparent_continues_a_valid_trace() {
-        let incoming = json!("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
-        let out = traceparent(Some(&incoming));
-        assert!(
-            out.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
-            "{out}"
-        );
-        assert_ne!(&out[36..52], "00f067aa0ba902b7");
-        for bad in [
-            json!("garbage"),
-            json!("00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
-        ] {
-            let out = traceparent(Some(&bad));
-            assert_eq!(out.len(), 55, "{out}");
-            assert!(!out.contains("00000000000000000000000000000000"));
-        }
-        let fresh = traceparent(None);
-        assert!(fresh.starts_with("00-") && fresh.ends_with("-01") && fresh.len() == 55);
     }
 }

@@ -41,6 +41,7 @@ pub mod ml;
     doc(cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql")))
 )]
 pub mod sql;
+mod trace_context;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -52,6 +53,11 @@ use crate::RequestContext;
 use crate::plan::Integrations;
 
 pub use direct::Direct;
+pub(crate) use trace_context::TraceId;
+#[cfg(feature = "web")]
+pub(crate) use trace_context::random_hex;
+#[cfg(feature = "http")]
+pub(crate) use trace_context::traceparent;
 
 /// One call of a source, with its resolved params.
 #[derive(Debug, Clone, Copy)]
@@ -69,6 +75,10 @@ pub struct SourceCall<'a> {
     pub params: &'a Map<String, Value>,
     /// The request (for its id, headers to forward, …).
     pub request: &'a RequestContext,
+    /// The W3C trace id every call of this execution shares (32 lower-case hex digits): the
+    /// incoming request's when it carried a valid `traceparent` header, otherwise a new one.
+    /// The built-in HTTP sources send it in `traceparent` with a new span id per call.
+    pub trace_id: &'a str,
     /// 1 for the first attempt, 2 for the first retry, …
     pub attempt: u32,
     /// Where the source leaves remarks for the execution trace.

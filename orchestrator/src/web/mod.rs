@@ -38,7 +38,6 @@ pub mod actix;
 pub mod axum;
 
 use std::collections::VecDeque;
-use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -197,7 +196,7 @@ fn request_id(headers: &[(String, String)]) -> String {
                     .all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=".contains(&b))
         })
         .map_or_else(
-            || format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)),
+            || String::from_utf8_lossy(&crate::source::random_hex()).into_owned(),
             str::to_owned,
         )
 }
@@ -558,20 +557,79 @@ impl Api {
 }
 
 /// `name;dur=12.345;desc="database", …, total;dur=…` from a trace (milliseconds with
-/// microsecond precision, written with integer arithmetic).
+/// microsecond precision). Written without `fmt`: an endpoint with many sources writes many
+/// entries per request.
 fn server_timing(t: &Trace) -> String {
-    fn dur(out: &mut String, d: std::time::Duration) {
-        let us = d.as_micros();
-        let _ = write!(out, "dur={}.{:03}", us / 1000, us % 1000);
+    fn dur(out: &mut String, digits: &mut itoa::Buffer, d: std::time::Duration) {
+        let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        out.push_str("dur=");
+        out.push_str(digits.format(us / 1000));
+        out.push('.');
+        let frac = us % 1000;
+        for digit in [frac / 100, frac / 10 % 10, frac % 10] {
+            out.push(char::from(b'0' + digit as u8));
+        }
     }
-    let mut out = String::with_capacity(48 * (t.sources.len() + 1));
+    let mut digits = itoa::Buffer::new();
+    let mut out = String::with_capacity(
+        t.sources
+            .iter()
+            .map(|s| s.name.len() + s.kind.len() + 24)
+            .sum::<usize>()
+            + 24,
+    );
     for s in &t.sources {
         out.push_str(&s.name);
         out.push(';');
-        dur(&mut out, s.duration);
-        let _ = write!(out, ";desc=\"{}\", ", s.kind);
+        dur(&mut out, &mut digits, s.duration);
+        out.push_str(";desc=\"");
+        out.push_str(&s.kind);
+        out.push_str("\", ");
     }
     out.push_str("total;");
-    dur(&mut out, t.duration);
+    dur(&mut out, &mut digits, t.duration);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::engine::{Outcome, SourceTrace};
+
+    #[test]
+    fn server_timing_lists_sources_then_total_in_milliseconds() {
+        let source = |name: &str, kind: &str, us: u64| SourceTrace {
+            name: name.into(),
+            kind: kind.into(),
+            start: Duration::ZERO,
+            duration: Duration::from_micros(us),
+            attempts: 1,
+            outcome: Outcome::Ok,
+            error: None,
+            notes: Vec::new(),
+        };
+        let trace = Trace {
+            endpoint: "e".into(),
+            config_version: 1,
+            request_id: "r".into(),
+            duration: Duration::from_micros(12_000_999),
+            sources: vec![
+                source("profile", "database", 1_234),
+                source("credit", "api", 5),
+                source("slow", "api", 20_050),
+            ],
+        };
+        assert_eq!(
+            server_timing(&trace),
+            "profile;dur=1.234;desc=\"database\", credit;dur=0.005;desc=\"api\", \
+             slow;dur=20.050;desc=\"api\", total;dur=12000.999"
+        );
+        let empty = Trace {
+            sources: Vec::new(),
+            ..trace
+        };
+        assert_eq!(server_timing(&empty), "total;dur=12000.999");
+    }
 }
