@@ -17,6 +17,7 @@
 use axum::Router;
 use axum::body::Body as AxumBody;
 use axum::extract::{Request, State};
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::routing::any;
@@ -40,7 +41,7 @@ async fn handle(State(api): State<Api>, req: Request) -> Response {
     let limit = api.max_body_bytes();
     let declared = parts
         .headers
-        .get(axum::http::header::CONTENT_LENGTH)
+        .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     let body = if declared.is_some_and(|n| n > limit) {
@@ -56,11 +57,13 @@ async fn handle(State(api): State<Api>, req: Request) -> Response {
         method: parts.method.as_str().to_owned(),
         path: parts.uri.path().to_owned(),
         query: parts.uri.query().map(str::to_owned),
-        headers: parts
-            .headers
-            .iter()
-            .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-            .collect(),
+        headers: {
+            let mut headers = Vec::with_capacity(parts.headers.len());
+            headers.extend(parts.headers.iter().filter_map(|(k, v)| {
+                Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned()))
+            }));
+            headers
+        },
         body,
     };
     let out = api.handle(req).await;
@@ -71,6 +74,7 @@ async fn handle(State(api): State<Api>, req: Request) -> Response {
         // The names the library sets are known: no parsing (and no allocation) for those; the
         // value's buffer is taken over, not copied.
         let name = match k.as_str() {
+            "content-type" => Ok(CONTENT_TYPE),
             "x-request-id" => Ok(X_REQUEST_ID),
             "server-timing" => Ok(SERVER_TIMING),
             _ => HeaderName::from_bytes(k.as_bytes()),

@@ -446,31 +446,40 @@ impl DataSource for SqlSource {
             })
             .collect::<Result<Vec<_>, _>>()?;
 
-        let span = tracing::debug_span!(
-            "sql",
-            operation = %st.name,
-            connection = %conn.name,
-            rows = tracing::field::Empty,
-            duration_us = tracing::field::Empty,
-            params = tracing::field::Empty,
-        );
-        if conn.log_parameters {
-            span.record("params", tracing::field::debug(&binds));
-        }
-        let start = std::time::Instant::now();
         let one = st.return_type != ReturnType::List;
         let args = st.slots.iter().map(|&i| &binds[i]);
-        let result = conn
-            .pool
-            .run(&st.sql, args, one)
-            .instrument(span.clone())
-            .await;
-        span.record("duration_us", start.elapsed().as_micros() as u64);
+        let query = conn.pool.run(&st.sql, args, one);
+        // A span costs to build and to record into even when nobody listens: only at DEBUG.
+        let span = tracing::enabled!(tracing::Level::DEBUG).then(|| {
+            let span = tracing::debug_span!(
+                "sql",
+                operation = %st.name,
+                connection = %conn.name,
+                rows = tracing::field::Empty,
+                duration_us = tracing::field::Empty,
+                params = tracing::field::Empty,
+            );
+            if conn.log_parameters {
+                span.record("params", tracing::field::debug(&binds));
+            }
+            span
+        });
+        let result = match &span {
+            Some(span) => {
+                let start = std::time::Instant::now();
+                let result = query.instrument(span.clone()).await;
+                span.record("duration_us", start.elapsed().as_micros() as u64);
+                result
+            }
+            None => query.await,
+        };
         let mut rows = match result {
             Ok(rows) => rows,
             Err(e) => {
                 let (kind, detail, cause) = classify(e);
-                tracing::debug!(parent: &span, error = %detail, "query failed");
+                if let Some(span) = &span {
+                    tracing::debug!(parent: span, error = %detail, "query failed");
+                }
                 let err = fail(kind, detail);
                 return Err(match cause {
                     Some(cause) => err.with_cause(cause),
@@ -478,7 +487,9 @@ impl DataSource for SqlSource {
                 });
             }
         };
-        span.record("rows", rows.len());
+        if let Some(span) = &span {
+            span.record("rows", rows.len());
+        }
         for row in &mut rows {
             for (column, ty) in &st.columns {
                 if let Some(v) = row.get_mut(column) {
