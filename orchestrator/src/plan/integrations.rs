@@ -350,15 +350,9 @@ impl HttpMethod {
     /// Parses a method name, case-insensitively.
     pub fn parse(s: &str) -> Option<Self> {
         // Runs per request: compared in place, no upper-cased copy.
-        [
-            Self::Get,
-            Self::Post,
-            Self::Put,
-            Self::Patch,
-            Self::Delete,
-        ]
-        .into_iter()
-        .find(|m| m.as_str().eq_ignore_ascii_case(s))
+        [Self::Get, Self::Post, Self::Put, Self::Patch, Self::Delete]
+            .into_iter()
+            .find(|m| m.as_str().eq_ignore_ascii_case(s))
     }
 
     /// Upper-case name.

@@ -53,17 +53,18 @@ async fn handle(State(api): State<Api>, req: Request) -> Response {
             Err(_) => Body::TooLarge,
         }
     };
+    let mut headers = Vec::with_capacity(parts.headers.len());
+    headers.extend(
+        parts
+            .headers
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned()))),
+    );
     let req = WebRequest {
         method: parts.method.as_str().to_owned(),
         path: parts.uri.path().to_owned(),
         query: parts.uri.query().map(str::to_owned),
-        headers: {
-            let mut headers = Vec::with_capacity(parts.headers.len());
-            headers.extend(parts.headers.iter().filter_map(|(k, v)| {
-                Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned()))
-            }));
-            headers
-        },
+        headers,
         body,
     };
     let out = api.handle(req).await;
