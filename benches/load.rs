@@ -542,6 +542,17 @@ fn main() {
         .position(|a| a == "--only")
         .and_then(|i| argv.get(i + 1))
         .map(|list| list.split(',').map(str::to_owned).collect());
+    const SCENARIOS: [&str; 6] = ["i", "ii", "iii", "iv", "v", "vi"];
+    if let Some(unknown) = only
+        .iter()
+        .flatten()
+        .find(|s| !SCENARIOS.contains(&s.as_str()))
+    {
+        panic!(
+            "--only {unknown}: the scenarios are {}",
+            SCENARIOS.join(", ")
+        );
+    }
     let wants = |scenario: &str| {
         only.as_ref()
             .is_none_or(|o| o.iter().any(|s| s == scenario))
@@ -619,6 +630,10 @@ fn main() {
         let (url, concurrency) = match variant.strip_prefix("fan").and_then(|v| v.split_once('-')) {
             Some((n, which)) => {
                 let n: usize = n.parse().expect("--profile fanN-a|fanN-b");
+                assert!(
+                    matches!(which, "a" | "b"),
+                    "--profile {variant}: use fan{n}-a or fan{n}-b"
+                );
                 let url = if which == "b" {
                     format!("{}/fan/{n}", hand.base)
                 } else {
@@ -632,8 +647,9 @@ fn main() {
                 };
                 (url, 1)
             }
+            None if variant == "a" => (a.clone(), budget.concurrency),
             None if variant == "b" => (b.clone(), budget.concurrency),
-            None => (a.clone(), budget.concurrency),
+            None => panic!("--profile {variant}: use a, b, fanN-a or fanN-b"),
         };
         let r = drive(
             &load_rt,

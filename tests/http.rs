@@ -125,14 +125,27 @@ fn api_orchestrator(up: &Upstream) -> (tempfile::TempDir, Orchestrator) {
     (dir, o)
 }
 
-/// The trace id and span id of a `traceparent` header.
-fn trace_and_span(seen: &tests::upstream::Seen) -> (String, String) {
+/// The trace id, span id and flags of a `traceparent` header.
+fn traceparent(seen: &tests::upstream::Seen) -> (String, String, String) {
     let tp = seen.headers["traceparent"].to_str().unwrap();
     let fields: Vec<&str> = tp.split('-').collect();
     assert_eq!(fields.len(), 4, "{tp}");
-    assert_eq!((fields[0], fields[3]), ("00", "01"), "{tp}");
+    assert_eq!(fields[0], "00", "{tp}");
     assert_eq!((fields[1].len(), fields[2].len()), (32, 16), "{tp}");
-    (fields[1].to_owned(), fields[2].to_owned())
+    (
+        fields[1].to_owned(),
+        fields[2].to_owned(),
+        fields[3].to_owned(),
+    )
+}
+
+/// The `traceparent`s of the last two calls the upstream saw.
+fn last_two(up: &Upstream) -> [(String, String, String); 2] {
+    let seen = up.seen();
+    [
+        traceparent(&seen[seen.len() - 2]),
+        traceparent(&seen[seen.len() - 1]),
+    ]
 }
 
 #[tokio::test]
@@ -140,41 +153,47 @@ async fn the_calls_of_one_execution_share_a_trace() {
     let up = Upstream::start().await;
     let (_dir, o) = api_orchestrator(&up);
 
-    // No incoming trace: both calls carry the same new trace id, each its own span.
+    // No incoming trace: both calls carry the same new, sampled trace, each its own span.
     o.execute("two_calls", RequestContext::new()).await.unwrap();
-    let seen = up.seen();
-    let (t1, s1) = trace_and_span(&seen[0]);
-    let (t2, s2) = trace_and_span(&seen[1]);
+    let [(t1, s1, f1), (t2, s2, f2)] = last_two(&up);
     assert_eq!(t1, t2);
     assert_ne!(s1, s2);
+    assert_eq!((f1.as_str(), f2.as_str()), ("01", "01"));
     assert_ne!(t1, "0".repeat(32));
 
     // The next execution is another trace.
     o.execute("two_calls", RequestContext::new()).await.unwrap();
-    let (t3, _) = trace_and_span(&up.last());
+    let [(t3, ..), _] = last_two(&up);
     assert_ne!(t3, t1);
 
-    // An incoming trace is continued by every call; an invalid one is replaced.
-    let incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-    for (header, continued) in [(incoming, true), ("00-zz-00f067aa0ba902b7-01", false)] {
+    // An incoming trace is continued by every call, with its sampling decision.
+    let incoming = "4bf92f3577b34da6a3ce929d0e0e4736";
+    for flags in ["01", "00"] {
+        let header = format!("00-{incoming}-00f067aa0ba902b7-{flags}");
         o.execute(
             "two_calls",
-            RequestContext::new().with_header("traceparent", header),
+            RequestContext::new().with_header("traceparent", header.as_str()),
         )
         .await
         .unwrap();
-        let seen = up.seen();
-        let (ta, sa) = trace_and_span(&seen[seen.len() - 2]);
-        let (tb, sb) = trace_and_span(&seen[seen.len() - 1]);
-        assert_eq!(ta, tb);
-        assert_ne!(sa, "00f067aa0ba902b7");
-        assert_ne!(sa, sb);
-        assert_eq!(
-            ta == "4bf92f3577b34da6a3ce929d0e0e4736",
-            continued,
-            "{header}"
-        );
+        for (trace, span, f) in last_two(&up) {
+            assert_eq!(trace, incoming, "{header}");
+            assert_ne!(span, "00f067aa0ba902b7", "a call is a new span");
+            assert_eq!(f, flags, "{header}");
+        }
     }
+
+    // An invalid one (upper-case hex) is replaced by a new trace.
+    let header = format!("00-{}-00f067aa0ba902b7-01", incoming.to_ascii_uppercase());
+    o.execute(
+        "two_calls",
+        RequestContext::new().with_header("traceparent", header.as_str()),
+    )
+    .await
+    .unwrap();
+    let [(ta, ..), (tb, ..)] = last_two(&up);
+    assert_eq!(ta, tb);
+    assert!(![incoming, &t1, &t3].contains(&ta.as_str()), "{ta}");
 }
 
 fn request(params: &[(&str, Value)]) -> RequestContext {

@@ -35,7 +35,7 @@ use crate::diagnostic::Diagnostics;
 use crate::expr::{Scope, truthy};
 use crate::plan::{Endpoint, OnError, Plan, RetryPolicy};
 use crate::source::{
-    DataSource, Notes, Registry, SourceCall, SourceError, SourceErrorKind, TraceId,
+    DataSource, Notes, Registry, SourceCall, SourceError, SourceErrorKind, TraceContext,
 };
 use crate::validate::{ValidateOptions, dependencies, validate};
 
@@ -289,8 +289,9 @@ impl Engine {
         let start = Instant::now();
         let deadline = start + c.budget;
         // One trace for every call this execution makes.
-        let trace_id =
-            TraceId::continue_or_new(request.headers.get("traceparent").and_then(Value::as_str));
+        let trace_context = TraceContext::continue_or_new(
+            request.headers.get("traceparent").and_then(Value::as_str),
+        );
         let mut state = State {
             results: vec![None; c.steps.len()],
             remaining: c.steps.iter().map(|s| s.deps).collect(),
@@ -314,7 +315,7 @@ impl Engine {
             c,
             e,
             request,
-            trace_id: trace_id.as_str(),
+            trace: &trace_context,
             start,
             deadline,
         };
@@ -378,8 +379,8 @@ struct Run<'a> {
     c: &'a Compiled,
     e: &'a Endpoint,
     request: &'a RequestContext,
-    /// The W3C trace id every call of the execution shares.
-    trace_id: &'a str,
+    /// The W3C trace every call of the execution shares.
+    trace: &'a TraceContext,
     start: Instant,
     deadline: Instant,
 }
@@ -482,7 +483,7 @@ impl Run<'_> {
             c,
             e,
             request,
-            trace_id,
+            trace,
             deadline,
             ..
         } = *self;
@@ -501,7 +502,7 @@ impl Run<'_> {
                 source_id: step.source_id.as_deref(),
                 params: &params,
                 request,
-                trace_id,
+                trace,
                 attempt,
                 notes: &notes,
             };

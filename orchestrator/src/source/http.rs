@@ -19,7 +19,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 
-use super::{SourceCall, SourceError, SourceErrorKind, traceparent};
+use super::{SourceCall, SourceError, SourceErrorKind};
 use crate::plan::HttpSettings;
 
 // Not among `http`'s standard names: built once here, not parsed (and allocated) per call.
@@ -160,7 +160,8 @@ impl HttpClient {
         {
             req = req.header(X_REQUEST_ID, id);
         }
-        if let Ok(tp) = HeaderValue::from_bytes(&traceparent(call.trace_id)) {
+        // Hex digits and dashes: always a valid header value.
+        if let Ok(tp) = HeaderValue::from_bytes(&call.trace.traceparent_bytes()) {
             req = req.header(TRACEPARENT, tp);
         }
         for (k, v) in &out.headers {

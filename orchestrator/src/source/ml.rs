@@ -32,7 +32,9 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 
 use super::http::{HttpClient, Outgoing};
-use super::{DataSource, Notes, SourceCall, SourceError, SourceErrorKind, SourceFactory, TraceId};
+use super::{
+    DataSource, Notes, SourceCall, SourceError, SourceErrorKind, SourceFactory, TraceContext,
+};
 use crate::RequestContext;
 use crate::diagnostic::{Code, Diagnostic, KeyPath};
 use crate::plan::{Integrations, Model, ModelProtocol, OutputPath, OutputStep, Plan};
@@ -460,7 +462,7 @@ pub async fn check_models(plan: &Plan) -> Vec<Diagnostic> {
                 let request = RequestContext::new();
                 let notes = Notes::default();
                 let params = Map::new();
-                let trace_id = TraceId::random();
+                let trace = TraceContext::new();
                 let call = SourceCall {
                     endpoint: "",
                     source: "",
@@ -468,7 +470,7 @@ pub async fn check_models(plan: &Plan) -> Vec<Diagnostic> {
                     source_id: Some(id),
                     params: &params,
                     request: &request,
-                    trace_id: trace_id.as_str(),
+                    trace: &trace,
                     attempt: 1,
                     notes: &notes,
                 };

@@ -53,11 +53,9 @@ use crate::RequestContext;
 use crate::plan::Integrations;
 
 pub use direct::Direct;
-pub(crate) use trace_context::TraceId;
+pub use trace_context::TraceContext;
 #[cfg(feature = "web")]
 pub(crate) use trace_context::random_hex;
-#[cfg(feature = "http")]
-pub(crate) use trace_context::traceparent;
 
 /// One call of a source, with its resolved params.
 #[derive(Debug, Clone, Copy)]
@@ -75,10 +73,10 @@ pub struct SourceCall<'a> {
     pub params: &'a Map<String, Value>,
     /// The request (for its id, headers to forward, …).
     pub request: &'a RequestContext,
-    /// The W3C trace id every call of this execution shares (32 lower-case hex digits): the
-    /// incoming request's when it carried a valid `traceparent` header, otherwise a new one.
-    /// The built-in HTTP sources send it in `traceparent` with a new span id per call.
-    pub trace_id: &'a str,
+    /// The W3C trace every call of this execution shares: the incoming request's when it
+    /// carried a valid `traceparent` header, otherwise a new one. The built-in HTTP sources
+    /// send [`TraceContext::traceparent`] (a new span id per call) with every call.
+    pub trace: &'a TraceContext,
     /// 1 for the first attempt, 2 for the first retry, …
     pub attempt: u32,
     /// Where the source leaves remarks for the execution trace.

@@ -1,30 +1,53 @@
-//! W3C Trace Context for calls to sources: one trace id per execution, continued from the
+//! W3C Trace Context for calls to sources: one trace per execution, continued from the
 //! incoming request's `traceparent` when it carried a valid one, and a new span id per call.
 //!
 //! Ids are written with a lookup table into fixed buffers: an endpoint with many HTTP sources
 //! sends one `traceparent` per call, so this runs often.
 
+use std::fmt;
+
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
-/// A trace id: 32 lower-case hex digits, never all zero.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct TraceId([u8; 32]);
+/// The W3C trace every call of one execution belongs to ([`SourceCall::trace`]).
+///
+/// It continues the incoming request's trace when the request carried a valid `traceparent`
+/// header (its trace id and its sampled flag); otherwise it is a new, sampled trace. A value
+/// always holds a valid trace id, so [`TraceContext::traceparent`] is always a valid header.
+///
+/// ```
+/// # use orchestrator::source::TraceContext;
+/// fn forward(trace: &TraceContext) -> String {
+///     // e.g. for a gRPC or message-queue source of the host's own
+///     trace.traceparent()
+/// }
+/// # let _ = forward;
+/// ```
+///
+/// [`SourceCall::trace`]: super::SourceCall::trace
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct TraceContext {
+    id: [u8; 32],
+    sampled: bool,
+}
 
-impl TraceId {
-    /// The trace id of `incoming` (a `traceparent` header value) when it is valid, otherwise a
-    /// new random one.
+impl TraceContext {
+    /// The trace of `incoming` (a `traceparent` header value) when it is valid, otherwise a new
+    /// one.
     pub(crate) fn continue_or_new(incoming: Option<&str>) -> Self {
-        incoming.and_then(Self::parse).unwrap_or_else(Self::random)
+        incoming.and_then(Self::parse).unwrap_or_else(Self::new)
     }
 
-    /// A new random trace id.
-    pub(crate) fn random() -> Self {
-        Self(random_hex())
+    /// A new trace: a random trace id, sampled.
+    pub(crate) fn new() -> Self {
+        Self {
+            id: random_hex(),
+            sampled: true,
+        }
     }
 
-    /// The trace id of a `traceparent` value (`version-traceid-parentid-flags`, later versions
-    /// may append fields), if it is one: hex fields of the right lengths, version not `ff`,
-    /// neither id all zeros.
+    /// The trace of a `traceparent` value, if it is a valid one: `version-traceid-parentid-flags`
+    /// in lower-case hex, version not `ff`, neither id all zeros; version `00` has exactly those
+    /// four fields, later versions may append more.
     fn parse(traceparent: &str) -> Option<Self> {
         let mut fields = traceparent.trim().split('-');
         let (version, trace, parent, flags) = (
@@ -33,10 +56,15 @@ impl TraceId {
             fields.next()?,
             fields.next()?,
         );
-        let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
+        let hex = |s: &str, n: usize| {
+            s.len() == n
+                && s.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        };
         let zero = |s: &str| s.bytes().all(|b| b == b'0');
         if !hex(version, 2)
-            || version.eq_ignore_ascii_case("ff")
+            || version == "ff"
+            || (version == "00" && fields.next().is_some())
             || !hex(trace, 32)
             || zero(trace)
             || !hex(parent, 16)
@@ -46,27 +74,50 @@ impl TraceId {
             return None;
         }
         let mut id = [0; 32];
-        for (out, b) in id.iter_mut().zip(trace.bytes()) {
-            *out = b.to_ascii_lowercase();
-        }
-        Some(Self(id))
+        id.copy_from_slice(trace.as_bytes());
+        let flags = u8::from_str_radix(flags, 16).ok()?;
+        Some(Self {
+            id,
+            sampled: flags & 1 == 1,
+        })
     }
 
-    /// The id as text.
-    pub(crate) fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.0).expect("hex digits are ASCII")
+    /// The trace id: 32 lower-case hex digits, not all zero.
+    pub fn trace_id(&self) -> &str {
+        std::str::from_utf8(&self.id).expect("hex digits are ASCII")
+    }
+
+    /// Whether the trace is sampled (the incoming request's decision, or `true` for a new
+    /// trace).
+    pub fn sampled(&self) -> bool {
+        self.sampled
+    }
+
+    /// A `traceparent` header value for one outgoing call: this trace, a new random span id,
+    /// the sampled flag (`00-<trace id>-<span id>-01`).
+    pub fn traceparent(&self) -> String {
+        String::from_utf8_lossy(&self.traceparent_bytes()).into_owned()
+    }
+
+    /// [`TraceContext::traceparent`] without an allocation.
+    pub(crate) fn traceparent_bytes(&self) -> [u8; 55] {
+        let mut out = *b"00-00000000000000000000000000000000-0000000000000000-00";
+        out[3..35].copy_from_slice(&self.id);
+        write_hex(&mut out[36..52], u128::from(fastrand::u64(1..)));
+        if self.sampled {
+            out[54] = b'1';
+        }
+        out
     }
 }
 
-/// A `traceparent` value for one outgoing call of trace `trace_id` (32 hex digits, as
-/// [`TraceId::as_str`] gives): version 00, a new random span id, sampled.
-#[cfg(feature = "http")]
-pub(crate) fn traceparent(trace_id: &str) -> [u8; 55] {
-    let mut out = *b"00-00000000000000000000000000000000-0000000000000000-01";
-    let id = trace_id.as_bytes();
-    out[3..35].copy_from_slice(&id[..id.len().min(32)]);
-    write_hex(&mut out[36..52], u128::from(fastrand::u64(1..)));
-    out
+impl fmt::Debug for TraceContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TraceContext")
+            .field("trace_id", &self.trace_id())
+            .field("sampled", &self.sampled)
+            .finish()
+    }
 }
 
 /// 128 random bits, not all zero, as 32 lower-case hex digits.
@@ -88,17 +139,24 @@ fn write_hex(out: &mut [u8], mut v: u128) {
 mod tests {
     use super::*;
 
+    const INCOMING: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
     #[test]
-    fn continues_a_valid_trace() {
-        let id = TraceId::continue_or_new(Some(
-            " 00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01 ",
+    fn continues_a_valid_trace_and_its_sampling_decision() {
+        let t = TraceContext::continue_or_new(Some(&format!(" {INCOMING} ")));
+        assert_eq!(t.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert!(t.sampled());
+        let t = TraceContext::continue_or_new(Some(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00",
         ));
-        assert_eq!(id.as_str(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(t.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert!(!t.sampled());
+        assert!(t.traceparent().ends_with("-00"), "{}", t.traceparent());
         // A later version may append fields.
-        let id = TraceId::continue_or_new(Some(
+        let t = TraceContext::continue_or_new(Some(
             "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
         ));
-        assert_eq!(id.as_str(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(t.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
     }
 
     #[test]
@@ -111,26 +169,32 @@ mod tests {
             "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
             "00-4bf92f3577b34da6a3ce929d0e0e473g-00f067aa0ba902b7-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
         ] {
-            let id = TraceId::continue_or_new(Some(bad));
-            assert_eq!(id.as_str().len(), 32, "{bad}");
-            assert!(id.as_str().bytes().all(|b| HEX.contains(&b)), "{bad}");
-            assert!(!bad.contains(id.as_str()), "{bad}");
+            let t = TraceContext::continue_or_new(Some(bad));
+            assert_eq!(t.trace_id().len(), 32, "{bad}");
+            assert!(t.trace_id().bytes().all(|b| HEX.contains(&b)), "{bad}");
+            assert!(
+                !bad.to_ascii_lowercase().contains(t.trace_id()),
+                "{bad} was continued"
+            );
+            assert!(t.sampled());
         }
-        assert_ne!(TraceId::random(), TraceId::random());
+        assert_ne!(TraceContext::new(), TraceContext::new());
     }
 
-    #[cfg(feature = "http")]
     #[test]
     fn each_call_gets_a_new_span_of_the_same_trace() {
-        let id = TraceId::random();
-        let (a, b) = (traceparent(id.as_str()), traceparent(id.as_str()));
-        let a = std::str::from_utf8(&a).unwrap();
-        let b = std::str::from_utf8(&b).unwrap();
-        assert_eq!(&a[..36], format!("00-{}-", id.as_str()));
+        let t = TraceContext::continue_or_new(Some(INCOMING));
+        let (a, b) = (t.traceparent(), t.traceparent());
+        assert_eq!(&a[..36], "00-4bf92f3577b34da6a3ce929d0e0e4736-");
         assert_eq!(&a[..36], &b[..36]);
         assert_ne!(&a[36..52], &b[36..52]);
-        assert!(a.ends_with("-01") && a.len() == 55);
+        assert_ne!(&a[36..52], "00f067aa0ba902b7");
         assert_ne!(&a[36..52], "0000000000000000");
+        assert!(a.ends_with("-01") && a.len() == 55, "{a}");
+        // What a call sends parses back as the same trace.
+        assert_eq!(TraceContext::continue_or_new(Some(&a)), t);
     }
 }
