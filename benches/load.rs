@@ -3,7 +3,14 @@
 //! ```text
 //! cargo run --release -p benches --bin load            # full run (several minutes)
 //! cargo run --release -p benches --bin load -- --smoke # every scenario, tiny (what CI runs)
+//! load --only ii,iii                                   # some scenarios: i, ii, iii, iv, v, vi
+//! load --profile a|b|fanN-a|fanN-b SECS                # one variant only, for a profiler
 //! ```
+//!
+//! `--profile a` / `b` drives scenario (i)'s library / hand-written variant at full
+//! concurrency; `fanN-a` / `fanN-b` drives scenario (ii) with N sources and one client. It
+//! prints the requests answered, which `benches/serving-instructions.sh` divides callgrind's
+//! count by.
 //!
 //! In one process it starts its backends (an HTTP backend answering fixed JSON after an
 //! optional per-route delay, and a SQLite file), serves the same composite endpoint two ways —
