@@ -194,6 +194,26 @@ async fn the_calls_of_one_execution_share_a_trace() {
     let [(ta, ..), (tb, ..)] = last_two(&up);
     assert_eq!(ta, tb);
     assert!(![incoming, &t1, &t3].contains(&ta.as_str()), "{ta}");
+
+    // `tracestate` belongs to the incoming trace: passed on when it is continued, not otherwise.
+    let state = "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7";
+    let valid = format!("00-{incoming}-00f067aa0ba902b7-01");
+    for (traceparent, forwarded) in [
+        (Some(valid.as_str()), true),
+        (Some(header.as_str()), false),
+        (None, false),
+    ] {
+        let mut request = RequestContext::new().with_header("tracestate", state);
+        if let Some(tp) = traceparent {
+            request = request.with_header("traceparent", tp);
+        }
+        o.execute("two_calls", request).await.unwrap();
+        let seen = up.seen();
+        for call in &seen[seen.len() - 2..] {
+            let sent = call.headers.get("tracestate").map(|v| v.to_str().unwrap());
+            assert_eq!(sent, forwarded.then_some(state), "{traceparent:?}");
+        }
+    }
 }
 
 fn request(params: &[(&str, Value)]) -> RequestContext {

@@ -1,6 +1,7 @@
 //! The HTTP call stack shared by the `api`, `feast` and `ml` sources: one reqwest client per
-//! service and config version, request id and W3C `traceparent` on every call, a response size
-//! limit, and one mapping of failures to [`SourceErrorKind`]s.
+//! service and config version, request id and W3C `traceparent` on every call (and the
+//! request's `tracestate` when the trace continues the request's), a response size limit, and
+//! one mapping of failures to [`SourceErrorKind`]s.
 //!
 //! | failure | kind |
 //! |---|---|
@@ -25,6 +26,7 @@ use crate::plan::HttpSettings;
 // Not among `http`'s standard names: built once here, not parsed (and allocated) per call.
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
 /// Everything but RFC 3986's unreserved characters is percent-encoded in a path segment or
 /// query value: request data can add no `/`, `?`, `#`, `@` or `%` of its own.
@@ -163,6 +165,17 @@ impl HttpClient {
         // Hex digits and dashes: always a valid header value.
         if let Ok(tp) = HeaderValue::from_bytes(&call.trace.traceparent_bytes()) {
             req = req.header(TRACEPARENT, tp);
+        }
+        // Vendor data of the trace this continues, passed on unchanged (W3C Trace Context).
+        if call.trace.continued()
+            && let Some(state) = call
+                .request
+                .headers
+                .get("tracestate")
+                .and_then(Value::as_str)
+            && let Ok(state) = HeaderValue::from_str(state)
+        {
+            req = req.header(TRACESTATE, state);
         }
         for (k, v) in &out.headers {
             req = req.header(k, v);

@@ -13,6 +13,8 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 /// It continues the incoming request's trace when the request carried a valid `traceparent`
 /// header (its trace id and its sampled flag); otherwise it is a new, sampled trace. A value
 /// always holds a valid trace id, so [`TraceContext::traceparent`] is always a valid header.
+/// The request's `tracestate` belongs to the trace it continues: forward it only when
+/// [`TraceContext::continued`] (the built-in HTTP sources do).
 ///
 /// ```
 /// # use orchestrator::source::TraceContext;
@@ -28,6 +30,7 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 pub struct TraceContext {
     id: [u8; 32],
     sampled: bool,
+    continued: bool,
 }
 
 impl TraceContext {
@@ -42,6 +45,7 @@ impl TraceContext {
         Self {
             id: random_hex(),
             sampled: true,
+            continued: false,
         }
     }
 
@@ -79,6 +83,7 @@ impl TraceContext {
         Some(Self {
             id,
             sampled: flags & 1 == 1,
+            continued: true,
         })
     }
 
@@ -91,6 +96,12 @@ impl TraceContext {
     /// trace).
     pub fn sampled(&self) -> bool {
         self.sampled
+    }
+
+    /// Whether this continues the incoming request's trace (it carried a valid `traceparent`),
+    /// rather than starting a new one.
+    pub fn continued(&self) -> bool {
+        self.continued
     }
 
     /// A `traceparent` header value for one outgoing call: this trace, a new random span id,
@@ -116,6 +127,7 @@ impl fmt::Debug for TraceContext {
         f.debug_struct("TraceContext")
             .field("trace_id", &self.trace_id())
             .field("sampled", &self.sampled)
+            .field("continued", &self.continued)
             .finish()
     }
 }
@@ -145,7 +157,7 @@ mod tests {
     fn continues_a_valid_trace_and_its_sampling_decision() {
         let t = TraceContext::continue_or_new(Some(&format!(" {INCOMING} ")));
         assert_eq!(t.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
-        assert!(t.sampled());
+        assert!(t.sampled() && t.continued());
         let t = TraceContext::continue_or_new(Some(
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00",
         ));
@@ -179,7 +191,7 @@ mod tests {
                 !bad.to_ascii_lowercase().contains(t.trace_id()),
                 "{bad} was continued"
             );
-            assert!(t.sampled());
+            assert!(t.sampled() && !t.continued());
         }
         assert_ne!(TraceContext::new(), TraceContext::new());
     }
