@@ -590,7 +590,7 @@ fn main() {
     let api = Api::new(&orchestrator);
     let library = serve_axum(
         &server_rt,
-        axum::Router::new().nest("/api", orchestrator::web::axum::router(api.clone())),
+        axum::Router::new().merge(orchestrator::web::axum::router_at("/api", api.clone())),
     );
     let manual = server_rt.block_on(async {
         Manual {

@@ -9,7 +9,7 @@
 //! ```
 
 use orchestrator::Orchestrator;
-use orchestrator::web::{Api, axum::router};
+use orchestrator::web::{Api, axum::router_at};
 use orchestrator_macros::orchestrate;
 
 #[tokio::main]
@@ -51,7 +51,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let orchestrator = Orchestrator::builder().build(plan)?;
     let app = axum::Router::new()
         .route("/health", axum::routing::get(|| async { "ok" }))
-        .nest("/api", router(Api::new(&orchestrator)));
+        .merge(router_at("/api", Api::new(&orchestrator)));
     let bind = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:8001".into());

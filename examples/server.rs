@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use examples::demo;
 use orchestrator::Orchestrator;
-use orchestrator::web::{Api, axum::router};
+use orchestrator::web::{Api, axum::router_at};
 
 struct Args {
     config: PathBuf,
@@ -115,7 +115,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr = listener.local_addr()?;
     let app = axum::Router::new()
         .route("/health", axum::routing::get(|| async { "ok" }))
-        .nest("/api", router(Api::new(&orchestrator)));
+        .merge(router_at("/api", Api::new(&orchestrator)));
 
     println!("\nlistening on http://{addr}  (docs: http://{addr}/api/docs/)");
     for e in &orchestrator.plan().endpoints {

@@ -99,7 +99,10 @@ fn api(config_yaml: &str) -> (tempfile::TempDir, Api) {
 /// A host with its own `/health` route and the plans under `/api`.
 #[derive(Debug, Clone, Copy)]
 enum Host {
+    /// `Router::nest("/api", router(api))`.
     Axum,
+    /// `Router::merge(router_at("/api", api))`.
+    AxumAt,
     Actix,
 }
 
@@ -117,10 +120,13 @@ impl Drop for Running {
 
 async fn start(host: Host, api: Api) -> Running {
     match host {
-        Host::Axum => {
-            let app = axum::Router::new()
-                .route("/health", axum::routing::get(|| async { "ok" }))
-                .nest("/api", orchestrator::web::axum::router(api));
+        Host::Axum | Host::AxumAt => {
+            let app = axum::Router::new().route("/health", axum::routing::get(|| async { "ok" }));
+            let app = if matches!(host, Host::Axum) {
+                app.nest("/api", orchestrator::web::axum::router(api))
+            } else {
+                app.merge(orchestrator::web::axum::router_at("/api", api))
+            };
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
             let task = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -288,6 +294,15 @@ async fn suite(host: Host) {
     send(c.get(url("/api/nowhere")))
         .await
         .problem(404, "not-found");
+    send(c.get(url("/api"))).await.problem(404, "not-found");
+    if !matches!(host, Host::Axum) {
+        // axum's `nest` leaves `/api/` to the host; `router_at` and actix's scope answer it.
+        send(c.get(url("/api/"))).await.problem(404, "not-found");
+    }
+    // A path that merely starts with the mount point's letters is the host's, not ours.
+    let r = send(c.get(url("/apiary/greet/Ada"))).await;
+    assert_eq!(r.status, 404, "{host:?}: {}", r.text);
+    assert!(r.headers.get("x-request-id").is_none(), "{host:?}");
     send(c.get(url("/api/shop/lookup/0")))
         .await
         .problem(404, "no-result");
@@ -354,6 +369,18 @@ async fn suite(host: Host) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn axum_host() {
     suite(Host::Axum).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn axum_host_router_at() {
+    suite(Host::AxumAt).await;
+}
+
+#[test]
+#[should_panic(expected = "must start with `/`")]
+fn router_at_rejects_a_prefix_without_a_leading_slash() {
+    let (_dir, api) = api(TRACKING);
+    let _: axum::Router = orchestrator::web::axum::router_at("api", api);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
