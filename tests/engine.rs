@@ -306,6 +306,89 @@ endpoints:
 }
 
 #[tokio::test(start_paused = true)]
+async fn each_attempt_times_out_at_its_own_limit() {
+    // Limits that pass in a different order than the sources started; `later` starts after
+    // the timer was armed for `early` (120 ms) and times out before it (110 ms); `early` and
+    // `quick` finish in time, so the timer fires once for nothing at 120 ms.
+    let o = orchestrator(
+        r#"
+endpoints:
+  limits:
+    timeout: 5s
+    data_sources:
+      - {name: early, type: sleep, params: {ms: 50}, timeout: 120ms}
+      - {name: quick, type: sleep, params: {ms: 100}, timeout: 500ms}
+      - {name: later, type: sleep, params: {ms: 1000, after: "$quick.finished_ms"}, timeout: 10ms, on_error: skip}
+      - {name: first, type: sleep, params: {ms: 400}, timeout: 200ms, on_error: default, default: {late: true}}
+      - {name: slow, type: sleep, params: {ms: 5000}, timeout: 1, on_error: skip}
+      - {name: slower, type: sleep, params: {ms: 5000}, timeout: 2, on_error: skip}
+    response_mapping: {early: "$early.finished_ms", quick: "$quick.finished_ms", later: "$later", first: "$first.late", slow: "$slow"}
+"#,
+    );
+    let start = Instant::now();
+    let out = o.execute("limits", RequestContext::new()).await.unwrap();
+    assert_eq!(ms(start.elapsed()), 2000);
+    assert_eq!(
+        out.response,
+        json!({"early": 50, "quick": 100, "later": null, "first": true, "slow": null})
+    );
+    let seen: Vec<_> = out
+        .trace
+        .sources
+        .iter()
+        .map(|s| {
+            (
+                &*s.name,
+                ms(s.start),
+                ms(s.duration),
+                s.attempts,
+                s.outcome,
+                s.error.as_ref().map(|e| e.kind),
+            )
+        })
+        .collect();
+    let timeout = Some(SourceErrorKind::Timeout);
+    assert_eq!(
+        seen,
+        [
+            ("early", 0, 50, 1, Outcome::Ok, None),
+            ("quick", 0, 100, 1, Outcome::Ok, None),
+            ("later", 100, 10, 1, Outcome::FailedSkipped, timeout),
+            ("first", 0, 200, 1, Outcome::FailedDefaulted, timeout),
+            ("slow", 0, 1000, 1, Outcome::FailedSkipped, timeout),
+            ("slower", 0, 2000, 1, Outcome::FailedSkipped, timeout),
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_source_starts_once_the_budget_has_run_out() {
+    let o = orchestrator(
+        r#"
+endpoints:
+  chain:
+    timeout: 500ms
+    data_sources:
+      - {name: a, type: sleep, params: {ms: 5000}, timeout: 1, on_error: skip}
+      - {name: b, type: sleep, params: {after: "$a.finished_ms"}}
+    primary_source: b
+"#,
+    );
+    let start = Instant::now();
+    let err = o.execute("chain", RequestContext::new()).await.unwrap_err();
+    assert_eq!(ms(start.elapsed()), 500);
+    let ExecuteError::DeadlineExceeded { trace, .. } = &err else {
+        panic!("{err:?}")
+    };
+    // `a` was limited by the budget: it timed out (and was skipped) as the budget ran out.
+    assert_eq!(
+        (trace.sources[0].attempts, trace.sources[0].outcome),
+        (1, Outcome::FailedSkipped)
+    );
+    assert_eq!(trace.sources[1].outcome, Outcome::NotRun);
+}
+
+#[tokio::test(start_paused = true)]
 async fn conditions_skip_sources() {
     let o = orchestrator(
         r#"

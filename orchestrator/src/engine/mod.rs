@@ -2,7 +2,8 @@
 //!
 //! Each source starts as soon as the sources it reads have finished; independent sources run
 //! concurrently on the calling task (no spawning), so an endpoint takes as long as its critical
-//! path. Each attempt gets the source's timeout, capped by what is left of the endpoint's budget;
+//! path. No source starts once the budget has run out. Each attempt gets the source's timeout,
+//! capped by what is left of the endpoint's budget (one timer per execution serves them all);
 //! transient failures of sources with `retries` are retried after an exponential backoff with
 //! jitter (a uniformly random wait between half and all of `backoff * 2^(n-1)`, capped at
 //! `max_backoff`) as long as the budget allows. A failed source with `on_error: fail` (the
@@ -18,12 +19,14 @@ mod trace;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::StreamExt as _;
 use futures::stream::FuturesUnordered;
+use futures::task::AtomicWaker;
 use serde_json::{Map, Value};
 use tokio::time::Instant;
 use tracing::Instrument as _;
@@ -318,8 +321,9 @@ impl Engine {
             trace: &trace_context,
             start,
             deadline,
+            alarms: Alarms::new(c.steps.len()),
         };
-        let outcome = tokio::time::timeout_at(deadline, run.drive(&mut state)).await;
+        let outcome = run.drive(&mut state).await;
         let end = Instant::now();
         for t in &mut state.sources {
             if t.outcome == Outcome::Cancelled {
@@ -334,7 +338,7 @@ impl Engine {
             sources: state.sources,
         };
         match outcome {
-            Ok(Ok(())) => {
+            Ok(()) => {
                 let response = match &e.response_mapping {
                     Some(mapping) => mapping.eval(&ExecScope {
                         request,
@@ -351,7 +355,9 @@ impl Engine {
                     trace: trace(state),
                 })
             }
-            Ok(Err((i, error))) if error.kind == SourceErrorKind::Timeout && end >= deadline => {
+            Err(Stop::Failed(i, error))
+                if error.kind == SourceErrorKind::Timeout && end >= deadline =>
+            {
                 // The endpoint's budget, not the source's own timeout, ended it.
                 state.sources[i].outcome = Outcome::Cancelled;
                 Err(ExecuteError::DeadlineExceeded {
@@ -360,12 +366,12 @@ impl Engine {
                     trace: Box::new(trace(state)),
                 })
             }
-            Ok(Err((i, error))) => Err(ExecuteError::SourceFailed {
+            Err(Stop::Failed(i, error)) => Err(ExecuteError::SourceFailed {
                 source_name: e.sources[i].name.clone(),
                 error,
                 trace: Box::new(trace(state)),
             }),
-            Err(_) => Err(ExecuteError::DeadlineExceeded {
+            Err(Stop::Deadline) => Err(ExecuteError::DeadlineExceeded {
                 endpoint: e.name.clone(),
                 budget: c.budget,
                 trace: Box::new(trace(state)),
@@ -383,20 +389,41 @@ struct Run<'a> {
     trace: &'a TraceContext,
     start: Instant,
     deadline: Instant,
+    /// When each running attempt times out.
+    alarms: Alarms,
+}
+
+/// Why [`Run::drive`] stopped early.
+enum Stop {
+    /// A required source failed: its index and last error.
+    Failed(usize, SourceError),
+    /// The endpoint's budget ran out.
+    Deadline,
 }
 
 impl Run<'_> {
-    /// Runs the DAG to completion, or returns the first failure of a required source.
-    async fn drive(&self, state: &mut State) -> Result<(), (usize, SourceError)> {
+    /// Runs the DAG to completion, or stops at the first failure of a required source or when
+    /// the budget runs out.
+    ///
+    /// One timer serves the whole execution: it is armed at the earliest of the endpoint's
+    /// deadline and the running attempts' limits (see [`Alarms`]), instead of one timer per
+    /// attempt plus one for the deadline. Each timer costs an allocation, a registration in
+    /// tokio's timer wheel and a removal; most attempts finish long before their limit.
+    async fn drive(&self, state: &mut State) -> Result<(), Stop> {
         let Self {
             c,
             e,
             request,
             start,
+            deadline,
             ..
         } = *self;
         let mut running = FuturesUnordered::new();
         let mut ready: Vec<usize> = c.roots.iter().rev().copied().collect();
+        // Built when the sources first wait: an execution whose sources all answer at once
+        // (caches, in-process lookups) never touches the timer wheel.
+        let mut timer: Option<Pin<Box<tokio::time::Sleep>>> = None;
+        let mut armed = deadline;
         loop {
             while let Some(i) = ready.pop() {
                 let step = &e.sources[i];
@@ -405,7 +432,12 @@ impl Run<'_> {
                     names: &c.names,
                     results: &state.results,
                 };
-                let now = Instant::now() - start;
+                let at = Instant::now();
+                if at >= deadline {
+                    // No source starts once the budget has run out.
+                    return Err(Stop::Deadline);
+                }
+                let now = at - start;
                 if let Some(cond) = &step.condition
                     && !truthy(&cond.eval(&scope))
                 {
@@ -426,7 +458,40 @@ impl Run<'_> {
                     futures::future::Either::Left(attempt)
                 });
             }
-            let Some((i, attempts, notes, result)) = running.next().await else {
+            let next = std::future::poll_fn(|cx| {
+                loop {
+                    // Sources first: one that answers as the timer fires still counts.
+                    if let Poll::Ready(next) = running.poll_next_unpin(cx) {
+                        return Poll::Ready(Ok(next));
+                    }
+                    let wanted = self.alarms.due(start, deadline);
+                    let sleep = timer.get_or_insert_with(|| {
+                        armed = wanted;
+                        Box::pin(tokio::time::sleep_until(wanted))
+                    });
+                    if wanted < armed {
+                        armed = wanted;
+                        sleep.as_mut().reset(armed);
+                    }
+                    if sleep.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    // Attempts past their limit are woken to time out (and record how many
+                    // attempts they made); the timer moves on to the next limit or the deadline.
+                    let now = Instant::now();
+                    let next = self.alarms.expire(start, now, deadline);
+                    if now >= deadline {
+                        // Attempts limited by the deadline itself end as timeouts first.
+                        return match running.poll_next_unpin(cx) {
+                            Poll::Ready(next) => Poll::Ready(Ok(next)),
+                            Poll::Pending => Poll::Ready(Err(Stop::Deadline)),
+                        };
+                    }
+                    armed = next;
+                    sleep.as_mut().reset(armed);
+                }
+            });
+            let Some((i, attempts, notes, result)) = next.await? else {
                 return Ok(());
             };
             let t = &mut state.sources[i];
@@ -458,7 +523,7 @@ impl Run<'_> {
                     match &step.on_error {
                         OnError::Fail => {
                             t.outcome = Outcome::Failed;
-                            return Err((i, error));
+                            return Err(Stop::Failed(i, error));
                         }
                         OnError::Skip => t.outcome = Outcome::FailedSkipped,
                         OnError::Default(v) => {
@@ -508,8 +573,11 @@ impl Run<'_> {
             };
             let result = match (Limited {
                 fetch: compiled.source.fetch(call),
+                alarms: &self.alarms,
+                slot: i,
+                start: self.start,
                 limit,
-                timer: None,
+                waiting: false,
             })
             .await
             {
@@ -562,28 +630,127 @@ fn release(c: &Compiled, done: usize, remaining: &mut [usize], ready: &mut Vec<u
     }
 }
 
-/// `fetch` with a deadline, like `tokio::time::timeout_at`, but the timer is built only once
-/// `fetch` has returned `Pending`: a source that answers at once (a cache, an in-process lookup)
-/// costs no timer, and the future stays small. `None` when the deadline passed first.
-struct Limited<F> {
-    fetch: F,
-    limit: Instant,
-    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+/// When each running attempt of an execution times out, for the execution's one timer.
+///
+/// Slot `i` belongs to source `i` (a source runs one attempt at a time). Limits are
+/// nanoseconds since the execution started. The execution's future owns the timer and polls
+/// the attempts itself, so nothing here is contended: the atomics only make the attempts'
+/// futures `Send`.
+struct Alarms {
+    /// Allocated when the first attempt waits: executions whose sources all answer at once
+    /// (caches, in-process lookups) skip it.
+    slots: OnceLock<Box<[Alarm]>>,
+    sources: usize,
+    /// A lower bound of the limits in the slots: the earliest limit set since the timer last
+    /// fired. A slot that is cleared leaves it early; the timer then fires for nothing once and
+    /// moves on ([`Alarms::expire`]).
+    earliest: AtomicU64,
 }
 
-impl<F: Future + Unpin> Future for Limited<F> {
+struct Alarm {
+    /// When the attempt waiting here times out; `NONE` when none waits.
+    limit: AtomicU64,
+    /// Set when the limit passed; the attempt then ends with a timeout.
+    expired: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl Alarms {
+    const NONE: u64 = u64::MAX;
+
+    fn new(sources: usize) -> Self {
+        Self {
+            slots: OnceLock::new(),
+            sources,
+            earliest: AtomicU64::new(Self::NONE),
+        }
+    }
+
+    fn slot(&self, i: usize) -> &Alarm {
+        let slots = self.slots.get_or_init(|| {
+            (0..self.sources)
+                .map(|_| Alarm {
+                    limit: AtomicU64::new(Self::NONE),
+                    expired: AtomicBool::new(false),
+                    waker: AtomicWaker::new(),
+                })
+                .collect()
+        });
+        &slots[i]
+    }
+
+    fn nanos(start: Instant, at: Instant) -> u64 {
+        u64::try_from((at - start).as_nanos()).unwrap_or(Self::NONE - 1)
+    }
+
+    /// When the timer must fire: at the earliest limit set (see `earliest`), or at `deadline`
+    /// if that comes first.
+    fn due(&self, start: Instant, deadline: Instant) -> Instant {
+        match self.earliest.load(Relaxed) {
+            Self::NONE => deadline,
+            n => deadline.min(start + Duration::from_nanos(n)),
+        }
+    }
+
+    /// Marks every attempt whose limit is at or before `now` as expired and wakes it. Returns
+    /// when the timer must fire next.
+    fn expire(&self, start: Instant, now: Instant, deadline: Instant) -> Instant {
+        let now = Self::nanos(start, now);
+        let mut next = Self::NONE;
+        for slot in self.slots.get().into_iter().flatten() {
+            match slot.limit.load(Relaxed) {
+                Self::NONE => {}
+                limit if limit <= now => {
+                    slot.limit.store(Self::NONE, Relaxed);
+                    slot.expired.store(true, Relaxed);
+                    slot.waker.wake();
+                }
+                limit => next = next.min(limit),
+            }
+        }
+        self.earliest.store(next, Relaxed);
+        self.due(start, deadline)
+    }
+}
+
+/// `fetch` with a limit, like `tokio::time::timeout_at`, but without a timer of its own: once
+/// `fetch` has returned `Pending`, the limit goes into the execution's [`Alarms`], whose one
+/// timer wakes the attempt when it passes. `None` when the limit passed first.
+struct Limited<'a, F> {
+    fetch: F,
+    alarms: &'a Alarms,
+    slot: usize,
+    /// When the execution started, and when this attempt times out.
+    start: Instant,
+    limit: Instant,
+    /// Whether the limit is in the slot.
+    waiting: bool,
+}
+
+impl<F: Future + Unpin> Future for Limited<'_, F> {
     type Output = Option<F::Output>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         if let Poll::Ready(v) = Pin::new(&mut self.fetch).poll(cx) {
+            if self.waiting {
+                let slot = self.alarms.slot(self.slot);
+                slot.limit.store(Alarms::NONE, Relaxed);
+                slot.expired.store(false, Relaxed);
+            }
             return Poll::Ready(Some(v));
         }
-        let limit = self.limit;
-        self.timer
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(limit)))
-            .as_mut()
-            .poll(cx)
-            .map(|()| None)
+        let slot = self.alarms.slot(self.slot);
+        if slot.expired.swap(false, Relaxed) {
+            return Poll::Ready(None);
+        }
+        slot.waker.register(cx.waker());
+        if !self.waiting {
+            self.waiting = true;
+            let limit = Alarms::nanos(self.start, self.limit);
+            slot.limit.store(limit, Relaxed);
+            self.alarms.earliest.fetch_min(limit, Relaxed);
+        }
+        Poll::Pending
     }
 }
 
