@@ -19,8 +19,10 @@
 //! prefix (about 1.5 % of a request's CPU in the load harness, see BENCHMARKS.md), while
 //! `router_at` routes on the full path and skips the prefix in place.
 
+use std::borrow::Cow;
+
 use axum::Router;
-use axum::body::Body as AxumBody;
+use axum::body::{Body as AxumBody, Bytes, HttpBody as _};
 use axum::extract::{Request, State};
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
@@ -87,6 +89,9 @@ async fn handle(State(Mount { api, strip }): State<Mount>, req: Request) -> Resp
         .and_then(|v| v.parse::<u64>().ok());
     let body = if declared.is_some_and(|n| n > limit) {
         Body::TooLarge
+    } else if body.is_end_stream() {
+        // Most GETs: nothing to collect.
+        Body::Empty
     } else {
         match axum::body::to_bytes(body, usize::try_from(limit).unwrap_or(usize::MAX)).await {
             Ok(b) if b.is_empty() => Body::Empty,
@@ -117,15 +122,19 @@ async fn handle(State(Mount { api, strip }): State<Mount>, req: Request) -> Resp
     *response.status_mut() =
         StatusCode::from_u16(out.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     for (k, v) in out.headers {
-        // The names the library sets are known: no parsing (and no allocation) for those; the
-        // value's buffer is taken over, not copied.
-        let name = match k.as_str() {
+        // The names the library sets are known: no parsing (and no allocation) for those. A
+        // constant value is referenced, an owned one taken over; neither is copied.
+        let name = match &*k {
             "content-type" => Ok(CONTENT_TYPE),
             "x-request-id" => Ok(X_REQUEST_ID),
             "server-timing" => Ok(SERVER_TIMING),
             _ => HeaderName::from_bytes(k.as_bytes()),
         };
-        if let (Ok(k), Ok(v)) = (name, HeaderValue::try_from(v)) {
+        let value = match v {
+            Cow::Borrowed(v) => HeaderValue::from_maybe_shared(Bytes::from_static(v.as_bytes())),
+            Cow::Owned(v) => HeaderValue::try_from(v),
+        };
+        if let (Ok(k), Ok(v)) = (name, value) {
             response.headers_mut().append(k, v);
         }
     }

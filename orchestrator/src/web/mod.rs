@@ -37,6 +37,7 @@ pub mod actix;
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod axum;
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -81,22 +82,28 @@ pub enum Body {
 pub struct WebResponse {
     /// HTTP status.
     pub status: u16,
-    /// Headers, `content-type` included.
-    pub headers: Vec<(String, String)>,
+    /// Headers, `content-type` included. Names are lower-case; the names and the values the
+    /// library sets as constants are borrowed, so a response costs no allocation for them.
+    pub headers: Vec<(Cow<'static, str>, Cow<'static, str>)>,
     /// The body.
     pub body: Vec<u8>,
 }
+
+/// The names of the headers the library sets, as the adapters match them.
+const CONTENT_TYPE: &str = "content-type";
+const X_REQUEST_ID: &str = "x-request-id";
+const SERVER_TIMING: &str = "server-timing";
 
 impl WebResponse {
     fn json(status: u16, value: &Value) -> Self {
         Self {
             status,
-            headers: vec![("content-type".into(), "application/json".into())],
+            headers: vec![(CONTENT_TYPE.into(), "application/json".into())],
             body: serde_json::to_vec(value).unwrap_or_default(),
         }
     }
 
-    fn header(mut self, name: &str, value: impl Into<String>) -> Self {
+    fn header(mut self, name: &'static str, value: impl Into<Cow<'static, str>>) -> Self {
         self.headers.push((name.into(), value.into()));
         self
     }
@@ -106,7 +113,7 @@ impl WebResponse {
         self.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| &**v)
     }
 }
 
@@ -187,7 +194,7 @@ fn now_ms() -> u64 {
 fn request_id(headers: &[(String, String)]) -> String {
     headers
         .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("x-request-id"))
+        .find(|(k, _)| k.eq_ignore_ascii_case(X_REQUEST_ID))
         .map(|(_, v)| v.trim())
         .filter(|v| {
             !v.is_empty()
@@ -238,7 +245,7 @@ fn problem_with(
         doc[k] = v;
     }
     let mut r = WebResponse::json(status, &doc);
-    r.headers[0].1 = "application/problem+json".into();
+    r.headers[0].1 = Cow::Borrowed("application/problem+json");
     r
 }
 
@@ -304,7 +311,7 @@ impl Api {
         );
         let response = self.route(req, &id).instrument(span.clone()).await;
         span.record("status", response.status);
-        response.header("x-request-id", id)
+        response.header(X_REQUEST_ID, id)
     }
 
     async fn route(&self, req: WebRequest, id: &str) -> WebResponse {
@@ -523,7 +530,7 @@ impl Api {
             }
         };
         let response = match &trace {
-            Some(t) => response.header("server-timing", server_timing(t)),
+            Some(t) => response.header(SERVER_TIMING, server_timing(t)),
             None => response,
         };
         if Self::tracking(&m).admin {

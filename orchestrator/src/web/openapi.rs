@@ -297,7 +297,7 @@ pub(super) fn serve(m: &Mounted, path: &str, get: bool) -> Option<WebResponse> {
     match utoipa_swagger_ui::serve(&path["/docs/".len()..], config) {
         Ok(Some(file)) => Some(WebResponse {
             status: 200,
-            headers: vec![("content-type".into(), file.content_type)],
+            headers: vec![("content-type".into(), file.content_type.into())],
             body: file.bytes.into_owned(),
         }),
         _ => None,
