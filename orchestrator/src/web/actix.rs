@@ -18,12 +18,18 @@
 //! # }
 //! ```
 
+use std::borrow::Cow;
+
 use actix_web::http::StatusCode;
-use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
+use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures::StreamExt as _;
 
 use super::{Api, Body, WebRequest};
+
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
 
 /// Registers the plans as the default service of the scope (or app) being configured:
 /// `web::scope("/api").configure(configure(api))`.
@@ -59,26 +65,37 @@ async fn handle(api: web::Data<Api>, req: HttpRequest, mut payload: web::Payload
         p if p.starts_with('/') => p.to_owned(),
         p => format!("/{p}"),
     };
-    let request = WebRequest {
-        method: req.method().as_str().to_owned(),
-        path,
-        query: Some(req.query_string().to_owned()).filter(|q| !q.is_empty()),
-        headers: req
-            .headers()
-            .iter()
-            .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-            .collect(),
-        body,
-    };
+    let request =
+        WebRequest {
+            method: req.method().as_str().to_owned(),
+            path,
+            query: Some(req.query_string().to_owned()).filter(|q| !q.is_empty()),
+            headers: {
+                let mut headers = Vec::with_capacity(req.headers().len());
+                headers.extend(req.headers().iter().filter_map(|(k, v)| {
+                    Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned()))
+                }));
+                headers
+            },
+            body,
+        };
     let out = api.handle(request).await;
     let mut response = HttpResponse::build(
         StatusCode::from_u16(out.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
     );
     for (k, v) in out.headers {
-        if let (Ok(k), Ok(v)) = (
-            HeaderName::from_bytes(k.as_bytes()),
-            HeaderValue::from_str(&v),
-        ) {
+        // As in the axum adapter: known names are constants, and values are not copied.
+        let name = match &*k {
+            "content-type" => Ok(CONTENT_TYPE),
+            "x-request-id" => Ok(X_REQUEST_ID),
+            "server-timing" => Ok(SERVER_TIMING),
+            _ => HeaderName::from_bytes(k.as_bytes()),
+        };
+        let value = match v {
+            Cow::Borrowed(v) => HeaderValue::from_maybe_shared(Bytes::from_static(v.as_bytes())),
+            Cow::Owned(v) => HeaderValue::try_from(v),
+        };
+        if let (Ok(k), Ok(v)) = (name, value) {
             response.append_header((k, v));
         }
     }
