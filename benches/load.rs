@@ -4,11 +4,12 @@
 //! cargo run --release -p benches --bin load            # full run (several minutes)
 //! cargo run --release -p benches --bin load -- --smoke # every scenario, tiny (what CI runs)
 //! load --only ii,iii                                   # some scenarios: i, ii, iii, iv, v, vi
-//! load --profile a|b|fanN-a|fanN-b SECS                # one variant only, for a profiler
+//! load --profile a|b|actix|fanN-a|fanN-b SECS          # one variant only, for a profiler
 //! ```
 //!
 //! `--profile a` / `b` drives scenario (i)'s library / hand-written variant at full
-//! concurrency; `fanN-a` / `fanN-b` drives scenario (ii) with N sources and one client. It
+//! concurrency, `actix` scenario (vi)'s library variant; `fanN-a` / `fanN-b` drives scenario
+//! (ii) with N sources and one client. It
 //! prints the requests answered, which `benches/serving-instructions.sh` divides callgrind's
 //! count by.
 //!
@@ -629,11 +630,12 @@ fn main() {
     assert_eq!(da, db_, "the two variants must answer the same JSON");
     assert_eq!(da.as_object().map(Map::len), Some(20));
     // `--profile VARIANT SECS`: drive one variant only, for a profiler. VARIANT is `a` or `b`
-    // (scenario i at full concurrency) or `fanN-a` / `fanN-b` (scenario ii, N sources, 1 client).
+    // (scenario i at full concurrency), `actix` (scenario vi's library variant) or `fanN-a` /
+    // `fanN-b` (scenario ii, N sources, 1 client).
     if let Some(i) = argv.iter().position(|x| x == "--profile") {
         let variant = argv.get(i + 1).map_or("a", String::as_str);
         let secs = argv.get(i + 2).and_then(|s| s.parse().ok()).unwrap_or(20);
-        let mut _fan = None;
+        let mut _served = None;
         let (url, concurrency) = match variant.strip_prefix("fan").and_then(|v| v.split_once('-')) {
             Some((n, which)) => {
                 let n: usize = n.parse().expect("--profile fanN-a|fanN-b");
@@ -649,14 +651,20 @@ fn main() {
                     let o = server_rt.block_on(async { Orchestrator::from_dir(&dir).unwrap() });
                     let s = serve_axum(&server_rt, orchestrator::web::axum::router(Api::new(&o)));
                     let url = format!("{}/fan", s.base);
-                    _fan = Some(s);
+                    _served = Some(s);
                     url
                 };
                 (url, 1)
             }
             None if variant == "a" => (a.clone(), budget.concurrency),
             None if variant == "b" => (b.clone(), budget.concurrency),
-            None => panic!("--profile {variant}: use a, b, fanN-a or fanN-b"),
+            None if variant == "actix" => {
+                let s = serve_actix(api.clone());
+                let url = format!("{}/api/overview/42", s.base);
+                _served = Some(s);
+                (url, budget.concurrency)
+            }
+            None => panic!("--profile {variant}: use a, b, actix, fanN-a or fanN-b"),
         };
         let r = drive(
             &load_rt,
