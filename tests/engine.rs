@@ -307,9 +307,10 @@ endpoints:
 
 #[tokio::test(start_paused = true)]
 async fn each_attempt_times_out_at_its_own_limit() {
-    // Limits that pass in a different order than the sources started; `later` starts after
-    // the timer was armed for `early` (120 ms) and times out before it (110 ms); `early` and
-    // `quick` finish in time, so the timer fires once for nothing at 120 ms.
+    // Limits that pass in a different order than the sources started. `later` starts after the
+    // timer was armed for `early` (120 ms) and times out before it (110 ms). `prompt` finishes
+    // (150 ms) before its limit (160 ms), which the timer is armed for next: it fires once for
+    // nothing and moves on to `first` (200 ms).
     let o = orchestrator(
         r#"
 endpoints:
@@ -318,6 +319,7 @@ endpoints:
     data_sources:
       - {name: early, type: sleep, params: {ms: 50}, timeout: 120ms}
       - {name: quick, type: sleep, params: {ms: 100}, timeout: 500ms}
+      - {name: prompt, type: sleep, params: {ms: 150}, timeout: 160ms}
       - {name: later, type: sleep, params: {ms: 1000, after: "$quick.finished_ms"}, timeout: 10ms, on_error: skip}
       - {name: first, type: sleep, params: {ms: 400}, timeout: 200ms, on_error: default, default: {late: true}}
       - {name: slow, type: sleep, params: {ms: 5000}, timeout: 1, on_error: skip}
@@ -353,6 +355,7 @@ endpoints:
         [
             ("early", 0, 50, 1, Outcome::Ok, None),
             ("quick", 0, 100, 1, Outcome::Ok, None),
+            ("prompt", 0, 150, 1, Outcome::Ok, None),
             ("later", 100, 10, 1, Outcome::FailedSkipped, timeout),
             ("first", 0, 200, 1, Outcome::FailedDefaulted, timeout),
             ("slow", 0, 1000, 1, Outcome::FailedSkipped, timeout),
@@ -371,6 +374,8 @@ endpoints:
     data_sources:
       - {name: a, type: sleep, params: {ms: 5000}, timeout: 1, on_error: skip}
       - {name: b, type: sleep, params: {after: "$a.finished_ms"}}
+      - {name: c, type: sleep, params: {ms: 5000}, timeout: 1, on_error: skip}
+      - {name: d, type: sleep, params: {after: "$a.finished_ms"}, condition: "$a.finished_ms"}
     primary_source: b
 "#,
     );
@@ -380,12 +385,23 @@ endpoints:
     let ExecuteError::DeadlineExceeded { trace, .. } = &err else {
         panic!("{err:?}")
     };
-    // `a` was limited by the budget: it timed out (and was skipped) as the budget ran out.
+    let seen: Vec<_> = trace
+        .sources
+        .iter()
+        .map(|s| (&*s.name, s.attempts, s.outcome))
+        .collect();
+    // `a` and `c` were limited by the budget: both time out (and are skipped) as it runs out,
+    // whichever ends first. `b` would start after that; `d`'s condition is false, so it is
+    // skipped rather than not run.
     assert_eq!(
-        (trace.sources[0].attempts, trace.sources[0].outcome),
-        (1, Outcome::FailedSkipped)
+        seen,
+        [
+            ("a", 1, Outcome::FailedSkipped),
+            ("b", 0, Outcome::NotRun),
+            ("c", 1, Outcome::FailedSkipped),
+            ("d", 0, Outcome::Skipped),
+        ]
     );
-    assert_eq!(trace.sources[1].outcome, Outcome::NotRun);
 }
 
 #[tokio::test(start_paused = true)]

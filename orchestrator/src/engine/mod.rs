@@ -424,6 +424,9 @@ impl Run<'_> {
         // (caches, in-process lookups) never touches the timer wheel.
         let mut timer: Option<Pin<Box<tokio::time::Sleep>>> = None;
         let mut armed = deadline;
+        // Set once the budget has run out: no source starts any more, and the attempts already
+        // running end (as timeouts, when the budget limited them) before the execution stops.
+        let mut out_of_time = false;
         loop {
             while let Some(i) = ready.pop() {
                 let step = &e.sources[i];
@@ -433,10 +436,6 @@ impl Run<'_> {
                     results: &state.results,
                 };
                 let at = Instant::now();
-                if at >= deadline {
-                    // No source starts once the budget has run out.
-                    return Err(Stop::Deadline);
-                }
                 let now = at - start;
                 if let Some(cond) = &step.condition
                     && !truthy(&cond.eval(&scope))
@@ -444,6 +443,11 @@ impl Run<'_> {
                     state.sources[i].start = now;
                     state.sources[i].outcome = Outcome::Skipped;
                     release(c, i, &mut state.remaining, &mut ready);
+                    continue;
+                }
+                if out_of_time || at >= deadline {
+                    // It stays `NotRun`.
+                    out_of_time = true;
                     continue;
                 }
                 let params = step.params.eval(&scope);
@@ -481,7 +485,9 @@ impl Run<'_> {
                     let now = Instant::now();
                     let next = self.alarms.expire(start, now, deadline);
                     if now >= deadline {
-                        // Attempts limited by the deadline itself end as timeouts first.
+                        // Attempts limited by the deadline itself end as timeouts first, one
+                        // per call, until none is left.
+                        out_of_time = true;
                         return match running.poll_next_unpin(cx) {
                             Poll::Ready(next) => Poll::Ready(Ok(next)),
                             Poll::Pending => Poll::Ready(Err(Stop::Deadline)),
@@ -492,7 +498,11 @@ impl Run<'_> {
                 }
             });
             let Some((i, attempts, notes, result)) = next.await? else {
-                return Ok(());
+                return if out_of_time {
+                    Err(Stop::Deadline)
+                } else {
+                    Ok(())
+                };
             };
             let t = &mut state.sources[i];
             t.attempts = attempts;
