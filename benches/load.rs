@@ -553,7 +553,6 @@ fn ratios(values: &mut [f64]) -> String {
     )
 }
 
-/// A B A B … rounds; prints each variant's rounds and the A/B ratios.
 /// Checks that `a` and `b` answer the same 20-field document.
 fn same_document(load: &tokio::runtime::Runtime, a: &str, b: &str) {
     let (da, db) = load.block_on(async {
@@ -571,6 +570,7 @@ fn same_document(load: &tokio::runtime::Runtime, a: &str, b: &str) {
     assert_eq!(da.as_object().map(Map::len), Some(20), "{da}");
 }
 
+/// A B A B … rounds; prints each variant's rounds and the A/B ratios.
 fn compare(title: &str, load: &tokio::runtime::Runtime, a: &str, b: &str, budget: Budget) {
     println!("\n## {title}\n");
     println!(

@@ -10,9 +10,10 @@
 # Each variant runs twice under callgrind, for 2 s and for 6 s; the difference of the server
 # thread's totals divided by the difference of the requests answered leaves out start-up.
 # Repeated runs of the same build agree within about 0.3 % (scheduling and the timed windows
-# vary a little). The server thread is the one that runs the handler (`Api::route` or
-# `manual_…`) most: the server runtime's thread, or actix-web's worker; the SQLite worker
-# threads are not counted (they run the same query for both variants).
+# vary a little). The server thread is, of the threads that ran a handler (`Api::route` or
+# `manual_…`; the harness calls each server once at start-up), the one with the most
+# instructions: the server runtime's thread, or actix-web's worker. The SQLite worker threads
+# are not counted (they run the same query for both variants).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --quiet --release -p benches --bin load
@@ -27,7 +28,6 @@ run() { # variant seconds -> "requests instructions"
         { cat "$out.stderr" >&2; exit 1; }
     local requests instructions
     requests=$(sed -n 's/.*: \([0-9]*\) requests,.*/\1/p' "$out.stdout")
-    # The thread that ran the handler most (the harness calls each server once at start-up).
     instructions=$(grep -l 'Api::route\|manual_' "$out".*-[0-9]* | xargs -r sed -n 's/^summary: //p' | sort -n | tail -1)
     [[ $requests =~ ^[0-9]+$ && $instructions =~ ^[0-9]+$ ]] ||
         { echo "$1: no request or instruction count in the output" >&2; exit 1; }

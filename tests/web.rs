@@ -376,6 +376,21 @@ async fn axum_host_router_at() {
     suite(Host::AxumAt).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn router_at_takes_a_trailing_slash_and_the_root() {
+    for (prefix, path) in [("/v1/", "/v1/greet/Ada"), ("/", "/greet/Ada")] {
+        let (_dir, api) = api(TRACKING);
+        let app = axum::Router::new().merge(orchestrator::web::axum::router_at(prefix, api));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let r = send(client().get(format!("http://{addr}{path}"))).await;
+        assert_eq!(r.status, 200, "{prefix}: {}", r.text);
+        assert_eq!(r.json()["name"], "Ada", "{prefix}");
+        task.abort();
+    }
+}
+
 #[test]
 #[should_panic(expected = "must start with `/`")]
 fn router_at_rejects_a_prefix_without_a_leading_slash() {

@@ -42,13 +42,17 @@ pub fn router<S: Clone + Send + Sync + 'static>(api: Api) -> Router<S> {
 
 /// A router answering every route of the plans below `prefix` (`"/api"`: the endpoints under
 /// `/api/…`, the docs at `/api/docs/`); `merge` it into the host's router. It answers what
-/// `Router::nest(prefix, router(api))` answers (and `/api/`, which `nest` leaves to the host),
-/// without axum rewriting each request's URI. It works under any host state type.
+/// `Router::nest(prefix, router(api))` answers, and `/api/` too (which `nest` leaves to the
+/// host), without axum rewriting each request's URI. It works under any host state type.
+///
+/// The prefix is fixed text: for a prefix with `{captures}`, use `nest`. Since the router
+/// also answers `prefix/`, a host route at exactly that path conflicts with it (axum panics
+/// when merging).
 ///
 /// # Panics
 ///
-/// When `prefix` does not start with `/` or holds a `{capture}`: like `Router::nest`, a
-/// mistake in the host's code, found when the router is built.
+/// When `prefix` does not start with `/` or holds a `{capture}`: a mistake in the host's code,
+/// found when the router is built.
 pub fn router_at<S: Clone + Send + Sync + 'static>(prefix: &str, api: Api) -> Router<S> {
     assert!(
         prefix.starts_with('/') && !prefix.contains(['{', '}']),
