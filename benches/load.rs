@@ -629,77 +629,127 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-fn main() {
-    let argv: Vec<String> = std::env::args().collect();
-    let smoke = argv.iter().any(|a| a == "--smoke");
-    // `--only ii,iii`: run only these scenarios (while working on one).
-    let only: Option<Vec<String>> = argv
-        .iter()
-        .position(|a| a == "--only")
-        .and_then(|i| argv.get(i + 1))
-        .map(|list| list.split(',').map(str::to_owned).collect());
+/// The command line: which scenarios, how long, or one variant for a profiler.
+struct Args {
+    budget: Budget,
+    smoke: bool,
+    only: Option<Vec<String>>,
+    /// `--profile VARIANT SECS`.
+    profile: Option<(String, u64)>,
+}
+
+impl Args {
     const SCENARIOS: [&str; 6] = ["i", "ii", "iii", "iv", "v", "vi"];
-    if let Some(unknown) = only
-        .iter()
-        .flatten()
-        .find(|s| !SCENARIOS.contains(&s.as_str()))
-    {
-        panic!(
-            "--only {unknown}: the scenarios are {}",
-            SCENARIOS.join(", ")
-        );
+
+    fn parse() -> Self {
+        let argv: Vec<String> = std::env::args().collect();
+        let smoke = argv.iter().any(|a| a == "--smoke");
+        // `--only ii,iii`: run only these scenarios (while working on one).
+        let only: Option<Vec<String>> = argv
+            .iter()
+            .position(|a| a == "--only")
+            .and_then(|i| argv.get(i + 1))
+            .map(|list| list.split(',').map(str::to_owned).collect());
+        if let Some(unknown) = only
+            .iter()
+            .flatten()
+            .find(|s| !Self::SCENARIOS.contains(&s.as_str()))
+        {
+            panic!(
+                "--only {unknown}: the scenarios are {}",
+                Self::SCENARIOS.join(", ")
+            );
+        }
+        let profile = argv.iter().position(|x| x == "--profile").map(|i| {
+            (
+                argv.get(i + 1).cloned().unwrap_or_else(|| "a".to_owned()),
+                argv.get(i + 2).and_then(|s| s.parse().ok()).unwrap_or(20),
+            )
+        });
+        Self {
+            budget: if smoke { SMOKE } else { FULL },
+            smoke,
+            only,
+            profile,
+        }
     }
-    let wants = |scenario: &str| {
-        only.as_ref()
+
+    fn wants(&self, scenario: &str) -> bool {
+        self.only
+            .as_ref()
             .is_none_or(|o| o.iter().any(|s| s == scenario))
-    };
-    let budget = if smoke { SMOKE } else { FULL };
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    println!(
-        "# orchestrator load harness{}",
-        if smoke { " (smoke)" } else { "" }
-    );
-    println!(
-        "\nconcurrency {}, {} rounds of {:?} per variant after {:?} of warm-up",
-        budget.concurrency, budget.rounds, budget.round, budget.warmup
-    );
+    }
+}
 
-    let backend_rt = runtime("backend");
-    let server_rt = runtime("server");
-    let load_rt = runtime("load");
-    let backend = start_backend(&backend_rt);
-    let work = tempfile::tempdir().unwrap();
-    let db = work.path().join("bench.db");
-    server_rt.block_on(seed_sqlite(&db));
+/// What the scenarios share: the runtimes, the backends, and scenario (i)'s two servers, (a)
+/// the library mounted in axum and (b) the hand-written axum handlers (which also serve the
+/// hand-written fan-out of scenario ii).
+struct Harness {
+    budget: Budget,
+    server_rt: tokio::runtime::Runtime,
+    load_rt: tokio::runtime::Runtime,
+    backend: SocketAddr,
+    work: tempfile::TempDir,
+    db: std::path::PathBuf,
+    /// Scenario (i)'s config directory.
+    config: std::path::PathBuf,
+    library: Served,
+    hand: Served,
+    /// Scenario (i)'s URLs: (a) and (b).
+    a: String,
+    b: String,
+    // Last, so that it stops after the servers that call it.
+    _backend_rt: tokio::runtime::Runtime,
+}
 
-    // (i) overhead, axum: library vs hand-written.
-    let config = work.path().join("overhead");
-    overhead_config(&config, backend, &db);
-    let orchestrator = server_rt.block_on(async { Orchestrator::from_dir(&config).unwrap() });
-    let api = Api::new(&orchestrator);
-    let library = serve_axum(
-        &server_rt,
-        axum::Router::new().merge(orchestrator::web::axum::router_at("/api", api.clone())),
-    );
-    let manual = Manual::new(&server_rt, &db, backend);
-    let hand = serve_axum(
-        &server_rt,
-        axum::Router::new()
-            .route("/overview/{id}", get(manual_overview))
-            .route("/fan/{n}", get(manual_fan_out))
-            .with_state(manual),
-    );
-    let a = format!("{}/api/overview/42", library.base);
-    let b = format!("{}/overview/42", hand.base);
-    same_document(&load_rt, &a, &b);
-    // `--profile VARIANT SECS`: drive one variant only, for a profiler. VARIANT is `a` or `b`
-    // (scenario i at full concurrency), `actix-a` or `actix-b` (scenario vi) or `fanN-a` /
-    // `fanN-b` (scenario ii, N sources, 1 client).
-    if let Some(i) = argv.iter().position(|x| x == "--profile") {
-        let variant = argv.get(i + 1).map_or("a", String::as_str);
-        let secs = argv.get(i + 2).and_then(|s| s.parse().ok()).unwrap_or(20);
-        let mut _fan = None;
-        let mut _served = None;
+impl Harness {
+    /// Starts the backends and scenario (i)'s servers, and checks that both answer the same.
+    fn start(budget: Budget) -> Self {
+        let backend_rt = runtime("backend");
+        let server_rt = runtime("server");
+        let load_rt = runtime("load");
+        let backend = start_backend(&backend_rt);
+        let work = tempfile::tempdir().unwrap();
+        let db = work.path().join("bench.db");
+        server_rt.block_on(seed_sqlite(&db));
+        let config = work.path().join("overhead");
+        overhead_config(&config, backend, &db);
+        let plans = server_rt.block_on(async { Orchestrator::from_dir(&config).unwrap() });
+        let library = serve_axum(
+            &server_rt,
+            axum::Router::new().merge(orchestrator::web::axum::router_at("/api", Api::new(&plans))),
+        );
+        let hand = serve_axum(
+            &server_rt,
+            axum::Router::new()
+                .route("/overview/{id}", get(manual_overview))
+                .route("/fan/{n}", get(manual_fan_out))
+                .with_state(Manual::new(&server_rt, &db, backend)),
+        );
+        let a = format!("{}/api/overview/42", library.base);
+        let b = format!("{}/overview/42", hand.base);
+        same_document(&load_rt, &a, &b);
+        Self {
+            budget,
+            server_rt,
+            load_rt,
+            backend,
+            work,
+            db,
+            config,
+            library,
+            hand,
+            a,
+            b,
+            _backend_rt: backend_rt,
+        }
+    }
+
+    /// `--profile VARIANT SECS`: drives one variant only, for a profiler. VARIANT is `a` or `b`
+    /// (scenario i at full concurrency), `actix-a` or `actix-b` (scenario vi) or `fanN-a` /
+    /// `fanN-b` (scenario ii, N sources, 1 client).
+    fn profile(&self, variant: &str, secs: u64) {
+        let mut _served = Vec::new();
         let (url, concurrency) = match variant.strip_prefix("fan").and_then(|v| v.split_once('-')) {
             Some((n, which)) => {
                 let n: usize = n.parse().expect("--profile fanN-a|fanN-b");
@@ -708,35 +758,39 @@ fn main() {
                     "--profile {variant}: use fan{n}-a or fan{n}-b"
                 );
                 let url = if which == "b" {
-                    format!("{}/fan/{n}", hand.base)
+                    format!("{}/fan/{n}", self.hand.base)
                 } else {
-                    let dir = work.path().join(format!("fan{n}"));
-                    fan_out_config(&dir, backend, n);
-                    let o = server_rt.block_on(async { Orchestrator::from_dir(&dir).unwrap() });
-                    let s = serve_axum(&server_rt, orchestrator::web::axum::router(Api::new(&o)));
+                    let dir = self.work.path().join(format!("fan{n}"));
+                    fan_out_config(&dir, self.backend, n);
+                    let o = self
+                        .server_rt
+                        .block_on(async { Orchestrator::from_dir(&dir).unwrap() });
+                    let s = serve_axum(
+                        &self.server_rt,
+                        orchestrator::web::axum::router(Api::new(&o)),
+                    );
                     let url = format!("{}/fan", s.base);
-                    _fan = Some(s);
+                    _served.push(s);
                     url
                 };
                 (url, 1)
             }
-            None if variant == "a" => (a.clone(), budget.concurrency),
-            None if variant == "b" => (b.clone(), budget.concurrency),
+            None if variant == "a" => (self.a.clone(), self.budget.concurrency),
+            None if variant == "b" => (self.b.clone(), self.budget.concurrency),
             None if variant == "actix-a" || variant == "actix-b" => {
-                let (library, hand) = serve_actix_pair(&server_rt, &config, &db, backend);
-                let (a, b) = (
-                    format!("{}/api/overview/42", library.base),
-                    format!("{}/overview/42", hand.base),
-                );
-                same_document(&load_rt, &a, &b);
-                let url = if variant == "actix-a" { a } else { b };
-                _served = Some((library, hand));
-                (url, budget.concurrency)
+                let (library, hand) = self.actix_pair();
+                let url = if variant == "actix-a" {
+                    format!("{}/api/overview/42", library.base)
+                } else {
+                    format!("{}/overview/42", hand.base)
+                };
+                _served.extend([library, hand]);
+                (url, self.budget.concurrency)
             }
             None => panic!("--profile {variant}: use a, b, actix-a, actix-b, fanN-a or fanN-b"),
         };
         let r = drive(
-            &load_rt,
+            &self.load_rt,
             &url,
             concurrency,
             Duration::ZERO,
@@ -750,52 +804,61 @@ fn main() {
             ms(r.p99),
             r.cpu_per_request.as_secs_f64() * 1e6
         );
-        return;
     }
-    if wants("i") {
+
+    /// Scenario (vi)'s two actix-web servers, checked to answer the same document.
+    fn actix_pair(&self) -> (Served, Served) {
+        let (library, hand) =
+            serve_actix_pair(&self.server_rt, &self.config, &self.db, self.backend);
+        same_document(
+            &self.load_rt,
+            &format!("{}/api/overview/42", library.base),
+            &format!("{}/overview/42", hand.base),
+        );
+        (library, hand)
+    }
+
+    /// (i) overhead, axum: library vs hand-written.
+    fn overhead_axum(&self) {
         compare(
             "(i) overhead: 3 HTTP sources + 1 SQLite lookup, 20-field mapping (axum)",
-            &load_rt,
-            &a,
-            &b,
-            budget,
+            &self.load_rt,
+            &self.a,
+            &self.b,
+            self.budget,
         );
     }
 
-    if wants("vi") {
-        // (vi) the same in actix-web: the library mounted there against a handler written for it.
-        let (library, hand) = serve_actix_pair(&server_rt, &config, &db, backend);
-        let (a, b) = (
-            format!("{}/api/overview/42", library.base),
-            format!("{}/overview/42", hand.base),
-        );
-        same_document(&load_rt, &a, &b);
+    /// (vi) the same in actix-web: the library mounted there against a handler written for it.
+    fn overhead_actix(&self) {
+        let (library, hand) = self.actix_pair();
         compare(
             "(vi) overhead: 3 HTTP sources + 1 SQLite lookup, 20-field mapping (actix-web)",
-            &load_rt,
-            &a,
-            &b,
-            budget,
+            &self.load_rt,
+            &format!("{}/api/overview/42", library.base),
+            &format!("{}/overview/42", hand.base),
+            self.budget,
         );
         (library.stop)();
         (hand.stop)();
     }
 
-    if wants("iv") {
-        // (iv) memory: RSS after warm-up and after a soak at saturation (the whole process:
-        // server, backend and load generator share it).
+    /// (iv) memory: RSS after warm-up and after a soak at saturation (the whole process:
+    /// server, backend and load generator share it).
+    fn memory(&self) {
+        let budget = self.budget;
         println!("\n## (iv) memory\n");
         drive(
-            &load_rt,
-            &a,
+            &self.load_rt,
+            &self.a,
             budget.concurrency,
             budget.warmup,
             budget.round,
         );
         let warm = rss_kib();
         drive(
-            &load_rt,
-            &a,
+            &self.load_rt,
+            &self.a,
             budget.concurrency,
             Duration::ZERO,
             budget.soak,
@@ -808,23 +871,22 @@ fn main() {
         );
     }
 
-    (library.stop)();
-
-    if wants("ii") {
-        // (ii) fan-out: N independent sources, each 20 ms; the library against the same calls
-        // made by hand.
+    /// (ii) fan-out: N independent sources, each 20 ms; the library against the same calls
+    /// made by hand.
+    fn fan_out(&self) {
+        let budget = self.budget;
         println!("\n## (ii) fan-out: N independent sources, each answering after 20 ms\n");
         println!(
             "| N | clients | (a) library req/s | p50 | p99 | (b) hand-written req/s | p50 | p99 |\n|---|---|---|---|---|---|---|---|"
         );
         for &n in budget.fan_out {
-            let dir = work.path().join(format!("fan{n}"));
-            fan_out_config(&dir, backend, n);
-            let library = measure_dir(&server_rt, &load_rt, &dir, "/fan", budget);
+            let dir = self.work.path().join(format!("fan{n}"));
+            fan_out_config(&dir, self.backend, n);
+            let library = measure_dir(&self.server_rt, &self.load_rt, &dir, "/fan", budget);
             let by_hand = [1, 8].map(|clients| {
                 drive(
-                    &load_rt,
-                    &format!("{}/fan/{n}", hand.base),
+                    &self.load_rt,
+                    &format!("{}/fan/{n}", self.hand.base),
                     clients,
                     budget.warmup,
                     budget.round,
@@ -844,12 +906,11 @@ fn main() {
         }
     }
 
-    (hand.stop)();
-
-    if wants("iii") {
-        // (iii) a chain of depth 4: each source reads the previous one's result.
+    /// (iii) a chain of depth 4: each source reads the previous one's result.
+    fn chain(&self) {
         println!("\n## (iii) chain of depth 4 (each hop 5 ms)\n");
-        let dir = work.path().join("chain");
+        let dir = self.work.path().join("chain");
+        let backend = self.backend;
         write_files(
             &dir,
             &[
@@ -861,10 +922,13 @@ fn main() {
             ],
         );
         println!("| depth | clients | req/s | p50 | p99 | max |\n|---|---|---|---|---|---|");
-        for (clients, r) in [1, 8]
-            .iter()
-            .zip(measure_dir(&server_rt, &load_rt, &dir, "/chain", budget))
-        {
+        for (clients, r) in [1, 8].iter().zip(measure_dir(
+            &self.server_rt,
+            &self.load_rt,
+            &dir,
+            "/chain",
+            self.budget,
+        )) {
             println!(
                 "| 4 | {clients} | {:.0} | {} | {} | {} |",
                 r.rps,
@@ -875,12 +939,12 @@ fn main() {
         }
     }
 
-    if wants("v") {
-        // (v) load + validate time of generated configs.
+    /// (v) load + validate time of generated configs.
+    fn load_time(&self) {
         println!("\n## (v) load + validate\n");
         println!("| endpoints | time |\n|---|---|");
-        for &n in budget.load_sizes {
-            let dir = work.path().join(format!("gen{n}"));
+        for &n in self.budget.load_sizes {
+            let dir = self.work.path().join(format!("gen{n}"));
             let mut domain = String::from("endpoints:\n");
             for i in 0..n {
                 domain.push_str(&format!(
@@ -900,6 +964,44 @@ fn main() {
             println!("| {n} | {} |", ms(best));
         }
     }
+}
 
+fn main() {
+    let args = Args::parse();
+    let budget = args.budget;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    println!(
+        "# orchestrator load harness{}",
+        if args.smoke { " (smoke)" } else { "" }
+    );
+    println!(
+        "\nconcurrency {}, {} rounds of {:?} per variant after {:?} of warm-up",
+        budget.concurrency, budget.rounds, budget.round, budget.warmup
+    );
+    let mut h = Harness::start(budget);
+    if let Some((variant, secs)) = &args.profile {
+        h.profile(variant, *secs);
+        return;
+    }
+    if args.wants("i") {
+        h.overhead_axum();
+    }
+    if args.wants("vi") {
+        h.overhead_actix();
+    }
+    if args.wants("iv") {
+        h.memory();
+    }
+    // Scenario (i)'s library server is not needed any more.
+    (std::mem::replace(&mut h.library.stop, Box::new(|| {})))();
+    if args.wants("ii") {
+        h.fan_out();
+    }
+    if args.wants("iii") {
+        h.chain();
+    }
+    if args.wants("v") {
+        h.load_time();
+    }
     println!("\ndone");
 }
