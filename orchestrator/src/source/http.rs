@@ -115,6 +115,12 @@ impl HttpClient {
         if let Some(t) = http.timeout {
             builder = builder.connect_timeout(t);
         }
+        if base.scheme() == "http" {
+            // reqwest's default retry policy retries only what HTTP/2 (and 3) servers refuse
+            // before processing, and a plain `http://` service is spoken to in HTTP/1.1. The
+            // policy would still copy every request (headers, extensions) in case it retries.
+            builder = builder.retry(reqwest::retry::never().max_retries_per_request(0));
+        }
         let client = builder.build().map_err(|e| {
             config_error(service, format_args!("cannot build the HTTP client: {e}"))
         })?;
