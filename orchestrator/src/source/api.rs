@@ -168,7 +168,9 @@ impl DataSource for ApiSource {
 fn render_path(template: &str, params: &Map<String, Value>) -> Result<String, String> {
     let mut out = String::with_capacity(template.len() + 16);
     let mut last = 0;
+    let mut substituted = false;
     for (name, range) in placeholders(template) {
+        substituted = true;
         out.push_str(&template[last..range.start]);
         last = range.end;
         let value = params.get(name).unwrap_or(&Value::Null);
@@ -184,7 +186,8 @@ fn render_path(template: &str, params: &Map<String, Value>) -> Result<String, St
         out.push_str(&encode_component(&text));
     }
     out.push_str(&template[last..]);
-    if out.split('/').any(|seg| seg == "." || seg == "..") {
+    // Only a param can bring in such a segment: the template is the config's own.
+    if substituted && out.split('/').any(|seg| seg == "." || seg == "..") {
         return Err("a path parameter would make a `.` or `..` path segment".into());
     }
     if !out.is_empty() && !out.starts_with('/') {
