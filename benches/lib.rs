@@ -4,8 +4,8 @@
 /// 20-field response mapping, used by the criterion bench `engine` and by the
 /// `engine-instructions` binary.
 pub mod overview {
-    use orchestrator::source::{DataSource, SourceCall, SourceError};
-    use orchestrator::{Orchestrator, RequestContext};
+    use api_orchestrator::source::{DataSource, SourceCall, SourceError};
+    use api_orchestrator::{Orchestrator, RequestContext};
     use serde_json::{Value, json};
 
     /// Returns a fixed document per operation, like a cached lookup would.

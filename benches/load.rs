@@ -27,11 +27,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use api_orchestrator::Orchestrator;
+use api_orchestrator::web::Api;
 use axum::extract::{Path as UrlPath, State};
 use axum::routing::get;
 use hdrhistogram::Histogram;
-use orchestrator::Orchestrator;
-use orchestrator::web::Api;
 use serde_json::{Map, Value, json};
 
 /// How long things run.
@@ -396,7 +396,7 @@ fn serve_actix_pair(
     let library = serve_actix(move |cfg| {
         cfg.service(
             actix_web::web::scope("/api")
-                .configure(orchestrator::web::actix::configure(api.clone())),
+                .configure(api_orchestrator::web::actix::configure(api.clone())),
         );
     });
     let manual = actix_web::web::Data::new(Manual::new(rt, db, backend));
@@ -611,7 +611,7 @@ fn measure_dir(
     budget: Budget,
 ) -> [Round; 2] {
     let o = server_rt.block_on(async { Orchestrator::from_dir(dir).unwrap() });
-    let s = serve_axum(server_rt, orchestrator::web::axum::router(Api::new(&o)));
+    let s = serve_axum(server_rt, api_orchestrator::web::axum::router(Api::new(&o)));
     let url = format!("{}{path}", s.base);
     let r = [1, 8].map(|clients| drive(load_rt, &url, clients, budget.warmup, budget.round));
     (s.stop)();
@@ -717,7 +717,10 @@ impl Harness {
         let plans = server_rt.block_on(async { Orchestrator::from_dir(&config).unwrap() });
         let library = serve_axum(
             &server_rt,
-            axum::Router::new().merge(orchestrator::web::axum::router_at("/api", Api::new(&plans))),
+            axum::Router::new().merge(api_orchestrator::web::axum::router_at(
+                "/api",
+                Api::new(&plans),
+            )),
         );
         let hand = serve_axum(
             &server_rt,
@@ -767,7 +770,7 @@ impl Harness {
                         .block_on(async { Orchestrator::from_dir(&dir).unwrap() });
                     let s = serve_axum(
                         &self.server_rt,
-                        orchestrator::web::axum::router(Api::new(&o)),
+                        api_orchestrator::web::axum::router(Api::new(&o)),
                     );
                     let url = format!("{}/fan", s.base);
                     _served.push(s);
@@ -955,7 +958,7 @@ impl Harness {
             let best = (0..3)
                 .map(|_| {
                     let t = Instant::now();
-                    let plan = orchestrator::config::load_dir(&dir).unwrap();
+                    let plan = api_orchestrator::config::load_dir(&dir).unwrap();
                     assert_eq!(plan.endpoints.len(), n);
                     t.elapsed()
                 })

@@ -7,8 +7,8 @@
 //! cargo bench -p benches --bench sql
 //! ```
 
+use api_orchestrator::{Orchestrator, RequestContext};
 use criterion::{Criterion, criterion_group, criterion_main};
-use orchestrator::{Orchestrator, RequestContext};
 use serde_json::{Map, Value, json};
 use sqlx::{Column as _, Row as _, SqlitePool};
 

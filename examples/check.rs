@@ -10,8 +10,8 @@
 
 use std::process::ExitCode;
 
-use orchestrator::config::{LoadError, load_dir};
-use orchestrator::plan::Plan;
+use api_orchestrator::config::{LoadError, load_dir};
+use api_orchestrator::plan::Plan;
 
 fn main() -> ExitCode {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
@@ -31,9 +31,9 @@ fn main() -> ExitCode {
                     .enable_all()
                     .build()
                     .expect("a tokio runtime");
-                let findings = runtime.block_on(orchestrator::source::ml::check_models(&plan));
+                let findings = runtime.block_on(api_orchestrator::source::ml::check_models(&plan));
                 if !findings.is_empty() {
-                    eprintln!("{}", orchestrator::Diagnostics(findings));
+                    eprintln!("{}", api_orchestrator::Diagnostics(findings));
                     return ExitCode::from(1);
                 }
             }

@@ -8,9 +8,9 @@
 //! curl 'http://127.0.0.1:8001/api/hello/Ada?excited=true'
 //! ```
 
-use orchestrator::Orchestrator;
-use orchestrator::web::{Api, axum::router_at};
-use orchestrator_macros::orchestrate;
+use api_orchestrator::Orchestrator;
+use api_orchestrator::orchestrate;
+use api_orchestrator::web::{Api, axum::router_at};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -15,9 +15,9 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use api_orchestrator::Orchestrator;
+use api_orchestrator::web::{Api, axum::router_at};
 use examples::demo;
-use orchestrator::Orchestrator;
-use orchestrator::web::{Api, axum::router_at};
 
 struct Args {
     config: PathBuf,

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use orchestrator::config::{LoadError, Loader};
+use api_orchestrator::config::{LoadError, Loader};
 
 fn render(dir: &Path) -> String {
     // No environment at all: `${env:…}` references without defaults must be reported.

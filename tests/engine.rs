@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use orchestrator::RequestContext;
-use orchestrator::engine::{ExecuteError, Outcome};
-use orchestrator::source::SourceErrorKind;
+use api_orchestrator::RequestContext;
+use api_orchestrator::engine::{ExecuteError, Outcome};
+use api_orchestrator::source::SourceErrorKind;
 use serde_json::{Value, json};
 use tests::orchestrator;
 use tokio::time::Instant;
@@ -595,7 +595,7 @@ async fn unknown_endpoint_and_unregistered_types() {
 
     let plan =
         tests::plan_from_yaml("endpoints:\n  e:\n    data_sources: [{name: s, type: sleep}]\n");
-    let err = orchestrator::Orchestrator::builder()
+    let err = api_orchestrator::Orchestrator::builder()
         .build(plan)
         .unwrap_err();
     let text = err.to_string();

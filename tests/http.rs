@@ -2,9 +2,9 @@
 //! records exactly what it received: templating, auth, request id and `traceparent`, the fault
 //! matrix, path injection, and the TF Serving / MLflow / row-oriented Feast wire shapes.
 
-use orchestrator::engine::{ExecuteError, Outcome};
-use orchestrator::source::{SourceError, SourceErrorKind};
-use orchestrator::{Orchestrator, RequestContext};
+use api_orchestrator::engine::{ExecuteError, Outcome};
+use api_orchestrator::source::{SourceError, SourceErrorKind};
+use api_orchestrator::{Orchestrator, RequestContext};
 use serde_json::{Value, json};
 use tests::config_dir;
 use tests::upstream::Upstream;
@@ -651,8 +651,8 @@ async fn model_metadata_check_reports_mismatches() {
         ("integrations/ml_config.yaml", &models),
         ("domains/m.yaml", MODEL_ENDPOINTS),
     ]);
-    let plan = orchestrator::config::load_dir(dir.path()).unwrap_or_else(|e| panic!("{e}"));
-    let findings = orchestrator::source::ml::check_models(&plan).await;
+    let plan = api_orchestrator::config::load_dir(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let findings = api_orchestrator::source::ml::check_models(&plan).await;
     let messages: Vec<String> = findings.iter().map(|d| d.message.clone()).collect();
     assert_eq!(
         messages,

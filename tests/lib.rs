@@ -6,12 +6,12 @@ pub mod db;
 #[path = "support/upstream.rs"]
 pub mod upstream;
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use orchestrator::source::{DataSource, SourceCall, SourceError, SourceErrorKind};
-use orchestrator::{Orchestrator, Plan, config::Loader};
+use api_orchestrator::config::{ConfigFiles, Loader};
+use api_orchestrator::source::{DataSource, SourceCall, SourceError, SourceErrorKind};
+use api_orchestrator::{Orchestrator, ValidPlan};
 use serde_json::{Value, json};
 
 /// Sleeps `params.ms` (default 200) milliseconds of (virtual) time, then returns its params
@@ -108,19 +108,15 @@ impl DataSource for Fixtures {
 /// The host source types the tests register.
 pub const TEST_SOURCE_TYPES: &[&str] = &["sleep", "flaky", "fixture"];
 
-/// Writes `domain_yaml` as `domains/test.yaml` of a fresh config directory and loads it with
-/// the test source types accepted.
-pub fn plan_from_yaml(domain_yaml: &str) -> Plan {
-    let dir = temp_dir();
-    std::fs::create_dir_all(dir.join("domains")).unwrap();
-    std::fs::write(dir.join("domains/test.yaml"), domain_yaml).unwrap();
+/// Loads `domain_yaml` as `domains/test.yaml` of an in-memory config with the test source
+/// types accepted.
+pub fn plan_from_yaml(domain_yaml: &str) -> ValidPlan {
+    let files = ConfigFiles::new().with_file("domains/test.yaml", domain_yaml);
     let mut loader = Loader::new();
     for t in TEST_SOURCE_TYPES {
         loader = loader.with_source_type(*t);
     }
-    let plan = loader.load_dir(&dir).unwrap_or_else(|e| panic!("{e}"));
-    std::fs::remove_dir_all(&dir).unwrap();
-    plan
+    loader.load(&files).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// An orchestrator for `domain_yaml` with the test sources registered.
@@ -136,15 +132,6 @@ pub fn orchestrator(domain_yaml: &str) -> Orchestrator {
         .register("fixture", Fixtures::default())
         .build(plan_from_yaml(domain_yaml))
         .unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn temp_dir() -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    std::env::temp_dir().join(format!(
-        "orchestrator-test-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    ))
 }
 
 /// A config directory holding `files` (relative path → contents); removed when dropped.

@@ -3,9 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use orchestrator::config::{LoadError, Loader};
-use orchestrator::expr::{Expr, Reference, RequestPart, Root, Segment, Template};
-use orchestrator::plan::{
+use api_orchestrator::config::{ConfigFiles, LoadError, Loader};
+use api_orchestrator::expr::{Expr, Reference, RequestPart, Root, Segment, Template};
+use api_orchestrator::plan::{
     ApiAuth, DbParam, EndpointType, HttpMethod, ModelProtocol, OnError, ReturnType, SourceStep,
 };
 use serde_json::json;
@@ -47,7 +47,7 @@ fn step(name: &str, kind: &str, operation: &str) -> SourceStep {
     }
 }
 
-fn load_seed() -> orchestrator::Plan {
+fn load_seed() -> api_orchestrator::ValidPlan {
     Loader::new()
         .with_env(|name| (name == "CREDIT_API_TOKEN").then(|| "t0ken".to_owned()))
         .load_dir(fixture("valid/seed"))
@@ -311,4 +311,46 @@ fn templates_keep_literals_as_literals() {
         literal,
         Template::Literal(json!({"a": 1, "b": ["x", true], "c": "$5"}))
     );
+}
+
+#[test]
+fn a_config_in_memory_loads_like_one_on_disk() {
+    let dir = fixture("valid/seed");
+    let env = |name: &str| (name == "CREDIT_API_TOKEN").then(|| "t0ken".to_owned());
+    let on_disk = Loader::new().with_env(env).load_dir(&dir).unwrap();
+    let mut files = ConfigFiles::new().with_base_dir(&dir);
+    for (rel, text) in ConfigFiles::read_dir(&dir).unwrap().iter() {
+        files.insert(rel, text);
+    }
+    assert_eq!(Loader::new().with_env(env).load(&files).unwrap(), on_disk);
+
+    // Mistakes in memory are located in the text held there.
+    let files = ConfigFiles::new().with_file(
+        "domains/shop.yaml",
+        "endpoints:\n  echo:\n    data_sources:\n      - name: it\n        type: direct\n        parms: {}\n",
+    );
+    let error = Loader::new().load(&files).unwrap_err();
+    let shown = format!("{error:?}");
+    assert!(
+        shown.contains("error[unknown-key]") && shown.contains("--> domains/shop.yaml:6:9"),
+        "Debug shows the rendered diagnostics:\n{shown}"
+    );
+    assert!(shown.contains("did you mean `params`?"), "{shown}");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_dangling_domain_file_is_an_error_naming_it() {
+    let dir = tests::config_dir(&[("domains/a.yaml", "endpoints: {}\n")]);
+    std::os::unix::fs::symlink(
+        dir.path().join("gone.yaml"),
+        dir.path().join("domains/b.yaml"),
+    )
+    .unwrap();
+    let error = Loader::new().load_dir(dir.path()).unwrap_err();
+    let LoadError::Io { path, source } = &error else {
+        panic!("expected an I/O error, got {error}");
+    };
+    assert_eq!(path, &dir.path().join("domains/b.yaml"));
+    assert!(source.to_string().contains("dangling"), "{error}");
 }

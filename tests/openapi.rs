@@ -5,9 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
-use orchestrator::config::Loader;
-use orchestrator::plan::Plan;
-use orchestrator::{Orchestrator, web::Api};
+use api_orchestrator::ValidPlan;
+use api_orchestrator::config::Loader;
+use api_orchestrator::{Orchestrator, web::Api};
 
 use tests::db::skipped;
 
@@ -20,7 +20,7 @@ fn root() -> PathBuf {
 
 /// The configs whose documents are checked: the example, the seed, and one with declared
 /// inputs and outputs.
-fn configs() -> Vec<(String, Plan)> {
+fn configs() -> Vec<(String, ValidPlan)> {
     let declared = tests::config_dir(&[(
         "domains/typed.yaml",
         r#"
@@ -60,7 +60,7 @@ endpoints:
 #[test]
 fn every_endpoint_appears_with_its_parameters() {
     for (name, plan) in configs() {
-        let doc = serde_json::to_value(orchestrator::web::openapi::document(&plan)).unwrap();
+        let doc = serde_json::to_value(api_orchestrator::web::openapi::document(&plan)).unwrap();
         assert_eq!(doc["openapi"], "3.1.0");
         for e in &plan.endpoints {
             for route in e.routes() {
@@ -97,7 +97,7 @@ fn every_endpoint_appears_with_its_parameters() {
 #[test]
 fn declared_inputs_and_outputs_shape_the_document() {
     let (_, plan) = configs().pop().unwrap();
-    let doc = serde_json::to_value(orchestrator::web::openapi::document(&plan)).unwrap();
+    let doc = serde_json::to_value(api_orchestrator::web::openapi::document(&plan)).unwrap();
     let get = &doc["paths"]["/scores/{customer_id}"]["get"];
     assert_eq!(get["parameters"][0]["schema"]["type"], "integer");
     assert_eq!(get["parameters"][1]["required"], false);
@@ -127,7 +127,7 @@ fn documents_pass_an_openapi_3_1_validator() {
         let file = dir.path().join(format!("openapi-{i}.json"));
         std::fs::write(
             &file,
-            serde_json::to_vec_pretty(&orchestrator::web::openapi::document(&plan)).unwrap(),
+            serde_json::to_vec_pretty(&api_orchestrator::web::openapi::document(&plan)).unwrap(),
         )
         .unwrap();
         let out = std::process::Command::new(&validator)
@@ -159,7 +159,7 @@ async fn docs_page_renders_every_operation_offline() {
     let o =
         Orchestrator::from_dir(root().join("examples/config")).unwrap_or_else(|e| panic!("{e}"));
     let plan = o.plan().clone();
-    let app = axum::Router::new().nest("/api", orchestrator::web::axum::router(Api::new(&o)));
+    let app = axum::Router::new().nest("/api", api_orchestrator::web::axum::router(Api::new(&o)));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });

@@ -7,9 +7,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use orchestrator::engine::ExecuteError;
-use orchestrator::source::SourceErrorKind;
-use orchestrator::{Orchestrator, RequestContext};
+use api_orchestrator::engine::ExecuteError;
+use api_orchestrator::source::SourceErrorKind;
+use api_orchestrator::{Orchestrator, RequestContext};
 use serde_json::{Value, json};
 use tests::config_dir;
 use tests::db::skipped;
@@ -411,7 +411,7 @@ endpoints:
     }
 
     // MLServer publishes no input signature for this model: nothing to disagree with.
-    let findings = orchestrator::source::ml::check_models(&o.plan()).await;
+    let findings = api_orchestrator::source::ml::check_models(&o.plan()).await;
     assert!(findings.is_empty(), "{findings:#?}");
     server.stop().await;
 }

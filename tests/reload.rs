@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use orchestrator::Orchestrator;
-use orchestrator::web::{Api, Body, WebRequest};
+use api_orchestrator::Orchestrator;
+use api_orchestrator::web::{Api, Body, WebRequest};
 use serde_json::{Value, json};
 
 const CONFIG: &str = "tracking:\n  admin: true\n  debug_view: true\n";
@@ -50,7 +50,7 @@ async fn call(api: &Api, path: &str) -> (u16, Value) {
 }
 
 /// `POST /admin/reload`.
-async fn admin_reload(api: &Api) -> orchestrator::web::WebResponse {
+async fn admin_reload(api: &Api) -> api_orchestrator::web::WebResponse {
     api.handle(WebRequest {
         method: "POST".into(),
         path: "/admin/reload".into(),
@@ -202,7 +202,7 @@ async fn a_hundred_reloads_under_traffic_fail_no_request() {
 
 #[test]
 fn a_plan_built_in_code_has_nothing_to_reload() {
-    let plan = orchestrator::config::load_dir(concat!(
+    let plan = api_orchestrator::config::load_dir(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/fixtures/valid/direct"
     ))
@@ -210,6 +210,6 @@ fn a_plan_built_in_code_has_nothing_to_reload() {
     let o = Orchestrator::builder().build(plan).unwrap();
     assert!(matches!(
         o.reload(),
-        Err(orchestrator::Error::NotReloadable)
+        Err(api_orchestrator::Error::NotReloadable)
     ));
 }

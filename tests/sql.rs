@@ -8,9 +8,9 @@
 
 use std::path::Path;
 
-use orchestrator::engine::{ExecuteError, Outcome};
-use orchestrator::source::{DataSource, SourceCall, SourceError, SourceErrorKind};
-use orchestrator::{Orchestrator, RequestContext};
+use api_orchestrator::engine::{ExecuteError, Outcome};
+use api_orchestrator::source::{DataSource, SourceCall, SourceError, SourceErrorKind};
+use api_orchestrator::{Orchestrator, RequestContext};
 use serde_json::{Value, json};
 use tests::db::{Backend, TestDb};
 
@@ -580,7 +580,7 @@ async fn exhausted_pool_is_unavailable() {
     let o = Orchestrator::builder()
         .register_factory(
             "database",
-            orchestrator::source::sql::SqlFactory::new().with_pool("default", pool.clone()),
+            api_orchestrator::source::sql::SqlFactory::new().with_pool("default", pool.clone()),
         )
         .load_dir(dir.path())
         .unwrap_or_else(|e| panic!("{e}"));

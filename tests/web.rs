@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use orchestrator::Orchestrator;
-use orchestrator::source::{DataSource, SourceCall, SourceError};
-use orchestrator::web::{Api, Body, WebRequest};
+use api_orchestrator::Orchestrator;
+use api_orchestrator::source::{DataSource, SourceCall, SourceError};
+use api_orchestrator::web::{Api, Body, WebRequest};
 use serde_json::{Value, json};
 use tests::{Flaky, Sleep, config_dir};
 
@@ -123,9 +123,9 @@ async fn start(host: Host, api: Api) -> Running {
         Host::Axum | Host::AxumAt => {
             let app = axum::Router::new().route("/health", axum::routing::get(|| async { "ok" }));
             let app = if matches!(host, Host::Axum) {
-                app.nest("/api", orchestrator::web::axum::router(api))
+                app.nest("/api", api_orchestrator::web::axum::router(api))
             } else {
-                app.merge(orchestrator::web::axum::router_at("/api", api))
+                app.merge(api_orchestrator::web::axum::router_at("/api", api))
             };
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
@@ -139,17 +139,17 @@ async fn start(host: Host, api: Api) -> Running {
             let (tx, rx) = std::sync::mpsc::channel();
             std::thread::spawn(move || {
                 actix_web::rt::System::new().block_on(async move {
-                    let server = actix_web::HttpServer::new(move || {
-                        actix_web::App::new()
-                            .route("/health", actix_web::web::get().to(|| async { "ok" }))
-                            .service(
-                                actix_web::web::scope("/api")
-                                    .configure(orchestrator::web::actix::configure(api.clone())),
-                            )
-                    })
-                    .workers(2)
-                    .bind(("127.0.0.1", 0))
-                    .unwrap();
+                    let server =
+                        actix_web::HttpServer::new(move || {
+                            actix_web::App::new()
+                                .route("/health", actix_web::web::get().to(|| async { "ok" }))
+                                .service(actix_web::web::scope("/api").configure(
+                                    api_orchestrator::web::actix::configure(api.clone()),
+                                ))
+                        })
+                        .workers(2)
+                        .bind(("127.0.0.1", 0))
+                        .unwrap();
                     let addr = server.addrs()[0];
                     let server = server.run();
                     tx.send((addr, server.handle())).unwrap();
@@ -380,7 +380,7 @@ async fn axum_host_router_at() {
 async fn router_at_takes_a_trailing_slash_and_the_root() {
     for (prefix, path) in [("/v1/", "/v1/greet/Ada"), ("/", "/greet/Ada")] {
         let (_dir, api) = api(TRACKING);
-        let app = axum::Router::new().merge(orchestrator::web::axum::router_at(prefix, api));
+        let app = axum::Router::new().merge(api_orchestrator::web::axum::router_at(prefix, api));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let task = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -395,7 +395,7 @@ async fn router_at_takes_a_trailing_slash_and_the_root() {
 #[should_panic(expected = "must start with `/`")]
 fn router_at_rejects_a_prefix_without_a_leading_slash() {
     let (_dir, api) = api(TRACKING);
-    let _: axum::Router = orchestrator::web::axum::router_at("api", api);
+    let _: axum::Router = api_orchestrator::web::axum::router_at("api", api);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,8 +5,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use orchestrator::expr::{BinaryOp, Expr, Fields, Reference, RequestPart, Root, Segment, Template};
-use orchestrator::plan::{
+use api_orchestrator_core::expr::{
+    BinaryOp, Expr, Fields, Reference, RequestPart, Root, Segment, Template,
+};
+use api_orchestrator_core::plan::{
     ApiAuth, ApiConfig, ApiOperation, ApiService, DatabaseConfig, DbConnection, DbOperation,
     DbParam, Endpoint, EndpointType, FeastConfig, FeastOperation, FeastServer, FeatureFallback,
     HttpMethod, HttpSettings, InputField, InputSchema, InputType, Integrations, MlConfig, Model,
@@ -28,7 +30,7 @@ macro_rules! unit_enum {
         impl Emit for $ty {
             fn emit(&self) -> TokenStream {
                 match self {
-                    $($ty::$variant => quote!(::orchestrator::plan::$ty::$variant),)*
+                    $($ty::$variant => quote!(::api_orchestrator::plan::$ty::$variant),)*
                 }
             }
         }
@@ -40,7 +42,7 @@ macro_rules! record {
         impl Emit for $ty {
             fn emit(&self) -> TokenStream {
                 $(let $field = self.$field.emit();)*
-                quote!(::orchestrator::plan::$ty { $($field: #$field,)* })
+                quote!(::api_orchestrator::plan::$ty { $($field: #$field,)* })
             }
         }
     };
@@ -48,7 +50,7 @@ macro_rules! record {
 
 impl Emit for String {
     fn emit(&self) -> TokenStream {
-        quote!(::orchestrator::__private::s(#self))
+        quote!(::api_orchestrator::__private::s(#self))
     }
 }
 
@@ -134,7 +136,7 @@ impl<V: Emit> Emit for BTreeMap<String, V> {
 
 impl Emit for Value {
     fn emit(&self) -> TokenStream {
-        let j = quote!(::orchestrator::__private::serde_json);
+        let j = quote!(::api_orchestrator::__private::serde_json);
         match self {
             Value::Null => quote!(#j::Value::Null),
             Value::Bool(b) => quote!(#j::Value::Bool(#b)),
@@ -148,7 +150,7 @@ impl Emit for Value {
                     quote!(#j::Value::from(#f))
                 }
             }
-            Value::String(s) => quote!(::orchestrator::__private::js(#s)),
+            Value::String(s) => quote!(::api_orchestrator::__private::js(#s)),
             Value::Array(items) => {
                 let items = items.iter().map(Emit::emit);
                 quote!(#j::Value::Array(::std::vec![#(#items),*]))
@@ -156,7 +158,7 @@ impl Emit for Value {
             Value::Object(map) => {
                 let inserts = map.iter().map(|(k, v)| {
                     let v = v.emit();
-                    quote!(m.insert(::orchestrator::__private::s(#k), #v);)
+                    quote!(m.insert(::api_orchestrator::__private::s(#k), #v);)
                 });
                 quote!({
                     let mut m = #j::Map::new();
@@ -173,13 +175,13 @@ impl Emit for Value {
 impl Emit for Fields {
     fn emit(&self) -> TokenStream {
         let fields = self.to_vec().emit();
-        quote!(::orchestrator::expr::Fields::new(#fields))
+        quote!(::api_orchestrator::expr::Fields::new(#fields))
     }
 }
 
 impl Emit for Template {
     fn emit(&self) -> TokenStream {
-        let t = quote!(::orchestrator::expr::Template);
+        let t = quote!(::api_orchestrator::expr::Template);
         match self {
             Template::Literal(v) => {
                 let v = v.emit();
@@ -203,7 +205,7 @@ impl Emit for Template {
 
 impl Emit for Expr {
     fn emit(&self) -> TokenStream {
-        let x = quote!(::orchestrator::expr::Expr);
+        let x = quote!(::api_orchestrator::expr::Expr);
         match self {
             Expr::Literal(v) => {
                 let v = v.emit();
@@ -233,7 +235,7 @@ impl Emit for Expr {
                 let name = f.name();
                 let args = args.emit();
                 quote!(#x::Call(
-                    ::orchestrator::expr::Function::from_name(#name).expect("a function the macro checked"),
+                    ::api_orchestrator::expr::Function::from_name(#name).expect("a function the macro checked"),
                     #args
                 ))
             }
@@ -263,20 +265,20 @@ impl Emit for BinaryOp {
             BinaryOp::Div => quote!(Div),
             BinaryOp::Rem => quote!(Rem),
         };
-        quote!(::orchestrator::expr::BinaryOp::#v)
+        quote!(::api_orchestrator::expr::BinaryOp::#v)
     }
 }
 
 impl Emit for Reference {
     fn emit(&self) -> TokenStream {
         let (root, path) = (self.root.emit(), self.path.emit());
-        quote!(::orchestrator::expr::Reference { root: #root, path: #path })
+        quote!(::api_orchestrator::expr::Reference { root: #root, path: #path })
     }
 }
 
 impl Emit for Root {
     fn emit(&self) -> TokenStream {
-        let r = quote!(::orchestrator::expr::Root);
+        let r = quote!(::api_orchestrator::expr::Root);
         match self {
             Root::Request(part) => {
                 let part = part.emit();
@@ -300,13 +302,13 @@ impl Emit for RequestPart {
             RequestPart::Body => quote!(Body),
             RequestPart::Headers => quote!(Headers),
         };
-        quote!(::orchestrator::expr::RequestPart::#v)
+        quote!(::api_orchestrator::expr::RequestPart::#v)
     }
 }
 
 impl Emit for Segment {
     fn emit(&self) -> TokenStream {
-        let s = quote!(::orchestrator::expr::Segment);
+        let s = quote!(::api_orchestrator::expr::Segment);
         match self {
             Segment::Field(f) => {
                 let f = f.emit();
@@ -334,11 +336,11 @@ impl Emit for Plan {
         quote!({
             #(
                 #[inline(never)]
-                fn #names() -> ::orchestrator::plan::Endpoint { #bodies }
+                fn #names() -> ::api_orchestrator::plan::Endpoint { #bodies }
             )*
             #[inline(never)]
-            fn __orchestrate_integrations() -> ::orchestrator::plan::ScopedIntegrations { #integrations }
-            ::orchestrator::plan::Plan {
+            fn __orchestrate_integrations() -> ::api_orchestrator::plan::ScopedIntegrations { #integrations }
+            ::api_orchestrator::plan::Plan {
                 settings: #settings,
                 endpoints: ::std::vec![#(#names()),*],
                 integrations: __orchestrate_integrations(),
@@ -412,9 +414,9 @@ impl Emit for Origin {
         match &self.file {
             Some(f) => {
                 let f: &str = f;
-                quote!(::orchestrator::plan::Origin::file(#f))
+                quote!(::api_orchestrator::plan::Origin::file(#f))
             }
-            None => quote!(::orchestrator::plan::Origin::default()),
+            None => quote!(::api_orchestrator::plan::Origin::default()),
         }
     }
 }
@@ -422,13 +424,13 @@ impl Emit for Origin {
 impl Emit for RouteTemplate {
     fn emit(&self) -> TokenStream {
         let raw = self.as_str();
-        quote!(::orchestrator::plan::RouteTemplate::parse(#raw).expect("a route the macro checked"))
+        quote!(::api_orchestrator::plan::RouteTemplate::parse(#raw).expect("a route the macro checked"))
     }
 }
 
 impl Emit for OnError {
     fn emit(&self) -> TokenStream {
-        let o = quote!(::orchestrator::plan::OnError);
+        let o = quote!(::api_orchestrator::plan::OnError);
         match self {
             OnError::Fail => quote!(#o::Fail),
             OnError::Skip => quote!(#o::Skip),
@@ -442,7 +444,7 @@ impl Emit for OnError {
 
 impl Emit for Transform {
     fn emit(&self) -> TokenStream {
-        let t = quote!(::orchestrator::plan::Transform);
+        let t = quote!(::api_orchestrator::plan::Transform);
         match self {
             Transform::Select(f) => {
                 let f = f.emit();
@@ -574,7 +576,7 @@ unit_enum!(ModelProtocol: V2, TfServing, Mlflow, Json);
 
 impl Emit for ApiAuth {
     fn emit(&self) -> TokenStream {
-        let a = quote!(::orchestrator::plan::ApiAuth);
+        let a = quote!(::api_orchestrator::plan::ApiAuth);
         match self {
             ApiAuth::Bearer { token } => {
                 let token = token.emit();

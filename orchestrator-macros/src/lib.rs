@@ -1,11 +1,15 @@
 //! `orchestrate!`: endpoint definitions checked at compile time, by the same loader and
 //! validator that check YAML at run time, expanding to code that builds an
-//! [`orchestrator::Plan`].
+//! `api_orchestrator::ValidPlan`.
+//!
+//! Use it through the main crate, which re-exports it behind its `macros` feature
+//! (`api-orchestrator = { version = "0.2", features = ["macros"] }`): the expansion refers to
+//! `::api_orchestrator`. The plan is not validated again when the program starts.
 //!
 //! Two forms. **Rust tokens**, with the YAML schema's keys:
 //!
 //! ```ignore
-//! let plan: orchestrator::Plan = orchestrator_macros::orchestrate! {
+//! let plan: api_orchestrator::ValidPlan = api_orchestrator::orchestrate! {
 //!     config: "config",          // optional: config.yaml, database.yaml, integrations/ (read at compile time)
 //!     domain: customers,         // optional: the domain of default routes (`/customers/<endpoint>`)
 //!     endpoints: {
@@ -49,11 +53,14 @@ mod tokens;
 
 use std::path::{Path, PathBuf};
 
-use orchestrator::config::{LoadError, Loader};
-use orchestrator::diagnostic::{Diagnostic, KeyPath, Target};
-use orchestrator::expr::PathStep;
-use orchestrator::plan::Plan;
-use orchestrator::validate::{ValidateOptions, validate, without_follow_ons};
+use api_orchestrator_core::config::{LoadError, Loader};
+use api_orchestrator_core::diagnostic::{Diagnostic, KeyPath, Target};
+use api_orchestrator_core::expr::PathStep;
+use api_orchestrator_core::macro_support::{
+    did_you_mean, endpoints_from_value, without_follow_ons,
+};
+use api_orchestrator_core::plan::Plan;
+use api_orchestrator_core::validate::{ValidateOptions, validate};
 use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::quote;
 use serde_json::{Value, json};
@@ -61,7 +68,7 @@ use serde_json::{Value, json};
 use emit::Emit as _;
 use tokens::{Kind, Node};
 
-/// Builds an [`orchestrator::Plan`] from endpoint definitions checked at compile time. See
+/// Builds an `api_orchestrator::ValidPlan` from endpoint definitions checked at compile time. See
 /// the crate documentation for the two forms.
 #[proc_macro]
 pub fn orchestrate(input: proc_macro::TokenStream) -> proc_macro::TokenStream {
@@ -78,7 +85,7 @@ fn expand(input: TokenStream) -> TokenStream {
         // A harmless value of the right type after the errors, so nothing else fails.
         Err(e) => {
             let errors = e.to_compile_error();
-            quote!({ #errors ::orchestrator::plan::Plan::default() })
+            quote!({ #errors ::api_orchestrator::ValidPlan::default() })
         }
     }
 }
@@ -165,7 +172,7 @@ fn load(dir: &Path, span: Span, source_types: &[String]) -> syn::Result<Plan> {
     for t in source_types {
         loader = loader.with_source_type(t.clone());
     }
-    loader.load_dir(dir).map_err(|e| match e {
+    loader.load_dir(dir).map(Into::into).map_err(|e| match e {
         LoadError::Invalid(d) => {
             syn::Error::new(span, format!("invalid config `{}`:\n{d}", dir.display()))
         }
@@ -216,7 +223,7 @@ fn from_yaml(kind: &str, lit: &syn::LitStr) -> syn::Result<TokenStream> {
     }
     let tracked = track(&dir);
     let code = plan.emit();
-    Ok(quote!({ #tracked #code }))
+    Ok(quote!({ #tracked ::api_orchestrator::__private::checked(#code) }))
 }
 
 fn from_tokens(input: TokenStream) -> syn::Result<TokenStream> {
@@ -266,12 +273,9 @@ fn from_tokens(input: TokenStream) -> syn::Result<TokenStream> {
                 ));
             }
             (other, _) => {
-                let help = orchestrator::diagnostic::did_you_mean(
-                    other,
-                    ["config", "domain", "source_types", "endpoints"],
-                )
-                .map(|s| format!("; did you mean `{s}`?"))
-                .unwrap_or_default();
+                let help = did_you_mean(other, ["config", "domain", "source_types", "endpoints"])
+                    .map(|s| format!("; did you mean `{s}`?"))
+                    .unwrap_or_default();
                 return Err(syn::Error::new(
                     *key_span,
                     format!(
@@ -297,8 +301,7 @@ fn from_tokens(input: TokenStream) -> syn::Result<TokenStream> {
         None => Plan::default(),
     };
     let doc = json!({ "endpoints": endpoints.to_json() });
-    let (parsed, reading) =
-        orchestrator::config::endpoints_from_value(domain.as_deref(), None, &doc);
+    let (parsed, reading) = endpoints_from_value(domain.as_deref(), None, &doc);
     plan.endpoints = parsed;
     let options = ValidateOptions { source_types };
     let found = without_follow_ons(&reading, validate(&plan, &options));
@@ -318,7 +321,7 @@ fn from_tokens(input: TokenStream) -> syn::Result<TokenStream> {
         .map(|(dir, _)| track(&resolve(dir)))
         .unwrap_or_default();
     let code = plan.emit();
-    Ok(quote!({ #tracked #code }))
+    Ok(quote!({ #tracked ::api_orchestrator::__private::checked(#code) }))
 }
 
 /// `error[code]: message` plus the help line.

@@ -2,12 +2,10 @@
 //! config, written once in Rust tokens, equals its YAML form; the compile-time YAML forms equal
 //! the run-time load; and a macro plan runs like a loaded one.
 
-use orchestrator::config::Loader;
-use orchestrator::plan::Plan;
-use orchestrator::{Orchestrator, RequestContext};
-use orchestrator_macros::orchestrate;
+use api_orchestrator::config::Loader;
+use api_orchestrator::{Orchestrator, RequestContext, ValidPlan, orchestrate};
 
-fn yaml(dir: &str) -> Plan {
+fn yaml(dir: &str) -> ValidPlan {
     Loader::new()
         .load_dir(format!("{}/{dir}", env!("CARGO_MANIFEST_DIR")))
         .unwrap_or_else(|e| panic!("{e}"))
@@ -15,7 +13,7 @@ fn yaml(dir: &str) -> Plan {
 
 #[test]
 fn every_example_endpoint_written_in_tokens_equals_its_yaml() {
-    let customers: Plan = orchestrate! {
+    let customers: ValidPlan = orchestrate! {
         config: "../examples/config",
         domain: customers,
         endpoints: {
@@ -142,7 +140,7 @@ fn every_example_endpoint_written_in_tokens_equals_its_yaml() {
             },
         },
     };
-    let flows: Plan = orchestrate! {
+    let flows: ValidPlan = orchestrate! {
         config: "../examples/config",
         domain: flows,
         endpoints: {
@@ -172,7 +170,7 @@ fn every_example_endpoint_written_in_tokens_equals_its_yaml() {
             },
         },
     };
-    let recommendations: Plan = orchestrate! {
+    let recommendations: ValidPlan = orchestrate! {
         config: "../examples/config",
         domain: recommendations,
         endpoints: {
@@ -205,7 +203,7 @@ fn every_example_endpoint_written_in_tokens_equals_its_yaml() {
             },
         },
     };
-    let risk: Plan = orchestrate! {
+    let risk: ValidPlan = orchestrate! {
         config: "../examples/config",
         domain: risk,
         endpoints: {
@@ -279,10 +277,10 @@ fn every_example_endpoint_written_in_tokens_equals_its_yaml() {
     let loaded = yaml("../examples/config");
     // Domain files load in name order.
     let tokens: Vec<_> = [
-        customers.endpoints,
-        flows.endpoints,
-        recommendations.endpoints,
-        risk.endpoints,
+        customers.endpoints.clone(),
+        flows.endpoints.clone(),
+        recommendations.endpoints.clone(),
+        risk.endpoints.clone(),
     ]
     .concat();
     assert_eq!(tokens.len(), loaded.endpoints.len());
@@ -295,9 +293,10 @@ fn every_example_endpoint_written_in_tokens_equals_its_yaml() {
 
 #[test]
 fn compile_time_yaml_equals_the_run_time_load() {
-    let dir: Plan = orchestrate!(dir = "../examples/config");
+    let dir: ValidPlan = orchestrate!(dir = "../examples/config");
     assert_eq!(dir, yaml("../examples/config"));
-    let file: Plan = orchestrate!(file = "../tests/fixtures/valid/direct/domains/greetings.yaml");
+    let file: ValidPlan =
+        orchestrate!(file = "../tests/fixtures/valid/direct/domains/greetings.yaml");
     assert_eq!(file, yaml("../tests/fixtures/valid/direct"));
 }
 

@@ -1,9 +1,49 @@
-//! Declarative API orchestration: endpoints declared in YAML (or, soon, Rust tokens) become a
-//! [`Plan`]; the [`engine`] runs each endpoint's data sources concurrently where the data allows,
-//! maps the results into one JSON document and records an execution [`Trace`](engine::Trace).
+//! Declarative API orchestration: endpoints declared in YAML (loaded at run time, reloadable)
+//! or in Rust tokens with [`orchestrate!`](macro@crate::orchestrate) (checked at compile time)
+//! become one validated plan ([`ValidPlan`]); the [`engine`] runs each endpoint's data sources
+//! concurrently where the data allows, maps the results into one JSON document and records an
+//! execution [`Trace`](engine::Trace). The [`web`] module mounts the plans into an axum or
+//! actix-web application beside the host's own routes.
+//!
+//! ```toml
+//! [dependencies]
+//! api-orchestrator = { version = "0.2", features = ["axum", "macros"] }
+//! ```
+//!
+//! # Mounting plans in axum
 //!
 //! ```no_run
-//! use orchestrator::{Orchestrator, RequestContext};
+//! # #[cfg(all(feature = "axum", feature = "macros"))]
+//! # async fn mount() -> Result<(), Box<dyn std::error::Error>> {
+//! use api_orchestrator::web::{Api, axum::router_at};
+//! use api_orchestrator::{Orchestrator, orchestrate};
+//!
+//! // Endpoints from a config directory (reloaded by `Orchestrator::reload` or `watch`)…
+//! let from_yaml = Orchestrator::from_dir("config")?;
+//! // …or written in Rust, checked when this crate compiles.
+//! let from_rust = Orchestrator::builder().build(orchestrate! {
+//!     domain: greetings,
+//!     endpoints: {
+//!         hello: {
+//!             data_sources: [ { name: it, type: direct, params: { name: $request.name } } ],
+//!             response_mapping: { greeting: $= "Hello, " + $it.name },
+//!         },
+//!     },
+//! })?;
+//!
+//! let app = axum::Router::new()
+//!     .route("/health", axum::routing::get(|| async { "ok" }))
+//!     .merge(router_at("/api", Api::new(&from_yaml)))
+//!     .merge(router_at("/rust", Api::new(&from_rust))); // GET /rust/greetings/hello?name=Ada
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8000").await?;
+//! axum::serve(listener, app).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Running plans without HTTP
+//!
+//! ```no_run
+//! use api_orchestrator::{Orchestrator, RequestContext};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let orchestrator = Orchestrator::from_dir("config")?;
@@ -16,17 +56,22 @@
 //! # Ok(()) }
 //! ```
 //!
+//! A config error prints as `check` prints it, `Debug` included, so `main` returning
+//! `Result<(), Box<dyn Error>>` shows `error[unknown-key] … --> domains/shop.yaml:6:14`.
+//!
 //! # Modules
 //!
+//! - [`docs::config`]: the config reference (every key of every file, the expression language,
+//!   the diagnostics).
 //! - [`config`]: the config directory (`config.yaml`, `database.yaml`, `domains/`,
-//!   `integrations/`) → [`Plan`], with every problem reported at once as a [`Diagnostic`].
+//!   `integrations/`) → [`ValidPlan`], with every problem reported at once as a [`Diagnostic`].
 //! - [`plan`]: the plain-data model both front-ends produce.
 //! - [`validate`]: the rules, shared by the loader and the `orchestrate!` macro.
 //! - [`expr`]: the `$request.x` / `$source.path` expression language.
 //! - [`engine`], [`source`] (feature `runtime`): execution, and the [`DataSource`](source::DataSource)
 //!   trait with the built-in source types: `database` (with a SQL driver feature), `api`,
 //!   `feast` and `ml` (feature `http`), `direct`.
-//! - `web` (features `axum`, `actix`): the plans as HTTP endpoints inside a host application.
+//! - [`web`] (features `axum`, `actix`): the plans as HTTP endpoints inside a host application.
 //!
 //! # Features
 //!
@@ -37,23 +82,18 @@
 //! | `postgres` | no | `type: database` on PostgreSQL |
 //! | `mysql` | no | `type: database` on MySQL and MariaDB |
 //! | `http` | yes | `type: api`, `feast` and `ml` over HTTP (reqwest, rustls) |
+//! | `macros` | no | [`orchestrate!`](macro@crate::orchestrate): plans in Rust tokens, checked at compile time |
 //! | `axum` | no | [`web::axum`]: mount the plans in an axum app |
 //! | `actix` | no | [`web::actix`]: mount the plans in an actix-web app |
 //! | `openapi` | no | `/openapi.json` and an offline `/docs` page |
 //! | `reload` | no | `Orchestrator::watch`: reload the config directory when it changes |
 //!
 //! With `default-features = false` the crate is the plan model, loader, expression parser and
-//! validator only. The config format is documented in `docs/config.md` of the repository.
+//! validator only (the crate `api-orchestrator-core`, re-exported).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub mod config;
-pub mod diagnostic;
-pub mod expr;
-pub mod plan;
-mod request;
-mod sql_text;
-pub mod transform;
-pub mod validate;
+pub use api_orchestrator_core::{Diagnostic, Diagnostics, Plan, RequestContext, ValidPlan};
+pub use api_orchestrator_core::{config, diagnostic, expr, plan, transform, validate};
 
 #[cfg(feature = "runtime")]
 #[cfg_attr(docsrs, doc(cfg(feature = "runtime")))]
@@ -67,12 +107,27 @@ pub mod source;
 #[cfg_attr(docsrs, doc(cfg(any(feature = "axum", feature = "actix"))))]
 pub mod web;
 
-pub use diagnostic::{Diagnostic, Diagnostics};
+#[cfg(feature = "macros")]
+#[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
+pub use api_orchestrator_macros::orchestrate;
 
-/// What code generated by `orchestrator-macros` refers to. Not a public API.
+/// Long-form documentation.
+pub mod docs {
+    /// The config reference: every file and key, the expression language, execution, HTTP and
+    /// the diagnostics.
+    #[doc = include_str!("../docs/config.md")]
+    pub mod config {}
+}
+
+/// What code generated by `orchestrate!` refers to. Not a public API.
 #[doc(hidden)]
 pub mod __private {
     pub use serde_json;
+
+    /// A plan checked when the crate was compiled.
+    pub fn checked(plan: crate::Plan) -> crate::ValidPlan {
+        crate::ValidPlan::__assume_valid(plan)
+    }
 
     /// An owned string; out of line so generated plans stay small and quick to optimize.
     #[inline(never)]
@@ -86,8 +141,6 @@ pub mod __private {
         serde_json::Value::String(text.to_owned())
     }
 }
-pub use plan::Plan;
-pub use request::RequestContext;
 
 #[cfg(feature = "reload")]
 #[cfg_attr(docsrs, doc(cfg(feature = "reload")))]

@@ -13,9 +13,13 @@ use crate::config::{LoadError, Loader};
 use crate::engine::{BuildError, Engine, ExecuteError, Execution};
 use crate::plan::Plan;
 use crate::source::{DataSource, Registry, SourceFactory};
+use crate::validate::ValidateOptions;
+use crate::{Diagnostics, ValidPlan};
 
 /// Why an [`Orchestrator`] could not be created or reloaded.
-#[derive(Debug, thiserror::Error)]
+///
+/// `Debug` prints the same as `Display`: a config error shows its rendered diagnostics.
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The config directory could not be read or is invalid.
@@ -53,7 +57,7 @@ pub struct ReloadReport {
 /// Loads plans and executes their endpoints.
 ///
 /// ```
-/// use orchestrator::{Orchestrator, RequestContext};
+/// use api_orchestrator::{Orchestrator, RequestContext};
 ///
 /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
 /// let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/valid/direct");
@@ -92,6 +96,12 @@ impl std::fmt::Debug for Orchestrator {
             .field("version", &self.version())
             .field("dir", &self.shared.source.as_ref().map(|s| &s.dir))
             .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
     }
 }
 
@@ -315,8 +325,22 @@ impl OrchestratorBuilder {
         ))
     }
 
-    /// Builds an already-loaded plan (from the macro, or assembled in code).
-    pub fn build(self, plan: Plan) -> Result<Orchestrator, BuildError> {
+    /// Validates a plan assembled in code, accepting the source types registered so far.
+    pub fn validate(&self, plan: Plan) -> Result<ValidPlan, Diagnostics> {
+        let options = ValidateOptions {
+            source_types: self
+                .registry
+                .kinds()
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+        };
+        ValidPlan::new(plan, &options)
+    }
+
+    /// Builds a valid plan: from `orchestrate!` (checked at compile time), from
+    /// [`Loader`](crate::config::Loader), or from [`validate`](Self::validate).
+    pub fn build(self, plan: ValidPlan) -> Result<Orchestrator, BuildError> {
         Ok(Orchestrator::new(
             Engine::new(plan, &self.registry, 1)?,
             None,

@@ -8,8 +8,8 @@
 use std::io::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use api_orchestrator::source::sql::{SqlFactory, SqlPool};
 use futures::FutureExt as _;
-use orchestrator::source::sql::{SqlFactory, SqlPool};
 use sqlx::{AssertSqlSafe, Executor as _};
 
 /// `postgres://…` of a server the PostgreSQL suite may create schemas in.

@@ -34,21 +34,17 @@ use tracing::Instrument as _;
 pub use trace::{Outcome, SourceTrace, Trace, TraceError};
 
 use crate::RequestContext;
-use crate::diagnostic::Diagnostics;
+use crate::ValidPlan;
 use crate::expr::{Scope, truthy};
 use crate::plan::{Endpoint, OnError, Plan, RetryPolicy};
 use crate::source::{
     DataSource, Notes, Registry, SourceCall, SourceError, SourceErrorKind, TraceContext,
 };
-use crate::validate::{ValidateOptions, dependencies, validate};
 
 /// Why a plan could not be turned into an engine.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BuildError {
-    /// The plan is invalid.
-    #[error("{0}")]
-    Invalid(Diagnostics),
     /// A source type used by the plan is not in the registry.
     #[error(
         "endpoint `{endpoint}`, source `{source_name}`: no source type `{kind}` is registered (registered: {registered}); \
@@ -159,17 +155,12 @@ struct Step {
 }
 
 impl Engine {
-    /// Validates `plan`, builds the sources its endpoints use from `registry` (once per source
-    /// type and integration scope) and compiles each endpoint's DAG. `version` is recorded in
-    /// every trace.
-    pub fn new(plan: Plan, registry: &Registry, version: u64) -> Result<Self, BuildError> {
-        let options = ValidateOptions {
-            source_types: registry.kinds().into_iter().map(str::to_owned).collect(),
-        };
-        let diags = validate(&plan, &options);
-        if !diags.is_empty() {
-            return Err(BuildError::Invalid(Diagnostics(diags)));
-        }
+    /// Builds the sources the endpoints of `plan` use from `registry` (once per source type
+    /// and integration scope) and compiles each endpoint's DAG. The plan was validated when it
+    /// was made (see [`ValidPlan`]); this checks only that every source type it uses is
+    /// registered. `version` is recorded in every trace.
+    pub fn new(plan: ValidPlan, registry: &Registry, version: u64) -> Result<Self, BuildError> {
+        let plan = plan.into_plan();
         let mut built: HashMap<(Option<String>, String), Arc<dyn DataSource>> = HashMap::new();
         let mut endpoints = HashMap::with_capacity(plan.endpoints.len());
         for (index, e) in plan.endpoints.iter().enumerate() {
@@ -177,7 +168,7 @@ impl Engine {
                 .domain
                 .clone()
                 .filter(|d| plan.integrations.domains.contains_key(d));
-            let deps = dependencies(e);
+            let deps = e.dependencies();
             let mut steps = Vec::with_capacity(e.sources.len());
             for (i, s) in e.sources.iter().enumerate() {
                 let key = (scope.clone(), s.kind.clone());

@@ -6,7 +6,7 @@
 //! ready [`DataSource`] with [`Registry::register`].
 //!
 //! ```
-//! use orchestrator::source::{DataSource, Registry, SourceCall, SourceError};
+//! use api_orchestrator::source::{DataSource, Registry, SourceCall, SourceError};
 //! use serde_json::{Value, json};
 //!
 //! struct Clock;

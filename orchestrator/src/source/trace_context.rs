@@ -17,7 +17,7 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 /// [`TraceContext::continued`] (the built-in HTTP sources do).
 ///
 /// ```
-/// # use orchestrator::source::TraceContext;
+/// # use api_orchestrator::source::TraceContext;
 /// fn forward(trace: &TraceContext) -> String {
 ///     // e.g. for a gRPC or message-queue source of the host's own
 ///     trace.traceparent()

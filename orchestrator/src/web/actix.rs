@@ -3,7 +3,7 @@
 //! ```no_run
 //! # fn run() -> std::io::Result<()> {
 //! use actix_web::{App, HttpServer, web};
-//! use orchestrator::{Orchestrator, web::{Api, actix::configure}};
+//! use api_orchestrator::{Orchestrator, web::{Api, actix::configure}};
 //!
 //! let api = Api::new(&Orchestrator::from_dir("config").expect("a valid config"));
 //! actix_web::rt::System::new().block_on(

@@ -3,7 +3,7 @@
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use axum::{Router, routing::get};
-//! use orchestrator::{Orchestrator, web::{Api, axum::router_at}};
+//! use api_orchestrator::{Orchestrator, web::{Api, axum::router_at}};
 //!
 //! let api = Api::new(&Orchestrator::from_dir("config")?);
 //! let app = Router::new()
@@ -56,7 +56,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(api: Api) -> Router<S> {
 pub fn router_at<S: Clone + Send + Sync + 'static>(prefix: &str, api: Api) -> Router<S> {
     assert!(
         prefix.starts_with('/') && !prefix.contains(['{', '}']),
-        "orchestrator::web::axum::router_at({prefix:?}): the prefix must start with `/` and \
+        "api_orchestrator::web::axum::router_at({prefix:?}): the prefix must start with `/` and \
          hold no `{{capture}}`, like `/api`"
     );
     let prefix = prefix.trim_end_matches('/');

@@ -1,4 +1,4 @@
-use orchestrator_macros::orchestrate;
+use api_orchestrator::orchestrate;
 
 fn main() {
     let _ = orchestrate! {

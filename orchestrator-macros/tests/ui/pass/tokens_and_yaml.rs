@@ -1,8 +1,7 @@
-use orchestrator::plan::Plan;
-use orchestrator_macros::orchestrate;
+use api_orchestrator::{ValidPlan, orchestrate};
 
 fn main() {
-    let tokens: Plan = orchestrate! {
+    let tokens: ValidPlan = orchestrate! {
         config: "../../../../examples/config",
         domain: customers,
         source_types: [clock],
@@ -25,6 +24,6 @@ fn main() {
             },
         },
     };
-    let yaml: Plan = orchestrate!(dir = "../../../../examples/config");
+    let yaml: ValidPlan = orchestrate!(dir = "../../../../examples/config");
     assert!(!tokens.endpoints.is_empty() && !yaml.endpoints.is_empty());
 }

@@ -45,7 +45,7 @@ use tracing::Instrument as _;
 
 use super::{DataSource, SourceCall, SourceError, SourceErrorKind, SourceFactory};
 use crate::plan::{DbConnection, DbParam, Integrations, ReturnType, SqlDriver, SqlType};
-use crate::sql_text::{self, Style};
+use api_orchestrator_core::sql_text::{self, Style};
 use value::Bind;
 
 /// Connections wait this long for a pooled connection unless `acquire_timeout` says otherwise.
@@ -266,7 +266,7 @@ impl From<sqlx::Error> for RunError {
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-/// use orchestrator::source::{Registry, sql::SqlFactory};
+/// use api_orchestrator::source::{Registry, sql::SqlFactory};
 ///
 /// let pool = sqlx::SqlitePool::connect("sqlite::memory:").await?;
 /// let mut registry = Registry::new();

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 /// it with the `with_*` methods.
 ///
 /// ```
-/// use orchestrator::RequestContext;
+/// use api_orchestrator_core::RequestContext;
 ///
 /// let request = RequestContext::new()
 ///     .with_path_param("customer_id", 42)

@@ -15,13 +15,11 @@ use serde_json::Value;
 
 use crate::expr::{Expr, Fields, Template};
 
-#[cfg_attr(not(feature = "http"), allow(unused_imports))]
-pub(crate) use integrations::placeholders;
 pub use integrations::{
     ApiAuth, ApiConfig, ApiOperation, ApiService, DatabaseConfig, DbConnection, DbOperation,
     DbParam, FeastConfig, FeastOperation, FeastServer, FeatureFallback, HttpMethod, HttpSettings,
     Integrations, MlConfig, Model, ModelProtocol, ModelServer, OnMissing, OutputPath, OutputStep,
-    ReturnType, ScopedIntegrations, SqlDriver, SqlType,
+    ReturnType, ScopedIntegrations, SqlDriver, SqlType, placeholders,
 };
 pub use route::{ENTITY_ID, Route, RouteError, RouteTemplate, id_param_of};
 

@@ -55,7 +55,7 @@ impl Cx {
                 format!("expected {expected}, found {}", type_name(found)),
             )
             .with_help(format!(
-                "write {expected} here; docs/config.md lists every key and its type"
+                "write {expected} here; the config reference (`api_orchestrator::docs::config` on docs.rs) lists every key and its type"
             )),
         );
     }

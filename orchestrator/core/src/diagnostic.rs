@@ -299,8 +299,16 @@ impl fmt::Display for Diagnostic {
 }
 
 /// Every diagnostic of one load or validation, in file and position order.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+///
+/// `Debug` prints the same as `Display`: the diagnostics rendered as `check` prints them.
+#[derive(Clone, PartialEq, Eq, Default)]
 pub struct Diagnostics(pub Vec<Diagnostic>);
+
+impl fmt::Debug for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
 
 impl Diagnostics {
     /// Whether there are none.
@@ -347,7 +355,7 @@ impl IntoIterator for Diagnostics {
 }
 
 /// The closest candidate to `name`, if one is close enough to be a likely typo.
-pub fn did_you_mean<'a>(
+pub(crate) fn did_you_mean<'a>(
     name: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {

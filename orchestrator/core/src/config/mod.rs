@@ -25,9 +25,10 @@
 //! endpoints; files the domain does not override are shared.
 
 mod env;
+mod files;
 mod position;
-mod read;
-mod schema;
+pub(crate) mod read;
+pub(crate) mod schema;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -37,15 +38,19 @@ use std::sync::Arc;
 use serde_json::Value;
 
 pub use env::EnvLookup;
+pub use files::ConfigFiles;
 
 use crate::diagnostic::{Code, Diagnostic, Diagnostics, KeyPath, suggest};
-use crate::plan::{Integrations, Plan, ScopedIntegrations};
-use crate::validate::{self, ValidateOptions};
+use crate::plan::{Integrations, Plan};
+use crate::validate::{self, ValidPlan, ValidateOptions};
 use position::PositionIndex;
 use read::Cx;
 
 /// Why a config directory could not be loaded.
-#[derive(Debug, thiserror::Error)]
+///
+/// `Debug` prints the same as `Display` (the rendered diagnostics), so
+/// `fn main() -> Result<(), Box<dyn Error>>` shows `error[unknown-key] … --> domains/shop.yaml:6:14`.
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum LoadError {
     /// A file or directory could not be read.
@@ -59,6 +64,12 @@ pub enum LoadError {
     /// The config was read but is invalid; every problem is listed.
     #[error("{0}")]
     Invalid(Diagnostics),
+}
+
+impl fmt::Debug for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
 }
 
 impl LoadError {
@@ -98,11 +109,11 @@ impl Default for Loader {
 /// the process, only built-in source types).
 ///
 /// ```
-/// let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/config");
-/// let plan = orchestrator::config::load_dir(dir).expect("the shipped example config is valid");
+/// let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/config");
+/// let plan = api_orchestrator_core::config::load_dir(dir).expect("the shipped example config is valid");
 /// assert!(plan.endpoint("get_customer_360").is_some());
 /// ```
-pub fn load_dir(dir: impl AsRef<Path>) -> Result<Plan, LoadError> {
+pub fn load_dir(dir: impl AsRef<Path>) -> Result<ValidPlan, LoadError> {
     Loader::default().load_dir(dir)
 }
 
@@ -125,106 +136,90 @@ impl Loader {
         self
     }
 
-    /// Accepts `kind` as a source type (a host-registered [`DataSource`](crate::source)).
+    /// Accepts `kind` as a source type (one the host registers with the engine).
     #[must_use]
     pub fn with_source_type(mut self, kind: impl Into<String>) -> Self {
         self.validate.source_types.push(kind.into());
         self
     }
 
-    /// Loads and validates a config directory.
-    pub fn load_dir(&self, dir: impl AsRef<Path>) -> Result<Plan, LoadError> {
-        let dir = dir.as_ref();
-        let mut files = Files::default();
-        let mut diags = Vec::new();
-        let io = |path: &Path, source| LoadError::Io {
-            path: path.to_owned(),
-            source,
+    /// Reads the config directory at `dir` ([`ConfigFiles::read_dir`]), then loads and
+    /// validates it ([`Loader::load`]).
+    pub fn load_dir(&self, dir: impl AsRef<Path>) -> Result<ValidPlan, LoadError> {
+        self.load(&ConfigFiles::read_dir(dir)?)
+    }
+
+    /// Loads and validates a config held in memory: no file system access, so the same for
+    /// the runtime loader, the `orchestrate!` macro, tests and fuzzers. Every problem is
+    /// reported at once, each with its file, key path and line:col.
+    pub fn load(&self, files: &ConfigFiles) -> Result<ValidPlan, LoadError> {
+        let mut read = Reader {
+            files,
+            env: self.env.as_ref(),
+            diags: Vec::new(),
         };
-        let meta = std::fs::metadata(dir).map_err(|e| io(dir, e))?;
-        if !meta.is_dir() {
-            return Err(io(
-                dir,
-                std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory"),
-            ));
-        }
 
         // Top-level files, and anything unexpected beside them.
-        for entry in list_dir(dir)? {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if is_yaml(&name) && !TOP_FILES.contains(&name.as_str()) {
-                diags.push(unknown_file(&name, &name, TOP_FILES));
+        for name in files.files_in("") {
+            if !TOP_FILES.contains(&name) {
+                read.diags.push(unknown_file(name, name, TOP_FILES));
             }
         }
         let mut plan = Plan::default();
-        if let Some(doc) = files.read(dir, "config.yaml", &mut diags)? {
-            let mut cx = files.cx("config.yaml", &self.env, &doc);
-            let doc = cx.1;
-            plan.settings = schema::settings(&mut cx.0, &doc);
-            diags.append(&mut cx.0.diags);
+        if let Some((mut cx, doc)) = read.resolved("config.yaml") {
+            plan.settings = schema::settings(&mut cx, &doc);
+            read.diags.append(&mut cx.diags);
         }
-        plan.integrations.global = self.integrations(dir, "", None, &mut files, &mut diags)?;
+        plan.integrations.global = read.integrations("", None);
 
         // Domains.
-        let domains_dir = dir.join("domains");
-        if domains_dir.is_dir() {
+        if files.has_dir("domains") {
             let mut domain_files = BTreeMap::new();
-            let mut domain_dirs = Vec::new();
-            for entry in list_dir(&domains_dir)? {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if entry.path().is_dir() {
-                    domain_dirs.push(name);
-                } else if let Some(stem) = name
+            for name in files.files_in("domains") {
+                let Some(stem) = name
                     .strip_suffix(".yaml")
                     .or_else(|| name.strip_suffix(".yml"))
-                    && let Some(other) = domain_files.insert(stem.to_owned(), name.clone())
-                {
-                    {
-                        diags.push(
-                            Diagnostic::new(
-                                Code::UnknownFile,
-                                KeyPath::root(),
-                                format!(
-                                    "domain `{stem}` is defined by both `{other}` and `{name}`"
-                                ),
-                            )
-                            .in_file(Some(format!("domains/{name}").into()))
-                            .with_help("keep one of the two files"),
-                        );
-                    }
+                else {
+                    continue;
+                };
+                if let Some(other) = domain_files.insert(stem.to_owned(), name.to_owned()) {
+                    read.diags.push(
+                        Diagnostic::new(
+                            Code::UnknownFile,
+                            KeyPath::root(),
+                            format!("domain `{stem}` is defined by both `{other}` and `{name}`"),
+                        )
+                        .in_file(Some(format!("domains/{name}").into()))
+                        .with_help("keep one of the two files"),
+                    );
                 }
             }
-            for d in domain_dirs {
-                if !domain_files.contains_key(&d) {
+            for d in files.dirs_in("domains") {
+                if !domain_files.contains_key(d) {
                     let file = format!("domains/{d}/");
-                    diags.push(
+                    read.diags.push(
                         Diagnostic::new(Code::UnknownFile, KeyPath::root(), format!("domain directory `{d}` has no `domains/{d}.yaml`"))
                             .in_file(Some(file.into()))
                             .with_opt_help(
-                                suggest(&d, domain_files.keys().map(String::as_str), "domains are")
+                                suggest(d, domain_files.keys().map(String::as_str), "domains are")
                                     .or_else(|| Some(format!("add `domains/{d}.yaml` with the domain's endpoints, or remove the directory"))),
                             ),
                     );
                     continue;
                 }
-                let over = self.integrations(
-                    dir,
-                    &format!("domains/{d}/"),
-                    Some(&plan.integrations.global),
-                    &mut files,
-                    &mut diags,
-                )?;
+                let over =
+                    read.integrations(&format!("domains/{d}/"), Some(&plan.integrations.global));
                 if over != plan.integrations.global {
-                    plan.integrations.domains.insert(d, over);
+                    plan.integrations.domains.insert(d.to_owned(), over);
                 }
             }
             for (domain, file) in &domain_files {
                 let rel = format!("domains/{file}");
-                if let Some(doc) = files.read(dir, &rel, &mut diags)? {
+                if let Some(doc) = read.parsed(&rel) {
                     let mut cx = Cx::new(Some(rel.as_str().into()));
                     plan.endpoints
                         .extend(schema::endpoints(&mut cx, Some(domain), &doc));
-                    diags.append(&mut cx.diags);
+                    read.diags.append(&mut cx.diags);
                 }
             }
         }
@@ -232,127 +227,101 @@ impl Loader {
         // A rule about a node that could not be read in full judges incomplete data (a step
         // whose `params` had the wrong type "misses" every parameter): the reading error
         // already says what to fix, so such follow-on findings are dropped.
+        let mut diags = read.diags;
         let validated =
             validate::without_follow_ons(&diags, validate::validate(&plan, &self.validate));
         diags.extend(validated);
         if diags.is_empty() {
-            return Ok(plan);
+            return Ok(ValidPlan::__assume_valid(plan));
         }
-        Err(LoadError::Invalid(files.locate(diags)))
+        Err(LoadError::Invalid(locate(files, diags)))
+    }
+}
+
+/// One load's inputs and findings.
+struct Reader<'a> {
+    files: &'a ConfigFiles,
+    env: &'a EnvLookup,
+    diags: Vec<Diagnostic>,
+}
+
+impl Reader<'_> {
+    /// Parses `rel` if it exists. A YAML syntax error becomes a diagnostic.
+    fn parsed(&mut self, rel: &str) -> Option<Value> {
+        let text = self.files.get(rel)?;
+        match parse_yaml(text, &rel.into()) {
+            Ok(v) => Some(v),
+            Err(d) => {
+                self.diags.push(*d);
+                None
+            }
+        }
+    }
+
+    /// Parses an integration-style file, with `${env:…}` resolved, and a reading context for
+    /// it.
+    fn resolved(&mut self, rel: &str) -> Option<(Cx, Value)> {
+        let mut doc = self.parsed(rel)?;
+        let mut cx = Cx::new(Some(rel.into()));
+        env::substitute(&mut cx, &KeyPath::root(), &mut doc, self.env);
+        Some((cx, doc))
     }
 
     /// Reads the integration files under `prefix` (`""` or `domains/<d>/`). With `fallback`, a
     /// file that is absent keeps the fallback's section.
-    fn integrations(
-        &self,
-        dir: &Path,
-        prefix: &str,
-        fallback: Option<&Integrations>,
-        files: &mut Files,
-        diags: &mut Vec<Diagnostic>,
-    ) -> Result<Integrations, LoadError> {
+    fn integrations(&mut self, prefix: &str, fallback: Option<&Integrations>) -> Integrations {
+        let files = self.files;
         let mut out = fallback.cloned().unwrap_or_default();
-        let base = dir.join(prefix);
-        // An absent file keeps the fallback's (global) section.
-        if let Some(doc) = files.read(dir, &format!("{prefix}database.yaml"), diags)? {
-            let (mut cx, doc) = files.cx(&format!("{prefix}database.yaml"), &self.env, &doc);
-            out.database = schema::database(&mut cx, &doc, dir);
-            diags.append(&mut cx.diags);
+        if let Some((mut cx, doc)) = self.resolved(&format!("{prefix}database.yaml")) {
+            out.database = schema::database(&mut cx, &doc, files.base_dir());
+            self.diags.append(&mut cx.diags);
         }
+        let folder = prefix.trim_end_matches('/');
         if !prefix.is_empty() {
-            for entry in list_dir(&base)? {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if !entry.path().is_dir() && is_yaml(&name) && name != "database.yaml" {
-                    diags.push(unknown_file(
+            for name in files.files_in(folder) {
+                if name != "database.yaml" {
+                    self.diags.push(unknown_file(
                         &format!("{prefix}{name}"),
-                        &name,
+                        name,
                         &["database.yaml"],
                     ));
-                } else if entry.path().is_dir() && name != "integrations" {
-                    diags.push(unknown_file(
+                }
+            }
+            for name in files.dirs_in(folder) {
+                if name != "integrations" {
+                    self.diags.push(unknown_file(
                         &format!("{prefix}{name}/"),
-                        &name,
+                        name,
                         &["integrations"],
                     ));
                 }
             }
         }
-        let int_dir = base.join("integrations");
-        if int_dir.is_dir() {
-            for entry in list_dir(&int_dir)? {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if is_yaml(&name) && !INTEGRATION_FILES.contains(&name.as_str()) {
-                    diags.push(unknown_file(
-                        &format!("{prefix}integrations/{name}"),
-                        &name,
+        let int_dir = format!("{prefix}integrations");
+        if files.has_dir(&int_dir) {
+            for name in files.files_in(&int_dir) {
+                if !INTEGRATION_FILES.contains(&name) {
+                    self.diags.push(unknown_file(
+                        &format!("{int_dir}/{name}"),
+                        name,
                         INTEGRATION_FILES,
                     ));
                 }
             }
             for file in INTEGRATION_FILES {
-                let rel = format!("{prefix}integrations/{file}");
-                let Some(doc) = files.read(dir, &rel, diags)? else {
+                let Some((mut cx, doc)) = self.resolved(&format!("{int_dir}/{file}")) else {
                     continue;
                 };
-                let (mut cx, doc) = files.cx(&rel, &self.env, &doc);
                 match *file {
                     "api_sources.yaml" => out.api = schema::api(&mut cx, &doc),
                     "feast_config.yaml" => out.feast = schema::feast(&mut cx, &doc),
                     _ => out.ml = schema::ml(&mut cx, &doc),
                 }
-                diags.append(&mut cx.diags);
+                self.diags.append(&mut cx.diags);
             }
         }
-        Ok(out)
+        out
     }
-}
-
-/// Reads endpoints from an already-parsed domain document (the `endpoints:` mapping), as the
-/// YAML loader does for `domains/<domain>.yaml`. Used by front-ends that produce the document
-/// tree themselves (the `orchestrate!` macro).
-pub fn endpoints_from_value(
-    domain: Option<&str>,
-    file: Option<&str>,
-    doc: &Value,
-) -> (Vec<crate::plan::Endpoint>, Vec<Diagnostic>) {
-    let mut cx = Cx::new(file.map(Into::into));
-    let endpoints = schema::endpoints(&mut cx, domain, doc);
-    (endpoints, cx.diags)
-}
-
-/// Builds a scoped-integrations value from parsed integration documents (see
-/// [`endpoints_from_value`]). Each argument is the whole document of that file.
-pub fn integrations_from_values(
-    database: Option<&Value>,
-    api: Option<&Value>,
-    feast: Option<&Value>,
-    ml: Option<&Value>,
-) -> (ScopedIntegrations, Vec<Diagnostic>) {
-    let mut cx = Cx::new(None);
-    let mut i = Integrations::default();
-    if let Some(d) = database {
-        i.database = schema::database(&mut cx, d, Path::new("."));
-    }
-    if let Some(d) = api {
-        i.api = schema::api(&mut cx, d);
-    }
-    if let Some(d) = feast {
-        i.feast = schema::feast(&mut cx, d);
-    }
-    if let Some(d) = ml {
-        i.ml = schema::ml(&mut cx, d);
-    }
-    (
-        ScopedIntegrations {
-            global: i,
-            domains: BTreeMap::new(),
-        },
-        cx.diags,
-    )
-}
-
-fn is_yaml(name: &str) -> bool {
-    name.ends_with(".yaml") || name.ends_with(".yml")
 }
 
 fn unknown_file(rel: &str, name: &str, known: &[&str]) -> Diagnostic {
@@ -365,88 +334,35 @@ fn unknown_file(rel: &str, name: &str, known: &[&str]) -> Diagnostic {
     .with_opt_help(suggest(name, known.iter().copied(), "files read here are"))
 }
 
-fn list_dir(dir: &Path) -> Result<Vec<std::fs::DirEntry>, LoadError> {
-    let io = |source| LoadError::Io {
-        path: dir.to_owned(),
-        source,
-    };
-    let mut entries = std::fs::read_dir(dir)
-        .map_err(io)?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(io)?;
-    entries.sort_by_key(std::fs::DirEntry::file_name);
-    Ok(entries)
-}
-
-/// The texts of the files read, for locating diagnostics afterwards.
-#[derive(Default)]
-struct Files {
-    texts: HashMap<Arc<str>, String>,
-}
-
-impl Files {
-    /// Reads and parses `rel` if it exists. A YAML syntax error becomes a diagnostic.
-    fn read(
-        &mut self,
-        dir: &Path,
-        rel: &str,
-        diags: &mut Vec<Diagnostic>,
-    ) -> Result<Option<Value>, LoadError> {
-        let path = dir.join(rel);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(LoadError::Io { path, source }),
+/// Fills in line:col for every diagnostic whose file was read, and sorts them.
+fn locate(files: &ConfigFiles, mut diags: Vec<Diagnostic>) -> Diagnostics {
+    let mut indexes: HashMap<&str, PositionIndex> = HashMap::new();
+    for d in &mut diags {
+        // A whole unexpected file has no line to point at.
+        if d.location.is_some() || d.code == Code::UnknownFile {
+            continue;
+        }
+        let Some(file) = d.file.as_deref() else {
+            continue;
         };
-        let file: Arc<str> = rel.into();
-        let parsed = parse_yaml(&text, &file);
-        self.texts.insert(file, text);
-        match parsed {
-            Ok(v) => Ok(Some(v)),
-            Err(d) => {
-                diags.push(*d);
-                Ok(None)
-            }
-        }
+        let Some(text) = files.get(file) else {
+            continue;
+        };
+        let index = indexes
+            .entry(file)
+            .or_insert_with(|| PositionIndex::build(text));
+        d.location = index.locate(&d.path, d.target);
     }
-
-    /// A reading context for an integration-style file, with `${env:…}` resolved in `doc`.
-    fn cx(&self, rel: &str, env: &Arc<EnvLookup>, doc: &Value) -> (Cx, Value) {
-        let mut cx = Cx::new(Some(rel.into()));
-        let mut doc = doc.clone();
-        env::substitute(&mut cx, &KeyPath::root(), &mut doc, env.as_ref());
-        (cx, doc)
-    }
-
-    /// Fills in line:col for every diagnostic whose file was read, and sorts them.
-    fn locate(&self, mut diags: Vec<Diagnostic>) -> Diagnostics {
-        let mut indexes: HashMap<&str, PositionIndex> = HashMap::new();
-        for d in &mut diags {
-            if d.location.is_some() {
-                continue;
-            }
-            let Some(file) = d.file.as_deref() else {
-                continue;
-            };
-            let Some(text) = self.texts.get(file) else {
-                continue;
-            };
-            let index = indexes
-                .entry(file)
-                .or_insert_with(|| PositionIndex::build(text));
-            d.location = index.locate(&d.path, d.target);
-        }
-        diags.sort_by(|a, b| {
-            let key = |d: &Diagnostic| {
-                (
-                    d.file.clone(),
-                    d.location.as_ref().map(|l| (l.line, l.column)),
-                )
-            };
-            key(a).cmp(&key(b))
-        });
-        Diagnostics(diags)
-    }
+    diags.sort_by(|a, b| {
+        let key = |d: &Diagnostic| {
+            (
+                d.file.clone(),
+                d.location.as_ref().map(|l| (l.line, l.column)),
+            )
+        };
+        key(a).cmp(&key(b))
+    });
+    Diagnostics(diags)
 }
 
 /// Parses YAML text into a JSON tree (keys kept in order). Mapping keys must be scalars; tags

@@ -94,8 +94,7 @@ pub(crate) fn scan(sql: &str) -> Vec<Token<'_>> {
 
 /// How a driver spells positional placeholders.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(not(feature = "sql"), allow(dead_code))]
-pub(crate) enum Style {
+pub enum Style {
     /// `$1`, `$2`, … (PostgreSQL); a repeated name reuses its number.
     Dollar,
     /// `?1`, `?2`, … (SQLite); a repeated name reuses its number.
@@ -107,8 +106,7 @@ pub(crate) enum Style {
 /// `sql` with each `:name` replaced by `style`'s placeholder, and for each placeholder slot the
 /// index into `params` of the value to bind. Names not in `params` are left alone (the
 /// validator reports them).
-#[cfg_attr(not(feature = "sql"), allow(dead_code))]
-pub(crate) fn rewrite(sql: &str, params: &[&str], style: Style) -> (String, Vec<usize>) {
+pub fn rewrite(sql: &str, params: &[&str], style: Style) -> (String, Vec<usize>) {
     let mut out = String::with_capacity(sql.len());
     let mut binds: Vec<usize> = Vec::new();
     let mut last = 0;

@@ -34,7 +34,7 @@ impl<S: Scope + ?Sized> Scope for ItemScope<'_, S> {
 /// Applies `steps` in order to `value`.
 ///
 /// ```
-/// use orchestrator::{RequestContext, expr::{Expr, Scope}, plan::Transform, transform::apply};
+/// use api_orchestrator_core::{RequestContext, expr::{Expr, Scope}, plan::Transform, transform::apply};
 /// use serde_json::{Value, json};
 ///
 /// struct Empty(RequestContext);

@@ -497,7 +497,7 @@ impl ApiOperation {
 
 /// The `{name}` placeholders in a template string, with the byte range of each (braces
 /// included). A name is an identifier; other braces are text.
-pub(crate) fn placeholders(s: &str) -> impl Iterator<Item = (&str, std::ops::Range<usize>)> {
+pub fn placeholders(s: &str) -> impl Iterator<Item = (&str, std::ops::Range<usize>)> {
     let mut from = 0;
     std::iter::from_fn(move || {
         loop {

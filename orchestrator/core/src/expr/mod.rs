@@ -334,7 +334,7 @@ pub enum Template {
 /// map's table is copied, not rebuilt) instead of hashing every key again per evaluation.
 ///
 /// ```
-/// use orchestrator::expr::{Fields, Template};
+/// use api_orchestrator_core::expr::{Fields, Template};
 /// use serde_json::json;
 ///
 /// let t = Template::from_value(&json!({"id": "$request.id", "kind": "customer"})).unwrap();
