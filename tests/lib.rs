@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use api_orchestrator::config::{ConfigFiles, Loader};
 use api_orchestrator::source::{DataSource, SourceCall, SourceError, SourceErrorKind};
-use api_orchestrator::{Orchestrator, ValidPlan};
+use api_orchestrator::{Orchestrator, OrchestratorBuilder, ValidPlan};
 use serde_json::{Value, json};
 
 /// Sleeps `params.ms` (default 200) milliseconds of (virtual) time, then returns its params
@@ -119,8 +119,8 @@ pub fn plan_from_yaml(domain_yaml: &str) -> ValidPlan {
     loader.load(&files).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// An orchestrator for `domain_yaml` with the test sources registered.
-pub fn orchestrator(domain_yaml: &str) -> Orchestrator {
+/// A builder with the test sources registered.
+pub fn builder() -> OrchestratorBuilder {
     Orchestrator::builder()
         .register(
             "sleep",
@@ -130,6 +130,11 @@ pub fn orchestrator(domain_yaml: &str) -> Orchestrator {
         )
         .register("flaky", Flaky::default())
         .register("fixture", Fixtures::default())
+}
+
+/// An orchestrator for `domain_yaml` with the test sources registered.
+pub fn orchestrator(domain_yaml: &str) -> Orchestrator {
+    builder()
         .build(plan_from_yaml(domain_yaml))
         .unwrap_or_else(|e| panic!("{e}"))
 }

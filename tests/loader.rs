@@ -43,6 +43,7 @@ fn step(name: &str, kind: &str, operation: &str) -> SourceStep {
         timeout: None,
         retry: None,
         on_error: OnError::Fail,
+        fallback: None,
         transform: vec![],
     }
 }

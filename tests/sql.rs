@@ -638,6 +638,12 @@ async fn query_spans_leave_out_parameter_values_unless_enabled() {
             "endpoints:\n  lookup:\n    data_sources: [{name: l, type: database, operation: lookup, params: {secret: \"$request.secret\"}}]\n",
         );
         let o = Orchestrator::from_dir(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        // tracing caches per call site whether anyone listens, and while at most one
+        // subscriber is registered it asks the registering thread's. A call site first reached
+        // by another test's thread (no subscriber) would stay off for this test, so every call
+        // site on the path is reached here first and the cache rebuilt once the subscriber is
+        // in place.
+        ok(&o, "lookup", &[("secret", json!("warm-up"))]).await;
         let out = Captured::default();
         let subscriber = tracing_subscriber::fmt()
             .with_writer({
@@ -649,6 +655,7 @@ async fn query_spans_leave_out_parameter_values_unless_enabled() {
             .with_ansi(false)
             .finish();
         let _guard = tracing::subscriber::set_default(subscriber);
+        tracing::callsite::rebuild_interest_cache();
         let rows = ok(&o, "lookup", &[("secret", json!("hunter2-ssn-123"))]).await;
         assert_eq!(rows, json!([{"s": "hunter2-ssn-123"}, {"s": "x"}]));
         let log = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();

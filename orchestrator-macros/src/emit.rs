@@ -10,10 +10,10 @@ use api_orchestrator_core::expr::{
 };
 use api_orchestrator_core::plan::{
     ApiAuth, ApiConfig, ApiOperation, ApiService, DatabaseConfig, DbConnection, DbOperation,
-    DbParam, Endpoint, EndpointType, FeastConfig, FeastOperation, FeastServer, FeatureFallback,
-    HttpMethod, HttpSettings, InputField, InputSchema, InputType, Integrations, MlConfig, Model,
-    ModelProtocol, ModelServer, OnError, OnMissing, Origin, Plan, RetryPolicy, ReturnType,
-    RouteTemplate, ScopedIntegrations, ServerSettings, Settings, SourceStep, SqlType,
+    DbParam, Endpoint, EndpointType, Fallback, FeastConfig, FeastOperation, FeastServer,
+    FeatureFallback, HttpMethod, HttpSettings, InputField, InputSchema, InputType, Integrations,
+    MlConfig, Model, ModelProtocol, ModelServer, OnError, OnMissing, Origin, Plan, RetryPolicy,
+    ReturnType, RouteTemplate, ScopedIntegrations, ServerSettings, Settings, SourceStep, SqlType,
     TrackingSettings, Transform,
 };
 use proc_macro2::TokenStream;
@@ -391,6 +391,7 @@ record!(SourceStep {
     timeout,
     retry,
     on_error,
+    fallback,
     transform,
 });
 record!(RetryPolicy {
@@ -438,6 +439,28 @@ impl Emit for OnError {
                 let v = v.emit();
                 quote!(#o::Default(#v))
             }
+        }
+    }
+}
+
+impl Emit for Fallback {
+    fn emit(&self) -> TokenStream {
+        let f = quote!(::api_orchestrator::plan::Fallback);
+        match self {
+            Fallback::Source {
+                kind,
+                operation,
+                source_id,
+            } => {
+                let (kind, operation, source_id) =
+                    (kind.emit(), operation.emit(), source_id.emit());
+                quote!(#f::Source { kind: #kind, operation: #operation, source_id: #source_id })
+            }
+            Fallback::Value(v) => {
+                let v = v.emit();
+                quote!(#f::Value(#v))
+            }
+            other => unreachable!("the macro emits every fallback the loader reads: {other:?}"),
         }
     }
 }

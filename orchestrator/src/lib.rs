@@ -99,6 +99,9 @@ pub use api_orchestrator_core::{config, diagnostic, expr, plan, transform, valid
 #[cfg_attr(docsrs, doc(cfg(feature = "runtime")))]
 pub mod engine;
 #[cfg(feature = "runtime")]
+#[cfg_attr(docsrs, doc(cfg(feature = "runtime")))]
+pub mod layer;
+#[cfg(feature = "runtime")]
 mod orchestrator;
 #[cfg(feature = "runtime")]
 #[cfg_attr(docsrs, doc(cfg(feature = "runtime")))]

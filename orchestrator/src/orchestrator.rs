@@ -11,6 +11,7 @@ use arc_swap::ArcSwap;
 use crate::RequestContext;
 use crate::config::{LoadError, Loader};
 use crate::engine::{BuildError, Engine, ExecuteError, Execution};
+use crate::layer::Layer;
 use crate::plan::Plan;
 use crate::source::{DataSource, Registry, SourceFactory};
 use crate::validate::ValidateOptions;
@@ -299,6 +300,15 @@ impl OrchestratorBuilder {
     pub fn register_factory(mut self, kind: &str, factory: impl SourceFactory) -> Self {
         self.registry.register_factory(kind, factory);
         self.loader = self.loader.with_source_type(kind);
+        self
+    }
+
+    /// Adds a host layer around every step's source: a cache, a circuit breaker, a
+    /// concurrency limit, metrics (see [`layer`](crate::layer) for where it sits among the
+    /// plan's policies). The first added is the outermost.
+    #[must_use]
+    pub fn layer(mut self, layer: impl Layer) -> Self {
+        self.registry.layer(layer);
         self
     }
 

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use crate::diagnostic::{Code, Diagnostic, Diagnostics, KeyPath, suggest};
 use crate::expr::{BinaryOp, Expr, RequestPart, Root, Segment, Template, describe};
 use crate::plan::{
-    DbConnection, DbOperation, Endpoint, Integrations, Plan, RESERVED_SOURCE_NAMES, ReturnType,
-    SourceStep, SqlDriver, Transform,
+    DbConnection, DbOperation, Endpoint, Fallback, Integrations, Plan, RESERVED_SOURCE_NAMES,
+    ReturnType, SourceStep, SqlDriver, Transform,
 };
 use crate::sql_text::{self, Token};
 
@@ -445,6 +445,7 @@ impl<'p> Validator<'p> {
                 );
             }
             self.source_type(s, &sp, integrations);
+            self.fallback(s, &sp, integrations);
         }
 
         // endpoint_type against the sources.
@@ -716,6 +717,26 @@ impl<'p> Validator<'p> {
                 )),
             ),
         }
+    }
+
+    /// A fallback source is checked like a step of its type given the step's params.
+    fn fallback(&mut self, s: &SourceStep, sp: &KeyPath, integrations: &Integrations) {
+        let Some(Fallback::Source {
+            kind,
+            operation,
+            source_id,
+        }) = &s.fallback
+        else {
+            return;
+        };
+        let as_step = SourceStep {
+            kind: kind.clone(),
+            operation: operation.clone(),
+            source_id: source_id.clone(),
+            fallback: None,
+            ..s.clone()
+        };
+        self.source_type(&as_step, &sp.key("fallback"), integrations);
     }
 
     /// A step passes exactly the params its operation uses: a SQL operation's declared

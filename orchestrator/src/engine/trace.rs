@@ -60,6 +60,8 @@ pub enum Outcome {
     FailedSkipped,
     /// It failed with `on_error: default`; its result is the default.
     FailedDefaulted,
+    /// It failed and its `fallback:` answered; its result is the fallback's.
+    Fallback,
     /// It failed and failed the execution.
     Failed,
     /// It was running when the execution ended (another source failed, or the deadline passed).

@@ -33,7 +33,8 @@ use serde_json::{Map, Value, json};
 
 use super::http::{HttpClient, Outgoing};
 use super::{
-    DataSource, Notes, SourceCall, SourceError, SourceErrorKind, SourceFactory, TraceContext,
+    CallRecord, DataSource, Notes, SourceCall, SourceError, SourceErrorKind, SourceFactory,
+    TraceContext,
 };
 use crate::RequestContext;
 use crate::diagnostic::{Code, Diagnostic, KeyPath};
@@ -461,6 +462,7 @@ pub async fn check_models(plan: &Plan) -> Vec<Diagnostic> {
                 };
                 let request = RequestContext::new();
                 let notes = Notes::default();
+                let record = CallRecord::default();
                 let params = Map::new();
                 let trace = TraceContext::new();
                 let call = SourceCall {
@@ -472,7 +474,10 @@ pub async fn check_models(plan: &Plan) -> Vec<Diagnostic> {
                     request: &request,
                     trace: &trace,
                     attempt: 1,
+                    // The client's own timeout bounds the call.
+                    deadline: tokio::time::Instant::now() + std::time::Duration::from_secs(3600),
                     notes: &notes,
+                    record: &record,
                 };
                 let meta_path = default_path(name, model)
                     .trim_end_matches("/infer")

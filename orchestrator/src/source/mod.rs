@@ -50,6 +50,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use crate::RequestContext;
+use crate::layer::{Layer, Layers};
 use crate::plan::Integrations;
 
 pub use direct::Direct;
@@ -79,8 +80,63 @@ pub struct SourceCall<'a> {
     pub trace: &'a TraceContext,
     /// 1 for the first attempt, 2 for the first retry, …
     pub attempt: u32,
+    /// When the endpoint's budget runs out: no attempt may go on past it.
+    pub deadline: tokio::time::Instant,
     /// Where the source leaves remarks for the execution trace.
     pub notes: &'a Notes,
+    /// What the policy layers record for the trace (attempts, a recovered failure).
+    pub record: &'a CallRecord,
+}
+
+/// What the policy [layers](crate::layer) around a source record about one call, for the
+/// execution trace: how many attempts reached the source, and the failure a policy recovered
+/// from (`on_error`, `fallback`).
+#[derive(Debug, Default)]
+pub struct CallRecord {
+    attempts: std::sync::atomic::AtomicU32,
+    recovered: std::sync::Mutex<Option<(Recovery, SourceError)>>,
+}
+
+/// How a policy turned a failure into a result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Recovery {
+    /// `on_error: skip`: the result is null.
+    Skipped,
+    /// `on_error: default`: the result is the default.
+    Defaulted,
+    /// `fallback:`: the result came from the fallback.
+    Fallback,
+}
+
+impl CallRecord {
+    /// Counts an attempt that reached the source.
+    pub fn attempt(&self) {
+        self.attempts
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How many attempts reached the source.
+    pub fn attempts(&self) -> u32 {
+        self.attempts.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Records that `how` turned `error` into a result. The outermost policy's record wins (an
+    /// `on_error` over a failed fallback keeps the source's error).
+    pub fn recover(&self, how: Recovery, error: SourceError) {
+        *self
+            .recovered
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((how, error));
+    }
+
+    /// Takes the recovery out.
+    pub fn take_recovery(&self) -> Option<(Recovery, SourceError)> {
+        self.recovered
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    }
 }
 
 /// Remarks a source leaves for the execution trace ([`SourceTrace::notes`]): a feature the
@@ -139,17 +195,22 @@ impl SourceFactory for Shared {
     }
 }
 
-/// Source types by name. [`Registry::new`] holds the built-in types compiled in.
+/// Source types by name, and the host's [layers](crate::layer) around every step.
+/// [`Registry::new`] holds the built-in types compiled in.
 #[derive(Clone)]
 pub struct Registry {
     kinds: HashMap<String, Arc<dyn SourceFactory>>,
+    layers: Layers,
 }
 
 impl fmt::Debug for Registry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut kinds: Vec<_> = self.kinds.keys().collect();
         kinds.sort();
-        f.debug_struct("Registry").field("kinds", &kinds).finish()
+        f.debug_struct("Registry")
+            .field("kinds", &kinds)
+            .field("layers", &self.layers)
+            .finish()
     }
 }
 
@@ -185,7 +246,19 @@ impl Registry {
     pub fn empty() -> Self {
         Self {
             kinds: HashMap::new(),
+            layers: Layers::default(),
         }
+    }
+
+    /// Adds a host layer around every step's source (see [`crate::layer`] for where it sits);
+    /// the first added is the outermost.
+    pub fn layer(&mut self, layer: impl Layer) -> &mut Self {
+        self.layers.push(layer);
+        self
+    }
+
+    pub(crate) fn layers(&self) -> &Layers {
+        &self.layers
     }
 
     /// Registers (or replaces) `kind` with one source shared by every config version.

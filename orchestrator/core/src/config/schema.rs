@@ -9,10 +9,10 @@ use crate::diagnostic::{Code, Diagnostic, KeyPath};
 use crate::expr::Fields;
 use crate::plan::{
     ApiAuth, ApiConfig, ApiOperation, ApiService, DatabaseConfig, DbConnection, DbOperation,
-    DbParam, Endpoint, EndpointType, FeastConfig, FeastOperation, FeastServer, FeatureFallback,
-    HttpMethod, HttpSettings, InputField, InputSchema, InputType, MlConfig, Model, ModelProtocol,
-    ModelServer, OnError, OnMissing, Origin, OutputPath, RetryPolicy, ReturnType, RouteTemplate,
-    ServerSettings, Settings, SourceStep, SqlType, TrackingSettings, Transform,
+    DbParam, Endpoint, EndpointType, Fallback, FeastConfig, FeastOperation, FeastServer,
+    FeatureFallback, HttpMethod, HttpSettings, InputField, InputSchema, InputType, MlConfig, Model,
+    ModelProtocol, ModelServer, OnError, OnMissing, Origin, OutputPath, RetryPolicy, ReturnType,
+    RouteTemplate, ServerSettings, Settings, SourceStep, SqlType, TrackingSettings, Transform,
 };
 
 fn origin(cx: &Cx) -> Origin {
@@ -291,6 +291,7 @@ const SOURCE_KEYS: &[&str] = &[
     "retries",
     "on_error",
     "default",
+    "fallback",
     "transform",
 ];
 
@@ -316,6 +317,7 @@ fn source(cx: &mut Cx, path: &KeyPath, v: &Value) -> Option<SourceStep> {
         timeout: o.opt_duration(cx, "timeout"),
         retry: o.opt(cx, "retries", retries),
         on_error: OnError::Fail,
+        fallback: o.opt(cx, "fallback", fallback),
         transform: Vec::new(),
     };
     if let Some(params) = o.get("params") {
@@ -356,6 +358,61 @@ fn retries(cx: &mut Cx, path: &KeyPath, v: &Value) -> Option<RetryPolicy> {
         policy.max_backoff = b;
     }
     Some(policy)
+}
+
+/// `fallback: {type, operation, source_id}` (another source) or `fallback: {value: …}`.
+fn fallback(cx: &mut Cx, path: &KeyPath, v: &Value) -> Option<Fallback> {
+    let o = cx.object(path, v, &["type", "operation", "source_id", "value"])?;
+    match (o.get("value"), o.get("type")) {
+        (Some(value), None) => {
+            for key in ["operation", "source_id"] {
+                if o.get(key).is_some() {
+                    cx.report(
+                        Diagnostic::new(
+                            Code::InvalidValue,
+                            o.at(key),
+                            format!("`{key}` does not go with a literal fallback `value:`"),
+                        )
+                        .at_key()
+                        .with_help(format!(
+                            "remove `{key}:`, or `value:` to fall back to another source"
+                        )),
+                    );
+                }
+            }
+            Some(Fallback::Value(value.clone()))
+        }
+        (None, Some(_)) => Some(Fallback::Source {
+            kind: o.req(cx, "type", "the fallback's source type", Cx::string)?,
+            operation: o.opt_string(cx, "operation"),
+            source_id: o.opt_string(cx, "source_id"),
+        }),
+        (Some(_), Some(_)) => {
+            cx.report(
+                Diagnostic::new(
+                    Code::InvalidValue,
+                    o.at("value"),
+                    "a fallback is either another source (`type:`) or a literal (`value:`), not both",
+                )
+                .at_key()
+                .with_help("keep `type:` (with `operation:`) or `value:`"),
+            );
+            None
+        }
+        (None, None) => {
+            cx.report(
+                Diagnostic::new(
+                    Code::MissingKey,
+                    path.clone(),
+                    "a fallback needs `type:` (another source) or `value:` (a literal)",
+                )
+                .with_help(
+                    "write `fallback: {type: database, operation: …}` or `fallback: {value: …}`",
+                ),
+            );
+            None
+        }
+    }
 }
 
 fn on_error(cx: &mut Cx, o: &Obj<'_>) -> OnError {

@@ -348,6 +348,8 @@ pub struct SourceStep {
     pub retry: Option<RetryPolicy>,
     /// What a failure does to the execution.
     pub on_error: OnError,
+    /// What a failure (after the retries) falls back to, before `on_error` applies.
+    pub fallback: Option<Fallback>,
     /// Steps applied to the result before later sources and the mapping see it.
     pub transform: Vec<Transform>,
 }
@@ -399,6 +401,26 @@ pub enum OnError {
     Skip,
     /// The source's result is this value; the failure is recorded in the trace.
     Default(Value),
+}
+
+/// What a failed source falls back to (`fallback:`), tried after its retries and before its
+/// `on_error` policy; the trace records the source's own error and the outcome `fallback`.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Fallback {
+    /// Another source, called with the step's params (`fallback: {type, operation,
+    /// source_id}`): a database copy of a feature store, a second model server. It has the
+    /// step's timeout and no retries.
+    Source {
+        /// Its source type.
+        kind: String,
+        /// Its operation (or model).
+        operation: Option<String>,
+        /// Which integration entry defines the operation, when several do.
+        source_id: Option<String>,
+    },
+    /// A literal result (`fallback: {value: …}`).
+    Value(Value),
 }
 
 /// One `transform:` step, applied to a source's result. Record steps (`select`, `rename`,

@@ -1,0 +1,388 @@
+//! Policies as layers: every step's source is a [`DataSource`] wrapped in the policies its plan
+//! gives it, each of them a [`DataSource`] too (the shape of tower's services and Lura's
+//! proxies). The engine builds the stack once per step when a plan is compiled (at start-up and
+//! per reload) and calls its outermost layer; its run loop only schedules the DAG.
+//!
+//! From the outside in:
+//!
+//! | layer | when | what it does |
+//! |---|---|---|
+//! | [`OnErrorLayer`] | `on_error: skip` or `default` | a failure becomes null or the default; the trace keeps the error |
+//! | [`FallbackLayer`] | `fallback:` | a failure tries another source (with the step's params) or a literal |
+//! | [`RetryLayer`] | `retries:` (or the integration's) | transient failures are retried after a jittered exponential backoff, within the endpoint's deadline and a [retry budget](RetryLayer) |
+//! | host layers | [`OrchestratorBuilder::layer`](crate::OrchestratorBuilder::layer) | anything: a cache, a circuit breaker, a concurrency limit, metrics; the first added is the outermost |
+//! | [`TimeoutLayer`] | always | each attempt ends at the step's timeout or the endpoint's deadline, whichever comes first |
+//! | the source | | the built-in or host source type |
+//!
+//! A host layer sees every attempt (a retried call passes through it once per attempt, with
+//! [`SourceCall::attempt`] counting), and each attempt's timeout applies inside it: a circuit
+//! breaker counts timeouts, a concurrency limit's wait for a permit is bounded by the endpoint's
+//! deadline rather than the attempt's timeout.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::sync::atomic::{AtomicU64, Ordering};
+//!
+//! use api_orchestrator::layer::{Layer, StepInfo};
+//! use api_orchestrator::source::{DataSource, SourceCall, SourceError};
+//! use serde_json::Value;
+//!
+//! /// Counts the calls of every step whose source type is `api`.
+//! struct CountApiCalls(Arc<AtomicU64>);
+//!
+//! struct Counted {
+//!     inner: Arc<dyn DataSource>,
+//!     calls: Arc<AtomicU64>,
+//! }
+//!
+//! #[async_trait::async_trait]
+//! impl DataSource for Counted {
+//!     async fn fetch(&self, call: SourceCall<'_>) -> Result<Value, SourceError> {
+//!         self.calls.fetch_add(1, Ordering::Relaxed);
+//!         self.inner.fetch(call).await
+//!     }
+//! }
+//!
+//! impl Layer for CountApiCalls {
+//!     fn layer(&self, source: Arc<dyn DataSource>, step: &StepInfo<'_>) -> Arc<dyn DataSource> {
+//!         if step.step.kind != "api" {
+//!             return source;
+//!         }
+//!         Arc::new(Counted { inner: source, calls: self.0.clone() })
+//!     }
+//! }
+//!
+//! let calls = Arc::new(AtomicU64::new(0));
+//! let builder = api_orchestrator::Orchestrator::builder().layer(CountApiCalls(calls.clone()));
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::time::Instant;
+use tower::retry::budget::{Budget as _, TpsBudget};
+
+use crate::plan::{Endpoint, RetryPolicy, SourceStep};
+use crate::source::{DataSource, Recovery, SourceCall, SourceError, SourceErrorKind};
+
+/// Wraps the source of a step in a policy of the host's. Called once per step when a plan is
+/// compiled, never per request; returning `source` unchanged leaves the step alone.
+pub trait Layer: Send + Sync + 'static {
+    /// `source` with this layer around it.
+    fn layer(&self, source: Arc<dyn DataSource>, step: &StepInfo<'_>) -> Arc<dyn DataSource>;
+}
+
+impl<F> Layer for F
+where
+    F: Fn(Arc<dyn DataSource>, &StepInfo<'_>) -> Arc<dyn DataSource> + Send + Sync + 'static,
+{
+    fn layer(&self, source: Arc<dyn DataSource>, step: &StepInfo<'_>) -> Arc<dyn DataSource> {
+        self(source, step)
+    }
+}
+
+/// The step a layer is built for, with the policies the plan resolved for it.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct StepInfo<'a> {
+    /// The endpoint.
+    pub endpoint: &'a Endpoint,
+    /// The step, as the plan declares it.
+    pub step: &'a SourceStep,
+    /// Each attempt's timeout: the step's own, its integration's or `defaults.source_timeout`.
+    pub timeout: Duration,
+    /// The retry policy: the step's own or its integration's.
+    pub retry: Option<RetryPolicy>,
+}
+
+/// Host layers, in the order they were added (the first is the outermost).
+#[derive(Clone, Default)]
+pub(crate) struct Layers(Vec<Arc<dyn Layer>>);
+
+impl fmt::Debug for Layers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Layers({})", self.0.len())
+    }
+}
+
+impl Layers {
+    pub(crate) fn push(&mut self, layer: impl Layer) {
+        self.0.push(Arc::new(layer));
+    }
+
+    /// The whole stack for one step around `source`; `fallback` is the fallback source's own
+    /// stack, when the step falls back to another source.
+    pub(crate) fn stack(
+        &self,
+        source: Arc<dyn DataSource>,
+        fallback: Option<Fallback>,
+        info: &StepInfo<'_>,
+    ) -> Arc<dyn DataSource> {
+        let mut s: Arc<dyn DataSource> = Arc::new(TimeoutLayer::new(source, info.timeout));
+        for layer in self.0.iter().rev() {
+            s = layer.layer(s, info);
+        }
+        if let Some(policy) = info.retry.filter(|p| p.max_retries > 0) {
+            s = Arc::new(RetryLayer::new(s, policy));
+        }
+        if let Some(to) = fallback {
+            s = Arc::new(FallbackLayer::new(s, to));
+        }
+        match &info.step.on_error {
+            crate::plan::OnError::Fail => s,
+            crate::plan::OnError::Skip => Arc::new(OnErrorLayer::skip(s)),
+            crate::plan::OnError::Default(v) => Arc::new(OnErrorLayer::default_to(s, v.clone())),
+        }
+    }
+}
+
+/// Ends each attempt at the step's timeout or the endpoint's deadline
+/// ([`SourceCall::deadline`]), whichever comes first, with a [`SourceErrorKind::Timeout`]
+/// error; counts the attempts for the trace.
+#[derive(Clone)]
+pub struct TimeoutLayer {
+    inner: Arc<dyn DataSource>,
+    timeout: Duration,
+}
+
+impl TimeoutLayer {
+    /// `inner` with `timeout` per attempt.
+    pub fn new(inner: Arc<dyn DataSource>, timeout: Duration) -> Self {
+        Self { inner, timeout }
+    }
+}
+
+impl fmt::Debug for TimeoutLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TimeoutLayer")
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait::async_trait]
+impl DataSource for TimeoutLayer {
+    async fn fetch(&self, call: SourceCall<'_>) -> Result<Value, SourceError> {
+        call.record.attempt();
+        let begun = Instant::now();
+        let limit = (begun + self.timeout).min(call.deadline);
+        match tokio::time::timeout_at(limit, self.inner.fetch(call)).await {
+            Ok(result) => result,
+            Err(_) => Err(SourceError::new(
+                SourceErrorKind::Timeout,
+                format!(
+                    "attempt {} did not finish within {:?}",
+                    call.attempt,
+                    limit - begun
+                ),
+            )),
+        }
+    }
+}
+
+/// Retries transient failures ([`SourceError::is_transient`]) up to the policy's
+/// `max_retries`, after a uniformly random wait between half and all of
+/// `backoff * 2^(n-1)` (capped at `max_backoff`). It does not retry when the wait would reach
+/// the endpoint's deadline, nor when the step's retry budget is spent.
+///
+/// The budget (tower's [`TpsBudget`]) keeps retries from multiplying the load on a backend that
+/// is already failing: over a 10 s window, retries may add 20 % to the step's calls, plus 10 a
+/// second whatever the traffic. A retry the budget refuses leaves a note in the trace.
+pub struct RetryLayer {
+    inner: Arc<dyn DataSource>,
+    policy: RetryPolicy,
+    budget: TpsBudget,
+}
+
+impl RetryLayer {
+    /// `inner` retried by `policy`, with the default budget.
+    pub fn new(inner: Arc<dyn DataSource>, policy: RetryPolicy) -> Self {
+        Self::with_budget(
+            inner,
+            policy,
+            TpsBudget::new(Duration::from_secs(10), 10, 0.2),
+        )
+    }
+
+    /// `inner` retried by `policy` within `budget`.
+    pub fn with_budget(inner: Arc<dyn DataSource>, policy: RetryPolicy, budget: TpsBudget) -> Self {
+        Self {
+            inner,
+            policy,
+            budget,
+        }
+    }
+
+    /// The wait before retry number `retry` (1 for the first).
+    fn backoff(&self, retry: u32) -> Duration {
+        let ceiling = self.policy.backoff_ceiling(retry);
+        let half = ceiling / 2;
+        half + Duration::from_nanos(fastrand::u64(
+            ..=u64::try_from((ceiling - half).as_nanos()).unwrap_or(u64::MAX),
+        ))
+    }
+}
+
+impl fmt::Debug for RetryLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryLayer")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait::async_trait]
+impl DataSource for RetryLayer {
+    async fn fetch(&self, mut call: SourceCall<'_>) -> Result<Value, SourceError> {
+        self.budget.deposit();
+        loop {
+            let error = match self.inner.fetch(call).await {
+                Ok(v) => return Ok(v),
+                Err(error) => error,
+            };
+            let retry = call.attempt;
+            if !error.is_transient() || retry > self.policy.max_retries {
+                return Err(error);
+            }
+            let wait = self.backoff(retry);
+            if Instant::now() + wait >= call.deadline {
+                return Err(error);
+            }
+            if !self.budget.withdraw() {
+                call.notes
+                    .push("not retried: the step's retry budget is spent");
+                return Err(error);
+            }
+            tracing::debug!(attempt = retry, wait_ms = wait.as_millis() as u64, error = %error, "retrying");
+            tokio::time::sleep(wait).await;
+            call.attempt += 1;
+        }
+    }
+}
+
+/// What a step falls back to.
+pub(crate) enum Fallback {
+    /// Another source's stack (its own timeout, no retries).
+    Source(Arc<dyn DataSource>),
+    /// A literal.
+    Value(Value),
+}
+
+/// When the source fails, answers from a fallback source (called with the same params) or a
+/// literal; the trace records the source's error and the outcome `fallback`. When the fallback
+/// source fails too, the source's own error stands and the fallback's is noted.
+pub struct FallbackLayer {
+    inner: Arc<dyn DataSource>,
+    to: Fallback,
+}
+
+impl FallbackLayer {
+    pub(crate) fn new(inner: Arc<dyn DataSource>, to: Fallback) -> Self {
+        Self { inner, to }
+    }
+
+    /// `inner`, falling back to `source`.
+    pub fn to_source(inner: Arc<dyn DataSource>, source: Arc<dyn DataSource>) -> Self {
+        Self::new(inner, Fallback::Source(source))
+    }
+
+    /// `inner`, falling back to `value`.
+    pub fn to_value(inner: Arc<dyn DataSource>, value: Value) -> Self {
+        Self::new(inner, Fallback::Value(value))
+    }
+}
+
+impl fmt::Debug for FallbackLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let to = match &self.to {
+            Fallback::Source(_) => "source",
+            Fallback::Value(_) => "value",
+        };
+        f.debug_struct("FallbackLayer")
+            .field("to", &to)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait::async_trait]
+impl DataSource for FallbackLayer {
+    async fn fetch(&self, call: SourceCall<'_>) -> Result<Value, SourceError> {
+        let error = match self.inner.fetch(call).await {
+            Ok(v) => return Ok(v),
+            Err(error) => error,
+        };
+        let value = match &self.to {
+            Fallback::Value(v) => v.clone(),
+            Fallback::Source(source) => {
+                let mut fallback = call;
+                fallback.attempt = 1;
+                match source.fetch(fallback).await {
+                    Ok(v) => v,
+                    Err(e) => {
+                        call.notes.push(format!("the fallback failed too: {e}"));
+                        return Err(error);
+                    }
+                }
+            }
+        };
+        call.record.recover(Recovery::Fallback, error);
+        Ok(value)
+    }
+}
+
+/// `on_error: skip` and `on_error: default`: a failure becomes null or the default value; the
+/// trace records the error.
+pub struct OnErrorLayer {
+    inner: Arc<dyn DataSource>,
+    default: Option<Value>,
+}
+
+impl OnErrorLayer {
+    /// A failure becomes null (`on_error: skip`).
+    pub fn skip(inner: Arc<dyn DataSource>) -> Self {
+        Self {
+            inner,
+            default: None,
+        }
+    }
+
+    /// A failure becomes `value` (`on_error: default`).
+    pub fn default_to(inner: Arc<dyn DataSource>, value: Value) -> Self {
+        Self {
+            inner,
+            default: Some(value),
+        }
+    }
+}
+
+impl fmt::Debug for OnErrorLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OnErrorLayer")
+            .field("default", &self.default)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait::async_trait]
+impl DataSource for OnErrorLayer {
+    async fn fetch(&self, call: SourceCall<'_>) -> Result<Value, SourceError> {
+        match self.inner.fetch(call).await {
+            Ok(v) => Ok(v),
+            Err(error) => {
+                tracing::debug!(source = call.source, error = %error, "source failed");
+                Ok(match &self.default {
+                    Some(v) => {
+                        call.record.recover(Recovery::Defaulted, error);
+                        v.clone()
+                    }
+                    None => {
+                        call.record.recover(Recovery::Skipped, error);
+                        Value::Null
+                    }
+                })
+            }
+        }
+    }
+}
