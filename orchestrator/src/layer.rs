@@ -57,7 +57,10 @@
 //! ```
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -162,23 +165,55 @@ impl fmt::Debug for TimeoutLayer {
     }
 }
 
-#[async_trait::async_trait]
 impl DataSource for TimeoutLayer {
-    async fn fetch(&self, call: SourceCall<'_>) -> Result<Value, SourceError> {
+    fn fetch<'a, 'c, 'f>(
+        &'a self,
+        call: SourceCall<'c>,
+    ) -> Pin<Box<dyn Future<Output = Result<Value, SourceError>> + Send + 'f>>
+    where
+        'a: 'f,
+        'c: 'f,
+    {
         call.record.attempt();
-        let begun = Instant::now();
-        let limit = (begun + self.timeout).min(call.deadline);
-        match tokio::time::timeout_at(limit, self.inner.fetch(call)).await {
-            Ok(result) => result,
-            Err(_) => Err(SourceError::new(
-                SourceErrorKind::Timeout,
-                format!(
-                    "attempt {} did not finish within {:?}",
-                    call.attempt,
-                    limit - begun
-                ),
-            )),
+        Box::pin(Limited {
+            fetch: self.inner.fetch(call),
+            timeout: self.timeout,
+            deadline: call.deadline,
+            attempt: call.attempt,
+            timer: None,
+        })
+    }
+}
+
+/// An attempt with its time limit. The timer is set when the attempt first waits: a source
+/// that answers at once (a cache, an in-process lookup) costs no clock read and no timer.
+struct Limited<F> {
+    fetch: F,
+    timeout: Duration,
+    deadline: Instant,
+    attempt: u32,
+    /// The timer and how long it allows, once the attempt has waited.
+    timer: Option<(Pin<Box<tokio::time::Sleep>>, Duration)>,
+}
+
+impl<F: Future<Output = Result<Value, SourceError>> + Unpin> Future for Limited<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if let Poll::Ready(result) = Pin::new(&mut self.fetch).poll(cx) {
+            return Poll::Ready(result);
         }
+        let (timeout, deadline, attempt) = (self.timeout, self.deadline, self.attempt);
+        let (timer, allowed) = self.timer.get_or_insert_with(|| {
+            let now = Instant::now();
+            let limit = (now + timeout).min(deadline);
+            (Box::pin(tokio::time::sleep_until(limit)), limit - now)
+        });
+        if timer.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        let message = format!("attempt {attempt} did not finish within {allowed:?}");
+        Poll::Ready(Err(SourceError::new(SourceErrorKind::Timeout, message)))
     }
 }
 

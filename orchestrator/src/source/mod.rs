@@ -95,6 +95,8 @@ pub struct SourceCall<'a> {
 pub struct CallRecord {
     attempts: std::sync::atomic::AtomicU32,
     recovered: std::sync::Mutex<Option<(Recovery, SourceError)>>,
+    /// Most calls recover from nothing: taking the recovery then costs no lock.
+    any: std::sync::atomic::AtomicBool,
 }
 
 /// How a policy turned a failure into a result.
@@ -128,10 +130,14 @@ impl CallRecord {
             .recovered
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((how, error));
+        self.any.store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// Takes the recovery out.
     pub fn take_recovery(&self) -> Option<(Recovery, SourceError)> {
+        if !self.any.swap(false, std::sync::atomic::Ordering::Acquire) {
+            return None;
+        }
         self.recovered
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
