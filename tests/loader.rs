@@ -6,7 +6,7 @@ use std::time::Duration;
 use api_orchestrator::config::{ConfigFiles, LoadError, Loader};
 use api_orchestrator::expr::{Expr, Reference, RequestPart, Root, Segment, Template};
 use api_orchestrator::plan::{
-    ApiAuth, DbParam, EndpointType, HttpMethod, ModelProtocol, OnError, ReturnType, SourceStep,
+    ApiAuth, DbParam, EndpointType, HttpMethod, ModelProtocol, ReturnType, SourceStep,
 };
 use serde_json::json;
 
@@ -31,21 +31,14 @@ fn source_ref(source: &str, field: &str) -> Template {
     reference(Root::Source(source.into()), &[field])
 }
 
+/// A step as the plan model builds it from outside the crate: the default, then each field.
 fn step(name: &str, kind: &str, operation: &str) -> SourceStep {
-    SourceStep {
-        name: name.into(),
-        kind: kind.into(),
-        operation: Some(operation.into()),
-        source_id: None,
-        params: vec![("customer_id".into(), request("customer_id"))].into(),
-        condition: None,
-        depends_on: vec![],
-        timeout: None,
-        retry: None,
-        on_error: OnError::Fail,
-        fallback: None,
-        transform: vec![],
-    }
+    let mut step = SourceStep::default();
+    step.name = name.into();
+    step.kind = kind.into();
+    step.operation = Some(operation.into());
+    step.params = vec![("customer_id".into(), request("customer_id"))].into();
+    step
 }
 
 fn load_seed() -> api_orchestrator::ValidPlan {

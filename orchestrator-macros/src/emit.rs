@@ -37,15 +37,32 @@ macro_rules! unit_enum {
     };
 }
 
+/// Plan types are `#[non_exhaustive]`, so the expansion builds them as the default value with
+/// each field set: a field this list forgets keeps its default, and the macro ≡ YAML
+/// equivalence test catches it.
 macro_rules! record {
     ($ty:ident { $($field:ident),* $(,)? }) => {
         impl Emit for $ty {
             fn emit(&self) -> TokenStream {
                 $(let $field = self.$field.emit();)*
-                quote!(::api_orchestrator::plan::$ty { $($field: #$field,)* })
+                quote!({
+                    let mut v = <::api_orchestrator::plan::$ty as ::core::default::Default>::default();
+                    $(v.$field = #$field;)*
+                    v
+                })
             }
         }
     };
+}
+
+/// A variant this version of the macro does not know: the core crate is pinned to the
+/// macro's version, so only a core change without a macro change gets here, which the tests
+/// catch.
+fn unknown(value: &impl std::fmt::Debug) -> TokenStream {
+    let message = format!(
+        "orchestrate!: cannot emit {value:?}; api-orchestrator-macros and api-orchestrator-core differ"
+    );
+    quote!(::core::compile_error!(#message))
 }
 
 impl Emit for String {
@@ -199,6 +216,7 @@ impl Emit for Template {
                 let items = items.emit();
                 quote!(#t::Array(#items))
             }
+            other => unknown(other),
         }
     }
 }
@@ -243,6 +261,7 @@ impl Emit for Expr {
                 let items = items.emit();
                 quote!(#x::List(#items))
             }
+            other => unknown(other),
         }
     }
 }
@@ -264,6 +283,7 @@ impl Emit for BinaryOp {
             BinaryOp::Mul => quote!(Mul),
             BinaryOp::Div => quote!(Div),
             BinaryOp::Rem => quote!(Rem),
+            other => return unknown(other),
         };
         quote!(::api_orchestrator::expr::BinaryOp::#v)
     }
@@ -272,7 +292,7 @@ impl Emit for BinaryOp {
 impl Emit for Reference {
     fn emit(&self) -> TokenStream {
         let (root, path) = (self.root.emit(), self.path.emit());
-        quote!(::api_orchestrator::expr::Reference { root: #root, path: #path })
+        quote!(::api_orchestrator::expr::Reference::new(#root, #path))
     }
 }
 
@@ -289,6 +309,7 @@ impl Emit for Root {
                 quote!(#r::Source(#name))
             }
             Root::Item => quote!(#r::Item),
+            other => unknown(other),
         }
     }
 }
@@ -301,6 +322,7 @@ impl Emit for RequestPart {
             RequestPart::QueryParams => quote!(QueryParams),
             RequestPart::Body => quote!(Body),
             RequestPart::Headers => quote!(Headers),
+            other => return unknown(other),
         };
         quote!(::api_orchestrator::expr::RequestPart::#v)
     }
@@ -316,6 +338,7 @@ impl Emit for Segment {
             }
             Segment::Index(i) => quote!(#s::Index(#i)),
             Segment::All => quote!(#s::All),
+            other => unknown(other),
         }
     }
 }
@@ -340,11 +363,11 @@ impl Emit for Plan {
             )*
             #[inline(never)]
             fn __orchestrate_integrations() -> ::api_orchestrator::plan::ScopedIntegrations { #integrations }
-            ::api_orchestrator::plan::Plan {
-                settings: #settings,
-                endpoints: ::std::vec![#(#names()),*],
-                integrations: __orchestrate_integrations(),
-            }
+            let mut plan = ::api_orchestrator::plan::Plan::default();
+            plan.settings = #settings;
+            plan.endpoints = ::std::vec![#(#names()),*];
+            plan.integrations = __orchestrate_integrations();
+            plan
         })
     }
 }
@@ -439,6 +462,7 @@ impl Emit for OnError {
                 let v = v.emit();
                 quote!(#o::Default(#v))
             }
+            other => unknown(other),
         }
     }
 }
@@ -460,7 +484,7 @@ impl Emit for Fallback {
                 let v = v.emit();
                 quote!(#f::Value(#v))
             }
-            other => unreachable!("the macro emits every fallback the loader reads: {other:?}"),
+            other => unknown(other),
         }
     }
 }
@@ -494,6 +518,7 @@ impl Emit for Transform {
                 quote!(#t::Map(#m))
             }
             Transform::Flatten => quote!(#t::Flatten),
+            other => unknown(other),
         }
     }
 }
@@ -613,6 +638,7 @@ impl Emit for ApiAuth {
                 let (username, password) = (username.emit(), password.emit());
                 quote!(#a::Basic { username: #username, password: #password })
             }
+            other => unknown(other),
         }
     }
 }

@@ -158,7 +158,8 @@ fn every_example_endpoint_written_in_tokens_equals_its_yaml() {
                     { name: stats, type: database, operation: order_stats,
                       params: { customer_id: $request.customer_id } },
                     { name: credit, type: api, operation: get_customer_credit,
-                      params: { customer_id: $request.customer_id } },
+                      params: { customer_id: $request.customer_id },
+                      fallback: { value: { credit_score: null, credit_limit: null, bureau: unavailable } } },
                 ],
                 response_mapping: {
                     customer: { id: $profile.customer_id, name: $profile.name, segment: $profile.segment || "standard" },

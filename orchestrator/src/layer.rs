@@ -67,7 +67,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 use tower::retry::budget::{Budget as _, TpsBudget};
 
-use crate::plan::{Endpoint, RetryPolicy, SourceStep};
+use crate::plan::{Endpoint, OnError, RetryPolicy, SourceStep};
 use crate::source::{DataSource, Recovery, SourceCall, SourceError, SourceErrorKind};
 
 /// Wraps the source of a step in a policy of the host's. Called once per step when a plan is
@@ -134,9 +134,10 @@ impl Layers {
             s = Arc::new(FallbackLayer::new(s, to));
         }
         match &info.step.on_error {
-            crate::plan::OnError::Fail => s,
-            crate::plan::OnError::Skip => Arc::new(OnErrorLayer::skip(s)),
-            crate::plan::OnError::Default(v) => Arc::new(OnErrorLayer::default_to(s, v.clone())),
+            OnError::Skip => Arc::new(OnErrorLayer::skip(s)),
+            OnError::Default(v) => Arc::new(OnErrorLayer::default_to(s, v.clone())),
+            // `fail`, the default: the error goes to the engine.
+            _ => s,
         }
     }
 }

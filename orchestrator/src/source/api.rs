@@ -83,6 +83,12 @@ fn client(id: &str, svc: &ApiService) -> Result<HttpClient, SourceError> {
                 query.push((q.clone(), key.clone()));
             }
         }
+        Some(_) => {
+            return Err(SourceError::new(
+                SourceErrorKind::Config,
+                format!("service `{id}`: this version cannot send its `auth` type"),
+            ));
+        }
     }
     HttpClient::new(id, &svc.base_url, &svc.http, headers, query)
 }

@@ -121,24 +121,22 @@ mod tests {
     use super::*;
 
     fn field(name: &str, ty: InputType, required: bool) -> InputField {
-        InputField {
-            name: name.into(),
-            ty,
-            required,
-            description: None,
-        }
+        let mut f = InputField::default();
+        f.name = name.into();
+        f.ty = ty;
+        f.required = required;
+        f
     }
 
     #[test]
     fn converts_text_and_lists_every_problem() {
-        let schema = InputSchema {
-            path: vec![field("id", InputType::Integer, true)],
-            query: vec![
-                field("limit", InputType::Integer, false),
-                field("tags", InputType::Array, false),
-            ],
-            body: vec![field("amount", InputType::Number, true)],
-        };
+        let mut schema = InputSchema::default();
+        schema.path = vec![field("id", InputType::Integer, true)];
+        schema.query = vec![
+            field("limit", InputType::Integer, false),
+            field("tags", InputType::Array, false),
+        ];
+        schema.body = vec![field("amount", InputType::Number, true)];
         let mut ok = RequestContext::new()
             .with_path_param("id", "42")
             .with_query_param("tags", "a")

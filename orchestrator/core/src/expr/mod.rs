@@ -53,6 +53,7 @@ pub use parse::ParseError;
 
 /// A parsed expression.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Expr {
     /// A typed literal.
     Literal(Value),
@@ -74,6 +75,7 @@ pub enum Expr {
 
 /// Binary operators.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum BinaryOp {
     /// `or`
     Or,
@@ -200,6 +202,7 @@ functions! {
 
 /// The root of a reference.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Root {
     /// `$request…`
     Request(RequestPart),
@@ -211,6 +214,7 @@ pub enum Root {
 
 /// Which part of the request a `$request` reference reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RequestPart {
     /// `$request.x`: path, then query, then body.
     Any,
@@ -239,6 +243,7 @@ impl RequestPart {
 
 /// One step of a reference path.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Segment {
     /// `.name` or `['name']`
     Field(String),
@@ -258,6 +263,11 @@ pub struct Reference {
 }
 
 impl Reference {
+    /// A reference from `root` along `path`.
+    pub fn new(root: Root, path: Vec<Segment>) -> Self {
+        Self { root, path }
+    }
+
     /// The first field name of the path, if the path starts with one.
     pub fn first_field(&self) -> Option<&str> {
         match self.path.first() {
@@ -317,6 +327,7 @@ impl Expr {
 /// A value template: a JSON tree whose `$` strings are expressions. Used for params, response
 /// mappings and `map`/`compute` transform steps.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Template {
     /// A subtree without expressions, copied as is.
     Literal(Value),

@@ -10,6 +10,7 @@ use super::{NamedMap, Origin, RetryPolicy};
 
 /// All integration definitions visible to one set of endpoints.
 #[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
 pub struct Integrations {
     /// `database.yaml`.
     pub database: DatabaseConfig,
@@ -121,6 +122,7 @@ fn nested<'a, S, T: 'a>(
 
 /// The global integrations plus the per-domain sets of domains that override a file.
 #[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
 pub struct ScopedIntegrations {
     /// From the top-level `database.yaml` and `integrations/`.
     pub global: Integrations,
@@ -148,6 +150,7 @@ impl ScopedIntegrations {
 
 /// `database.yaml`: connections and named SQL operations.
 #[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
 pub struct DatabaseConfig {
     /// `database.sources.<id>`.
     pub sources: NamedMap<DbConnection>,
@@ -156,7 +159,8 @@ pub struct DatabaseConfig {
 }
 
 /// One database connection (`database.sources.<id>`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
 pub struct DbConnection {
     /// sqlx URL, translated from SQLAlchemy style where needed (`sqlite:///x.db` becomes
     /// `sqlite://x.db` resolved against the config directory, `postgresql+psycopg2://` becomes
@@ -218,7 +222,8 @@ impl SqlDriver {
 }
 
 /// One named SQL operation (`database.operations.<name>`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
 pub struct DbOperation {
     /// SQL with `:name` placeholders, always bound, never spliced.
     pub query: String,
@@ -236,7 +241,8 @@ pub struct DbOperation {
 }
 
 /// A declared SQL operation parameter.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct DbParam {
     /// The name used as `:name` in the query and as the step's param key.
     pub name: String,
@@ -256,9 +262,10 @@ impl DbParam {
 }
 
 /// A value type for SQL parameters and column conversions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum SqlType {
     /// Text (`string`).
+    #[default]
     String,
     /// A 64-bit signed integer (`integer`); strings such as path params are parsed.
     Integer,
@@ -329,9 +336,10 @@ impl ReturnType {
 // ---------------------------------------------------------------- api
 
 /// HTTP methods an endpoint route or API operation may use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum HttpMethod {
     /// GET
+    #[default]
     Get,
     /// POST
     Post,
@@ -375,6 +383,7 @@ impl std::fmt::Display for HttpMethod {
 
 /// Settings every HTTP integration (API service, feature server, model server) shares.
 #[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
 pub struct HttpSettings {
     /// Per-call timeout (`timeout`); the data source's own `timeout` wins, the endpoint's
     /// `defaults.source_timeout` applies when neither is set.
@@ -396,13 +405,15 @@ impl HttpSettings {
 
 /// `integrations/api_sources.yaml`.
 #[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
 pub struct ApiConfig {
     /// `api.sources.<id>`.
     pub sources: NamedMap<ApiService>,
 }
 
 /// One external HTTP service (`api.sources.<id>`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
 pub struct ApiService {
     /// Base URL that operation paths are appended to.
     pub base_url: String,
@@ -418,6 +429,7 @@ pub struct ApiService {
 
 /// Authentication for an external API (`auth:`); secrets come from `${env:NAME}` references.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum ApiAuth {
     /// `{type: bearer, token}`: `Authorization: Bearer <token>`.
     Bearer {
@@ -443,7 +455,8 @@ pub enum ApiAuth {
 }
 
 /// One operation of an external API.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
 pub struct ApiOperation {
     /// HTTP method (`GET` by default).
     pub method: HttpMethod,
@@ -522,13 +535,15 @@ pub fn placeholders(s: &str) -> impl Iterator<Item = (&str, std::ops::Range<usiz
 
 /// `integrations/feast_config.yaml`.
 #[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
 pub struct FeastConfig {
     /// `feast.sources.<id>`.
     pub sources: NamedMap<FeastServer>,
 }
 
 /// One Feast feature server (`feast.sources.<id>`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
 pub struct FeastServer {
     /// Feature server URL (`url`, or `base_url` like the other integration files).
     pub url: String,
@@ -541,7 +556,8 @@ pub struct FeastServer {
 }
 
 /// One feature lookup (`feast.sources.<id>.operations.<name>`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
 pub struct FeastOperation {
     /// Features as `view:feature` (exclusive with `feature_service`).
     pub features: Vec<String>,
@@ -586,7 +602,8 @@ impl OnMissing {
 }
 
 /// A database fallback for a feature lookup (`database_fallback:`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
 pub struct FeatureFallback {
     /// Table to read.
     pub table: String,
@@ -602,13 +619,15 @@ pub struct FeatureFallback {
 
 /// `integrations/ml_config.yaml`.
 #[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
 pub struct MlConfig {
     /// `ml.sources.<id>`.
     pub sources: NamedMap<ModelServer>,
 }
 
 /// One model server (`ml.sources.<id>`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
 pub struct ModelServer {
     /// Base URL.
     pub base_url: String,
@@ -651,7 +670,8 @@ impl ModelProtocol {
 }
 
 /// One model (`ml.sources.<id>.models.<name>`; the key is the model's name on the server).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
 pub struct Model {
     /// Wire protocol (`json` by default).
     pub protocol: ModelProtocol,

@@ -3,6 +3,32 @@
 //! A [`Plan`] is what both front-ends produce: the YAML loader ([`crate::config`]) and the
 //! `orchestrate!` macro. It holds no clients and no runtime state; the engine compiles it into an
 //! executable form once per config version.
+//!
+//! The types are `#[non_exhaustive]`, so that a new config key is not a breaking change: build
+//! one from its `Default` and set its fields, then validate the plan
+//! ([`ValidPlan::new`](crate::ValidPlan::new)):
+//!
+//! ```
+//! use api_orchestrator_core::expr::Fields;
+//! use api_orchestrator_core::plan::{Endpoint, Plan, SourceStep};
+//! use api_orchestrator_core::{ValidPlan, validate::ValidateOptions};
+//!
+//! let mut step = SourceStep::default();
+//! step.name = "hello".into();
+//! step.kind = "direct".into();
+//! step.params = Fields::default();
+//! let mut endpoint = Endpoint::default();
+//! endpoint.name = "hello".into();
+//! endpoint.domain = Some("greetings".into());
+//! endpoint.sources = vec![step];
+//! let mut plan = Plan::default();
+//! plan.endpoints.push(endpoint);
+//! let plan = ValidPlan::new(plan, &ValidateOptions::default()).expect("valid");
+//! assert_eq!(plan.endpoints[0].routes().len(), 4); // GET and POST, with and without an id
+//! ```
+//!
+//! Enums the runtime must handle in full (protocols, SQL types, HTTP methods) stay exhaustive:
+//! a new variant there comes with a new minor version.
 
 mod integrations;
 mod route;
@@ -26,6 +52,7 @@ pub use route::{ENTITY_ID, Route, RouteError, RouteTemplate, id_param_of};
 /// Everything loaded from one config directory (or one macro invocation): settings, endpoints and
 /// the integration definitions their sources refer to.
 #[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
 pub struct Plan {
     /// Global settings from `config.yaml`.
     pub settings: Settings,
@@ -50,6 +77,7 @@ impl Plan {
 
 /// Global settings (`config.yaml`).
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Settings {
     /// Default endpoint budget when an endpoint sets no `timeout` (`defaults.timeout`, 30 s).
     pub endpoint_timeout: Duration,
@@ -76,6 +104,7 @@ impl Default for Settings {
 /// and admin views show traces (source names, timings, error texts): both are off unless
 /// enabled.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TrackingSettings {
     /// Answer with `{"data": …, "trace": …}` when a request sends `x-debug-trace: 1`
     /// (`debug_view`, default false).
@@ -99,6 +128,7 @@ impl Default for TrackingSettings {
 
 /// Where the bundled server listens (`server:` in `config.yaml`).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ServerSettings {
     /// Host or IP address (`127.0.0.1`).
     pub host: String,
@@ -194,7 +224,8 @@ impl EndpointType {
 }
 
 /// One endpoint: its sources, how they combine, and how it is routed.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
 pub struct Endpoint {
     /// Unique name (the key under `endpoints:`).
     pub name: String,
@@ -229,6 +260,7 @@ pub struct Endpoint {
 /// The inputs an endpoint declares (`input: {path, query, body}`). Undeclared inputs are not
 /// checked; declared ones are checked and converted to their type before any source runs.
 #[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
 pub struct InputSchema {
     /// Path captures (`input.path`), always required.
     pub path: Vec<InputField>,
@@ -247,6 +279,7 @@ impl InputSchema {
 
 /// One declared input: `name: type` or `name: {type, required, description}`.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct InputField {
     /// Its name.
     pub name: String,
@@ -258,10 +291,23 @@ pub struct InputField {
     pub description: Option<String>,
 }
 
+impl Default for InputField {
+    /// A required `string` input with no name yet.
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            ty: InputType::default(),
+            required: true,
+            description: None,
+        }
+    }
+}
+
 /// The type of a declared input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum InputType {
     /// Any text.
+    #[default]
     String,
     /// A whole number (path and query text is parsed).
     Integer,
@@ -324,7 +370,8 @@ impl Endpoint {
 }
 
 /// One data source of an endpoint (an item of `data_sources:`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
 pub struct SourceStep {
     /// Name, unique in the endpoint; `$name` refers to its result.
     pub name: String,
@@ -356,6 +403,7 @@ pub struct SourceStep {
 
 /// Retries with exponential backoff and full jitter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RetryPolicy {
     /// Attempts after the first.
     pub max_retries: u32,
@@ -363,6 +411,13 @@ pub struct RetryPolicy {
     pub backoff: Duration,
     /// Upper bound of one backoff.
     pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// No retries.
+    fn default() -> Self {
+        Self::new(0)
+    }
 }
 
 impl RetryPolicy {
@@ -393,6 +448,7 @@ impl RetryPolicy {
 
 /// What a source failure does (`on_error:`).
 #[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
 pub enum OnError {
     /// The execution fails, naming the source (the default).
     #[default]
@@ -427,6 +483,7 @@ pub enum Fallback {
 /// `defaults`, `compute`) apply to the result when it is an object and to each element when it is
 /// an array.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Transform {
     /// Keep only these fields.
     Select(Vec<String>),
