@@ -113,9 +113,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_else(|| format!("{}:{}", settings.host, settings.port));
     let listener = tokio::net::TcpListener::bind(&bind).await?;
     let addr = listener.local_addr()?;
+    let api = Api::new(&orchestrator);
     let app = axum::Router::new()
         .route("/health", axum::routing::get(|| async { "ok" }))
-        .merge(router_at("/api", Api::new(&orchestrator)));
+        // The operator routes (recent executions, reload). A real host puts its own
+        // authentication in front of them; the demo listens on loopback only.
+        .nest_service("/api/admin", api.admin())
+        .merge(router_at("/api", api));
 
     println!("\nlistening on http://{addr}  (docs: http://{addr}/api/docs/)");
     for e in &orchestrator.plan().endpoints {

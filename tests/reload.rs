@@ -1,5 +1,5 @@
 //! Hot reload: file changes observed through HTTP (by polling, never by sleeping a guessed
-//! time), a broken file that changes nothing and reports why, the admin route, and 100 reloads
+//! time), a broken file that changes nothing and reports why, the admin service, and 100 reloads
 //! under a steady stream of requests without one failure.
 
 use std::path::Path;
@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use api_orchestrator::Orchestrator;
-use api_orchestrator::web::{Api, Body, WebRequest};
+use api_orchestrator::web::{Api, Body};
+use http::Request;
 use serde_json::{Value, json};
 
 const CONFIG: &str = "tracking:\n  admin: true\n  debug_view: true\n";
@@ -30,33 +31,26 @@ fn write(dir: &Path, file: &str, text: &str) {
     std::fs::rename(&tmp, &path).unwrap();
 }
 
-fn get(path: &str) -> WebRequest {
-    WebRequest {
-        method: "GET".into(),
-        path: path.into(),
-        query: None,
-        headers: vec![("x-debug-trace".into(), "1".into())],
-        body: Body::Empty,
-    }
+fn get(path: &str) -> Request<Body> {
+    Request::get(path)
+        .header("x-debug-trace", "1")
+        .body(Body::Empty)
+        .unwrap()
 }
 
 /// Status and JSON body of `GET path`.
 async fn call(api: &Api, path: &str) -> (u16, Value) {
     let r = api.handle(get(path)).await;
     (
-        r.status,
-        serde_json::from_slice(&r.body).unwrap_or(Value::Null),
+        r.status().as_u16(),
+        serde_json::from_slice(r.body()).unwrap_or(Value::Null),
     )
 }
 
-/// `POST /admin/reload`.
-async fn admin_reload(api: &Api) -> api_orchestrator::web::WebResponse {
-    api.handle(WebRequest {
-        method: "POST".into(),
-        path: "/admin/reload".into(),
-        ..WebRequest::default()
-    })
-    .await
+/// `POST /reload` of the admin service.
+async fn admin_reload(api: &Api) -> http::Response<bytes::Bytes> {
+    let request = Request::post("/reload").body(Body::Empty).unwrap();
+    api.admin().handle(request).await
 }
 
 /// Polls until `check` holds; fails after 20 s.
@@ -131,10 +125,10 @@ async fn file_changes_reach_http_and_a_broken_file_changes_nothing() {
     assert_eq!(o.version(), before);
     assert_eq!(call(&api, "/hello/Ada").await.1["data"]["text"], "Hi, Ada");
 
-    // The admin route reports the same, and reloads once the file is fixed.
+    // The admin service reports the same, and reloads once the file is fixed.
     let r = admin_reload(&api).await;
-    assert_eq!(r.status, 422);
-    let problem: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(r.status(), 422);
+    let problem: Value = serde_json::from_slice(r.body()).unwrap();
     assert_eq!(problem["type"], "urn:orchestrator:problem:reload-failed");
     assert!(
         problem["diagnostics"]
@@ -148,8 +142,8 @@ async fn file_changes_reach_http_and_a_broken_file_changes_nothing() {
     })
     .await;
     let r = admin_reload(&api).await;
-    assert_eq!(r.status, 200);
-    let done: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(r.status(), 200);
+    let done: Value = serde_json::from_slice(r.body()).unwrap();
     assert_eq!(done["version"], o.version());
 }
 

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use api_orchestrator::Orchestrator;
 use api_orchestrator::source::{DataSource, SourceCall, SourceError};
-use api_orchestrator::web::{Api, Body, WebRequest};
+use api_orchestrator::web::{Api, Body};
+use http::Request;
 use serde_json::{Value, json};
 use tests::{Flaky, Sleep, config_dir};
 
@@ -96,10 +97,11 @@ fn api(config_yaml: &str) -> (tempfile::TempDir, Api) {
     (dir, Api::new(&o))
 }
 
-/// A host with its own `/health` route and the plans under `/api`.
+/// A host with its own `/health` route, the plans under `/api` and the admin service under
+/// `/api/admin`.
 #[derive(Debug, Clone, Copy)]
 enum Host {
-    /// `Router::nest("/api", router(api))`.
+    /// `Router::nest_service("/api", api)`: the API as a `tower` service.
     Axum,
     /// `Router::merge(router_at("/api", api))`.
     AxumAt,
@@ -121,9 +123,11 @@ impl Drop for Running {
 async fn start(host: Host, api: Api) -> Running {
     match host {
         Host::Axum | Host::AxumAt => {
-            let app = axum::Router::new().route("/health", axum::routing::get(|| async { "ok" }));
+            let app = axum::Router::new()
+                .route("/health", axum::routing::get(|| async { "ok" }))
+                .nest_service("/api/admin", api.admin());
             let app = if matches!(host, Host::Axum) {
-                app.nest("/api", api_orchestrator::web::axum::router(api))
+                app.nest_service("/api", api)
             } else {
                 app.merge(api_orchestrator::web::axum::router_at("/api", api))
             };
@@ -143,6 +147,9 @@ async fn start(host: Host, api: Api) -> Running {
                         actix_web::HttpServer::new(move || {
                             actix_web::App::new()
                                 .route("/health", actix_web::web::get().to(|| async { "ok" }))
+                                .service(actix_web::web::scope("/api/admin").configure(
+                                    api_orchestrator::web::actix::configure(api.admin()),
+                                ))
                                 .service(actix_web::web::scope("/api").configure(
                                     api_orchestrator::web::actix::configure(api.clone()),
                                 ))
@@ -428,28 +435,26 @@ async fn actix_requests_do_not_block_each_other() {
     concurrency(Host::Actix).await;
 }
 
-fn get(path: &str, headers: &[(&str, &str)]) -> WebRequest {
-    WebRequest {
-        method: "GET".into(),
-        path: path.into(),
-        query: None,
-        headers: headers
-            .iter()
-            .map(|(k, v)| ((*k).into(), (*v).into()))
-            .collect(),
-        body: Body::Empty,
+fn get(path: &str, headers: &[(&str, &str)]) -> Request<Body> {
+    let mut request = Request::get(path);
+    for (k, v) in headers {
+        request = request.header(*k, *v);
     }
+    request.body(Body::Empty).unwrap()
 }
 
 #[tokio::test]
-async fn debug_view_and_admin_route_are_off_by_default() {
+async fn debug_view_and_execution_records_are_off_by_default() {
     let (_dir, api) = api(NO_TRACKING);
-    let admin = api.handle(get("/admin/executions", &[])).await;
-    assert_eq!(admin.status, 404);
+    let admin = api.admin().handle(get("/executions", &[])).await;
+    assert_eq!(admin.status(), 404);
+    // The API itself never answers the operator routes.
+    let r = api.handle(get("/admin/executions", &[])).await;
+    assert_eq!(r.status(), 404);
     let plain = api
         .handle(get("/greet/Ada", &[("x-debug-trace", "1")]))
         .await;
-    let body: Value = serde_json::from_slice(&plain.body).unwrap();
+    let body: Value = serde_json::from_slice(plain.body()).unwrap();
     assert_eq!(body["name"], "Ada", "no trace wrapper: {body}");
     assert!(body.get("trace").is_none());
     assert_eq!(api.recorded(), 0);
@@ -462,12 +467,12 @@ async fn the_admin_ring_buffer_stays_bounded() {
         let r = api
             .handle(get("/greet/Ada", &[("x-request-id", &format!("r{i}"))]))
             .await;
-        assert_eq!(r.status, 200);
+        assert_eq!(r.status(), 200);
         assert!(api.recorded() <= 50);
     }
     assert_eq!(api.recorded(), 50);
-    let admin = api.handle(get("/admin/executions", &[])).await;
-    let doc: Value = serde_json::from_slice(&admin.body).unwrap();
+    let admin = api.admin().handle(get("/executions", &[])).await;
+    let doc: Value = serde_json::from_slice(admin.body()).unwrap();
     let executions = doc["executions"].as_array().unwrap();
     assert_eq!(executions.len(), 50);
     assert_eq!(executions[0]["request_id"], "r9999");
@@ -480,7 +485,7 @@ async fn default_routes_capture_the_id_segment() {
     let (_dir, api) = api(NO_TRACKING);
     let r = api.handle(get("/shop/lookup/77", &[])).await;
     assert_eq!(
-        serde_json::from_slice::<Value>(&r.body).unwrap(),
+        serde_json::from_slice::<Value>(r.body()).unwrap(),
         json!({"customer_id": "77"})
     );
 }

@@ -205,5 +205,15 @@ async fn every_example_endpoint_answers() {
         .unwrap();
     assert_eq!(docs.status(), 200);
 
+    // The operator routes, mounted apart at /api/admin: the executions above, newest first.
+    let recent = demo.ok("/admin/executions").await;
+    let executions = recent["executions"].as_array().unwrap();
+    assert!(
+        executions
+            .iter()
+            .any(|e| e["endpoint"] == "customer_credit_overview"),
+        "{recent}"
+    );
+
     demo.child.kill().await.unwrap();
 }

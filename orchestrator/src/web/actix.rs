@@ -10,6 +10,9 @@
 //!     HttpServer::new(move || {
 //!         App::new()
 //!             .route("/health", web::get().to(|| async { "ok" }))     // the host's own routes
+//!             // executions and reload, behind the host's auth (before `/api`: actix matches
+//!             // scopes in order)
+//!             .service(web::scope("/ops").configure(configure(api.admin())))
 //!             .service(web::scope("/api").configure(configure(api.clone())))
 //!     })
 //!     .bind(("127.0.0.1", 8000))?
@@ -18,86 +21,88 @@
 //! # }
 //! ```
 
-use std::borrow::Cow;
-
 use actix_web::http::StatusCode;
-use actix_web::http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
+use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures::StreamExt as _;
 
-use super::{Api, Body, WebRequest};
+use super::{Body, Mount};
 
-const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
-
-/// Registers the plans as the default service of the scope (or app) being configured:
-/// `web::scope("/api").configure(configure(api))`.
-pub fn configure(api: Api) -> impl FnOnce(&mut web::ServiceConfig) {
+/// Registers `service` ([`Api`](super::Api) or [`Admin`](super::Admin)) as the default
+/// service of the scope (or app) being configured: `web::scope("/api").configure(configure(api))`.
+pub fn configure<M: Mount>(service: M) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg: &mut web::ServiceConfig| {
-        cfg.app_data(web::Data::new(api))
-            .default_service(web::to(handle));
+        cfg.app_data(web::Data::new(service))
+            .default_service(web::to(handle::<M>));
     }
 }
 
-async fn handle(api: web::Data<Api>, req: HttpRequest, mut payload: web::Payload) -> HttpResponse {
-    let limit = api.max_body_bytes();
+async fn read(payload: &mut web::Payload, limit: u64) -> Body {
     let mut bytes = Vec::new();
-    let mut too_large = false;
     while let Some(chunk) = payload.next().await {
         match chunk {
             Ok(chunk) if (bytes.len() + chunk.len()) as u64 <= limit => {
                 bytes.extend_from_slice(&chunk)
             }
-            _ => {
-                too_large = true;
-                break;
-            }
+            _ => return Body::TooLarge,
         }
     }
-    let body = match (too_large, bytes.is_empty()) {
-        (true, _) => Body::TooLarge,
-        (false, true) => Body::Empty,
-        (false, false) => Body::Bytes(bytes),
+    if bytes.is_empty() {
+        Body::Empty
+    } else {
+        Body::Bytes(bytes.into())
+    }
+}
+
+/// The request as the `http` crate spells it (actix-web has types of its own).
+fn request(req: &HttpRequest, body: Body) -> Option<http::Request<Body>> {
+    let path = req.match_info().unprocessed();
+    let slash = if path.starts_with('/') { "" } else { "/" };
+    let uri = match req.query_string() {
+        "" => format!("{slash}{path}"),
+        q => format!("{slash}{path}?{q}"),
     };
-    let path = match req.match_info().unprocessed() {
-        "" => "/".to_owned(),
-        p if p.starts_with('/') => p.to_owned(),
-        p => format!("/{p}"),
+    let mut out = http::Request::builder()
+        .method(http::Method::from_bytes(req.method().as_str().as_bytes()).ok()?)
+        .uri(uri)
+        .body(body)
+        .ok()?;
+    let headers = out.headers_mut();
+    headers.reserve(req.headers().len());
+    for (k, v) in req.headers() {
+        if let (Ok(k), Ok(v)) = (
+            http::HeaderName::from_bytes(k.as_str().as_bytes()),
+            http::HeaderValue::from_bytes(v.as_bytes()),
+        ) {
+            headers.append(k, v);
+        }
+    }
+    Some(out)
+}
+
+async fn handle<M: Mount>(
+    service: web::Data<M>,
+    req: HttpRequest,
+    mut payload: web::Payload,
+) -> HttpResponse {
+    let body = read(&mut payload, service.max_body_bytes()).await;
+    let Some(request) = request(&req, body) else {
+        return HttpResponse::BadRequest().finish();
     };
-    let request =
-        WebRequest {
-            method: req.method().as_str().to_owned(),
-            path,
-            query: Some(req.query_string().to_owned()).filter(|q| !q.is_empty()),
-            headers: {
-                let mut headers = Vec::with_capacity(req.headers().len());
-                headers.extend(req.headers().iter().filter_map(|(k, v)| {
-                    Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned()))
-                }));
-                headers
-            },
-            body,
-        };
-    let out = api.handle(request).await;
+    let out = service.serve(request, 0).await;
+    let (parts, body) = out.into_parts();
     let mut response = HttpResponse::build(
-        StatusCode::from_u16(out.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        StatusCode::from_u16(parts.status.as_u16()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
     );
-    for (k, v) in out.headers {
-        // As in the axum adapter: known names are constants, and values are not copied.
-        let name = match &*k {
-            "content-type" => Ok(CONTENT_TYPE),
-            "x-request-id" => Ok(X_REQUEST_ID),
-            "server-timing" => Ok(SERVER_TIMING),
-            _ => HeaderName::from_bytes(k.as_bytes()),
-        };
-        let value = match v {
-            Cow::Borrowed(v) => HeaderValue::from_maybe_shared(Bytes::from_static(v.as_bytes())),
-            Cow::Owned(v) => HeaderValue::try_from(v),
-        };
-        if let (Ok(k), Ok(v)) = (name, value) {
+    for (k, v) in &parts.headers {
+        // actix-web has its own header types: names and values are copied across.
+        if let (Ok(k), Ok(v)) = (
+            HeaderName::from_bytes(k.as_str().as_bytes()),
+            HeaderValue::from_maybe_shared(Bytes::copy_from_slice(v.as_bytes())),
+        ) {
             response.append_header((k, v));
         }
     }
-    response.body(out.body)
+    response.body(body)
 }

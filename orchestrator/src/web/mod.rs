@@ -1,19 +1,23 @@
-//! Serving plans over HTTP, independent of the web framework: [`Api`] turns a [`WebRequest`]
-//! into a [`WebResponse`]; the `axum` and `actix` submodules (features of the same names)
-//! adapt it to each framework, so both behave the same.
+//! Serving plans over HTTP on the `http` crate's types: [`Api`] answers an
+//! `http::Request<Body>` with an `http::Response<Bytes>` and is a [`tower::Service`], so an
+//! axum host mounts it with `Router::nest_service`; the `axum` and `actix` submodules (features
+//! of the same names) add mounts tuned for each framework, so both behave the same.
 //!
 //! Inside the mount point:
 //!
 //! - each endpoint's routes (`GET|POST /<domain>/<endpoint>[/{id}]`, or its own `path` and
 //!   `method`), matched against the plan version current when the request arrives: a reload
 //!   adds or removes endpoints without touching the host's router;
-//! - `GET /openapi.json` and `GET /docs/` (feature `openapi`);
-//! - `GET /admin/executions` and `POST /admin/reload` when `tracking.admin` is on.
+//! - `GET /openapi.json` and `GET /docs/` (feature `openapi`).
+//!
+//! The operator routes are a separate service, [`Admin`] (from [`Api::admin`]): the host mounts
+//! it where it wants, behind its own authentication: `GET /executions` (the recent executions,
+//! recorded when `tracking.admin` is on) and `POST /reload`.
 //!
 //! Every response carries `x-request-id` (the client's, when it sent a valid one) and a
 //! `Server-Timing` header with one entry per data source. Errors are `application/problem+json`
-//! (RFC 9457) with a stable `type`, the request id, and a `detail` written for clients: no SQL,
-//! upstream bodies or file paths, which stay in logs and traces.
+//! ([`Problem`], RFC 9457) with a stable `type`, the request id, and a `detail` written for
+//! clients: no SQL, upstream bodies or file paths, which stay in logs and traces.
 //!
 //! | status | `type` (after `urn:orchestrator:problem:`) | when |
 //! |---|---|---|
@@ -21,14 +25,32 @@
 //! | 404 | `not-found`, `no-result` | no route; the endpoint answers with its primary source and that found nothing |
 //! | 405 | `method-not-allowed` | the route exists for other methods (`Allow` lists them) |
 //! | 413 | `payload-too-large` | the body is larger than `server.max_body_bytes` |
-//! | 422 | `reload-failed` | `POST /admin/reload` with a config that does not load (`diagnostics` holds why) |
+//! | 422 | `reload-failed` | `POST /reload` of the [`Admin`] service with a config that does not load (`diagnostics` holds why) |
 //! | 502 | `source-failed` | a required data source failed |
 //! | 504 | `deadline-exceeded` | the endpoint's time budget ran out |
+//!
+//! ```
+//! use api_orchestrator::web::{Api, Body};
+//! use api_orchestrator::{Orchestrator, orchestrate};
+//! # #[cfg(feature = "macros")]
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let api = Api::new(&Orchestrator::builder().build(orchestrate! {
+//!     endpoints: { hello: { path: "/hello/{name}",
+//!         data_sources: [ { name: it, type: direct, params: { name: $request.name } } ] } },
+//! })?);
+//! let request = http::Request::get("/hello/Ada").body(Body::Empty)?;
+//! let response = api.handle(request).await;
+//! assert_eq!(response.status(), 200);
+//! assert_eq!(&response.body()[..], br#"{"name":"Ada"}"#);
+//! # Ok(()) }
+//! ```
 
+mod admin;
 mod input;
 #[cfg(feature = "openapi")]
 #[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
 pub mod openapi;
+mod problem;
 
 #[cfg(feature = "actix")]
 #[cfg_attr(docsrs, doc(cfg(feature = "actix")))]
@@ -37,84 +59,87 @@ pub mod actix;
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod axum;
 
-use std::borrow::Cow;
 use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwapOption;
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
 use tracing::Instrument as _;
 
-use crate::engine::{Engine, ExecuteError, Trace};
-use crate::plan::{ENTITY_ID, HttpMethod, TrackingSettings};
+pub use admin::Admin;
+/// The `http` crate, whose `Request` and `Response` [`Api::handle`] takes and returns.
+pub use http;
+pub use problem::Problem;
+
+use crate::engine::{Engine, ExecuteError, Execution, Trace};
+use crate::plan::{ENTITY_ID, Endpoint, HttpMethod, TrackingSettings};
 use crate::{Orchestrator, RequestContext};
 
-/// A request as the framework adapters hand it over.
-#[derive(Debug, Clone, Default)]
-pub struct WebRequest {
-    /// `GET`, `POST`, …
-    pub method: String,
-    /// The path below the mount point, still percent-encoded (`/customers/get_customer/42`).
-    pub path: String,
-    /// The raw query string, without `?`.
-    pub query: Option<String>,
-    /// Headers (names in any case).
-    pub headers: Vec<(String, String)>,
-    /// The body.
-    pub body: Body,
-}
+/// The error type of request bodies.
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// A request body as read by the adapter.
+/// A request body as the adapters read it: whole, and at most [`Api::max_body_bytes`] long.
 #[derive(Debug, Clone, Default)]
 pub enum Body {
-    /// The whole body (empty when there was none).
+    /// No body.
     #[default]
     Empty,
     /// The bytes, at most [`Api::max_body_bytes`] of them.
-    Bytes(Vec<u8>),
-    /// The body was larger than [`Api::max_body_bytes`]; the adapter stopped reading.
+    Bytes(Bytes),
+    /// The body was larger than [`Api::max_body_bytes`]; reading stopped there.
     TooLarge,
 }
 
-/// What to send back.
-#[derive(Debug, Clone)]
-pub struct WebResponse {
-    /// HTTP status.
-    pub status: u16,
-    /// Headers, `content-type` included. Names are lower-case; the names and the values the
-    /// library sets as constants are borrowed, so a response costs no allocation for them.
-    pub headers: Vec<(Cow<'static, str>, Cow<'static, str>)>,
-    /// The body.
-    pub body: Vec<u8>,
-}
-
-/// The names of the headers the library sets, as the adapters match them.
-const CONTENT_TYPE: &str = "content-type";
-const X_REQUEST_ID: &str = "x-request-id";
-const SERVER_TIMING: &str = "server-timing";
-
-impl WebResponse {
-    fn json(status: u16, value: &Value) -> Self {
-        Self {
-            status,
-            headers: vec![(CONTENT_TYPE.into(), "application/json".into())],
-            body: serde_json::to_vec(value).unwrap_or_default(),
+impl Body {
+    /// Reads `body` whole, stopping after `limit` bytes (`Content-Length` over the limit stops
+    /// before reading).
+    pub async fn read<B>(body: B, headers: &HeaderMap, limit: u64) -> Self
+    where
+        B: http_body::Body,
+        B::Error: Into<BoxError>,
+    {
+        let declared = headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit) {
+            return Self::TooLarge;
+        }
+        if body.is_end_stream() {
+            // Most GETs: nothing to collect.
+            return Self::Empty;
+        }
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        match http_body_util::Limited::new(body, limit).collect().await {
+            Ok(collected) => match collected.to_bytes() {
+                b if b.is_empty() => Self::Empty,
+                b => Self::Bytes(b),
+            },
+            Err(_) => Self::TooLarge,
         }
     }
+}
 
-    fn header(mut self, name: &'static str, value: impl Into<Cow<'static, str>>) -> Self {
-        self.headers.push((name.into(), value.into()));
-        self
-    }
+/// The names of the headers the library sets.
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
+const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
 
-    /// The value of header `name`, if set.
-    pub fn header_value(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| &**v)
-    }
+/// A JSON response.
+fn json_response(status: StatusCode, value: &Value) -> Response<Bytes> {
+    let mut r = Response::new(Bytes::from(serde_json::to_vec(value).unwrap_or_default()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(CONTENT_TYPE, APPLICATION_JSON);
+    r
 }
 
 /// Plans served over HTTP: clone it into as many routers or app factories as needed (it is a
@@ -130,10 +155,17 @@ impl std::fmt::Debug for Api {
     }
 }
 
+/// What an [`Api`] and its [`Admin`] share.
 struct Inner {
     orchestrator: Orchestrator,
     mounted: ArcSwapOption<Mounted>,
     recent: Mutex<VecDeque<Value>>,
+}
+
+impl Inner {
+    fn tracking(&self) -> TrackingSettings {
+        self.orchestrator.engine().plan().settings.tracking.clone()
+    }
 }
 
 /// The routes of one engine (one config version).
@@ -141,7 +173,7 @@ struct Mounted {
     engine: Arc<Engine>,
     router: matchit::Router<Vec<RouteEntry>>,
     #[cfg(feature = "openapi")]
-    openapi: std::sync::OnceLock<Vec<u8>>,
+    openapi: std::sync::OnceLock<Bytes>,
 }
 
 #[derive(Debug, Clone)]
@@ -182,6 +214,10 @@ impl Mounted {
             openapi: std::sync::OnceLock::new(),
         }
     }
+
+    fn tracking(&self) -> &TrackingSettings {
+        &self.engine.plan().settings.tracking
+    }
 }
 
 fn now_ms() -> u64 {
@@ -191,11 +227,11 @@ fn now_ms() -> u64 {
 }
 
 /// The client's `x-request-id` when it is a sane token, a new random one otherwise.
-fn request_id(headers: &[(String, String)]) -> String {
+fn request_id(headers: &HeaderMap) -> String {
     headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(X_REQUEST_ID))
-        .map(|(_, v)| v.trim())
+        .get(X_REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
         .filter(|v| {
             !v.is_empty()
                 && v.len() <= 128
@@ -214,47 +250,33 @@ fn decode(segment: &str) -> String {
         .into_owned()
 }
 
-/// A problem+json response (RFC 9457).
-fn problem(
-    status: u16,
-    kind: &str,
-    title: &str,
-    detail: impl Into<String>,
-    request_id: &str,
-) -> WebResponse {
-    problem_with(status, kind, title, detail, request_id, [])
-}
-
-/// A problem+json response with extension members (`errors`, `trace`, …).
-fn problem_with(
-    status: u16,
-    kind: &str,
-    title: &str,
-    detail: impl Into<String>,
-    request_id: &str,
-    extensions: impl IntoIterator<Item = (&'static str, Value)>,
-) -> WebResponse {
-    let mut doc = json!({
-        "type": format!("urn:orchestrator:problem:{kind}"),
-        "title": title,
-        "status": status,
-        "detail": detail.into(),
-        "request_id": request_id,
-    });
-    for (k, v) in extensions {
-        doc[k] = v;
+/// The path below the mount point: `path` without its first `strip` bytes (the prefix routing
+/// already matched), and `/` for the mount point itself.
+fn below(path: &str, strip: usize) -> &str {
+    match path.get(strip..) {
+        Some("") | None => "/",
+        Some(rest) => rest,
     }
-    let mut r = WebResponse::json(status, &doc);
-    r.headers[0].1 = Cow::Borrowed("application/problem+json");
-    r
 }
 
 /// Headers a data source may read through `$request.headers`: all but credentials.
-fn forwarded_header(name: &str) -> bool {
+fn forwarded_header(name: &HeaderName) -> bool {
     !matches!(
-        name,
+        name.as_str(),
         "authorization" | "proxy-authorization" | "cookie" | "set-cookie"
     )
+}
+
+/// The plan's method for an HTTP method; `None` for methods no route uses.
+fn plan_method(method: &Method) -> Option<HttpMethod> {
+    Some(match *method {
+        Method::GET => HttpMethod::Get,
+        Method::POST => HttpMethod::Post,
+        Method::PUT => HttpMethod::Put,
+        Method::PATCH => HttpMethod::Patch,
+        Method::DELETE => HttpMethod::Delete,
+        _ => return None,
+    })
 }
 
 impl Api {
@@ -267,6 +289,12 @@ impl Api {
                 recent: Mutex::new(VecDeque::new()),
             }),
         }
+    }
+
+    /// The operator routes of this API, a service of their own for the host to mount where
+    /// it wants, behind its own authentication (see [`Admin`]).
+    pub fn admin(&self) -> Admin {
+        Admin::new(self.inner.clone())
     }
 
     /// The largest request body accepted (`server.max_body_bytes`); adapters stop reading
@@ -294,258 +322,100 @@ impl Api {
         m
     }
 
-    fn tracking(m: &Mounted) -> &TrackingSettings {
-        &m.engine.plan().settings.tracking
+    /// Handles one request; its path is relative to where the API is mounted
+    /// (`/customers/get_customer/42`).
+    pub async fn handle(&self, req: Request<Body>) -> Response<Bytes> {
+        self.handle_below(req, 0).await
     }
 
-    /// Handles one request.
-    pub async fn handle(&self, req: WebRequest) -> WebResponse {
-        let id = request_id(&req.headers);
+    /// Handles a request whose path still starts with the `strip` bytes of the mount prefix
+    /// (the adapters' mounts skip it in place rather than rewrite the URI).
+    pub(crate) async fn handle_below(&self, req: Request<Body>, strip: usize) -> Response<Bytes> {
+        let id = request_id(req.headers());
         let span = tracing::info_span!(
             "request",
-            method = %req.method,
-            path = %req.path,
+            method = %req.method(),
+            path = %req.uri().path(),
             request_id = %id,
             endpoint = tracing::field::Empty,
             status = tracing::field::Empty,
         );
-        let response = self.route(req, &id).instrument(span.clone()).await;
-        span.record("status", response.status);
-        response.header(X_REQUEST_ID, id)
-    }
-
-    async fn route(&self, req: WebRequest, id: &str) -> WebResponse {
-        let m = self.mounted();
-        let get = req.method.eq_ignore_ascii_case("GET");
-        #[cfg(feature = "openapi")]
-        if let Some(r) = openapi::serve(&m, &req.path, get) {
-            return r;
-        }
-        if req.path == "/admin/reload" && Self::tracking(&m).admin {
-            if req.method != "POST" {
-                return problem(
-                    405,
-                    "method-not-allowed",
-                    "Method not allowed",
-                    "use POST",
-                    id,
-                )
-                .header("allow", "POST");
-            }
-            let orchestrator = self.inner.orchestrator.clone();
-            let outcome = tokio::task::spawn_blocking(move || orchestrator.reload()).await;
-            return match outcome {
-                Ok(Ok(version)) => {
-                    WebResponse::json(200, &json!({"reloaded": true, "version": version}))
-                }
-                Ok(Err(e)) => problem_with(
-                    422,
-                    "reload-failed",
-                    "Reload failed",
-                    "the config did not load; the previous version keeps serving",
-                    id,
-                    [
-                        ("diagnostics", json!(e.to_string())),
-                        ("version", json!(self.inner.orchestrator.version())),
-                    ],
-                ),
-                Err(_) => problem(
-                    500,
-                    "internal",
-                    "Internal error",
-                    "the reload task failed",
-                    id,
-                ),
-            };
-        }
-        if req.path == "/admin/executions" && Self::tracking(&m).admin {
-            if !get {
-                return problem(
-                    405,
-                    "method-not-allowed",
-                    "Method not allowed",
-                    "use GET",
-                    id,
-                )
-                .header("allow", "GET");
-            }
-            let recent: Vec<Value> = self
-                .inner
-                .recent
-                .lock()
-                .map(|r| r.iter().rev().cloned().collect())
-                .unwrap_or_default();
-            return WebResponse::json(200, &json!({"executions": recent}));
-        }
-        let Ok(found) = m.router.at(&req.path) else {
-            return problem(
-                404,
-                "not-found",
-                "Not found",
-                "no endpoint answers this path",
-                id,
-            );
-        };
-        let Some(entry) = HttpMethod::parse(&req.method)
-            .and_then(|method| found.value.iter().find(|e| e.method == method))
-        else {
-            let mut allow: Vec<&str> = found.value.iter().map(|e| e.method.as_str()).collect();
-            allow.dedup();
-            return problem(
-                405,
-                "method-not-allowed",
-                "Method not allowed",
-                format!("this path answers {}", allow.join(", ")),
-                id,
-            )
-            .header("allow", allow.join(", "));
-        };
-        let endpoint = &m.engine.plan().endpoints[entry.endpoint];
-        tracing::Span::current().record("endpoint", endpoint.name.as_str());
-
-        let body = match req.body {
-            Body::TooLarge => {
-                return problem(
-                    413,
-                    "payload-too-large",
-                    "Payload too large",
-                    format!("the body is larger than {} bytes", self.max_body_bytes()),
-                    id,
-                );
-            }
-            Body::Empty => Value::Null,
-            Body::Bytes(b) if b.iter().all(u8::is_ascii_whitespace) => Value::Null,
-            Body::Bytes(b) => match serde_json::from_slice(&b) {
-                Ok(v) => v,
-                Err(e) => {
-                    return problem(
-                        400,
-                        "invalid-body",
-                        "Invalid body",
-                        format!("the body is not valid JSON: {e}"),
-                        id,
-                    );
-                }
-            },
-        };
-        let mut ctx = RequestContext::new().with_request_id(id).with_body(body);
-        for (name, value) in found.params.iter() {
-            let value = decode(value);
-            if entry.alias_entity_id && name != ENTITY_ID {
-                ctx.path_params
-                    .insert(ENTITY_ID.into(), Value::String(value.clone()));
-            }
-            ctx.path_params
-                .insert(name.to_owned(), Value::String(value));
-        }
-        if let Some(q) = &req.query {
-            for (k, v) in form_urlencoded::parse(q.as_bytes()) {
-                ctx = ctx.with_query_param(k.into_owned(), v.into_owned());
-            }
-        }
-        let debug = Self::tracking(&m).debug_view
-            && req.headers.iter().any(|(k, v)| {
-                k.eq_ignore_ascii_case("x-debug-trace") && matches!(v.trim(), "1" | "true")
-            });
-        // The request is ours: its header strings move into the context, no copies.
-        for (mut k, v) in req.headers {
-            k.make_ascii_lowercase();
-            if forwarded_header(&k) {
-                ctx.headers.insert(k, Value::String(v));
-            }
-        }
-        if let Err(errors) = input::apply(&endpoint.input, &mut ctx) {
-            return problem_with(
-                400,
-                "invalid-input",
-                "Invalid input",
-                "some declared inputs are missing or ill-typed",
-                id,
-                [("errors", Value::Array(errors))],
-            );
-        }
-
-        let result = m.engine.execute(&endpoint.name, &ctx).await;
-        let (response, trace) = match result {
-            Ok(exec) => {
-                if endpoint.response_mapping.is_none() && exec.response.is_null() {
-                    (
-                        problem(
-                            404,
-                            "no-result",
-                            "Not found",
-                            format!("`{}` found nothing for this request", endpoint.name),
-                            id,
-                        ),
-                        Some(exec.trace),
-                    )
-                } else if debug {
-                    (
-                        WebResponse::json(
-                            200,
-                            &json!({"data": exec.response, "trace": exec.trace}),
-                        ),
-                        Some(exec.trace),
-                    )
-                } else {
-                    (WebResponse::json(200, &exec.response), Some(exec.trace))
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "execution failed");
-                let (status, kind, title, detail, trace) = match e {
-                    ExecuteError::UnknownEndpoint(_) => (
-                        404,
-                        "not-found",
-                        "Not found",
-                        "no endpoint answers this path".to_owned(),
-                        None,
-                    ),
-                    ExecuteError::DeadlineExceeded { budget, trace, .. } => (
-                        504,
-                        "deadline-exceeded",
-                        "Gateway timeout",
-                        format!(
-                            "the endpoint did not finish within {} ms",
-                            budget.as_millis()
-                        ),
-                        Some(*trace),
-                    ),
-                    ExecuteError::SourceFailed {
-                        source_name, trace, ..
-                    } => (
-                        502,
-                        "source-failed",
-                        "Bad gateway",
-                        format!("data source `{source_name}` failed"),
-                        Some(*trace),
-                    ),
-                };
-                let debug_trace = trace
-                    .as_ref()
-                    .filter(|_| debug)
-                    .map(|t| ("trace", serde_json::to_value(t).unwrap_or_default()));
-                let r = problem_with(status, kind, title, detail, id, debug_trace);
-                (r, trace)
-            }
-        };
-        let response = match &trace {
-            Some(t) => response.header(SERVER_TIMING, server_timing(t)),
-            None => response,
-        };
-        if Self::tracking(&m).admin {
-            self.record(&m, &endpoint.name, response.status, trace.as_ref(), id);
+        let mut response = self.route(req, strip, &id).instrument(span.clone()).await;
+        span.record("status", response.status().as_u16());
+        if let Ok(v) = HeaderValue::try_from(id) {
+            response.headers_mut().insert(X_REQUEST_ID, v);
         }
         response
     }
 
-    /// Keeps the execution in the bounded ring buffer of the admin route.
-    fn record(&self, m: &Mounted, endpoint: &str, status: u16, trace: Option<&Trace>, id: &str) {
-        let capacity = Self::tracking(m).recent;
+    async fn route(&self, req: Request<Body>, strip: usize, id: &str) -> Response<Bytes> {
+        let m = self.mounted();
+        let (parts, body) = req.into_parts();
+        let path = below(parts.uri.path(), strip);
+        #[cfg(feature = "openapi")]
+        if let Some(r) = openapi::serve(&m, path, parts.method == Method::GET) {
+            return r;
+        }
+        let (entry, captures) = match find_route(&m, path, &parts.method) {
+            Ok(found) => found,
+            Err(problem) => return problem.into_response(id),
+        };
+        let endpoint = &m.engine.plan().endpoints[entry.endpoint];
+        tracing::Span::current().record("endpoint", endpoint.name.as_str());
+        let debug = m.tracking().debug_view
+            && parts
+                .headers
+                .get("x-debug-trace")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| matches!(v.trim(), "1" | "true"));
+        let mut ctx = match request_context(
+            entry,
+            &captures,
+            parts.uri.query(),
+            parts.headers,
+            body,
+            self.max_body_bytes(),
+            id,
+        ) {
+            Ok(ctx) => ctx,
+            Err(problem) => return problem.into_response(id),
+        };
+        if let Err(errors) = input::apply(&endpoint.input, &mut ctx) {
+            return Problem::new(
+                400,
+                "invalid-input",
+                "Invalid input",
+                "some declared inputs are missing or ill-typed",
+            )
+            .with("errors", Value::Array(errors))
+            .into_response(id);
+        }
+        let result = m.engine.execute(&endpoint.name, &ctx).await;
+        let (response, trace) = respond(endpoint, result, debug, id);
+        let response = match &trace {
+            Some(t) => with_server_timing(response, t),
+            None => response,
+        };
+        if m.tracking().admin {
+            self.record(&m, &endpoint.name, response.status(), trace.as_ref(), id);
+        }
+        response
+    }
+
+    /// Keeps the execution in the bounded ring buffer the [`Admin`] service reads.
+    fn record(
+        &self,
+        m: &Mounted,
+        endpoint: &str,
+        status: StatusCode,
+        trace: Option<&Trace>,
+        id: &str,
+    ) {
+        let capacity = m.tracking().recent;
         let entry = json!({
             "request_id": id,
             "endpoint": endpoint,
-            "status": status,
+            "status": status.as_u16(),
             "at_ms": now_ms(),
             "trace": trace,
         });
@@ -560,6 +430,254 @@ impl Api {
     /// The number of executions the admin buffer holds now (for tests and metrics).
     pub fn recorded(&self) -> usize {
         self.inner.recent.lock().map_or(0, |r| r.len())
+    }
+}
+
+/// The route entry for `path` and `method`, with the path's captures; 404 or 405 otherwise.
+fn find_route<'m, 'p>(
+    m: &'m Mounted,
+    path: &'p str,
+    method: &Method,
+) -> Result<(&'m RouteEntry, matchit::Params<'m, 'p>), Box<Problem>> {
+    let found = m
+        .router
+        .at(path)
+        .map_err(|_| Box::new(Problem::not_found()))?;
+    match plan_method(method).and_then(|want| found.value.iter().find(|e| e.method == want)) {
+        Some(entry) => Ok((entry, found.params)),
+        None => {
+            let mut allow: Vec<&str> = found.value.iter().map(|e| e.method.as_str()).collect();
+            allow.dedup();
+            Err(Box::new(Problem::method_not_allowed(&allow.join(", "))))
+        }
+    }
+}
+
+/// The request context of an execution: path captures (the id capture of a default route also
+/// as `entity_id`), query params, the JSON body and the headers sources may read.
+fn request_context(
+    entry: &RouteEntry,
+    captures: &matchit::Params<'_, '_>,
+    query: Option<&str>,
+    headers: HeaderMap,
+    body: Body,
+    max_body_bytes: u64,
+    id: &str,
+) -> Result<RequestContext, Box<Problem>> {
+    let body = match body {
+        Body::TooLarge => {
+            return Err(Box::new(Problem::new(
+                413,
+                "payload-too-large",
+                "Payload too large",
+                format!("the body is larger than {max_body_bytes} bytes"),
+            )));
+        }
+        Body::Empty => Value::Null,
+        Body::Bytes(b) if b.iter().all(u8::is_ascii_whitespace) => Value::Null,
+        Body::Bytes(b) => serde_json::from_slice(&b).map_err(|e| {
+            Box::new(Problem::new(
+                400,
+                "invalid-body",
+                "Invalid body",
+                format!("the body is not valid JSON: {e}"),
+            ))
+        })?,
+    };
+    let mut ctx = RequestContext::new().with_request_id(id).with_body(body);
+    for (name, value) in captures.iter() {
+        let value = decode(value);
+        if entry.alias_entity_id && name != ENTITY_ID {
+            ctx.path_params
+                .insert(ENTITY_ID.into(), Value::String(value.clone()));
+        }
+        ctx.path_params
+            .insert(name.to_owned(), Value::String(value));
+    }
+    if let Some(q) = query {
+        for (k, v) in form_urlencoded::parse(q.as_bytes()) {
+            ctx = ctx.with_query_param(k.into_owned(), v.into_owned());
+        }
+    }
+    let mut last = None;
+    for (name, value) in headers {
+        // `None` repeats the previous name (a header sent several times): the last value wins.
+        let name = match name {
+            Some(n) => last.insert(n),
+            None => match &last {
+                Some(n) => n,
+                None => continue,
+            },
+        };
+        if forwarded_header(name)
+            && let Ok(value) = value.to_str()
+        {
+            ctx.headers
+                .insert(name.as_str().to_owned(), Value::String(value.to_owned()));
+        }
+    }
+    Ok(ctx)
+}
+
+/// The response to an execution's result, and its trace.
+fn respond(
+    endpoint: &Endpoint,
+    result: Result<Execution, ExecuteError>,
+    debug: bool,
+    id: &str,
+) -> (Response<Bytes>, Option<Trace>) {
+    match result {
+        Ok(exec) if endpoint.response_mapping.is_none() && exec.response.is_null() => (
+            Problem::new(
+                404,
+                "no-result",
+                "Not found",
+                format!("`{}` found nothing for this request", endpoint.name),
+            )
+            .into_response(id),
+            Some(exec.trace),
+        ),
+        Ok(exec) if debug => (
+            json_response(
+                StatusCode::OK,
+                &json!({"data": exec.response, "trace": exec.trace}),
+            ),
+            Some(exec.trace),
+        ),
+        Ok(exec) => (
+            json_response(StatusCode::OK, &exec.response),
+            Some(exec.trace),
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "execution failed");
+            let mut problem = Problem::from(&e);
+            let trace = match e {
+                ExecuteError::DeadlineExceeded { trace, .. }
+                | ExecuteError::SourceFailed { trace, .. } => Some(*trace),
+                _ => None,
+            };
+            if debug && let Some(t) = &trace {
+                problem = problem.with("trace", serde_json::to_value(t).unwrap_or_default());
+            }
+            (problem.into_response(id), trace)
+        }
+    }
+}
+
+fn with_server_timing(mut response: Response<Bytes>, trace: &Trace) -> Response<Bytes> {
+    if let Ok(v) = HeaderValue::try_from(server_timing(trace)) {
+        response.headers_mut().insert(SERVER_TIMING, v);
+    }
+    response
+}
+
+/// A service the web layer can mount: [`Api`] or [`Admin`].
+pub trait Mount: sealed::Serve {}
+
+impl Mount for Api {}
+impl Mount for Admin {}
+
+pub(crate) mod sealed {
+    use super::{Body, Bytes, Request, Response};
+
+    /// What the mounts and the `tower::Service` impls call.
+    pub trait Serve: Clone + Send + Sync + 'static {
+        /// The largest body accepted.
+        fn max_body_bytes(&self) -> u64;
+        /// Handles a request whose path still starts with the `strip` bytes of the prefix.
+        fn serve(
+            &self,
+            req: Request<Body>,
+            strip: usize,
+        ) -> impl Future<Output = Response<Bytes>> + Send + '_;
+    }
+
+    impl Serve for super::Api {
+        fn max_body_bytes(&self) -> u64 {
+            Self::max_body_bytes(self)
+        }
+        fn serve(
+            &self,
+            req: Request<Body>,
+            strip: usize,
+        ) -> impl Future<Output = Response<Bytes>> + Send + '_ {
+            self.handle_below(req, strip)
+        }
+    }
+
+    impl Serve for super::Admin {
+        fn max_body_bytes(&self) -> u64 {
+            Self::max_body_bytes(self)
+        }
+        fn serve(
+            &self,
+            req: Request<Body>,
+            strip: usize,
+        ) -> impl Future<Output = Response<Bytes>> + Send + '_ {
+            self.handle_below(req, strip)
+        }
+    }
+}
+
+/// A response body as `tower` hosts take it.
+pub type ResponseBody = http_body_util::Full<Bytes>;
+
+/// Reads the body (up to the limit), then serves the request; the response never fails.
+fn call<S: Mount, B>(
+    service: &S,
+    req: Request<B>,
+) -> Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, Infallible>> + Send>>
+where
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    let service = service.clone();
+    Box::pin(async move {
+        let (parts, body) = req.into_parts();
+        let body = Body::read(body, &parts.headers, service.max_body_bytes()).await;
+        let response = service.serve(Request::from_parts(parts, body), 0).await;
+        Ok(response.map(http_body_util::Full::new))
+    })
+}
+
+/// Mounted with `axum::Router::nest_service("/api", api)`, or wherever a `tower` service goes.
+impl<B> tower::Service<Request<B>> for Api
+where
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<ResponseBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        call(self, req)
+    }
+}
+
+/// Mounted like [`Api`], where the host wants its operator routes.
+impl<B> tower::Service<Request<B>> for Admin
+where
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<ResponseBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        call(self, req)
     }
 }
 

@@ -20,7 +20,11 @@ use utoipa::openapi::{
     RefOr, Required, ResponseBuilder, Schema,
 };
 
-use super::{Mounted, WebResponse};
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HeaderName, HeaderValue, LOCATION};
+use http::{Response, StatusCode};
+
+use super::Mounted;
 use crate::expr::Template;
 use crate::plan::{Endpoint, HttpMethod, InputField, Plan};
 
@@ -270,37 +274,48 @@ fn literal_schema(v: &Value) -> Value {
 }
 
 /// `/openapi.json`, `/docs` and the Swagger UI files, or `None` for other paths.
-pub(super) fn serve(m: &Mounted, path: &str, get: bool) -> Option<WebResponse> {
+pub(super) fn serve(m: &Mounted, path: &str, get: bool) -> Option<Response<Bytes>> {
     if !get || !(path == "/openapi.json" || path == "/docs" || path.starts_with("/docs/")) {
         return None;
     }
+    let with = |status: StatusCode, header: HeaderName, value: HeaderValue, body: Bytes| {
+        let mut r = Response::new(body);
+        *r.status_mut() = status;
+        r.headers_mut().insert(header, value);
+        r
+    };
     if path == "/openapi.json" {
         let body = m
             .openapi
-            .get_or_init(|| serde_json::to_vec(&document(m.engine.plan())).unwrap_or_default())
+            .get_or_init(|| {
+                Bytes::from(serde_json::to_vec(&document(m.engine.plan())).unwrap_or_default())
+            })
             .clone();
-        return Some(WebResponse {
-            status: 200,
-            headers: vec![("content-type".into(), "application/json".into())],
+        return Some(with(
+            StatusCode::OK,
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
             body,
-        });
+        ));
     }
     if path == "/docs" {
         // Relative, so it works under any mount point.
-        return Some(WebResponse {
-            status: 308,
-            headers: vec![("location".into(), "docs/".into())],
-            body: Vec::new(),
-        });
+        return Some(with(
+            StatusCode::PERMANENT_REDIRECT,
+            LOCATION,
+            HeaderValue::from_static("docs/"),
+            Bytes::new(),
+        ));
     }
     // The page asks for `../openapi.json`: the document next to `docs/`, wherever mounted.
     let config = Arc::new(utoipa_swagger_ui::Config::new(["../openapi.json"]));
     match utoipa_swagger_ui::serve(&path["/docs/".len()..], config) {
-        Ok(Some(file)) => Some(WebResponse {
-            status: 200,
-            headers: vec![("content-type".into(), file.content_type.into())],
-            body: file.bytes.into_owned(),
-        }),
+        Ok(Some(file)) => Some(with(
+            StatusCode::OK,
+            CONTENT_TYPE,
+            HeaderValue::try_from(file.content_type).ok()?,
+            Bytes::from(file.bytes.into_owned()),
+        )),
         _ => None,
     }
 }
