@@ -10,8 +10,9 @@
 # Each variant runs twice under callgrind, for 2 s and for 6 s; the difference of the server
 # thread's totals divided by the difference of the requests answered leaves out start-up.
 # Repeated runs of the same build agree within about 0.3 % (scheduling and the timed windows
-# vary a little). The server thread is, of the threads that ran a handler (`Api::route` or
-# `manual_…`; the harness calls each server once at start-up), the one with the most
+# vary a little). The server thread is, of the threads that ran a handler (`Api::route`,
+# `Api::handle…` (the compiler may inline one into the other) or `manual_…`; the harness calls
+# each server once at start-up), the one with the most
 # instructions: the server runtime's thread, or actix-web's worker. The SQLite worker threads
 # are not counted (they run the same query for both variants).
 set -euo pipefail
@@ -23,12 +24,14 @@ trap 'rm -rf "$work"' EXIT
 
 run() { # variant seconds -> "requests instructions"
     local out="$work/$1-$2"
-    valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$out.%p" \
+    # Names uncompressed: with compression a thread's file may name a function only by an id
+    # that another thread's file defines, and the handler thread would not be found.
+    valgrind --tool=callgrind --separate-threads=yes --compress-strings=no --callgrind-out-file="$out.%p" \
         "$target/release/load" --profile "$1" "$2" > "$out.stdout" 2> "$out.stderr" ||
         { cat "$out.stderr" >&2; exit 1; }
     local requests instructions
     requests=$(sed -n 's/.*: \([0-9]*\) requests,.*/\1/p' "$out.stdout")
-    instructions=$(grep -l 'Api::route\|manual_' "$out".*-[0-9]* | xargs -r sed -n 's/^summary: //p' | sort -n | tail -1)
+    instructions=$(grep -l 'Api::route\|Api::handle\|manual_' "$out".*-[0-9]* | xargs -r sed -n 's/^summary: //p' | sort -n | tail -1)
     [[ $requests =~ ^[0-9]+$ && $instructions =~ ^[0-9]+$ ]] ||
         { echo "$1: no request or instruction count in the output" >&2; exit 1; }
     echo "$requests $instructions"
