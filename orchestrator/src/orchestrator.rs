@@ -72,10 +72,11 @@ pub struct ReloadReport {
 /// ```
 #[derive(Clone)]
 pub struct Orchestrator {
-    shared: Arc<Shared>,
+    inner: Arc<Inner>,
 }
 
-struct Shared {
+/// What the clones of an [`Orchestrator`] share.
+struct Inner {
     current: ArcSwap<Engine>,
     /// Set when loaded from a directory: what a reload needs.
     source: Option<Source>,
@@ -95,7 +96,7 @@ impl std::fmt::Debug for Orchestrator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Orchestrator")
             .field("version", &self.version())
-            .field("dir", &self.shared.source.as_ref().map(|s| &s.dir))
+            .field("dir", &self.inner.source.as_ref().map(|s| &s.dir))
             .finish_non_exhaustive()
     }
 }
@@ -120,7 +121,7 @@ impl Orchestrator {
     fn new(engine: Engine, source: Option<Source>) -> Self {
         let version = engine.version();
         Self {
-            shared: Arc::new(Shared {
+            inner: Arc::new(Inner {
                 current: ArcSwap::from_pointee(engine),
                 source,
                 versions: AtomicU64::new(version),
@@ -147,12 +148,12 @@ impl Orchestrator {
 
     /// The engine being served now (hold it to keep using one version).
     pub fn engine(&self) -> Arc<Engine> {
-        self.shared.current.load_full()
+        self.inner.current.load_full()
     }
 
     /// The config version being served (1 at start, +1 per successful reload).
     pub fn version(&self) -> u64 {
-        self.shared.current.load().version()
+        self.inner.current.load().version()
     }
 
     /// Re-reads and validates the whole config directory, builds what the new version needs
@@ -160,13 +161,13 @@ impl Orchestrator {
     /// running finish on the version they started with. A config that fails changes nothing:
     /// the error (every diagnostic) is returned, logged and kept for [`Self::last_reload`].
     pub fn reload(&self) -> Result<u64, Error> {
-        let source = self.shared.source.as_ref().ok_or(Error::NotReloadable)?;
+        let source = self.inner.source.as_ref().ok_or(Error::NotReloadable)?;
         let _one_at_a_time = self
-            .shared
+            .inner
             .reloading
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let version = self.shared.versions.load(Ordering::SeqCst) + 1;
+        let version = self.inner.versions.load(Ordering::SeqCst) + 1;
         let result = source
             .loader
             .load_dir(&source.dir)
@@ -179,8 +180,8 @@ impl Orchestrator {
         };
         let outcome = match result {
             Ok(engine) => {
-                self.shared.versions.store(version, Ordering::SeqCst);
-                self.shared.current.store(Arc::new(engine));
+                self.inner.versions.store(version, Ordering::SeqCst);
+                self.inner.current.store(Arc::new(engine));
                 tracing::info!(dir = %source.dir.display(), version, "config reloaded");
                 Ok(version)
             }
@@ -191,7 +192,7 @@ impl Orchestrator {
         };
         let r = report(outcome.as_ref().err().map(ToString::to_string));
         *self
-            .shared
+            .inner
             .last_reload
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(r);
@@ -200,7 +201,7 @@ impl Orchestrator {
 
     /// The outcome of the last reload attempt, if there was one.
     pub fn last_reload(&self) -> Option<ReloadReport> {
-        self.shared
+        self.inner
             .last_reload
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -209,7 +210,7 @@ impl Orchestrator {
 
     /// The directory a reload re-reads, when loaded from one.
     pub fn dir(&self) -> Option<&Path> {
-        self.shared.source.as_ref().map(|s| s.dir.as_path())
+        self.inner.source.as_ref().map(|s| s.dir.as_path())
     }
 
     /// Reloads whenever a YAML file of the config directory is created, changed or removed,
@@ -287,7 +288,7 @@ pub struct OrchestratorBuilder {
 }
 
 impl OrchestratorBuilder {
-    /// Registers a host source type with one shared source.
+    /// Registers a host source type with one inner source.
     #[must_use]
     pub fn register(mut self, kind: &str, source: impl DataSource) -> Self {
         self.registry.register(kind, source);

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::config::read::Cx;
+use crate::config::read::ValueReader;
 use crate::config::schema;
 use crate::diagnostic::Diagnostic;
 use crate::plan::{Endpoint, Integrations, ScopedIntegrations};
@@ -35,7 +35,7 @@ pub fn endpoints_from_value(
     file: Option<&str>,
     doc: &Value,
 ) -> (Vec<Endpoint>, Vec<Diagnostic>) {
-    let mut cx = Cx::new(file.map(Into::into));
+    let mut cx = ValueReader::new(file.map(Into::into));
     let endpoints = schema::endpoints(&mut cx, domain, doc);
     (endpoints, cx.diags)
 }
@@ -48,7 +48,7 @@ pub fn integrations_from_values(
     feast: Option<&Value>,
     ml: Option<&Value>,
 ) -> (ScopedIntegrations, Vec<Diagnostic>) {
-    let mut cx = Cx::new(None);
+    let mut cx = ValueReader::new(None);
     let mut i = Integrations::default();
     if let Some(d) = database {
         i.database = schema::database(&mut cx, d, Path::new("."));

@@ -401,15 +401,23 @@ impl<'p> Validator<'p> {
 
     fn endpoint(&mut self, e: &'p Endpoint) {
         let path = endpoint_path(e);
-        let integrations = self.plan.integrations_for(e);
         let mut names: Vec<&str> = Vec::with_capacity(e.sources.len());
         for s in &e.sources {
             if !names.contains(&s.name.as_str()) {
                 names.push(&s.name);
             }
         }
+        self.sources(e, &path);
+        self.endpoint_type(e, &path);
+        self.primary_source(e, &path, &names);
+        self.references(e, &path, &names);
+        self.cycles(e, &path);
+    }
 
-        // Source names.
+    /// Each source: a unique identifier that is not reserved, a known type with a known
+    /// operation, and a fallback that is the same.
+    fn sources(&mut self, e: &Endpoint, path: &KeyPath) {
+        let integrations = self.plan.integrations_for(e);
         let mut seen = BTreeSet::new();
         for (i, s) in e.sources.iter().enumerate() {
             let sp = path.key("data_sources").index(i);
@@ -447,8 +455,10 @@ impl<'p> Validator<'p> {
             self.source_type(s, &sp, integrations);
             self.fallback(s, &sp, integrations);
         }
+    }
 
-        // endpoint_type against the sources.
+    /// `endpoint_type` against the sources' types.
+    fn endpoint_type(&mut self, e: &Endpoint, path: &KeyPath) {
         if let Some(t) = e.endpoint_type
             && let Some(required) = t.required_source_type()
         {
@@ -464,8 +474,10 @@ impl<'p> Validator<'p> {
                 }
             }
         }
+    }
 
-        // primary_source and the null-mapping rule.
+    /// `primary_source` names a source, and is there when nothing else makes the response.
+    fn primary_source(&mut self, e: &Endpoint, path: &KeyPath, names: &[&str]) {
         match &e.primary_source {
             Some(p) if !names.contains(&p.as_str()) => self.report(
                 Diagnostic::new(Code::PrimarySource, path.key("primary_source"), format!("primary source `{p}` is not among the endpoint's sources"))
@@ -478,8 +490,11 @@ impl<'p> Validator<'p> {
             ),
             _ => {}
         }
+    }
 
-        // References.
+    /// Every reference (params, conditions, `depends_on`, transforms, the mapping) names what
+    /// it may read there, and declared path inputs are captured by the route.
+    fn references(&mut self, e: &Endpoint, path: &KeyPath, names: &[&str]) {
         let allowed_path_params = allowed_path_params(e);
         for f in &e.input.path {
             if !allowed_path_params.contains(&f.name) {
@@ -514,7 +529,7 @@ impl<'p> Validator<'p> {
             for (key, t) in &s.params {
                 self.template_refs(
                     e,
-                    &names,
+                    names,
                     t,
                     &sp.key("params").key(key),
                     Site::Source(&s.name),
@@ -525,7 +540,7 @@ impl<'p> Validator<'p> {
                 let cp = sp.key("condition");
                 self.expr_refs(
                     e,
-                    &names,
+                    names,
                     c,
                     &cp,
                     Site::Source(&s.name),
@@ -539,7 +554,7 @@ impl<'p> Validator<'p> {
                 } else {
                     sp.key("depends_on").index(j)
                 };
-                self.source_name(&names, d, &dp, Site::Source(&s.name));
+                self.source_name(names, d, &dp, Site::Source(&s.name));
             }
             for (j, t) in s.transform.iter().enumerate() {
                 let tp = sp.key("transform").index(j).key(t.key());
@@ -547,21 +562,14 @@ impl<'p> Validator<'p> {
                 match t {
                     Transform::Compute(fields) => {
                         for (k, t) in fields {
-                            self.template_refs(
-                                e,
-                                &names,
-                                t,
-                                &tp.key(k),
-                                site,
-                                &allowed_path_params,
-                            );
+                            self.template_refs(e, names, t, &tp.key(k), site, &allowed_path_params);
                         }
                     }
                     Transform::Map(t) => {
-                        self.template_refs(e, &names, t, &tp, site, &allowed_path_params)
+                        self.template_refs(e, names, t, &tp, site, &allowed_path_params)
                     }
                     Transform::Filter(x) => {
-                        self.expr_refs(e, &names, x, &tp, site, &allowed_path_params);
+                        self.expr_refs(e, names, x, &tp, site, &allowed_path_params);
                         self.boolean_position(x, &tp, "filter");
                     }
                     Transform::Select(_)
@@ -574,19 +582,28 @@ impl<'p> Validator<'p> {
         if let Some(m) = &e.response_mapping {
             self.template_refs(
                 e,
-                &names,
+                names,
                 m,
                 &path.key("response_mapping"),
                 Site::Mapping,
                 &allowed_path_params,
             );
         }
-        self.cycles(e, &path);
     }
 
+    /// A step's type is known and, for the built-in types, its operation is defined once and
+    /// gets the params it uses.
     fn source_type(&mut self, s: &SourceStep, sp: &KeyPath, integrations: &Integrations) {
+        if self.known_type(s, sp) {
+            self.operation(s, sp, integrations);
+        }
+    }
+
+    /// Whether the step's type is one to check further: a built-in type other than `direct`
+    /// (whose lack of an operation is checked here).
+    fn known_type(&mut self, s: &SourceStep, sp: &KeyPath) -> bool {
         if s.kind.is_empty() {
-            return; // reported as a missing key already
+            return false; // reported as a missing key already
         }
         let host = self.options.source_types.contains(&s.kind);
         if !BUILTIN_SOURCE_TYPES.contains(&s.kind.as_str()) && !host {
@@ -607,7 +624,7 @@ impl<'p> Validator<'p> {
                     "source types are",
                 )),
             );
-            return;
+            return false;
         }
         if s.kind == "direct" {
             if s.operation.is_some() {
@@ -623,8 +640,14 @@ impl<'p> Validator<'p> {
                     ),
                 );
             }
-            return;
+            return false;
         }
+        true
+    }
+
+    /// The step's operation (a model for `ml`) is defined by exactly one integration of its
+    /// type (the one `source_id` names, when it names one), and gets the params it uses.
+    fn operation(&mut self, s: &SourceStep, sp: &KeyPath, integrations: &Integrations) {
         let Some(ops) = integrations.operations_of(&s.kind) else {
             return;
         };

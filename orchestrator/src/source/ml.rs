@@ -57,7 +57,7 @@ impl SourceFactory for MlFactory {
             )?);
             let mut models = HashMap::new();
             for (name, model) in &server.models {
-                models.insert(name.clone(), Arc::new(Compiled::new(name, model)?));
+                models.insert(name.clone(), Arc::new(PreparedModel::new(name, model)?));
             }
             servers.insert(id.clone(), Server { client, models });
         }
@@ -67,11 +67,11 @@ impl SourceFactory for MlFactory {
 
 struct Server {
     client: Arc<HttpClient>,
-    models: HashMap<String, Arc<Compiled>>,
+    models: HashMap<String, Arc<PreparedModel>>,
 }
 
 /// A model ready to call.
-struct Compiled {
+struct PreparedModel {
     model: Model,
     path: String,
     datatype: String,
@@ -80,7 +80,7 @@ struct Compiled {
     tensors: Vec<String>,
 }
 
-impl Compiled {
+impl PreparedModel {
     fn new(name: &str, model: &Model) -> Result<Self, SourceError> {
         let outputs = model
             .outputs
@@ -265,7 +265,7 @@ fn cast(v: &Value, datatype: &str) -> Option<Value> {
     }
 }
 
-fn request_body(m: &Compiled, rows: &[Vec<Value>], request_id: &str) -> Value {
+fn request_body(m: &PreparedModel, rows: &[Vec<Value>], request_id: &str) -> Value {
     let inputs = &m.model.inputs;
     let named = |row: &Vec<Value>| -> Map<String, Value> {
         inputs.iter().cloned().zip(row.iter().cloned()).collect()

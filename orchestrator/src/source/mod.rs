@@ -193,9 +193,10 @@ pub trait SourceFactory: Send + Sync + 'static {
     fn build(&self, integrations: &Integrations) -> Result<Arc<dyn DataSource>, SourceError>;
 }
 
-struct Shared(Arc<dyn DataSource>);
+/// The factory of a type registered with one ready source: every config version shares it.
+struct SharedSourceFactory(Arc<dyn DataSource>);
 
-impl SourceFactory for Shared {
+impl SourceFactory for SharedSourceFactory {
     fn build(&self, _: &Integrations) -> Result<Arc<dyn DataSource>, SourceError> {
         Ok(self.0.clone())
     }
@@ -269,7 +270,7 @@ impl Registry {
 
     /// Registers (or replaces) `kind` with one source shared by every config version.
     pub fn register(&mut self, kind: impl Into<String>, source: impl DataSource) -> &mut Self {
-        self.register_factory(kind, Shared(Arc::new(source)))
+        self.register_factory(kind, SharedSourceFactory(Arc::new(source)))
     }
 
     /// Registers (or replaces) `kind` with a factory called per config version and domain.

@@ -119,6 +119,18 @@ fn operation(
     if let Some(domain) = &e.domain {
         op = op.tag(domain.clone());
     }
+    op = parameters(op, e, captures);
+    if matches!(
+        method,
+        HttpMethod::Post | HttpMethod::Put | HttpMethod::Patch
+    ) {
+        op = request_body(op, e);
+    }
+    responses(op, e).build()
+}
+
+/// The path parameters (typed by `input.path`, text otherwise) and `input.query`.
+fn parameters(mut op: OperationBuilder, e: &Endpoint, captures: &[&str]) -> OperationBuilder {
     for name in captures {
         let declared = e.input.path.iter().find(|f| f.name == *name);
         op = op.parameter(
@@ -146,42 +158,46 @@ fn operation(
                 .schema(Some(field_schema(f))),
         );
     }
-    if matches!(
-        method,
-        HttpMethod::Post | HttpMethod::Put | HttpMethod::Patch
-    ) {
-        let body = if e.input.body.is_empty() {
-            json!({"type": "object", "description": "Fields the endpoint reads as `$request.<name>`."})
-        } else {
-            let props: Map<String, Value> = e
-                .input
-                .body
-                .iter()
-                .map(|f| (f.name.clone(), field_json(f)))
-                .collect();
-            let required: Vec<&str> = e
-                .input
-                .body
-                .iter()
-                .filter(|f| f.required)
-                .map(|f| f.name.as_str())
-                .collect();
-            json!({"type": "object", "properties": props, "required": required})
-        };
-        op = op.request_body(Some(
-            RequestBodyBuilder::new()
-                .content(
-                    "application/json",
-                    ContentBuilder::new().schema(Some(from_json(body))).build(),
-                )
-                .required(Some(if e.input.body.iter().any(|f| f.required) {
-                    Required::True
-                } else {
-                    Required::False
-                }))
-                .build(),
-        ));
-    }
+    op
+}
+
+/// A JSON body: `input.body`, or an open object.
+fn request_body(op: OperationBuilder, e: &Endpoint) -> OperationBuilder {
+    let body = if e.input.body.is_empty() {
+        json!({"type": "object", "description": "Fields the endpoint reads as `$request.<name>`."})
+    } else {
+        let props: Map<String, Value> = e
+            .input
+            .body
+            .iter()
+            .map(|f| (f.name.clone(), field_json(f)))
+            .collect();
+        let required: Vec<&str> = e
+            .input
+            .body
+            .iter()
+            .filter(|f| f.required)
+            .map(|f| f.name.as_str())
+            .collect();
+        json!({"type": "object", "properties": props, "required": required})
+    };
+    op.request_body(Some(
+        RequestBodyBuilder::new()
+            .content(
+                "application/json",
+                ContentBuilder::new().schema(Some(from_json(body))).build(),
+            )
+            .required(Some(if e.input.body.iter().any(|f| f.required) {
+                Required::True
+            } else {
+                Required::False
+            }))
+            .build(),
+    ))
+}
+
+/// 200 with `output` (or the schema derived from `response_mapping`), and the problems.
+fn responses(mut op: OperationBuilder, e: &Endpoint) -> OperationBuilder {
     let output = e
         .output
         .clone()
@@ -225,7 +241,7 @@ fn operation(
                 .build(),
         );
     }
-    op.build()
+    op
 }
 
 fn field_json(f: &InputField) -> Value {

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::read::Cx;
+use super::read::ValueReader;
 use crate::diagnostic::{Code, Diagnostic, KeyPath};
 
 /// Where environment references are looked up.
@@ -10,7 +10,7 @@ pub type EnvLookup = dyn Fn(&str) -> Option<String> + Send + Sync;
 
 /// Replaces `${env:NAME}` and `${env:NAME:-default}` in every string of `value`. A missing
 /// variable without a default is a diagnostic naming it. `$${` writes a literal `${`.
-pub(crate) fn substitute(cx: &mut Cx, path: &KeyPath, value: &mut Value, env: &EnvLookup) {
+pub(crate) fn substitute(cx: &mut ValueReader, path: &KeyPath, value: &mut Value, env: &EnvLookup) {
     match value {
         Value::String(s) if s.contains("${") => {
             if let Some(out) = substitute_str(cx, path, s, env) {
@@ -31,7 +31,12 @@ pub(crate) fn substitute(cx: &mut Cx, path: &KeyPath, value: &mut Value, env: &E
     }
 }
 
-fn substitute_str(cx: &mut Cx, path: &KeyPath, s: &str, env: &EnvLookup) -> Option<String> {
+fn substitute_str(
+    cx: &mut ValueReader,
+    path: &KeyPath,
+    s: &str,
+    env: &EnvLookup,
+) -> Option<String> {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     let mut ok = true;
@@ -95,7 +100,7 @@ mod tests {
 
     fn run(s: &str) -> (Value, Vec<Diagnostic>) {
         let env = |n: &str| (n == "TOKEN").then(|| "secret".to_owned());
-        let mut cx = Cx::new(None);
+        let mut cx = ValueReader::new(None);
         let mut v = Value::String(s.into());
         substitute(&mut cx, &KeyPath::root().key("token"), &mut v, &env);
         (v, cx.diags)

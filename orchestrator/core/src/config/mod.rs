@@ -44,7 +44,7 @@ use crate::diagnostic::{Code, Diagnostic, Diagnostics, KeyPath, suggest};
 use crate::plan::{Integrations, Plan};
 use crate::validate::{self, ValidPlan, ValidateOptions};
 use position::PositionIndex;
-use read::Cx;
+use read::ValueReader;
 
 /// Why a config directory could not be loaded.
 ///
@@ -153,7 +153,7 @@ impl Loader {
     /// the runtime loader, the `orchestrate!` macro, tests and fuzzers. Every problem is
     /// reported at once, each with its file, key path and line:col.
     pub fn load(&self, files: &ConfigFiles) -> Result<ValidPlan, LoadError> {
-        let mut read = Reader {
+        let mut load = Load {
             files,
             env: self.env.as_ref(),
             diags: Vec::new(),
@@ -162,15 +162,15 @@ impl Loader {
         // Top-level files, and anything unexpected beside them.
         for name in files.files_in("") {
             if !TOP_FILES.contains(&name) {
-                read.diags.push(unknown_file(name, name, TOP_FILES));
+                load.diags.push(unknown_file(name, name, TOP_FILES));
             }
         }
         let mut plan = Plan::default();
-        if let Some((mut cx, doc)) = read.resolved("config.yaml") {
+        if let Some((mut cx, doc)) = load.resolved("config.yaml") {
             plan.settings = schema::settings(&mut cx, &doc);
-            read.diags.append(&mut cx.diags);
+            load.diags.append(&mut cx.diags);
         }
-        plan.integrations.global = read.integrations("", None);
+        plan.integrations.global = load.integrations("", None);
 
         // Domains.
         if files.has_dir("domains") {
@@ -183,7 +183,7 @@ impl Loader {
                     continue;
                 };
                 if let Some(other) = domain_files.insert(stem.to_owned(), name.to_owned()) {
-                    read.diags.push(
+                    load.diags.push(
                         Diagnostic::new(
                             Code::UnknownFile,
                             KeyPath::root(),
@@ -197,7 +197,7 @@ impl Loader {
             for d in files.dirs_in("domains") {
                 if !domain_files.contains_key(d) {
                     let file = format!("domains/{d}/");
-                    read.diags.push(
+                    load.diags.push(
                         Diagnostic::new(Code::UnknownFile, KeyPath::root(), format!("domain directory `{d}` has no `domains/{d}.yaml`"))
                             .in_file(Some(file.into()))
                             .with_opt_help(
@@ -208,18 +208,18 @@ impl Loader {
                     continue;
                 }
                 let over =
-                    read.integrations(&format!("domains/{d}/"), Some(&plan.integrations.global));
+                    load.integrations(&format!("domains/{d}/"), Some(&plan.integrations.global));
                 if over != plan.integrations.global {
                     plan.integrations.domains.insert(d.to_owned(), over);
                 }
             }
             for (domain, file) in &domain_files {
                 let rel = format!("domains/{file}");
-                if let Some(doc) = read.parsed(&rel) {
-                    let mut cx = Cx::new(Some(rel.as_str().into()));
+                if let Some(doc) = load.parsed(&rel) {
+                    let mut cx = ValueReader::new(Some(rel.as_str().into()));
                     plan.endpoints
                         .extend(schema::endpoints(&mut cx, Some(domain), &doc));
-                    read.diags.append(&mut cx.diags);
+                    load.diags.append(&mut cx.diags);
                 }
             }
         }
@@ -227,7 +227,7 @@ impl Loader {
         // A rule about a node that could not be read in full judges incomplete data (a step
         // whose `params` had the wrong type "misses" every parameter): the reading error
         // already says what to fix, so such follow-on findings are dropped.
-        let mut diags = read.diags;
+        let mut diags = load.diags;
         let validated =
             validate::without_follow_ons(&diags, validate::validate(&plan, &self.validate));
         diags.extend(validated);
@@ -239,13 +239,13 @@ impl Loader {
 }
 
 /// One load's inputs and findings.
-struct Reader<'a> {
+struct Load<'a> {
     files: &'a ConfigFiles,
     env: &'a EnvLookup,
     diags: Vec<Diagnostic>,
 }
 
-impl Reader<'_> {
+impl Load<'_> {
     /// Parses `rel` if it exists. A YAML syntax error becomes a diagnostic.
     fn parsed(&mut self, rel: &str) -> Option<Value> {
         let text = self.files.get(rel)?;
@@ -260,9 +260,9 @@ impl Reader<'_> {
 
     /// Parses an integration-style file, with `${env:…}` resolved, and a reading context for
     /// it.
-    fn resolved(&mut self, rel: &str) -> Option<(Cx, Value)> {
+    fn resolved(&mut self, rel: &str) -> Option<(ValueReader, Value)> {
         let mut doc = self.parsed(rel)?;
-        let mut cx = Cx::new(Some(rel.into()));
+        let mut cx = ValueReader::new(Some(rel.into()));
         env::substitute(&mut cx, &KeyPath::root(), &mut doc, self.env);
         Some((cx, doc))
     }

@@ -12,14 +12,15 @@ use crate::expr::{Expr, Template, parse_template_string};
 const EXPRESSION_HELP: &str = "expressions look like `$source.field`, `$request.name || 'default'` or \
      `$= round($source.amount * 100, 2)`; write `$$` for a literal leading dollar";
 
-/// Collects diagnostics for one file.
-pub(crate) struct Cx {
+/// Reads the values of one file into plan types, collecting a diagnostic for each value it
+/// cannot read (the file's name goes into each).
+pub(crate) struct ValueReader {
     pub(crate) file: Option<Arc<str>>,
     pub(crate) diags: Vec<Diagnostic>,
 }
 
 /// An object being read: unknown keys were reported when it was opened.
-pub(crate) struct Obj<'v> {
+pub(crate) struct Object<'v> {
     pub(crate) map: &'v Map<String, Value>,
     pub(crate) path: KeyPath,
 }
@@ -35,7 +36,7 @@ pub(crate) fn type_name(v: &Value) -> &'static str {
     }
 }
 
-impl Cx {
+impl ValueReader {
     pub(crate) fn new(file: Option<Arc<str>>) -> Self {
         Self {
             file,
@@ -66,7 +67,7 @@ impl Cx {
         path: &KeyPath,
         v: &'v Value,
         keys: &[&str],
-    ) -> Option<Obj<'v>> {
+    ) -> Option<Object<'v>> {
         let Value::Object(map) = v else {
             self.wrong_type(path, "a mapping", v);
             return None;
@@ -88,7 +89,7 @@ impl Cx {
                 );
             }
         }
-        Some(Obj {
+        Some(Object {
             map,
             path: path.clone(),
         })
@@ -291,7 +292,7 @@ impl Cx {
     }
 }
 
-impl<'v> Obj<'v> {
+impl<'v> Object<'v> {
     /// The value of `key`; YAML `null` counts as absent.
     pub(crate) fn get(&self, key: &str) -> Option<&'v Value> {
         self.map.get(key).filter(|v| !v.is_null())
@@ -304,9 +305,9 @@ impl<'v> Obj<'v> {
     /// Reads an optional key with `f`.
     pub(crate) fn opt<T>(
         &self,
-        cx: &mut Cx,
+        cx: &mut ValueReader,
         key: &str,
-        f: impl FnOnce(&mut Cx, &KeyPath, &'v Value) -> Option<T>,
+        f: impl FnOnce(&mut ValueReader, &KeyPath, &'v Value) -> Option<T>,
     ) -> Option<T> {
         let v = self.get(key)?;
         f(cx, &self.at(key), v)
@@ -315,10 +316,10 @@ impl<'v> Obj<'v> {
     /// Reads a required key with `f`, reporting its absence.
     pub(crate) fn req<T>(
         &self,
-        cx: &mut Cx,
+        cx: &mut ValueReader,
         key: &str,
         what: &str,
-        f: impl FnOnce(&mut Cx, &KeyPath, &'v Value) -> Option<T>,
+        f: impl FnOnce(&mut ValueReader, &KeyPath, &'v Value) -> Option<T>,
     ) -> Option<T> {
         match self.get(key) {
             Some(v) => f(cx, &self.at(key), v),
@@ -336,21 +337,21 @@ impl<'v> Obj<'v> {
         }
     }
 
-    pub(crate) fn opt_string(&self, cx: &mut Cx, key: &str) -> Option<String> {
-        self.opt(cx, key, Cx::string)
+    pub(crate) fn opt_string(&self, cx: &mut ValueReader, key: &str) -> Option<String> {
+        self.opt(cx, key, ValueReader::string)
     }
 
-    pub(crate) fn opt_duration(&self, cx: &mut Cx, key: &str) -> Option<Duration> {
-        self.opt(cx, key, Cx::duration)
+    pub(crate) fn opt_duration(&self, cx: &mut ValueReader, key: &str) -> Option<Duration> {
+        self.opt(cx, key, ValueReader::duration)
     }
 
     /// The mapping under `key` (empty when absent), each entry read by `f`.
     pub(crate) fn map_of<T>(
         &self,
-        cx: &mut Cx,
+        cx: &mut ValueReader,
         key: &str,
         what: &str,
-        f: impl FnMut(&mut Cx, &str, &KeyPath, &'v Value) -> Option<T>,
+        f: impl FnMut(&mut ValueReader, &str, &KeyPath, &'v Value) -> Option<T>,
     ) -> std::collections::BTreeMap<String, T> {
         self.get(key)
             .map(|v| cx.entries(&self.at(key), v, what, f).into_iter().collect())
@@ -360,7 +361,7 @@ impl<'v> Obj<'v> {
     /// A mapping of strings to strings (`headers:`).
     pub(crate) fn string_map(
         &self,
-        cx: &mut Cx,
+        cx: &mut ValueReader,
         key: &str,
     ) -> std::collections::BTreeMap<String, String> {
         self.map_of(cx, key, "a mapping of names to strings", |cx, _, p, v| {
@@ -371,7 +372,7 @@ impl<'v> Obj<'v> {
     /// A mapping of strings to raw JSON values (`query:` templates).
     pub(crate) fn value_map(
         &self,
-        cx: &mut Cx,
+        cx: &mut ValueReader,
         key: &str,
     ) -> std::collections::BTreeMap<String, Value> {
         self.map_of(cx, key, "a mapping of names to values", |_, _, _, v| {

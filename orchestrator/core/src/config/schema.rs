@@ -4,7 +4,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::read::{Cx, Obj};
+use super::read::{Object, ValueReader};
 use crate::diagnostic::{Code, Diagnostic, KeyPath};
 use crate::expr::Fields;
 use crate::plan::{
@@ -15,7 +15,7 @@ use crate::plan::{
     RouteTemplate, ServerSettings, Settings, SourceStep, SqlType, TrackingSettings, Transform,
 };
 
-fn origin(cx: &Cx) -> Origin {
+fn origin(cx: &ValueReader) -> Origin {
     Origin {
         file: cx.file.clone(),
     }
@@ -23,7 +23,7 @@ fn origin(cx: &Cx) -> Origin {
 
 // ---------------------------------------------------------------- config.yaml
 
-pub(crate) fn settings(cx: &mut Cx, doc: &Value) -> Settings {
+pub(crate) fn settings(cx: &mut ValueReader, doc: &Value) -> Settings {
     let mut settings = Settings::default();
     let Some(o) = cx.object(&KeyPath::root(), doc, &["server", "defaults", "tracking"]) else {
         return settings;
@@ -35,9 +35,11 @@ pub(crate) fn settings(cx: &mut Cx, doc: &Value) -> Settings {
         let defaults = ServerSettings::default();
         settings.server = ServerSettings {
             host: server.opt_string(cx, "host").unwrap_or(defaults.host),
-            port: server.opt(cx, "port", Cx::uint).unwrap_or(defaults.port),
+            port: server
+                .opt(cx, "port", ValueReader::uint)
+                .unwrap_or(defaults.port),
             max_body_bytes: server
-                .opt(cx, "max_body_bytes", Cx::uint)
+                .opt(cx, "max_body_bytes", ValueReader::uint)
                 .unwrap_or(defaults.max_body_bytes),
         };
     }
@@ -48,11 +50,13 @@ pub(crate) fn settings(cx: &mut Cx, doc: &Value) -> Settings {
         let defaults = TrackingSettings::default();
         settings.tracking = TrackingSettings {
             debug_view: t
-                .opt(cx, "debug_view", Cx::boolean)
+                .opt(cx, "debug_view", ValueReader::boolean)
                 .unwrap_or(defaults.debug_view),
-            admin: t.opt(cx, "admin", Cx::boolean).unwrap_or(defaults.admin),
+            admin: t
+                .opt(cx, "admin", ValueReader::boolean)
+                .unwrap_or(defaults.admin),
             recent: t
-                .opt(cx, "recent", Cx::uint)
+                .opt(cx, "recent", ValueReader::uint)
                 .filter(|&n: &usize| n > 0)
                 .unwrap_or(defaults.recent),
         };
@@ -74,7 +78,7 @@ pub(crate) fn settings(cx: &mut Cx, doc: &Value) -> Settings {
 // ---------------------------------------------------------------- domains/<d>.yaml
 
 /// Reads a domain document (`endpoints:`) into endpoints.
-pub(crate) fn endpoints(cx: &mut Cx, domain: Option<&str>, doc: &Value) -> Vec<Endpoint> {
+pub(crate) fn endpoints(cx: &mut ValueReader, domain: Option<&str>, doc: &Value) -> Vec<Endpoint> {
     let Some(o) = cx.object(&KeyPath::root(), doc, &["endpoints"]) else {
         return Vec::new();
     };
@@ -111,7 +115,13 @@ const ENDPOINT_KEYS: &[&str] = &[
     "output",
 ];
 
-fn endpoint(cx: &mut Cx, domain: Option<&str>, name: &str, path: &KeyPath, v: &Value) -> Endpoint {
+fn endpoint(
+    cx: &mut ValueReader,
+    domain: Option<&str>,
+    name: &str,
+    path: &KeyPath,
+    v: &Value,
+) -> Endpoint {
     let mut e = Endpoint {
         name: name.to_owned(),
         domain: domain.map(str::to_owned),
@@ -189,7 +199,7 @@ fn endpoint(cx: &mut Cx, domain: Option<&str>, name: &str, path: &KeyPath, v: &V
 }
 
 /// `input: {path: {id: integer}, query: {limit: {type: integer, required: false}}, body: …}`.
-fn input_schema(cx: &mut Cx, path: &KeyPath, v: &Value) -> Option<InputSchema> {
+fn input_schema(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> Option<InputSchema> {
     let o = cx.object(path, v, &["path", "query", "body"])?;
     let mut fields = |part: &str, in_path: bool| -> Vec<InputField> {
         let Some(v) = o.get(part) else {
@@ -200,7 +210,7 @@ fn input_schema(cx: &mut Cx, path: &KeyPath, v: &Value) -> Option<InputSchema> {
             v,
             "a mapping of input names to types",
             |cx, name, p, v| {
-                let ty = |cx: &mut Cx, p: &KeyPath, v: &Value| {
+                let ty = |cx: &mut ValueReader, p: &KeyPath, v: &Value| {
                     cx.choice(p, v, InputType::NAMES, InputType::parse)
                 };
                 let field = match v {
@@ -215,7 +225,7 @@ fn input_schema(cx: &mut Cx, path: &KeyPath, v: &Value) -> Option<InputSchema> {
                         InputField {
                             name: name.to_owned(),
                             ty: f.req(cx, "type", "the input's type", ty)?,
-                            required: f.opt(cx, "required", Cx::boolean).unwrap_or(true),
+                            required: f.opt(cx, "required", ValueReader::boolean).unwrap_or(true),
                             description: f.opt_string(cx, "description"),
                         }
                     }
@@ -257,7 +267,7 @@ fn input_schema(cx: &mut Cx, path: &KeyPath, v: &Value) -> Option<InputSchema> {
     })
 }
 
-fn methods(cx: &mut Cx, path: &KeyPath, v: &Value) -> Option<Vec<HttpMethod>> {
+fn methods(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> Option<Vec<HttpMethod>> {
     let names = cx.strings(path, v)?;
     let mut out = Vec::new();
     for (i, n) in names.iter().enumerate() {
@@ -295,16 +305,16 @@ const SOURCE_KEYS: &[&str] = &[
     "transform",
 ];
 
-fn source(cx: &mut Cx, path: &KeyPath, v: &Value) -> Option<SourceStep> {
+fn source(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> Option<SourceStep> {
     let o = cx.object(path, v, SOURCE_KEYS)?;
     // Keep a step whenever it has a name, so one bad field does not turn every reference to it
     // into an "unknown source" error too.
-    let name = o.req(cx, "name", "the source's name", Cx::string)?;
+    let name = o.req(cx, "name", "the source's name", ValueReader::string)?;
     let kind = o.req(
         cx,
         "type",
         "`database`, `api`, `feast`, `ml` or `direct`",
-        Cx::string,
+        ValueReader::string,
     );
     let mut step = SourceStep {
         name,
@@ -312,8 +322,10 @@ fn source(cx: &mut Cx, path: &KeyPath, v: &Value) -> Option<SourceStep> {
         operation: o.opt_string(cx, "operation"),
         source_id: o.opt_string(cx, "source_id"),
         params: Fields::default(),
-        condition: o.opt(cx, "condition", Cx::expression),
-        depends_on: o.opt(cx, "depends_on", Cx::strings).unwrap_or_default(),
+        condition: o.opt(cx, "condition", ValueReader::expression),
+        depends_on: o
+            .opt(cx, "depends_on", ValueReader::strings)
+            .unwrap_or_default(),
         timeout: o.opt_duration(cx, "timeout"),
         retry: o.opt(cx, "retries", retries),
         on_error: OnError::Fail,
@@ -337,7 +349,7 @@ fn source(cx: &mut Cx, path: &KeyPath, v: &Value) -> Option<SourceStep> {
     Some(step)
 }
 
-fn retries(cx: &mut Cx, path: &KeyPath, v: &Value) -> Option<RetryPolicy> {
+fn retries(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> Option<RetryPolicy> {
     if v.is_number() {
         return cx.uint(path, v).map(RetryPolicy::new);
     }
@@ -350,7 +362,8 @@ fn retries(cx: &mut Cx, path: &KeyPath, v: &Value) -> Option<RetryPolicy> {
         return None;
     }
     let o = cx.object(path, v, &["max", "backoff", "max_backoff"])?;
-    let mut policy = RetryPolicy::new(o.req(cx, "max", "the number of retries", Cx::uint)?);
+    let mut policy =
+        RetryPolicy::new(o.req(cx, "max", "the number of retries", ValueReader::uint)?);
     if let Some(b) = o.opt_duration(cx, "backoff") {
         policy.backoff = b;
     }
@@ -361,7 +374,7 @@ fn retries(cx: &mut Cx, path: &KeyPath, v: &Value) -> Option<RetryPolicy> {
 }
 
 /// `fallback: {type, operation, source_id}` (another source) or `fallback: {value: …}`.
-fn fallback(cx: &mut Cx, path: &KeyPath, v: &Value) -> Option<Fallback> {
+fn fallback(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> Option<Fallback> {
     let o = cx.object(path, v, &["type", "operation", "source_id", "value"])?;
     match (o.get("value"), o.get("type")) {
         (Some(value), None) => {
@@ -383,7 +396,12 @@ fn fallback(cx: &mut Cx, path: &KeyPath, v: &Value) -> Option<Fallback> {
             Some(Fallback::Value(value.clone()))
         }
         (None, Some(_)) => Some(Fallback::Source {
-            kind: o.req(cx, "type", "the fallback's source type", Cx::string)?,
+            kind: o.req(
+                cx,
+                "type",
+                "the fallback's source type",
+                ValueReader::string,
+            )?,
             operation: o.opt_string(cx, "operation"),
             source_id: o.opt_string(cx, "source_id"),
         }),
@@ -415,7 +433,7 @@ fn fallback(cx: &mut Cx, path: &KeyPath, v: &Value) -> Option<Fallback> {
     }
 }
 
-fn on_error(cx: &mut Cx, o: &Obj<'_>) -> OnError {
+fn on_error(cx: &mut ValueReader, o: &Object<'_>) -> OnError {
     let mode = o.opt(cx, "on_error", |cx, p, v| {
         cx.choice(p, v, &["fail", "skip", "default"], |s| {
             Some(s.to_owned()).filter(|s| ["fail", "skip", "default"].contains(&s.as_str()))
@@ -454,7 +472,7 @@ fn on_error(cx: &mut Cx, o: &Obj<'_>) -> OnError {
     }
 }
 
-fn transforms(cx: &mut Cx, path: &KeyPath, v: &Value) -> Vec<Transform> {
+fn transforms(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> Vec<Transform> {
     let Value::Array(items) = v else {
         cx.wrong_type(path, "a list of transform steps", v);
         return Vec::new();
@@ -535,7 +553,7 @@ fn transforms(cx: &mut Cx, path: &KeyPath, v: &Value) -> Vec<Transform> {
 
 // ---------------------------------------------------------------- database.yaml
 
-pub(crate) fn database(cx: &mut Cx, doc: &Value, base_dir: &Path) -> DatabaseConfig {
+pub(crate) fn database(cx: &mut ValueReader, doc: &Value, base_dir: &Path) -> DatabaseConfig {
     let Some(root) = cx.object(&KeyPath::root(), doc, &["database"]) else {
         return DatabaseConfig::default();
     };
@@ -561,7 +579,12 @@ pub(crate) fn database(cx: &mut Cx, doc: &Value, base_dir: &Path) -> DatabaseCon
     }
 }
 
-fn db_connection(cx: &mut Cx, path: &KeyPath, v: &Value, base_dir: &Path) -> Option<DbConnection> {
+fn db_connection(
+    cx: &mut ValueReader,
+    path: &KeyPath,
+    v: &Value,
+    base_dir: &Path,
+) -> Option<DbConnection> {
     let o = cx.object(
         path,
         v,
@@ -573,7 +596,12 @@ fn db_connection(cx: &mut Cx, path: &KeyPath, v: &Value, base_dir: &Path) -> Opt
             "log_parameters",
         ],
     )?;
-    let raw = o.req(cx, "connection_string", "a database URL", Cx::string)?;
+    let raw = o.req(
+        cx,
+        "connection_string",
+        "a database URL",
+        ValueReader::string,
+    )?;
     let url = match translate_db_url(&raw, base_dir) {
         Ok(url) => url,
         Err(msg) => {
@@ -586,10 +614,12 @@ fn db_connection(cx: &mut Cx, path: &KeyPath, v: &Value, base_dir: &Path) -> Opt
     };
     Some(DbConnection {
         url,
-        pool_size: o.opt(cx, "pool_size", Cx::uint),
+        pool_size: o.opt(cx, "pool_size", ValueReader::uint),
         acquire_timeout: o.opt_duration(cx, "acquire_timeout"),
         statement_timeout: o.opt_duration(cx, "statement_timeout"),
-        log_parameters: o.opt(cx, "log_parameters", Cx::boolean).unwrap_or(false),
+        log_parameters: o
+            .opt(cx, "log_parameters", ValueReader::boolean)
+            .unwrap_or(false),
         origin: origin(cx),
     })
 }
@@ -640,7 +670,7 @@ fn after_scheme(raw: &str) -> &str {
     raw.split_once("://").map_or("", |(_, r)| r)
 }
 
-fn db_operation(cx: &mut Cx, _: &str, path: &KeyPath, v: &Value) -> Option<DbOperation> {
+fn db_operation(cx: &mut ValueReader, _: &str, path: &KeyPath, v: &Value) -> Option<DbOperation> {
     let o = cx.object(
         path,
         v,
@@ -651,7 +681,7 @@ fn db_operation(cx: &mut Cx, _: &str, path: &KeyPath, v: &Value) -> Option<DbOpe
             cx,
             "query",
             "the SQL text, with `:name` placeholders",
-            Cx::string,
+            ValueReader::string,
         )?,
         params: o.opt(cx, "params", db_params).unwrap_or_default(),
         return_type: o
@@ -670,12 +700,12 @@ fn db_operation(cx: &mut Cx, _: &str, path: &KeyPath, v: &Value) -> Option<DbOpe
     })
 }
 
-fn sql_type(cx: &mut Cx, path: &KeyPath, v: &Value) -> Option<SqlType> {
+fn sql_type(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> Option<SqlType> {
     cx.choice(path, v, SqlType::NAMES, SqlType::parse)
 }
 
 /// `params: [a, b]` (untyped) or `params: {a: integer, b: string}` (typed, in query order).
-fn db_params(cx: &mut Cx, path: &KeyPath, v: &Value) -> Option<Vec<DbParam>> {
+fn db_params(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> Option<Vec<DbParam>> {
     match v {
         Value::Object(_) => Some(
             cx.entries(
@@ -707,7 +737,7 @@ fn db_params(cx: &mut Cx, path: &KeyPath, v: &Value) -> Option<Vec<DbParam>> {
 
 // ---------------------------------------------------------------- integrations/api_sources.yaml
 
-pub(crate) fn api(cx: &mut Cx, doc: &Value) -> ApiConfig {
+pub(crate) fn api(cx: &mut ValueReader, doc: &Value) -> ApiConfig {
     let sources = services(cx, doc, "api", |cx, p, v| {
         let o = cx.object(p, v, &http_keys(&["base_url", "auth", "operations"]))?;
         Some(ApiService {
@@ -733,17 +763,17 @@ fn http_keys(more: &[&'static str]) -> Vec<&'static str> {
     keys
 }
 
-fn http_settings(cx: &mut Cx, o: &Obj<'_>) -> HttpSettings {
+fn http_settings(cx: &mut ValueReader, o: &Object<'_>) -> HttpSettings {
     HttpSettings {
         timeout: o.opt_duration(cx, "timeout"),
         headers: o.string_map(cx, "headers"),
         retries: o.opt(cx, "retries", retries),
-        max_response_bytes: o.opt(cx, "max_response_bytes", Cx::uint),
+        max_response_bytes: o.opt(cx, "max_response_bytes", ValueReader::uint),
     }
 }
 
 /// An absolute `http://` or `https://` URL (env references are already resolved).
-fn base_url(cx: &mut Cx, path: &KeyPath, v: &Value) -> Option<String> {
+fn base_url(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> Option<String> {
     let s = cx.string(path, v)?;
     let rest = s
         .strip_prefix("http://")
@@ -763,10 +793,10 @@ fn base_url(cx: &mut Cx, path: &KeyPath, v: &Value) -> Option<String> {
 }
 
 fn services<T>(
-    cx: &mut Cx,
+    cx: &mut ValueReader,
     doc: &Value,
     top: &str,
-    mut f: impl FnMut(&mut Cx, &KeyPath, &Value) -> Option<T>,
+    mut f: impl FnMut(&mut ValueReader, &KeyPath, &Value) -> Option<T>,
 ) -> std::collections::BTreeMap<String, T> {
     let Some(root) = cx.object(&KeyPath::root(), doc, &[top]) else {
         return Default::default();
@@ -791,7 +821,7 @@ fn services<T>(
         .unwrap_or_default()
 }
 
-fn auth(cx: &mut Cx, path: &KeyPath, v: &Value) -> Option<ApiAuth> {
+fn auth(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> Option<ApiAuth> {
     let o = cx.object(
         path,
         v,
@@ -824,7 +854,12 @@ fn auth(cx: &mut Cx, path: &KeyPath, v: &Value) -> Option<ApiAuth> {
     }
     Some(match kind.as_str() {
         "bearer" => ApiAuth::Bearer {
-            token: o.req(cx, "token", "the token (use `${env:NAME}`)", Cx::string)?,
+            token: o.req(
+                cx,
+                "token",
+                "the token (use `${env:NAME}`)",
+                ValueReader::string,
+            )?,
         },
         "api_key" => {
             let header = o.opt_string(cx, "header");
@@ -842,17 +877,22 @@ fn auth(cx: &mut Cx, path: &KeyPath, v: &Value) -> Option<ApiAuth> {
             ApiAuth::ApiKey {
                 header,
                 query,
-                key: o.req(cx, "key", "the key (use `${env:NAME}`)", Cx::string)?,
+                key: o.req(
+                    cx,
+                    "key",
+                    "the key (use `${env:NAME}`)",
+                    ValueReader::string,
+                )?,
             }
         }
         _ => ApiAuth::Basic {
-            username: o.req(cx, "username", "the user name", Cx::string)?,
+            username: o.req(cx, "username", "the user name", ValueReader::string)?,
             password: o.opt_string(cx, "password"),
         },
     })
 }
 
-fn api_operation(cx: &mut Cx, _: &str, path: &KeyPath, v: &Value) -> Option<ApiOperation> {
+fn api_operation(cx: &mut ValueReader, _: &str, path: &KeyPath, v: &Value) -> Option<ApiOperation> {
     let o = cx.object(
         path,
         v,
@@ -870,7 +910,7 @@ fn api_operation(cx: &mut Cx, _: &str, path: &KeyPath, v: &Value) -> Option<ApiO
             cx,
             "path",
             "the path template, e.g. `/customers/{customer_id}`",
-            Cx::string,
+            ValueReader::string,
         )?,
         query: o.value_map(cx, "query"),
         headers: o.value_map(cx, "headers"),
@@ -901,7 +941,7 @@ fn api_operation(cx: &mut Cx, _: &str, path: &KeyPath, v: &Value) -> Option<ApiO
 
 // ---------------------------------------------------------------- integrations/feast_config.yaml
 
-pub(crate) fn feast(cx: &mut Cx, doc: &Value) -> FeastConfig {
+pub(crate) fn feast(cx: &mut ValueReader, doc: &Value) -> FeastConfig {
     let sources = services(cx, doc, "feast", |cx, p, v| {
         let o = cx.object(p, v, &http_keys(&["url", "base_url", "operations"]))?;
         let url = match (o.get("url"), o.get("base_url")) {
@@ -936,7 +976,12 @@ pub(crate) fn feast(cx: &mut Cx, doc: &Value) -> FeastConfig {
     FeastConfig { sources }
 }
 
-fn feast_operation(cx: &mut Cx, _: &str, path: &KeyPath, v: &Value) -> Option<FeastOperation> {
+fn feast_operation(
+    cx: &mut ValueReader,
+    _: &str,
+    path: &KeyPath,
+    v: &Value,
+) -> Option<FeastOperation> {
     let o = cx.object(
         path,
         v,
@@ -949,7 +994,9 @@ fn feast_operation(cx: &mut Cx, _: &str, path: &KeyPath, v: &Value) -> Option<Fe
             "database_fallback",
         ],
     )?;
-    let features = o.opt(cx, "features", Cx::strings).unwrap_or_default();
+    let features = o
+        .opt(cx, "features", ValueReader::strings)
+        .unwrap_or_default();
     let feature_service = o.opt_string(cx, "feature_service");
     if features.is_empty() == feature_service.is_none() {
         cx.report(
@@ -964,9 +1011,14 @@ fn feast_operation(cx: &mut Cx, _: &str, path: &KeyPath, v: &Value) -> Option<Fe
     Some(FeastOperation {
         features,
         feature_service,
-        entity_keys: o.req(cx, "entity_key", "the join key name(s)", Cx::strings)?,
+        entity_keys: o.req(
+            cx,
+            "entity_key",
+            "the join key name(s)",
+            ValueReader::strings,
+        )?,
         full_feature_names: o
-            .opt(cx, "full_feature_names", Cx::boolean)
+            .opt(cx, "full_feature_names", ValueReader::boolean)
             .unwrap_or(false),
         on_missing: o
             .opt(cx, "on_missing", |cx, p, v| {
@@ -993,7 +1045,7 @@ fn feast_operation(cx: &mut Cx, _: &str, path: &KeyPath, v: &Value) -> Option<Fe
 
 /// A table or column name that is spliced into generated SQL: letters, digits and `_`, with
 /// one optional `schema.` prefix. Anything else could change the statement.
-fn sql_identifier(cx: &mut Cx, path: &KeyPath, v: &Value) -> Option<String> {
+fn sql_identifier(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> Option<String> {
     let s = cx.string(path, v)?;
     let part = |p: &str| {
         p.chars()
@@ -1017,7 +1069,7 @@ fn sql_identifier(cx: &mut Cx, path: &KeyPath, v: &Value) -> Option<String> {
 
 // ---------------------------------------------------------------- integrations/ml_config.yaml
 
-pub(crate) fn ml(cx: &mut Cx, doc: &Value) -> MlConfig {
+pub(crate) fn ml(cx: &mut ValueReader, doc: &Value) -> MlConfig {
     let sources = services(cx, doc, "ml", |cx, p, v| {
         let o = cx.object(p, v, &http_keys(&["base_url", "models"]))?;
         Some(ModelServer {
@@ -1035,7 +1087,7 @@ pub(crate) fn ml(cx: &mut Cx, doc: &Value) -> MlConfig {
     MlConfig { sources }
 }
 
-fn model(cx: &mut Cx, _: &str, path: &KeyPath, v: &Value) -> Option<Model> {
+fn model(cx: &mut ValueReader, _: &str, path: &KeyPath, v: &Value) -> Option<Model> {
     let o = cx.object(
         path,
         v,
@@ -1102,7 +1154,9 @@ fn model(cx: &mut Cx, _: &str, path: &KeyPath, v: &Value) -> Option<Model> {
         protocol,
         endpoint,
         version: o.opt_string(cx, "version"),
-        inputs: o.opt(cx, "inputs", Cx::strings).unwrap_or_default(),
+        inputs: o
+            .opt(cx, "inputs", ValueReader::strings)
+            .unwrap_or_default(),
         datatype,
         input_name: o.opt_string(cx, "input_name"),
         format,

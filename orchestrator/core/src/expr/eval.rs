@@ -324,11 +324,12 @@ fn call<S: Scope + ?Sized>(f: Function, args: &[Expr], scope: &S) -> Value {
             .into_iter()
             .reduce(f64::max)
             .map_or(Value::Null, number_value),
-        _ => call_unary_ish(f, &vals),
+        _ => call_on_value(f, &vals),
     }
 }
 
-fn call_unary_ish(f: Function, v: &[Cow<'_, Value>]) -> Value {
+/// The functions of one value (`round` also takes an optional number of digits).
+fn call_on_value(f: Function, v: &[Cow<'_, Value>]) -> Value {
     let a = v[0].as_ref();
     let str_fn = |g: fn(&str) -> String| a.as_str().map_or(Value::Null, |s| Value::String(g(s)));
     let num_fn = |g: fn(f64) -> f64| a.as_f64().map_or(Value::Null, |x| number_value(g(x)));
