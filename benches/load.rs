@@ -611,7 +611,10 @@ fn measure_dir(
     budget: Budget,
 ) -> [Round; 2] {
     let o = server_rt.block_on(async { Orchestrator::from_dir(dir).unwrap() });
-    let s = serve_axum(server_rt, api_orchestrator::web::axum::router(Api::new(&o)));
+    let s = serve_axum(
+        server_rt,
+        axum::Router::new().fallback_service(Api::new(&o)),
+    );
     let url = format!("{}{path}", s.base);
     let r = [1, 8].map(|clients| drive(load_rt, &url, clients, budget.warmup, budget.round));
     (s.stop)();
@@ -717,10 +720,7 @@ impl Harness {
         let plans = server_rt.block_on(async { Orchestrator::from_dir(&config).unwrap() });
         let library = serve_axum(
             &server_rt,
-            axum::Router::new().merge(api_orchestrator::web::axum::router_at(
-                "/api",
-                Api::new(&plans),
-            )),
+            axum::Router::new().nest_service("/api", Api::new(&plans)),
         );
         let hand = serve_axum(
             &server_rt,
@@ -770,7 +770,7 @@ impl Harness {
                         .block_on(async { Orchestrator::from_dir(&dir).unwrap() });
                     let s = serve_axum(
                         &self.server_rt,
-                        api_orchestrator::web::axum::router(Api::new(&o)),
+                        axum::Router::new().fallback_service(Api::new(&o)),
                     );
                     let url = format!("{}/fan", s.base);
                     _served.push(s);
@@ -790,7 +790,9 @@ impl Harness {
                 _served.extend([library, hand]);
                 (url, self.budget.concurrency)
             }
-            None => panic!("--profile {variant}: use a, b, actix-a, actix-b, fanN-a or fanN-b"),
+            None => {
+                panic!("--profile {variant}: use a, b, actix-a, actix-b, fanN-a or fanN-b")
+            }
         };
         let r = drive(
             &self.load_rt,

@@ -10,7 +10,7 @@
 
 use api_orchestrator::Orchestrator;
 use api_orchestrator::orchestrate;
-use api_orchestrator::web::{Api, axum::router_at};
+use api_orchestrator::web::Api;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -51,7 +51,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let orchestrator = Orchestrator::builder().build(plan)?;
     let app = axum::Router::new()
         .route("/health", axum::routing::get(|| async { "ok" }))
-        .merge(router_at("/api", Api::new(&orchestrator)));
+        .nest_service("/api", Api::new(&orchestrator));
     let bind = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:8001".into());

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use api_orchestrator::Orchestrator;
-use api_orchestrator::web::{Api, axum::router_at};
+use api_orchestrator::web::Api;
 use examples::demo;
 
 struct Args {
@@ -119,7 +119,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         // The operator routes (recent executions, reload). A real host puts its own
         // authentication in front of them; the demo listens on loopback only.
         .nest_service("/api/admin", api.admin())
-        .merge(router_at("/api", api));
+        .nest_service("/api", api);
 
     println!("\nlistening on http://{addr}  (docs: http://{addr}/api/docs/)");
     for e in &orchestrator.plan().endpoints {

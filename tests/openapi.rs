@@ -159,7 +159,7 @@ async fn docs_page_renders_every_operation_offline() {
     let o =
         Orchestrator::from_dir(root().join("examples/config")).unwrap_or_else(|e| panic!("{e}"));
     let plan = o.plan().clone();
-    let app = axum::Router::new().nest("/api", api_orchestrator::web::axum::router(Api::new(&o)));
+    let app = axum::Router::new().nest_service("/api", Api::new(&o));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });

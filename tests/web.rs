@@ -103,8 +103,6 @@ fn api(config_yaml: &str) -> (tempfile::TempDir, Api) {
 enum Host {
     /// `Router::nest_service("/api", api)`: the API as a `tower` service.
     Axum,
-    /// `Router::merge(router_at("/api", api))`.
-    AxumAt,
     Actix,
 }
 
@@ -122,15 +120,11 @@ impl Drop for Running {
 
 async fn start(host: Host, api: Api) -> Running {
     match host {
-        Host::Axum | Host::AxumAt => {
+        Host::Axum => {
             let app = axum::Router::new()
                 .route("/health", axum::routing::get(|| async { "ok" }))
-                .nest_service("/api/admin", api.admin());
-            let app = if matches!(host, Host::Axum) {
-                app.nest_service("/api", api)
-            } else {
-                app.merge(api_orchestrator::web::axum::router_at("/api", api))
-            };
+                .nest_service("/api/admin", api.admin())
+                .nest_service("/api", api);
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
             let task = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -303,7 +297,7 @@ async fn suite(host: Host) {
         .problem(404, "not-found");
     send(c.get(url("/api"))).await.problem(404, "not-found");
     if !matches!(host, Host::Axum) {
-        // axum's `nest` leaves `/api/` to the host; `router_at` and actix's scope answer it.
+        // axum's nesting leaves `/api/` to the host; actix's scope answers it.
         send(c.get(url("/api/"))).await.problem(404, "not-found");
     }
     // A path that merely starts with the mount point's letters is the host's, not ours.
@@ -376,33 +370,6 @@ async fn suite(host: Host) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn axum_host() {
     suite(Host::Axum).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn axum_host_router_at() {
-    suite(Host::AxumAt).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn router_at_takes_a_trailing_slash_and_the_root() {
-    for (prefix, path) in [("/v1/", "/v1/greet/Ada"), ("/", "/greet/Ada")] {
-        let (_dir, api) = api(TRACKING);
-        let app = axum::Router::new().merge(api_orchestrator::web::axum::router_at(prefix, api));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let task = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        let r = send(client().get(format!("http://{addr}{path}"))).await;
-        assert_eq!(r.status, 200, "{prefix}: {}", r.text);
-        assert_eq!(r.json()["name"], "Ada", "{prefix}");
-        task.abort();
-    }
-}
-
-#[test]
-#[should_panic(expected = "must start with `/`")]
-fn router_at_rejects_a_prefix_without_a_leading_slash() {
-    let (_dir, api) = api(TRACKING);
-    let _: axum::Router = api_orchestrator::web::axum::router_at("api", api);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,7 +15,7 @@
 //! ```no_run
 //! # #[cfg(all(feature = "axum", feature = "macros"))]
 //! # async fn mount() -> Result<(), Box<dyn std::error::Error>> {
-//! use api_orchestrator::web::{Api, axum::router_at};
+//! use api_orchestrator::web::Api;
 //! use api_orchestrator::{Orchestrator, orchestrate};
 //!
 //! // Endpoints from a config directory (reloaded by `Orchestrator::reload` or `watch`)…
@@ -33,8 +33,8 @@
 //!
 //! let app = axum::Router::new()
 //!     .route("/health", axum::routing::get(|| async { "ok" }))
-//!     .merge(router_at("/api", Api::new(&from_yaml)))
-//!     .merge(router_at("/rust", Api::new(&from_rust))); // GET /rust/greetings/hello?name=Ada
+//!     .nest_service("/api", Api::new(&from_yaml))  // Api is a tower::Service
+//!     .nest_service("/rust", Api::new(&from_rust)); // GET /rust/greetings/hello?name=Ada
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8000").await?;
 //! axum::serve(listener, app).await?;
 //! # Ok(()) }
@@ -83,7 +83,7 @@
 //! | `mysql` | no | `type: database` on MySQL and MariaDB |
 //! | `http` | yes | `type: api`, `feast` and `ml` over HTTP (reqwest, rustls) |
 //! | `macros` | no | [`orchestrate!`](macro@crate::orchestrate): plans in Rust tokens, checked at compile time |
-//! | `axum` | no | [`web::axum`]: mount the plans in an axum app |
+//! | `axum` | no | [`web`]: the plans as a tower service for axum's `Router::nest_service` |
 //! | `actix` | no | [`web::actix`]: mount the plans in an actix-web app |
 //! | `openapi` | no | `/openapi.json` and an offline `/docs` page |
 //! | `reload` | no | `Orchestrator::watch`: reload the config directory when it changes |

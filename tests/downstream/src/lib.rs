@@ -1,7 +1,7 @@
 //! A host application: its own route, the endpoints of a YAML config directory under `/yaml`
 //! and endpoints written with `orchestrate!` under `/rust`.
 
-use api_orchestrator::web::{Api, axum::router_at};
+use api_orchestrator::web::Api;
 use api_orchestrator::{Orchestrator, orchestrate};
 
 /// The host's router.
@@ -20,7 +20,7 @@ pub fn app(config_dir: &std::path::Path) -> Result<axum::Router, Box<dyn std::er
     })?;
     Ok(axum::Router::new()
         .route("/health", axum::routing::get(|| async { "ok" }))
-        // `Api` is a tower::Service; `router_at` answers the same, a little cheaper.
+        // `Api` is a tower::Service.
         .nest_service("/yaml", Api::new(&from_yaml))
-        .merge(router_at("/rust", Api::new(&from_rust))))
+        .nest_service("/rust", Api::new(&from_rust)))
 }
