@@ -33,6 +33,10 @@ endpoints:
   in_time:
     data_sources:
       - {name: s, type: sleep, params: {ms: 250}, timeout: 300ms}
+  skipped_at_the_deadline:
+    timeout: 200ms
+    data_sources:
+      - {name: s, type: sleep, params: {ms: 5000}, on_error: skip, fallback: {value: 1}}
 "#,
     );
     let start = Instant::now();
@@ -60,6 +64,18 @@ endpoints:
 
     let out = o.execute("in_time", RequestContext::new()).await.unwrap();
     assert_eq!(out.response["ms"], 250);
+
+    // A policy may stand in for the source's result, not for the endpoint's time.
+    let start = Instant::now();
+    let err = o
+        .execute("skipped_at_the_deadline", RequestContext::new())
+        .await
+        .unwrap_err();
+    assert_eq!(ms(start.elapsed()), 200);
+    let ExecuteError::DeadlineExceeded { trace, .. } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(trace.sources[0].outcome, Outcome::Fallback);
 }
 
 #[tokio::test(start_paused = true)]
@@ -141,11 +157,11 @@ endpoints:
     data_sources:
       - name: s
         type: flaky
-        operation: features
-        params: {customer_id: "$request.id"}
+        operation: scores
+        params: {echo: "$request.id"}
         retries: {max: 1, backoff: 10ms}
         fallback: {type: fixture, operation: features}
-        transform: [{select: [customer_lifetime_value]}]
+        transform: [{select: [customer_lifetime_value, echo]}]
     primary_source: s
   both_fail:
     data_sources:
@@ -159,8 +175,8 @@ endpoints:
         .unwrap();
     assert_eq!(
         out.response,
-        json!({"customer_lifetime_value": 1520.75}),
-        "the fallback's answer is transformed like the source's"
+        json!({"customer_lifetime_value": 1520.75, "echo": 7}),
+        "the fallback's own operation, the step's params, transformed like the source's answer"
     );
     let t = &out.trace.sources[0];
     assert_eq!(t.outcome, Outcome::Fallback);
@@ -265,9 +281,10 @@ async fn a_host_layer_sees_every_attempt_with_its_timeout_inside() {
         let recorder = recorder.clone();
         move |inner: Arc<dyn DataSource>, step: &StepInfo<'_>| -> Arc<dyn DataSource> {
             recorder.built.lock().unwrap().push(format!(
-                "{}.{} {:?} {:?}",
+                "{}.{}{} {:?} {:?}",
                 step.endpoint.name,
                 step.step.name,
+                if step.fallback { " (fallback)" } else { "" },
                 step.timeout,
                 step.retry.map(|r| r.max_retries)
             ));
@@ -284,20 +301,26 @@ async fn a_host_layer_sees_every_attempt_with_its_timeout_inside() {
 endpoints:
   slow:
     data_sources:
-      - {name: s, type: sleep, params: {ms: 5000}, timeout: 100ms, retries: {max: 2, backoff: 10ms}}
+      - {name: s, type: sleep, params: {ms: 5000}, timeout: 100ms, retries: {max: 2, backoff: 10ms},
+         fallback: {type: flaky}}
 "#,
         ))
         .unwrap();
     assert_eq!(
         *recorder.built.lock().unwrap(),
-        ["slow.s 100ms Some(2)"],
-        "built once per step, with the resolved policies"
+        ["slow.s (fallback) 100ms None", "slow.s 100ms Some(2)"],
+        "built once per step and fallback, with the resolved policies"
     );
     let err = o.execute("slow", RequestContext::new()).await.unwrap_err();
-    assert_eq!(err.trace().unwrap().sources[0].attempts, 3);
+    assert_eq!(err.trace().unwrap().sources[0].attempts, 4);
     let timeout = Some(SourceErrorKind::Timeout);
     assert_eq!(
         *recorder.seen.lock().unwrap(),
-        [(1, timeout), (2, timeout), (3, timeout)]
+        [
+            (1, timeout),
+            (2, timeout),
+            (3, timeout),
+            (1, Some(SourceErrorKind::Unavailable)) // the fallback
+        ]
     );
 }

@@ -348,3 +348,25 @@ fn a_dangling_domain_file_is_an_error_naming_it() {
     assert_eq!(path, &dir.path().join("domains/b.yaml"));
     assert!(source.to_string().contains("dangling"), "{error}");
 }
+
+#[cfg(unix)]
+#[test]
+fn a_stray_file_is_reported_by_name_without_being_read() {
+    // A misnamed integration file that cannot even be read: the loader never reads files it
+    // does not use, so the mistake is the "did you mean" diagnostic, not an I/O error.
+    let dir = tests::config_dir(&[("domains/a.yaml", "endpoints: {}\n")]);
+    std::fs::create_dir(dir.path().join("integrations")).unwrap();
+    std::os::unix::fs::symlink(
+        dir.path().join("gone.yaml"),
+        dir.path().join("integrations/api_source.yaml"),
+    )
+    .unwrap();
+    let error = Loader::new().load_dir(dir.path()).unwrap_err();
+    let shown = error.to_string();
+    assert!(error.diagnostics().is_some(), "{shown}");
+    assert!(
+        shown.contains("unexpected file `integrations/api_source.yaml`")
+            && shown.contains("did you mean `api_sources.yaml`?"),
+        "{shown}"
+    );
+}

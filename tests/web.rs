@@ -247,6 +247,11 @@ async fn suite(host: Host) {
     );
     assert_eq!(r.header("x-request-id"), "req-42");
     assert_eq!(r.header("content-type"), "application/json");
+    // Encoded characters that mean something in a URI stay data in every host.
+    let r = send(c.get(url("/api/greet/a%20b%3Fc%23d%2Fe%25f?times=1"))).await;
+    assert_eq!(r.status, 200, "{host:?}: {}", r.text);
+    assert_eq!(r.json()["name"], "a b?c#d/e%f", "{host:?}");
+    assert_eq!(r.json()["times"], 1, "{host:?}");
     let timing = r.header("server-timing");
     assert!(
         timing.starts_with("hello;dur=")
@@ -455,4 +460,34 @@ async fn default_routes_capture_the_id_segment() {
         serde_json::from_slice::<Value>(r.body()).unwrap(),
         json!({"customer_id": "77"})
     );
+}
+
+#[tokio::test]
+async fn reloading_plans_built_in_code_is_a_conflict() {
+    let files =
+        api_orchestrator::config::ConfigFiles::new().with_file("domains/shop.yaml", ENDPOINTS);
+    let plan = api_orchestrator::config::Loader::new()
+        .with_source_type("lookup")
+        .with_source_type("flaky")
+        .with_source_type("sleep")
+        .with_source_type("gate")
+        .load(&files)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let o = Orchestrator::builder()
+        .register("lookup", Lookup)
+        .register("flaky", Flaky::default())
+        .register(
+            "sleep",
+            Sleep {
+                epoch: tokio::time::Instant::now(),
+            },
+        )
+        .register("gate", Gate(Arc::new(tokio::sync::Barrier::new(2))))
+        .build(plan)
+        .unwrap();
+    let request = Request::post("/reload").body(Body::Empty).unwrap();
+    let r = Api::new(&o).admin().handle(request).await;
+    assert_eq!(r.status(), 409);
+    let problem: Value = serde_json::from_slice(r.body()).unwrap();
+    assert_eq!(problem["type"], "urn:orchestrator:problem:not-reloadable");
 }

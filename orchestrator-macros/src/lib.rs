@@ -303,7 +303,10 @@ fn from_tokens(input: TokenStream) -> syn::Result<TokenStream> {
     let doc = json!({ "endpoints": endpoints.to_json() });
     let (parsed, reading) = endpoints_from_value(domain.as_deref(), None, &doc);
     plan.endpoints = parsed;
-    let options = ValidateOptions { source_types };
+    let options = source_types.into_iter().fold(
+        ValidateOptions::default(),
+        ValidateOptions::with_source_type,
+    );
     let found = without_follow_ons(&reading, validate(&plan, &options));
     let diagnostics: Vec<Diagnostic> = reading.into_iter().chain(found).collect();
     if let Some(error) = diagnostics

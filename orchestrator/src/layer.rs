@@ -8,7 +8,7 @@
 //! | layer | when | what it does |
 //! |---|---|---|
 //! | [`OnErrorLayer`] | `on_error: skip` or `default` | a failure becomes null or the default; the trace keeps the error |
-//! | [`FallbackLayer`] | `fallback:` | a failure tries another source (with the step's params) or a literal |
+//! | [`FallbackLayer`] | `fallback:` | a failure tries another source (its own operation, the step's params; with its own timeout and the host layers) or a literal |
 //! | [`RetryLayer`] | `retries:` (or the integration's) | transient failures are retried after a jittered exponential backoff, within the endpoint's deadline and a [retry budget](RetryLayer) |
 //! | host layers | [`OrchestratorBuilder::layer`](crate::OrchestratorBuilder::layer) | anything: a cache, a circuit breaker, a concurrency limit, metrics; the first added is the outermost |
 //! | [`TimeoutLayer`] | always | each attempt ends at the step's timeout or the endpoint's deadline, whichever comes first |
@@ -98,6 +98,9 @@ pub struct StepInfo<'a> {
     pub timeout: Duration,
     /// The retry policy: the step's own or its integration's.
     pub retry: Option<RetryPolicy>,
+    /// Whether this stack calls the step's `fallback:` source rather than the step's own
+    /// (its type is the fallback's; it has no retries).
+    pub fallback: bool,
 }
 
 /// Host layers, in the order they were added (the first is the outermost).
@@ -115,18 +118,28 @@ impl Layers {
         self.0.push(Arc::new(layer));
     }
 
-    /// The whole stack for one step around `source`; `fallback` is the fallback source's own
-    /// stack, when the step falls back to another source.
-    pub(crate) fn stack(
+    /// What each attempt goes through: the host layers around the timeout around `source`.
+    pub(crate) fn attempt(
         &self,
         source: Arc<dyn DataSource>,
-        fallback: Option<Fallback>,
         info: &StepInfo<'_>,
     ) -> Arc<dyn DataSource> {
         let mut s: Arc<dyn DataSource> = Arc::new(TimeoutLayer::new(source, info.timeout));
         for layer in self.0.iter().rev() {
             s = layer.layer(s, info);
         }
+        s
+    }
+
+    /// The whole stack for one step around `source`; `fallback` is what the step falls back
+    /// to (a fallback source comes with its own [`attempt`](Self::attempt) stack).
+    pub(crate) fn stack(
+        &self,
+        source: Arc<dyn DataSource>,
+        fallback: Option<Fallback>,
+        info: &StepInfo<'_>,
+    ) -> Arc<dyn DataSource> {
+        let mut s = self.attempt(source, info);
         if let Some(policy) = info.retry.filter(|p| p.max_retries > 0) {
             s = Arc::new(RetryLayer::new(s, policy));
         }
@@ -233,21 +246,12 @@ pub struct RetryLayer {
 }
 
 impl RetryLayer {
-    /// `inner` retried by `policy`, with the default budget.
+    /// `inner` retried by `policy`, within a budget of its own.
     pub fn new(inner: Arc<dyn DataSource>, policy: RetryPolicy) -> Self {
-        Self::with_budget(
-            inner,
-            policy,
-            TpsBudget::new(Duration::from_secs(10), 10, 0.2),
-        )
-    }
-
-    /// `inner` retried by `policy` within `budget`.
-    pub fn with_budget(inner: Arc<dyn DataSource>, policy: RetryPolicy, budget: TpsBudget) -> Self {
         Self {
             inner,
             policy,
-            budget,
+            budget: TpsBudget::new(Duration::from_secs(10), 10, 0.2),
         }
     }
 
@@ -300,15 +304,21 @@ impl DataSource for RetryLayer {
 
 /// What a step falls back to.
 pub(crate) enum Fallback {
-    /// Another source's stack (its own timeout, no retries).
-    Source(Arc<dyn DataSource>),
+    /// Another source's stack (its own timeout, no retries), and the operation it is called
+    /// with.
+    Source {
+        source: Arc<dyn DataSource>,
+        operation: Option<String>,
+        source_id: Option<String>,
+    },
     /// A literal.
     Value(Value),
 }
 
-/// When the source fails, answers from a fallback source (called with the same params) or a
-/// literal; the trace records the source's error and the outcome `fallback`. When the fallback
-/// source fails too, the source's own error stands and the fallback's is noted.
+/// When the source fails, answers from a fallback source (called with its own operation and
+/// the step's params, unless the endpoint's deadline has passed) or a literal; the trace records
+/// the source's error and the outcome `fallback`. When the fallback source fails too, the
+/// source's own error stands and the fallback's is noted.
 pub struct FallbackLayer {
     inner: Arc<dyn DataSource>,
     to: Fallback,
@@ -319,9 +329,22 @@ impl FallbackLayer {
         Self { inner, to }
     }
 
-    /// `inner`, falling back to `source`.
-    pub fn to_source(inner: Arc<dyn DataSource>, source: Arc<dyn DataSource>) -> Self {
-        Self::new(inner, Fallback::Source(source))
+    /// `inner`, falling back to `source` called with `operation` and `source_id` (and the
+    /// step's params).
+    pub fn to_source(
+        inner: Arc<dyn DataSource>,
+        source: Arc<dyn DataSource>,
+        operation: Option<String>,
+        source_id: Option<String>,
+    ) -> Self {
+        Self::new(
+            inner,
+            Fallback::Source {
+                source,
+                operation,
+                source_id,
+            },
+        )
     }
 
     /// `inner`, falling back to `value`.
@@ -333,7 +356,7 @@ impl FallbackLayer {
 impl fmt::Debug for FallbackLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let to = match &self.to {
-            Fallback::Source(_) => "source",
+            Fallback::Source { .. } => "source",
             Fallback::Value(_) => "value",
         };
         f.debug_struct("FallbackLayer")
@@ -351,9 +374,22 @@ impl DataSource for FallbackLayer {
         };
         let value = match &self.to {
             Fallback::Value(v) => v.clone(),
-            Fallback::Source(source) => {
-                let mut fallback = call;
-                fallback.attempt = 1;
+            Fallback::Source {
+                source,
+                operation,
+                source_id,
+            } => {
+                if Instant::now() >= call.deadline {
+                    call.notes
+                        .push("the fallback was not tried: the deadline had passed");
+                    return Err(error);
+                }
+                let fallback = SourceCall {
+                    operation: operation.as_deref(),
+                    source_id: source_id.as_deref(),
+                    attempt: 1,
+                    ..call
+                };
                 match source.fetch(fallback).await {
                     Ok(v) => v,
                     Err(e) => {

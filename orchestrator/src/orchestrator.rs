@@ -338,14 +338,10 @@ impl OrchestratorBuilder {
 
     /// Validates a plan assembled in code, accepting the source types registered so far.
     pub fn validate(&self, plan: Plan) -> Result<ValidPlan, Diagnostics> {
-        let options = ValidateOptions {
-            source_types: self
-                .registry
-                .kinds()
-                .into_iter()
-                .map(str::to_owned)
-                .collect(),
-        };
+        let options = self.registry.kinds().into_iter().fold(
+            ValidateOptions::default(),
+            ValidateOptions::with_source_type,
+        );
         ValidPlan::new(plan, &options)
     }
 

@@ -20,10 +20,20 @@ pub const BUILTIN_SOURCE_TYPES: &[&str] = &["database", "api", "feast", "ml", "d
 
 /// Options of [`validate`].
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct ValidateOptions {
     /// Host-registered source types accepted besides the built-in ones. Their operations are
     /// not checked (the host's source defines them).
     pub source_types: Vec<String>,
+}
+
+impl ValidateOptions {
+    /// Accepts `kind` as a source type besides the built-in ones.
+    #[must_use]
+    pub fn with_source_type(mut self, kind: impl Into<String>) -> Self {
+        self.source_types.push(kind.into());
+        self
+    }
 }
 
 /// A [`Plan`] that passed every rule of [`validate`]: the only plan type the engine runs.
@@ -31,7 +41,9 @@ pub struct ValidateOptions {
 /// Made by the loader ([`Loader::load_dir`](crate::config::Loader::load_dir) validates once),
 /// by [`ValidPlan::new`] for a plan built in code, and by the `orchestrate!` macro, whose plans
 /// were checked when the crate was compiled. Read it through `Deref<Target = Plan>`; to change
-/// it, take the plan out with [`ValidPlan::into_plan`] and validate again.
+/// it, take the plan out with [`ValidPlan::into_plan`] and validate again. (The macro's
+/// expansion wraps its plan with a hidden constructor that skips validation; code that calls
+/// it by hand gets no guarantee.)
 ///
 /// ```
 /// use api_orchestrator_core::{Plan, ValidPlan, validate::ValidateOptions};

@@ -31,7 +31,7 @@ pub use trace::{Outcome, SourceTrace, Trace, TraceError};
 use crate::RequestContext;
 use crate::ValidPlan;
 use crate::expr::{Scope, truthy};
-use crate::layer::{self, StepInfo, TimeoutLayer};
+use crate::layer::{self, StepInfo};
 use crate::plan::{self, Endpoint, Plan};
 use crate::source::{
     CallRecord, DataSource, Notes, Recovery, Registry, SourceCall, SourceError, SourceErrorKind,
@@ -109,6 +109,7 @@ impl ExecuteError {
 
 /// A successful execution: the response and what happened.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Execution {
     /// The response document.
     pub response: Value,
@@ -242,16 +243,27 @@ impl Engine {
                     .or(timeout)
                     .unwrap_or(plan.settings.source_timeout),
                 retry: s.retry.or(retry),
+                fallback: false,
             };
             let fallback = match &s.fallback {
                 None => None,
                 Some(plan::Fallback::Value(v)) => Some(layer::Fallback::Value(v.clone())),
-                Some(plan::Fallback::Source { kind, .. }) => {
+                Some(plan::Fallback::Source {
+                    kind,
+                    operation,
+                    source_id,
+                }) => {
                     let alternative = sources.get(e, &s.name, kind)?;
-                    Some(layer::Fallback::Source(Arc::new(TimeoutLayer::new(
-                        alternative,
-                        info.timeout,
-                    ))))
+                    let info = StepInfo {
+                        retry: None,
+                        fallback: true,
+                        ..info
+                    };
+                    Some(layer::Fallback::Source {
+                        source: sources.registry.layers().attempt(alternative, &info),
+                        operation: operation.clone(),
+                        source_id: source_id.clone(),
+                    })
                 }
                 Some(other) => unreachable!("every fallback of the plan is compiled: {other:?}"),
             };
@@ -483,7 +495,7 @@ impl Run<'_> {
     /// Runs the DAG to completion, or stops at the first failure of a required source or when
     /// the budget runs out.
     ///
-    /// Every attempt ends by the deadline on its own ([`TimeoutLayer`]); the one timer here
+    /// Every attempt ends by the deadline on its own ([`TimeoutLayer`](crate::layer::TimeoutLayer)); the one timer here
     /// ends what a host layer might keep waiting past it, and is built only when a source
     /// waits at all.
     async fn drive(&self, state: &mut State) -> Result<(), Stop> {
@@ -585,6 +597,15 @@ impl Run<'_> {
             }
         };
         t.outcome = outcome;
+        let timed_out = t
+            .error
+            .as_ref()
+            .is_some_and(|e| e.kind == SourceErrorKind::Timeout);
+        if outcome != Outcome::Ok && timed_out && Instant::now() >= self.deadline {
+            // The budget ran out under it: a policy may stand in for the source's result, but
+            // not for the endpoint's time, so the execution ends as "deadline exceeded".
+            state.out_of_time = true;
+        }
         if outcome == Outcome::FailedSkipped {
             return Ok(());
         }

@@ -9,6 +9,7 @@ use crate::source::SourceErrorKind;
 
 /// What happened during one execution.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct Trace {
     /// The endpoint executed.
     pub endpoint: Arc<str>,
@@ -25,6 +26,7 @@ pub struct Trace {
 
 /// What happened to one data source.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct SourceTrace {
     /// The source's name.
     pub name: Arc<str>,
@@ -72,6 +74,7 @@ pub enum Outcome {
 
 /// A source error as recorded in the trace. The message is for operators, not HTTP clients.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct TraceError {
     /// The error kind.
     pub kind: SourceErrorKind,

@@ -133,8 +133,8 @@ impl CallRecord {
         self.any.store(true, std::sync::atomic::Ordering::Release);
     }
 
-    /// Takes the recovery out.
-    pub fn take_recovery(&self) -> Option<(Recovery, SourceError)> {
+    /// Takes the recovery out (the engine, for the trace).
+    pub(crate) fn take_recovery(&self) -> Option<(Recovery, SourceError)> {
         if !self.any.swap(false, std::sync::atomic::Ordering::Acquire) {
             return None;
         }
@@ -166,8 +166,8 @@ impl Notes {
         self.any.store(true, std::sync::atomic::Ordering::Release);
     }
 
-    /// Takes the remarks out.
-    pub fn take(&self) -> Vec<String> {
+    /// Takes the remarks out (the engine, for the trace).
+    pub(crate) fn take(&self) -> Vec<String> {
         if !self.any.swap(false, std::sync::atomic::Ordering::Acquire) {
             return Vec::new();
         }

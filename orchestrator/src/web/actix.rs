@@ -27,7 +27,9 @@ use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures::StreamExt as _;
 
-use super::{Body, Mount};
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+
+use super::{Body, Mount, Problem};
 
 /// Registers `service` ([`Api`](super::Api) or [`Admin`](super::Admin)) as the default
 /// service of the scope (or app) being configured: `web::scope("/api").configure(configure(api))`.
@@ -55,10 +57,30 @@ async fn read(payload: &mut web::Payload, limit: u64) -> Body {
     }
 }
 
+/// What a path may not hold as text: actix-web hands the path below the scope over decoded
+/// (all but `%`, `/` and `+`), so these are encoded again before it becomes a URI.
+const PATH: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}')
+    .add(b'\\')
+    .add(b'^')
+    .add(b'|');
+
 /// The request as the `http` crate spells it (actix-web has types of its own).
 fn request(req: &HttpRequest, body: Body) -> Option<http::Request<Body>> {
-    let path = req.match_info().unprocessed();
-    let slash = if path.starts_with('/') { "" } else { "/" };
+    let path = utf8_percent_encode(req.match_info().unprocessed(), PATH);
+    let slash = if req.match_info().unprocessed().starts_with('/') {
+        ""
+    } else {
+        "/"
+    };
     let uri = match req.query_string() {
         "" => format!("{slash}{path}"),
         q => format!("{slash}{path}?{q}"),
@@ -88,9 +110,20 @@ async fn handle<M: Mount>(
 ) -> HttpResponse {
     let body = read(&mut payload, service.max_body_bytes()).await;
     let Some(request) = request(&req, body) else {
-        return HttpResponse::BadRequest().finish();
+        let problem = Problem::new(
+            400,
+            "invalid-request",
+            "Bad request",
+            "the request's method, path or headers cannot be read",
+        );
+        let id = String::from_utf8_lossy(&crate::source::random_hex()).into_owned();
+        return respond(problem.into_response(&id));
     };
-    let out = service.serve(request, 0).await;
+    respond(service.serve(request).await)
+}
+
+/// The response in actix-web's types.
+fn respond(out: http::Response<Bytes>) -> HttpResponse {
     let (parts, body) = out.into_parts();
     let mut response = HttpResponse::build(
         StatusCode::from_u16(parts.status.as_u16()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),

@@ -7,15 +7,16 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
 
-use super::{Body, Inner, Problem, below, json_response, request_id};
+use super::{Body, Inner, Problem, json_response, request_id};
 
 /// The operator routes of an [`Api`](super::Api) (from [`Api::admin`](super::Api::admin)),
 /// relative to where the host mounts them:
 ///
 /// - `GET /executions`: the latest executions, newest first, with their traces (recorded
 ///   while `tracking.admin` is on; 404 otherwise);
-/// - `POST /reload`: re-reads the config directory; 200 with the new version, or 422
-///   `reload-failed` with the diagnostics while the previous version keeps serving.
+/// - `POST /reload`: re-reads the config directory; 200 with the new version, 422
+///   `reload-failed` with the diagnostics while the previous version keeps serving, or 409
+///   `not-reloadable` for plans built in code (the macro, `OrchestratorBuilder::build`).
 ///
 /// Mount it behind the host's own authentication:
 ///
@@ -50,12 +51,8 @@ impl Admin {
 
     /// Handles one request; its path is relative to where the service is mounted.
     pub async fn handle(&self, req: Request<Body>) -> Response<Bytes> {
-        self.handle_below(req, 0).await
-    }
-
-    pub(super) async fn handle_below(&self, req: Request<Body>, strip: usize) -> Response<Bytes> {
         let id = request_id(req.headers());
-        let mut response = match (below(req.uri().path(), strip), req.method()) {
+        let mut response = match (req.uri().path(), req.method()) {
             ("/executions", &Method::GET) => self.executions(&id),
             ("/reload", &Method::POST) => self.reload(&id).await,
             ("/executions", _) => Problem::method_not_allowed("GET").into_response(&id),
@@ -94,6 +91,13 @@ impl Admin {
                 StatusCode::OK,
                 &json!({"reloaded": true, "version": version}),
             ),
+            Ok(Err(crate::Error::NotReloadable)) => Problem::new(
+                409,
+                "not-reloadable",
+                "Not reloadable",
+                "these plans were built in code, not loaded from a directory: there is nothing to re-read",
+            )
+            .into_response(id),
             Ok(Err(e)) => Problem::new(
                 422,
                 "reload-failed",

@@ -44,6 +44,7 @@
 //! | 404 | `not-found`, `no-result` | no route; the endpoint answers with its primary source and that found nothing |
 //! | 405 | `method-not-allowed` | the route exists for other methods (`Allow` lists them) |
 //! | 413 | `payload-too-large` | the body is larger than `server.max_body_bytes` |
+//! | 409 | `not-reloadable` | `POST /reload` of the [`Admin`] service for plans built in code |
 //! | 422 | `reload-failed` | `POST /reload` of the [`Admin`] service with a config that does not load (`diagnostics` holds why) |
 //! | 502 | `source-failed` | a required data source failed |
 //! | 504 | `deadline-exceeded` | the endpoint's time budget ran out |
@@ -105,6 +106,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A request body as the adapters read it: whole, and at most [`Api::max_body_bytes`] long.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub enum Body {
     /// No body.
     #[default]
@@ -266,15 +268,6 @@ fn decode(segment: &str) -> String {
         .into_owned()
 }
 
-/// The path below the mount point: `path` without its first `strip` bytes (the prefix routing
-/// already matched), and `/` for the mount point itself.
-fn below(path: &str, strip: usize) -> &str {
-    match path.get(strip..) {
-        Some("") | None => "/",
-        Some(rest) => rest,
-    }
-}
-
 /// Headers a data source may read through `$request.headers`: all but credentials.
 fn forwarded_header(name: &HeaderName) -> bool {
     !matches!(
@@ -341,11 +334,6 @@ impl Api {
     /// Handles one request; its path is relative to where the API is mounted
     /// (`/customers/get_customer/42`).
     pub async fn handle(&self, req: Request<Body>) -> Response<Bytes> {
-        self.handle_below(req, 0).await
-    }
-
-    /// Handles a request whose path still starts with the `strip` bytes of a mount prefix.
-    pub(crate) async fn handle_below(&self, req: Request<Body>, strip: usize) -> Response<Bytes> {
         let id = request_id(req.headers());
         let span = tracing::info_span!(
             "request",
@@ -355,7 +343,7 @@ impl Api {
             endpoint = tracing::field::Empty,
             status = tracing::field::Empty,
         );
-        let mut response = self.route(req, strip, &id).instrument(span.clone()).await;
+        let mut response = self.route(req, &id).instrument(span.clone()).await;
         span.record("status", response.status().as_u16());
         if let Ok(v) = HeaderValue::try_from(id) {
             response.headers_mut().insert(X_REQUEST_ID, v);
@@ -363,10 +351,10 @@ impl Api {
         response
     }
 
-    async fn route(&self, req: Request<Body>, strip: usize, id: &str) -> Response<Bytes> {
+    async fn route(&self, req: Request<Body>, id: &str) -> Response<Bytes> {
         let m = self.mounted();
         let (parts, body) = req.into_parts();
-        let path = below(parts.uri.path(), strip);
+        let path = parts.uri.path();
         #[cfg(feature = "openapi")]
         if let Some(r) = openapi::serve(&m, path, parts.method == Method::GET) {
             return r;
@@ -599,24 +587,16 @@ pub(crate) mod sealed {
     pub trait Serve: Clone + Send + Sync + 'static {
         /// The largest body accepted.
         fn max_body_bytes(&self) -> u64;
-        /// Handles a request whose path still starts with the `strip` bytes of the prefix.
-        fn serve(
-            &self,
-            req: Request<Body>,
-            strip: usize,
-        ) -> impl Future<Output = Response<Bytes>> + Send + '_;
+        /// Handles a request whose path is relative to the mount point.
+        fn serve(&self, req: Request<Body>) -> impl Future<Output = Response<Bytes>> + Send + '_;
     }
 
     impl Serve for super::Api {
         fn max_body_bytes(&self) -> u64 {
             Self::max_body_bytes(self)
         }
-        fn serve(
-            &self,
-            req: Request<Body>,
-            strip: usize,
-        ) -> impl Future<Output = Response<Bytes>> + Send + '_ {
-            self.handle_below(req, strip)
+        fn serve(&self, req: Request<Body>) -> impl Future<Output = Response<Bytes>> + Send + '_ {
+            self.handle(req)
         }
     }
 
@@ -624,12 +604,8 @@ pub(crate) mod sealed {
         fn max_body_bytes(&self) -> u64 {
             Self::max_body_bytes(self)
         }
-        fn serve(
-            &self,
-            req: Request<Body>,
-            strip: usize,
-        ) -> impl Future<Output = Response<Bytes>> + Send + '_ {
-            self.handle_below(req, strip)
+        fn serve(&self, req: Request<Body>) -> impl Future<Output = Response<Bytes>> + Send + '_ {
+            self.handle(req)
         }
     }
 }
@@ -651,7 +627,7 @@ where
     Box::pin(async move {
         let (parts, body) = req.into_parts();
         let body = Body::read(body, &parts.headers, service.max_body_bytes()).await;
-        let response = service.serve(Request::from_parts(parts, body), 0).await;
+        let response = service.serve(Request::from_parts(parts, body)).await;
         Ok(response.map(http_body_util::Full::new))
     })
 }

@@ -25,6 +25,9 @@ use super::LoadError;
 pub struct ConfigFiles {
     base_dir: PathBuf,
     files: BTreeMap<String, String>,
+    /// YAML files found where the loader reads none of that name: only their names matter
+    /// (the loader reports each as unexpected), so they are not read.
+    unread: BTreeSet<String>,
     dirs: BTreeSet<String>,
 }
 
@@ -39,6 +42,20 @@ fn is_listed(rel_dir: &str) -> bool {
 
 fn is_yaml(name: &str) -> bool {
     name.ends_with(".yaml") || name.ends_with(".yml")
+}
+
+/// Whether the loader reads the YAML file at `rel` (the others are reported by name).
+fn is_read(rel: &str) -> bool {
+    let parts: Vec<&str> = rel.split('/').collect();
+    match parts.as_slice() {
+        [name] => super::TOP_FILES.contains(name),
+        ["integrations", name] | ["domains", _, "integrations", name] => {
+            super::INTEGRATION_FILES.contains(name)
+        }
+        ["domains", _] => true,
+        ["domains", _, name] => *name == "database.yaml",
+        _ => false,
+    }
 }
 
 impl ConfigFiles {
@@ -96,6 +113,8 @@ impl ConfigFiles {
                     // An unexpected folder inside a domain folder is reported by the loader.
                     self.dirs.insert(child);
                 }
+            } else if is_yaml(&name) && !is_read(&child) {
+                self.unread.insert(child);
             } else if is_yaml(&name) {
                 let text = std::fs::read_to_string(&entry_path).map_err(|e| {
                     if e.kind() == std::io::ErrorKind::NotFound {
@@ -170,14 +189,17 @@ impl ConfigFiles {
         self.dirs.contains(rel)
     }
 
-    /// Every file, by relative path, in path order.
+    /// Every file read, by relative path, in path order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.files.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
-    /// The names of the files directly in folder `rel`, in name order.
+    /// The names of the files directly in folder `rel` (read or not), in name order.
     pub(crate) fn files_in<'a>(&'a self, rel: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        children(self.files.keys(), rel)
+        let names: BTreeSet<&str> = children(self.files.keys(), rel)
+            .chain(children(self.unread.iter(), rel))
+            .collect();
+        names.into_iter()
     }
 
     /// The names of the folders directly in folder `rel`, in name order.
