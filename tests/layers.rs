@@ -163,6 +163,10 @@ endpoints:
         fallback: {type: fixture, operation: features}
         transform: [{select: [customer_lifetime_value, echo]}]
     primary_source: s
+  too_late:
+    timeout: 200ms
+    data_sources:
+      - {name: s, type: sleep, params: {ms: 5000}, fallback: {type: fixture, operation: features}}
   both_fail:
     data_sources:
       - {name: s, type: flaky, fallback: {type: flaky, operation: other}, on_error: skip}
@@ -185,6 +189,12 @@ endpoints:
         t.attempts, 3,
         "two attempts of the source, one of the fallback"
     );
+
+    // Past the deadline the fallback source is not called at all.
+    let err = o.execute("too_late", RequestContext::new()).await.unwrap_err();
+    let t = &err.trace().unwrap().sources[0];
+    assert_eq!(t.attempts, 1, "{:?}", t.notes);
+    assert!(t.notes.iter().any(|n| n.contains("not tried")), "{:?}", t.notes);
 
     let out = o.execute("both_fail", RequestContext::new()).await.unwrap();
     let t = &out.trace.sources[0];
