@@ -191,10 +191,17 @@ endpoints:
     );
 
     // Past the deadline the fallback source is not called at all.
-    let err = o.execute("too_late", RequestContext::new()).await.unwrap_err();
+    let err = o
+        .execute("too_late", RequestContext::new())
+        .await
+        .unwrap_err();
     let t = &err.trace().unwrap().sources[0];
     assert_eq!(t.attempts, 1, "{:?}", t.notes);
-    assert!(t.notes.iter().any(|n| n.contains("not tried")), "{:?}", t.notes);
+    assert!(
+        t.notes.iter().any(|n| n.contains("not tried")),
+        "{:?}",
+        t.notes
+    );
 
     let out = o.execute("both_fail", RequestContext::new()).await.unwrap();
     let t = &out.trace.sources[0];
