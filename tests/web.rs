@@ -77,12 +77,9 @@ const NO_TRACKING: &str = "defaults:\n  timeout: 30s\n";
 const TRACKING: &str =
     "server:\n  max_body_bytes: 1024\ntracking:\n  debug_view: true\n  admin: true\n  recent: 50\n";
 
-fn api(config_yaml: &str) -> (tempfile::TempDir, Api) {
-    let dir = config_dir(&[
-        ("config.yaml", config_yaml),
-        ("domains/shop.yaml", ENDPOINTS),
-    ]);
-    let o = Orchestrator::builder()
+/// A builder with the source types `ENDPOINTS` uses.
+fn builder() -> api_orchestrator::OrchestratorBuilder {
+    Orchestrator::builder()
         .register("lookup", Lookup)
         .register("flaky", Flaky::default())
         .register(
@@ -92,6 +89,14 @@ fn api(config_yaml: &str) -> (tempfile::TempDir, Api) {
             },
         )
         .register("gate", Gate(Arc::new(tokio::sync::Barrier::new(2))))
+}
+
+fn api(config_yaml: &str) -> (tempfile::TempDir, Api) {
+    let dir = config_dir(&[
+        ("config.yaml", config_yaml),
+        ("domains/shop.yaml", ENDPOINTS),
+    ]);
+    let o = builder()
         .load_dir(dir.path())
         .unwrap_or_else(|e| panic!("{e}"));
     (dir, Api::new(&o))
@@ -466,25 +471,14 @@ async fn default_routes_capture_the_id_segment() {
 async fn reloading_plans_built_in_code_is_a_conflict() {
     let files =
         api_orchestrator::config::ConfigFiles::new().with_file("domains/shop.yaml", ENDPOINTS);
-    let plan = api_orchestrator::config::Loader::new()
-        .with_source_type("lookup")
-        .with_source_type("flaky")
-        .with_source_type("sleep")
-        .with_source_type("gate")
+    let plan = ["lookup", "flaky", "sleep", "gate"]
+        .into_iter()
+        .fold(api_orchestrator::config::Loader::new(), |l, t| {
+            l.with_source_type(t)
+        })
         .load(&files)
         .unwrap_or_else(|e| panic!("{e}"));
-    let o = Orchestrator::builder()
-        .register("lookup", Lookup)
-        .register("flaky", Flaky::default())
-        .register(
-            "sleep",
-            Sleep {
-                epoch: tokio::time::Instant::now(),
-            },
-        )
-        .register("gate", Gate(Arc::new(tokio::sync::Barrier::new(2))))
-        .build(plan)
-        .unwrap();
+    let o = builder().build(plan).unwrap();
     let request = Request::post("/reload").body(Body::Empty).unwrap();
     let r = Api::new(&o).admin().handle(request).await;
     assert_eq!(r.status(), 409);

@@ -632,46 +632,41 @@ where
     })
 }
 
-/// Mounted with `axum::Router::nest_service("/api", api)`, or wherever a `tower` service goes.
-/// A path below the mount point arrives as the request's path (axum strips the prefix).
-impl<B> tower::Service<Request<B>> for Api
-where
-    B: http_body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-{
-    type Response = Response<ResponseBody>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+/// `tower::Service` for a [`Mount`]: it reads the body (up to the limit), then serves.
+macro_rules! tower_service {
+    ($(#[$doc:meta])* $ty:ty) => {
+        $(#[$doc])*
+        impl<B> tower::Service<Request<B>> for $ty
+        where
+            B: http_body::Body + Send + 'static,
+            B::Data: Send,
+            B::Error: Into<BoxError>,
+        {
+            type Response = Response<ResponseBody>;
+            type Error = Infallible;
+            type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
 
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
+            fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+                Poll::Ready(Ok(()))
+            }
 
-    fn call(&mut self, req: Request<B>) -> Self::Future {
-        call(self, req)
-    }
+            fn call(&mut self, req: Request<B>) -> Self::Future {
+                call(self, req)
+            }
+        }
+    };
 }
 
-/// Mounted like [`Api`], where the host wants its operator routes.
-impl<B> tower::Service<Request<B>> for Admin
-where
-    B: http_body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-{
-    type Response = Response<ResponseBody>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: Request<B>) -> Self::Future {
-        call(self, req)
-    }
-}
+tower_service!(
+    /// Mounted with `axum::Router::nest_service("/api", api)`, or wherever a `tower` service
+    /// goes. A path below the mount point arrives as the request's path (axum strips the
+    /// prefix).
+    Api
+);
+tower_service!(
+    /// Mounted like [`Api`], where the host wants its operator routes.
+    Admin
+);
 
 /// `name;dur=12.345;desc="database", …, total;dur=…` from a trace (milliseconds with
 /// microsecond precision). Written without `fmt`: an endpoint with many sources writes many
