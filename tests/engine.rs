@@ -1,18 +1,12 @@
 //! Engine behaviour: concurrency in virtual time, error policies, retries, timeouts, mapping
 //! semantics and transforms.
 
-use std::time::Duration;
-
 use api_orchestrator::RequestContext;
 use api_orchestrator::engine::{ExecuteError, Outcome};
 use api_orchestrator::source::SourceErrorKind;
 use serde_json::{Value, json};
-use tests::orchestrator;
+use tests::{ms, orchestrator};
 use tokio::time::Instant;
-
-fn ms(d: Duration) -> u128 {
-    d.as_millis()
-}
 
 #[tokio::test(start_paused = true)]
 async fn independent_sources_run_concurrently() {

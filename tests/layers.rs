@@ -11,12 +11,8 @@ use api_orchestrator::engine::{ExecuteError, Outcome};
 use api_orchestrator::layer::StepInfo;
 use api_orchestrator::source::{DataSource, SourceCall, SourceError, SourceErrorKind};
 use serde_json::{Value, json};
-use tests::{builder, orchestrator, plan_from_yaml};
+use tests::{builder, ms, orchestrator, plan_from_yaml};
 use tokio::time::Instant;
-
-fn ms(d: Duration) -> u128 {
-    d.as_millis()
-}
 
 #[tokio::test(start_paused = true)]
 async fn timeout_ends_an_attempt_at_its_limit_or_at_the_deadline() {
@@ -33,6 +29,10 @@ endpoints:
   in_time:
     data_sources:
       - {name: s, type: sleep, params: {ms: 250}, timeout: 300ms}
+  forever:
+    timeout: 18000000000000000000
+    data_sources:
+      - {name: s, type: sleep, params: {ms: 10}, timeout: 18000000000000000000, retries: 1}
   skipped_at_the_deadline:
     timeout: 200ms
     data_sources:
@@ -64,6 +64,10 @@ endpoints:
 
     let out = o.execute("in_time", RequestContext::new()).await.unwrap();
     assert_eq!(out.response["ms"], 250);
+
+    // Durations too long for the clock (the config accepts them) do not panic.
+    let out = o.execute("forever", RequestContext::new()).await.unwrap();
+    assert_eq!(out.response["ms"], 10);
 
     // A policy may stand in for the source's result, not for the endpoint's time.
     let start = Instant::now();

@@ -14,6 +14,11 @@ use api_orchestrator::source::{DataSource, SourceCall, SourceError, SourceErrorK
 use api_orchestrator::{Orchestrator, OrchestratorBuilder, ValidPlan};
 use serde_json::{Value, json};
 
+/// Whole milliseconds, for comparing virtual times.
+pub fn ms(d: Duration) -> u128 {
+    d.as_millis()
+}
+
 /// Sleeps `params.ms` (default 200) milliseconds of (virtual) time, then returns its params
 /// plus `"finished_ms"`, the virtual time since the test started.
 #[derive(Debug, Clone)]

@@ -70,6 +70,13 @@ use tower::retry::budget::{Budget as _, TpsBudget};
 use crate::plan::{Endpoint, OnError, RetryPolicy, SourceStep};
 use crate::source::{DataSource, Recovery, SourceCall, SourceError, SourceErrorKind};
 
+/// `at + d`, with `d` capped at a century: a duration from the config too long for the clock
+/// must not panic a request.
+pub(crate) fn after(at: Instant, d: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    at.checked_add(d.min(CENTURY)).unwrap_or(at)
+}
+
 /// Wraps the source of a step in a policy of the host's. Called once per step when a plan is
 /// compiled, never per request; returning `source` unchanged leaves the step alone.
 pub trait Layer: Send + Sync + 'static {
@@ -220,7 +227,7 @@ impl<F: Future<Output = Result<Value, SourceError>> + Unpin> Future for Limited<
         let (timeout, deadline, attempt) = (self.timeout, self.deadline, self.attempt);
         let (timer, allowed) = self.timer.get_or_insert_with(|| {
             let now = Instant::now();
-            let limit = (now + timeout).min(deadline);
+            let limit = after(now, timeout).min(deadline);
             (Box::pin(tokio::time::sleep_until(limit)), limit - now)
         });
         if timer.as_mut().poll(cx).is_pending() {
@@ -287,7 +294,7 @@ impl DataSource for RetryLayer {
                 return Err(error);
             }
             let wait = self.backoff(retry);
-            if Instant::now() + wait >= call.deadline {
+            if after(Instant::now(), wait) >= call.deadline {
                 return Err(error);
             }
             if !self.budget.withdraw() {
@@ -327,29 +334,6 @@ pub struct FallbackLayer {
 impl FallbackLayer {
     pub(crate) fn new(inner: Arc<dyn DataSource>, to: Fallback) -> Self {
         Self { inner, to }
-    }
-
-    /// `inner`, falling back to `source` called with `operation` and `source_id` (and the
-    /// step's params).
-    pub fn to_source(
-        inner: Arc<dyn DataSource>,
-        source: Arc<dyn DataSource>,
-        operation: Option<String>,
-        source_id: Option<String>,
-    ) -> Self {
-        Self::new(
-            inner,
-            Fallback::Source {
-                source,
-                operation,
-                source_id,
-            },
-        )
-    }
-
-    /// `inner`, falling back to `value`.
-    pub fn to_value(inner: Arc<dyn DataSource>, value: Value) -> Self {
-        Self::new(inner, Fallback::Value(value))
     }
 }
 

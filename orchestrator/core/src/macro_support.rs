@@ -2,15 +2,12 @@
 //! a config directory: the `orchestrate!` macro. `api-orchestrator` does not re-export this
 //! module; it follows the macro crate's version, not the public API's.
 
-use std::collections::BTreeMap;
-use std::path::Path;
-
 use serde_json::Value;
 
 use crate::config::read::ValueReader;
 use crate::config::schema;
 use crate::diagnostic::Diagnostic;
-use crate::plan::{Endpoint, Integrations, ScopedIntegrations};
+use crate::plan::Endpoint;
 
 /// The closest candidate to `name`, if one is close enough to be a likely typo.
 pub fn did_you_mean<'a>(
@@ -38,35 +35,4 @@ pub fn endpoints_from_value(
     let mut cx = ValueReader::new(file.map(Into::into));
     let endpoints = schema::endpoints(&mut cx, domain, doc);
     (endpoints, cx.diags)
-}
-
-/// Builds a scoped-integrations value from parsed integration documents (see
-/// [`endpoints_from_value`]). Each argument is the whole document of that file.
-pub fn integrations_from_values(
-    database: Option<&Value>,
-    api: Option<&Value>,
-    feast: Option<&Value>,
-    ml: Option<&Value>,
-) -> (ScopedIntegrations, Vec<Diagnostic>) {
-    let mut cx = ValueReader::new(None);
-    let mut i = Integrations::default();
-    if let Some(d) = database {
-        i.database = schema::database(&mut cx, d, Path::new("."));
-    }
-    if let Some(d) = api {
-        i.api = schema::api(&mut cx, d);
-    }
-    if let Some(d) = feast {
-        i.feast = schema::feast(&mut cx, d);
-    }
-    if let Some(d) = ml {
-        i.ml = schema::ml(&mut cx, d);
-    }
-    (
-        ScopedIntegrations {
-            global: i,
-            domains: BTreeMap::new(),
-        },
-        cx.diags,
-    )
 }

@@ -336,7 +336,7 @@ impl Engine {
         request: &RequestContext,
     ) -> Result<Execution, ExecuteError> {
         let start = Instant::now();
-        let deadline = start + compiled.budget;
+        let deadline = layer::after(start, compiled.budget);
         // One trace for every call this execution makes.
         let trace_context = TraceContext::continue_or_new(
             request.headers.get("traceparent").and_then(Value::as_str),
@@ -495,9 +495,9 @@ impl Run<'_> {
     /// Runs the DAG to completion, or stops at the first failure of a required source or when
     /// the budget runs out.
     ///
-    /// Every attempt ends by the deadline on its own ([`TimeoutLayer`](crate::layer::TimeoutLayer)); the one timer here
-    /// ends what a host layer might keep waiting past it, and is built only when a source
-    /// waits at all.
+    /// Every attempt ends by the deadline on its own
+    /// ([`TimeoutLayer`](crate::layer::TimeoutLayer)); the one timer here ends what a host
+    /// layer might keep waiting past it, and is built only when a source waits at all.
     async fn drive(&self, state: &mut State) -> Result<(), Stop> {
         let mut running = FuturesUnordered::new();
         let mut timer: Option<Pin<Box<tokio::time::Sleep>>> = None;

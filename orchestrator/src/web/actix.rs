@@ -116,8 +116,7 @@ async fn handle<M: Mount>(
             "Bad request",
             "the request's method, path or headers cannot be read",
         );
-        let id = String::from_utf8_lossy(&crate::source::random_hex()).into_owned();
-        return respond(problem.into_response(&id));
+        return respond(problem.into_response(&super::new_request_id()));
     };
     respond(service.serve(request).await)
 }

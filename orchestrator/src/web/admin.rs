@@ -66,7 +66,7 @@ impl Admin {
     }
 
     fn executions(&self, id: &str) -> Response<Bytes> {
-        if !self.inner.tracking().admin {
+        if !self.inner.records_executions() {
             return Problem::new(
                 404,
                 "not-found",

@@ -181,8 +181,9 @@ struct Inner {
 }
 
 impl Inner {
-    fn tracking(&self) -> TrackingSettings {
-        self.orchestrator.engine().plan().settings.tracking.clone()
+    /// Whether executions are recorded for the admin service (`tracking.admin`).
+    fn records_executions(&self) -> bool {
+        self.orchestrator.engine().plan().settings.tracking.admin
     }
 }
 
@@ -244,6 +245,11 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// A new random request id.
+fn new_request_id() -> String {
+    String::from_utf8_lossy(&crate::source::random_hex()).into_owned()
+}
+
 /// The client's `x-request-id` when it is a sane token, a new random one otherwise.
 fn request_id(headers: &HeaderMap) -> String {
     headers
@@ -256,10 +262,7 @@ fn request_id(headers: &HeaderMap) -> String {
                 && v.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=".contains(&b))
         })
-        .map_or_else(
-            || String::from_utf8_lossy(&crate::source::random_hex()).into_owned(),
-            str::to_owned,
-        )
+        .map_or_else(new_request_id, str::to_owned)
 }
 
 fn decode(segment: &str) -> String {
@@ -377,7 +380,7 @@ impl Api {
             parts.uri.query(),
             parts.headers,
             body,
-            self.max_body_bytes(),
+            m.engine.plan().settings.server.max_body_bytes,
             id,
         ) {
             Ok(ctx) => ctx,

@@ -149,13 +149,6 @@ impl ConfigFiles {
         self.files.insert(rel, text.into());
     }
 
-    /// Adds an empty folder at `rel` (an empty domain folder is a mistake the loader reports).
-    pub fn insert_dir(&mut self, rel: impl Into<String>) {
-        let rel = rel.into();
-        self.insert_parents(&rel);
-        self.dirs.insert(rel);
-    }
-
     /// The folders above `rel`, the root included.
     fn insert_parents(&mut self, rel: &str) {
         let mut dir = rel;
