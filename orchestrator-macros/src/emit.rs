@@ -9,12 +9,13 @@ use api_orchestrator_core::expr::{
     BinaryOp, Expr, Fields, Reference, RequestPart, Root, Segment, Template,
 };
 use api_orchestrator_core::plan::{
-    ApiAuth, ApiConfig, ApiOperation, ApiService, DatabaseConfig, DbConnection, DbOperation,
-    DbParam, Endpoint, EndpointType, Fallback, FeastConfig, FeastOperation, FeastServer,
-    FeatureFallback, HttpMethod, HttpSettings, InputField, InputSchema, InputType, Integrations,
-    MlConfig, Model, ModelProtocol, ModelServer, OnError, OnMissing, Origin, Plan, RetryPolicy,
-    ReturnType, RouteTemplate, ScopedIntegrations, ServerSettings, Settings, SourceStep, SqlType,
-    TrackingSettings, Transform,
+    ApiAuth, ApiConfig, ApiOperation, ApiService, CachePolicy, CacheSettings, CacheStore,
+    CircuitBreaker, DatabaseConfig, DbConnection, DbOperation, DbParam, Endpoint, EndpointType,
+    Fallback, FeastConfig, FeastOperation, FeastServer, FeatureFallback, HttpMethod, HttpSettings,
+    InFlightLimit, InputField, InputSchema, InputType, Integrations, MlConfig, Model,
+    ModelProtocol, ModelServer, OnDegraded, OnError, OnMissing, Origin, Plan, RateLimit,
+    RateLimitKey, RetryPolicy, ReturnType, RouteTemplate, ScopedIntegrations, ServerSettings,
+    Settings, SourceStep, SqlType, TrackingSettings, Transform,
 };
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -376,8 +377,63 @@ record!(Settings {
     endpoint_timeout,
     source_timeout,
     server,
-    tracking
+    tracking,
+    cache
 });
+record!(CacheSettings {
+    store,
+    default_ttl,
+    max_entries,
+    max_bytes,
+    timeout
+});
+record!(CachePolicy {
+    ttl,
+    stale_if_error,
+    error_ttl
+});
+record!(CircuitBreaker {
+    failures,
+    open_for,
+    probes
+});
+record!(InFlightLimit { limit, queue });
+record!(RateLimit {
+    requests,
+    per,
+    burst,
+    key
+});
+unit_enum!(OnDegraded: Answer, Fail);
+
+impl Emit for CacheStore {
+    fn emit(&self) -> TokenStream {
+        let c = quote!(::api_orchestrator::plan::CacheStore);
+        match self {
+            CacheStore::Memory => quote!(#c::Memory),
+            CacheStore::Redis { url } => {
+                let url = url.emit();
+                quote!(#c::Redis { url: #url })
+            }
+            other => unknown(other),
+        }
+    }
+}
+
+impl Emit for RateLimitKey {
+    fn emit(&self) -> TokenStream {
+        let k = quote!(::api_orchestrator::plan::RateLimitKey);
+        match self {
+            RateLimitKey::Client => quote!(#k::Client),
+            RateLimitKey::Global => quote!(#k::Global),
+            RateLimitKey::Header(h) => {
+                let h = h.emit();
+                quote!(#k::Header(#h))
+            }
+            other => unknown(other),
+        }
+    }
+}
 record!(ServerSettings {
     host,
     port,
@@ -401,6 +457,9 @@ record!(Endpoint {
     response_mapping,
     input,
     output,
+    max_in_flight,
+    rate_limit,
+    on_degraded,
     origin,
 });
 record!(SourceStep {
@@ -416,6 +475,7 @@ record!(SourceStep {
     on_error,
     fallback,
     transform,
+    cache,
 });
 record!(RetryPolicy {
     max_retries,
@@ -560,7 +620,10 @@ record!(HttpSettings {
     timeout,
     headers,
     retries,
-    max_response_bytes
+    max_response_bytes,
+    cache,
+    circuit_breaker,
+    max_concurrent
 });
 record!(ApiService {
     base_url,

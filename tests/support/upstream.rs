@@ -3,7 +3,7 @@
 //! the faults the error mapping must handle.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,6 +31,7 @@ pub struct Seen {
 struct Shared {
     seen: Mutex<Vec<Seen>>,
     flaky: AtomicUsize,
+    down: AtomicBool,
 }
 
 /// A running upstream on a free loopback port; it stops when dropped.
@@ -71,6 +72,19 @@ impl Upstream {
         self.shared.seen.lock().unwrap().clone()
     }
 
+    /// How many requests went to `path` (the query aside).
+    pub fn calls(&self, path: &str) -> usize {
+        self.seen()
+            .iter()
+            .filter(|s| s.target.split('?').next() == Some(path))
+            .count()
+    }
+
+    /// While down, every request is answered 503 (it is still recorded).
+    pub fn set_down(&self, down: bool) {
+        self.shared.down.store(down, Ordering::SeqCst);
+    }
+
     /// The last request.
     pub fn last(&self) -> Seen {
         self.seen().pop().expect("the upstream saw no request")
@@ -103,7 +117,21 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     };
     shared.seen.lock().unwrap().push(seen.clone());
     let path = parts.uri.path();
+    if shared.down.load(Ordering::SeqCst) {
+        return json_response(StatusCode::SERVICE_UNAVAILABLE, json!({"error": "down"}));
+    }
     match path {
+        // Answers after 300 ms, or after `?ms=`.
+        "/slow" => {
+            let ms = parts
+                .uri
+                .query()
+                .and_then(|q| q.strip_prefix("ms="))
+                .and_then(|ms| ms.parse().ok())
+                .unwrap_or(300);
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            json_response(StatusCode::OK, json!({"slow": true, "target": seen.target}))
+        }
         "/faults/timeout" => {
             tokio::time::sleep(Duration::from_secs(10)).await;
             json_response(StatusCode::OK, json!({"late": true}))

@@ -29,6 +29,8 @@ pub struct RequestContext {
     pub headers: Map<String, Value>,
     /// The request id (from `x-request-id` or generated), recorded in the trace.
     pub request_id: String,
+    /// The client's address, when the host passes it (for `rate_limit` keyed by client).
+    pub client: Option<std::net::IpAddr>,
 }
 
 impl RequestContext {
@@ -70,6 +72,12 @@ impl RequestContext {
     /// Adds a header (the name is stored lower-case).
     pub fn with_header(mut self, name: &str, value: impl Into<Value>) -> Self {
         self.headers.insert(name.to_ascii_lowercase(), value.into());
+        self
+    }
+
+    /// Sets the client's address.
+    pub fn with_client(mut self, addr: std::net::IpAddr) -> Self {
+        self.client = Some(addr);
         self
     }
 

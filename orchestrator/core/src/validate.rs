@@ -424,6 +424,33 @@ impl<'p> Validator<'p> {
         self.primary_source(e, &path, &names);
         self.references(e, &path, &names);
         self.cycles(e, &path);
+        self.limits(e, &path);
+    }
+
+    /// Load limits a plan built in code could set to nothing (the readers reject these).
+    fn limits(&mut self, e: &Endpoint, path: &KeyPath) {
+        if e.max_in_flight.is_some_and(|l| l.limit == 0) {
+            self.report(
+                Diagnostic::new(
+                    Code::InvalidValue,
+                    path.key("max_in_flight"),
+                    "`max_in_flight` of 0 would refuse every request",
+                )
+                .with_help("allow at least one execution at once, or remove the limit"),
+            );
+        }
+        if let Some(r) = &e.rate_limit
+            && (r.requests == 0 || r.burst == 0 || r.per.is_zero())
+        {
+            self.report(
+                Diagnostic::new(
+                    Code::InvalidValue,
+                    path.key("rate_limit"),
+                    "a rate limit needs requests, a burst and a period above zero",
+                )
+                .with_help("write `rate_limit: 100/s`"),
+            );
+        }
     }
 
     /// Each source: a unique identifier that is not reserved, a known type with a known

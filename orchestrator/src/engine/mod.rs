@@ -11,6 +11,7 @@
 //! skipped or failed source still run and see null; guard them with a `condition` if they should
 //! not.
 
+mod admission;
 mod trace;
 
 use std::collections::HashMap;
@@ -31,11 +32,11 @@ pub use trace::{Outcome, SourceTrace, Trace, TraceError};
 use crate::RequestContext;
 use crate::ValidPlan;
 use crate::expr::{Scope, truthy};
-use crate::layer::{self, StepInfo};
+use crate::layer::{self, Policies, ServicePolicies, StepInfo};
 use crate::plan::{self, Endpoint, Plan};
 use crate::source::{
-    CallRecord, DataSource, Notes, Recovery, Registry, SourceCall, SourceError, SourceErrorKind,
-    TraceContext,
+    CacheStatus, CallRecord, CircuitState, DataSource, Notes, Recovery, Registry, SourceCall,
+    SourceError, SourceErrorKind, TraceContext,
 };
 
 /// Why a plan could not be turned into an engine.
@@ -57,6 +58,10 @@ pub enum BuildError {
         /// What is registered.
         registered: String,
     },
+    /// The cache store could not be built (`cache.store: redis` without the `redis` feature,
+    /// a bad URL).
+    #[error("cannot build the cache: {0}")]
+    Cache(SourceError),
     /// A source factory failed (a pool or client could not be built).
     #[error("cannot build source type `{kind}`: {error}")]
     Source {
@@ -85,6 +90,22 @@ pub enum ExecuteError {
         /// What ran.
         trace: Box<Trace>,
     },
+    /// The endpoint was at its `max_in_flight` with a full queue: nothing ran.
+    #[error("endpoint `{endpoint}` is at its limit of executions in flight")]
+    Overloaded {
+        /// The endpoint.
+        endpoint: String,
+        /// When the client may try again.
+        retry_after: Duration,
+    },
+    /// The request was past the endpoint's `rate_limit`: nothing ran.
+    #[error("endpoint `{endpoint}` is past its rate limit")]
+    RateLimited {
+        /// The endpoint.
+        endpoint: String,
+        /// When a request may be admitted again.
+        retry_after: Duration,
+    },
     /// The endpoint's budget ran out.
     #[error("endpoint `{endpoint}` did not finish within {budget:?}")]
     DeadlineExceeded {
@@ -101,8 +122,18 @@ impl ExecuteError {
     /// The trace, when the execution started.
     pub fn trace(&self) -> Option<&Trace> {
         match self {
-            Self::UnknownEndpoint(_) => None,
+            Self::UnknownEndpoint(_) | Self::Overloaded { .. } | Self::RateLimited { .. } => None,
             Self::SourceFailed { trace, .. } | Self::DeadlineExceeded { trace, .. } => Some(trace),
+        }
+    }
+
+    /// When the client may try again, for a refused request (`Retry-After`).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Overloaded { retry_after, .. } | Self::RateLimited { retry_after, .. } => {
+                Some(*retry_after)
+            }
+            _ => None,
         }
     }
 }
@@ -142,6 +173,8 @@ struct CompiledEndpoint {
     roots: Vec<usize>,
     primary: Option<usize>,
     budget: Duration,
+    /// `max_in_flight` and `rate_limit`, when the endpoint has either.
+    admission: Option<Box<admission::Admission>>,
 }
 
 /// One source of a DAG: its source wrapped in its policy layers, and its edges.
@@ -228,13 +261,13 @@ impl Engine {
     ) -> Result<CompiledEndpoint, BuildError> {
         let deps = e.dependencies();
         let mut steps = Vec::with_capacity(e.sources.len());
+        let integrations = plan.integrations_for(e);
+        let shared = sources.registry.shared();
         for (i, s) in e.sources.iter().enumerate() {
             let source = sources.get(e, &s.name, &s.kind)?;
-            let (timeout, retry) = plan.integrations_for(e).step_defaults(
-                &s.kind,
-                s.operation.as_deref(),
-                s.source_id.as_deref(),
-            );
+            let (operation, source_id) = (s.operation.as_deref(), s.source_id.as_deref());
+            let (timeout, retry) = integrations.step_defaults(&s.kind, operation, source_id);
+            let service = integrations.service_of(&s.kind, operation, source_id);
             let info = StepInfo {
                 endpoint: e,
                 step: s,
@@ -244,7 +277,24 @@ impl Engine {
                     .unwrap_or(plan.settings.source_timeout),
                 retry: s.retry.or(retry),
                 fallback: false,
+                service: service.map(|svc| svc.id),
             };
+            let mut policies = Policies {
+                cache: None,
+                service: service_policies(shared, &s.kind, service),
+            };
+            if let Some(cache) = s.cache.or(service.and_then(|svc| svc.http().cache)) {
+                let definition = definition(e, integrations, &s.kind, operation, source_id);
+                policies.cache = Some(
+                    shared
+                        .cache_for(
+                            cache,
+                            &plan.settings.cache,
+                            layer::definition_hash(&definition),
+                        )
+                        .map_err(BuildError::Cache)?,
+                );
+            }
             let fallback = match &s.fallback {
                 None => None,
                 Some(plan::Fallback::Value(v)) => Some(layer::Fallback::Value(v.clone())),
@@ -254,13 +304,20 @@ impl Engine {
                     source_id,
                 }) => {
                     let alternative = sources.get(e, &s.name, kind)?;
+                    let service =
+                        integrations.service_of(kind, operation.as_deref(), source_id.as_deref());
                     let info = StepInfo {
                         retry: None,
                         fallback: true,
+                        service: service.map(|svc| svc.id),
                         ..info
                     };
+                    let policies = service_policies(shared, kind, service);
                     Some(layer::Fallback::Source {
-                        source: sources.registry.layers().attempt(alternative, &info),
+                        source: sources
+                            .registry
+                            .layers()
+                            .attempt(alternative, &info, &policies),
                         operation: operation.clone(),
                         source_id: source_id.clone(),
                     })
@@ -268,7 +325,10 @@ impl Engine {
                 Some(other) => unreachable!("every fallback of the plan is compiled: {other:?}"),
             };
             steps.push(CompiledStep {
-                source: sources.registry.layers().stack(source, fallback, &info),
+                source: sources
+                    .registry
+                    .layers()
+                    .stack(source, fallback, &info, policies, shared),
                 kind: s.kind.as_str().into(),
                 deps: deps[i].len(),
                 dependents: Vec::new(),
@@ -296,6 +356,7 @@ impl Engine {
             steps,
             primary,
             budget: e.timeout.unwrap_or(plan.settings.endpoint_timeout),
+            admission: admission::Admission::of(e),
         })
     }
 
@@ -325,6 +386,13 @@ impl Engine {
             .get(name)
             .ok_or_else(|| ExecuteError::UnknownEndpoint(name.to_owned()))?;
         let endpoint = &self.plan.endpoints[compiled.index];
+        let _turn = match &compiled.admission {
+            None => None,
+            Some(admission) => admission
+                .admit(request, compiled.budget)
+                .await
+                .map_err(|refused| refused.into_error(name))?,
+        };
         let span = tracing::info_span!("execute", endpoint = name, request_id = %request.request_id, config_version = self.version);
         self.run(compiled, endpoint, request).instrument(span).await
     }
@@ -364,7 +432,33 @@ impl Engine {
             duration: end - start,
             sources: state.sources,
         };
+        // `on_degraded: fail`: the first stood-in source fails the execution.
+        let degraded = match endpoint.on_degraded {
+            plan::OnDegraded::Fail => state.sources.iter().position(|t| t.degraded().is_some()),
+            plan::OnDegraded::Answer => None,
+        };
         match outcome {
+            Ok(()) if degraded.is_some() => {
+                let i = degraded.unwrap_or_default();
+                let t = &state.sources[i];
+                let error = t.error.as_ref().map_or_else(
+                    || SourceError::new(SourceErrorKind::Internal, "degraded"),
+                    |e| SourceError::new(e.kind, e.message.clone()),
+                );
+                let error = SourceError::new(
+                    error.kind,
+                    format!(
+                        "{} (the answer was degraded to `{}`, and the endpoint has `on_degraded: fail`)",
+                        error.message,
+                        t.degraded().unwrap_or_default()
+                    ),
+                );
+                Err(ExecuteError::SourceFailed {
+                    source_name: endpoint.sources[i].name.clone(),
+                    error,
+                    trace: Box::new(trace(state)),
+                })
+            }
             Ok(()) => {
                 let response = match &endpoint.response_mapping {
                     Some(mapping) => mapping.eval(&ExecScope {
@@ -407,6 +501,59 @@ impl Engine {
     }
 }
 
+/// The circuit breaker and bulkhead of the HTTP service a step of type `kind` calls.
+fn service_policies(
+    shared: &layer::Shared,
+    kind: &str,
+    service: Option<plan::Service<'_>>,
+) -> ServicePolicies {
+    let Some(svc) = service else {
+        return ServicePolicies::default();
+    };
+    let http = svc.http();
+    if http.circuit_breaker.is_none() && http.max_concurrent.is_none() {
+        return ServicePolicies::default();
+    }
+    let url = match svc.entry {
+        plan::ServiceEntry::Api(a) => a.base_url.as_str(),
+        plan::ServiceEntry::Feast(f) => f.url.as_str(),
+        plan::ServiceEntry::Ml(m) => m.base_url.as_str(),
+        _ => "",
+    };
+    // A domain may define a service of the same name elsewhere: the URL tells them apart.
+    let name = format!("{kind}/{} ({url})", svc.id);
+    ServicePolicies::of(shared, &name, http.circuit_breaker, http.max_concurrent)
+}
+
+/// Everything a call of a step depends on besides its params, for the cache key: its type,
+/// operation and the integration entry it resolves to (so a reload that changes any of them
+/// never meets old entries), or its domain scope for types without integration files.
+fn definition(
+    e: &Endpoint,
+    integrations: &plan::Integrations,
+    kind: &str,
+    operation: Option<&str>,
+    source_id: Option<&str>,
+) -> String {
+    use std::fmt::Write as _;
+    let mut out = format!("{kind}\0{operation:?}\0{source_id:?}\0");
+    if let Some(svc) = integrations.service_of(kind, operation, source_id) {
+        let _ = write!(out, "{:?}", svc.entry);
+    } else if kind == "database"
+        && let Some(op) = operation.and_then(|o| integrations.database.operations.get(o))
+    {
+        let db = &integrations.database.sources;
+        let connection = match &op.source_id {
+            Some(id) => db.get(id),
+            None => db.values().next(),
+        };
+        let _ = write!(out, "{op:?}\0{connection:?}");
+    } else {
+        let _ = write!(out, "{:?}", e.domain);
+    }
+    out
+}
+
 /// One execution's fixed inputs, shared by the DAG driver and every source call.
 struct Run<'a> {
     compiled: &'a CompiledEndpoint,
@@ -430,6 +577,8 @@ enum Stop {
 struct Finished {
     index: usize,
     attempts: u32,
+    cache: Option<CacheStatus>,
+    circuit: Option<CircuitState>,
     notes: Vec<String>,
     recovered: Option<(Recovery, SourceError)>,
     result: Result<Value, SourceError>,
@@ -465,6 +614,8 @@ impl State {
                     outcome: Outcome::NotRun,
                     error: None,
                     notes: Vec::new(),
+                    cache: None,
+                    circuit: None,
                 })
                 .collect(),
             ready: c.roots.iter().rev().copied().collect(),
@@ -562,6 +713,8 @@ impl Run<'_> {
         let Finished {
             index: i,
             attempts,
+            cache,
+            circuit,
             notes,
             recovered,
             result,
@@ -569,6 +722,8 @@ impl Run<'_> {
         let t = &mut state.sources[i];
         t.attempts = attempts;
         t.notes = notes;
+        t.cache = cache;
+        t.circuit = circuit;
         t.duration = (Instant::now() - self.start).saturating_sub(t.start);
         let value = match result {
             Ok(value) => value,
@@ -593,6 +748,8 @@ impl Run<'_> {
                     Recovery::Defaulted => (Outcome::FailedDefaulted, false),
                     // A fallback's answer stands in for the source's: it is transformed.
                     Recovery::Fallback => (Outcome::Fallback, true),
+                    // An expired answer of the source itself: transformed like a fresh one.
+                    Recovery::Stale => (Outcome::Stale, true),
                 }
             }
         };
@@ -640,7 +797,12 @@ impl Run<'_> {
         let source = &self.compiled.steps[index].source;
         let result = if tracing::enabled!(tracing::Level::DEBUG) {
             // A span nobody listens to still costs a little to build and per poll.
-            let span = tracing::debug_span!("source", source = %step.name, kind = %step.kind);
+            let span = tracing::debug_span!(
+                "source",
+                source = %step.name,
+                kind = %step.kind,
+                cache = tracing::field::Empty
+            );
             source.fetch(call).instrument(span).await
         } else {
             source.fetch(call).await
@@ -648,6 +810,8 @@ impl Run<'_> {
         Finished {
             index,
             attempts: record.attempts(),
+            cache: record.cache(),
+            circuit: record.circuit(),
             notes: notes.take(),
             recovered: record.take_recovery(),
             result,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::source::SourceErrorKind;
+use crate::source::{CacheStatus, CircuitState, SourceErrorKind};
 
 /// What happened during one execution.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -47,6 +47,26 @@ pub struct SourceTrace {
     /// What the source reported besides its result (missing features, a fallback taken).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// What the cache did, when the source has one (`cache:`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheStatus>,
+    /// The state of its service's circuit breaker when the source last met it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub circuit: Option<CircuitState>,
+}
+
+impl SourceTrace {
+    /// How the source's result was stood in for, when it was: `skip`, `default`, `fallback`
+    /// or `stale` (the values of the `x-degraded` response header).
+    pub fn degraded(&self) -> Option<&'static str> {
+        Some(match self.outcome {
+            Outcome::FailedSkipped => "skip",
+            Outcome::FailedDefaulted => "default",
+            Outcome::Fallback => "fallback",
+            Outcome::Stale => "stale",
+            _ => return None,
+        })
+    }
 }
 
 /// How a source ended.
@@ -64,6 +84,8 @@ pub enum Outcome {
     FailedDefaulted,
     /// It failed and its `fallback:` answered; its result is the fallback's.
     Fallback,
+    /// It failed and an expired cache entry answered (`cache: {stale_if_error}`).
+    Stale,
     /// It failed and failed the execution.
     Failed,
     /// It was running when the execution ended (another source failed, or the deadline passed).

@@ -50,7 +50,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use crate::RequestContext;
-use crate::layer::{Layer, Layers};
+use crate::layer::{Layer, Layers, Shared};
 use crate::plan::Integrations;
 
 pub use direct::Direct;
@@ -97,6 +97,58 @@ pub struct CallRecord {
     recovered: std::sync::Mutex<Option<(Recovery, SourceError)>>,
     /// Most calls recover from nothing: taking the recovery then costs no lock.
     any: std::sync::atomic::AtomicBool,
+    /// The cache's [`CacheStatus`] plus one, or 0.
+    cache: std::sync::atomic::AtomicU8,
+    /// The circuit breaker's [`CircuitState`] plus one, or 0.
+    circuit: std::sync::atomic::AtomicU8,
+}
+
+/// What the cache did for a call (`cache:`), in the trace, `Server-Timing` and the source's
+/// tracing span.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum CacheStatus {
+    /// A fresh entry answered; the source was not called.
+    Hit,
+    /// No fresh entry: the source was called (and its answer stored).
+    Miss,
+    /// An identical call was in flight: its answer was shared.
+    Coalesced,
+    /// The source failed and an expired entry answered (`stale_if_error`).
+    Stale,
+}
+
+impl CacheStatus {
+    const ALL: [Self; 4] = [Self::Hit, Self::Miss, Self::Coalesced, Self::Stale];
+
+    /// `hit`, `miss`, `coalesced` or `stale`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Hit => "hit",
+            Self::Miss => "miss",
+            Self::Coalesced => "coalesced",
+            Self::Stale => "stale",
+        }
+    }
+}
+
+/// The state of the circuit breaker of the service a call went to (`circuit_breaker:`), when
+/// the call met it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum CircuitState {
+    /// Calls go through.
+    Closed,
+    /// Calls fail at once.
+    Open,
+    /// A few probes go through.
+    HalfOpen,
+}
+
+impl CircuitState {
+    const ALL: [Self; 3] = [Self::Closed, Self::Open, Self::HalfOpen];
 }
 
 /// How a policy turned a failure into a result.
@@ -109,6 +161,8 @@ pub enum Recovery {
     Defaulted,
     /// `fallback:`: the result came from the fallback.
     Fallback,
+    /// `cache: {stale_if_error}`: the result is an expired cache entry.
+    Stale,
 }
 
 impl CallRecord {
@@ -131,6 +185,34 @@ impl CallRecord {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((how, error));
         self.any.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Records what the cache did.
+    pub fn set_cache(&self, status: CacheStatus) {
+        self.cache
+            .store(status as u8 + 1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// What the cache did, if the call has a cache.
+    pub fn cache(&self) -> Option<CacheStatus> {
+        let n = self.cache.load(std::sync::atomic::Ordering::Relaxed);
+        CacheStatus::ALL
+            .get(usize::from(n).checked_sub(1)?)
+            .copied()
+    }
+
+    /// Records the state the service's circuit breaker was in when the call met it.
+    pub fn set_circuit(&self, state: CircuitState) {
+        self.circuit
+            .store(state as u8 + 1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The circuit breaker's state, if the call met one.
+    pub fn circuit(&self) -> Option<CircuitState> {
+        let n = self.circuit.load(std::sync::atomic::Ordering::Relaxed);
+        CircuitState::ALL
+            .get(usize::from(n).checked_sub(1)?)
+            .copied()
     }
 
     /// Takes the recovery out (the engine, for the trace).
@@ -208,6 +290,8 @@ impl SourceFactory for SharedSourceFactory {
 pub struct Registry {
     kinds: HashMap<String, Arc<dyn SourceFactory>>,
     layers: Layers,
+    /// The state of the cache, circuit breakers and bulkheads, kept across config versions.
+    shared: Arc<Shared>,
 }
 
 impl fmt::Debug for Registry {
@@ -254,6 +338,7 @@ impl Registry {
         Self {
             kinds: HashMap::new(),
             layers: Layers::default(),
+            shared: Arc::default(),
         }
     }
 
@@ -266,6 +351,10 @@ impl Registry {
 
     pub(crate) fn layers(&self) -> &Layers {
         &self.layers
+    }
+
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
     }
 
     /// Registers (or replaces) `kind` with one source shared by every config version.
@@ -346,6 +435,8 @@ pub struct SourceError {
     pub message: String,
     #[source]
     cause: Option<Box<dyn std::error::Error + Send + Sync>>,
+    /// Set when retrying cannot help whatever the kind (an open circuit breaker).
+    final_: bool,
 }
 
 impl SourceError {
@@ -355,7 +446,26 @@ impl SourceError {
             kind,
             message: message.into(),
             cause: None,
+            final_: false,
         }
+    }
+
+    /// A copy of the kind and message (the cause is not cloneable): what a coalesced or
+    /// cached call hands to each caller.
+    pub(crate) fn copy(&self) -> Self {
+        Self {
+            kind: self.kind,
+            message: self.message.clone(),
+            cause: None,
+            final_: self.final_,
+        }
+    }
+
+    /// Marks the error as one a retry cannot cure, whatever its kind.
+    #[must_use]
+    pub(crate) fn not_retryable(mut self) -> Self {
+        self.final_ = true;
+        self
     }
 
     /// Attaches the underlying error.
@@ -365,8 +475,9 @@ impl SourceError {
         self
     }
 
-    /// Whether a retry may succeed.
+    /// Whether a retry may succeed: the kind is transient, and the error did not come from an
+    /// open circuit breaker (retrying would only meet it again).
     pub fn is_transient(&self) -> bool {
-        self.kind.is_transient()
+        !self.final_ && self.kind.is_transient()
     }
 }

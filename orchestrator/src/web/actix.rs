@@ -100,6 +100,9 @@ fn request(req: &HttpRequest, body: Body) -> Option<http::Request<Body>> {
             headers.append(k, v);
         }
     }
+    if let Some(addr) = req.peer_addr() {
+        out.extensions_mut().insert(super::ClientAddr(addr));
+    }
     Some(out)
 }
 

@@ -150,6 +150,7 @@ impl Body {
 /// The names of the headers the library sets.
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
+const X_DEGRADED: HeaderName = HeaderName::from_static("x-degraded");
 const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
 
 /// A JSON response.
@@ -159,6 +160,36 @@ fn json_response(status: StatusCode, value: &Value) -> Response<Bytes> {
     r.headers_mut().insert(CONTENT_TYPE, APPLICATION_JSON);
     r
 }
+
+/// The client's address, as a request extension: what `rate_limit: {key: client}` counts by.
+/// The actix-web mount sets it; in a tower host, insert it where the connection is accepted
+/// (with axum, from `ConnectInfo`):
+///
+/// ```
+/// # async fn demo(api: api_orchestrator::web::Api) {
+/// use std::net::SocketAddr;
+///
+/// use api_orchestrator::web::ClientAddr;
+/// use axum::extract::{ConnectInfo, Request};
+/// use axum::middleware::{self, Next};
+///
+/// async fn client_addr(ConnectInfo(addr): ConnectInfo<SocketAddr>, mut req: Request, next: Next) -> axum::response::Response {
+///     req.extensions_mut().insert(ClientAddr(addr));
+///     next.run(req).await
+/// }
+///
+/// let app = axum::Router::new()
+///     .nest_service("/api", api)
+///     .layer(middleware::from_fn(client_addr));
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+/// let serve = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>());
+/// # drop(serve);
+/// # }
+/// ```
+///
+/// Without it, `key: client` counts every request of the endpoint together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub std::net::SocketAddr);
 
 /// Plans served over HTTP: clone it into as many routers or app factories as needed (it is a
 /// handle to shared state).
@@ -386,6 +417,7 @@ impl Api {
             Ok(ctx) => ctx,
             Err(problem) => return problem.into_response(id),
         };
+        ctx.client = parts.extensions.get::<ClientAddr>().map(|a| a.0.ip());
         if let Err(errors) = input::apply(&endpoint.input, &mut ctx) {
             return Problem::new(
                 400,
@@ -399,7 +431,7 @@ impl Api {
         let result = m.engine.execute(&endpoint.name, &ctx).await;
         let (response, trace) = respond(endpoint, result, debug, id);
         let response = match &trace {
-            Some(t) => with_server_timing(response, t),
+            Some(t) => with_trace_headers(response, t),
             None => response,
         };
         if m.tracking().admin {
@@ -570,11 +602,31 @@ fn respond(
     }
 }
 
-fn with_server_timing(mut response: Response<Bytes>, trace: &Trace) -> Response<Bytes> {
+/// `Server-Timing`, and `x-degraded` when a source's result was stood in for.
+fn with_trace_headers(mut response: Response<Bytes>, trace: &Trace) -> Response<Bytes> {
     if let Ok(v) = HeaderValue::try_from(server_timing(trace)) {
         response.headers_mut().insert(SERVER_TIMING, v);
     }
+    if let Some(v) = degraded(trace).and_then(|d| HeaderValue::try_from(d).ok()) {
+        response.headers_mut().insert(X_DEGRADED, v);
+    }
     response
+}
+
+/// `credit=fallback, history=skip`: each source whose result was stood in for, and how.
+fn degraded(trace: &Trace) -> Option<String> {
+    let mut out = String::new();
+    for s in &trace.sources {
+        if let Some(how) = s.degraded() {
+            if !out.is_empty() {
+                out.push_str(", ");
+            }
+            out.push_str(&s.name);
+            out.push('=');
+            out.push_str(how);
+        }
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 /// A service the web layer can mount: [`Api`] or [`Admin`].
@@ -699,7 +751,12 @@ fn server_timing(t: &Trace) -> String {
         dur(&mut out, &mut digits, s.duration);
         out.push_str(";desc=\"");
         out.push_str(&s.kind);
-        out.push_str("\", ");
+        out.push('"');
+        if let Some(cache) = s.cache {
+            out.push_str(";cache=");
+            out.push_str(cache.as_str());
+        }
+        out.push_str(", ");
     }
     out.push_str("total;");
     dur(&mut out, &mut digits, t.duration);
@@ -724,7 +781,11 @@ mod tests {
             outcome: Outcome::Ok,
             error: None,
             notes: Vec::new(),
+            cache: None,
+            circuit: None,
         };
+        let mut cached = source("credit", "api", 5);
+        cached.cache = Some(crate::source::CacheStatus::Hit);
         let trace = Trace {
             endpoint: "e".into(),
             config_version: 1,
@@ -732,13 +793,13 @@ mod tests {
             duration: Duration::from_micros(12_000_999),
             sources: vec![
                 source("profile", "database", 1_234),
-                source("credit", "api", 5),
+                cached,
                 source("slow", "api", 20_050),
             ],
         };
         assert_eq!(
             server_timing(&trace),
-            "profile;dur=1.234;desc=\"database\", credit;dur=0.005;desc=\"api\", \
+            "profile;dur=1.234;desc=\"database\", credit;dur=0.005;desc=\"api\";cache=hit, \
              slow;dur=20.050;desc=\"api\", total;dur=12000.999"
         );
         let empty = Trace {

@@ -1,7 +1,7 @@
 //! `application/problem+json` (RFC 9457): the one shape of every error the web layer answers.
 
 use bytes::Bytes;
-use http::header::{ALLOW, CONTENT_TYPE, HeaderValue};
+use http::header::{ALLOW, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use http::{Response, StatusCode};
 use serde_json::{Value, json};
 
@@ -29,6 +29,7 @@ pub struct Problem {
     detail: String,
     extensions: Vec<(&'static str, Value)>,
     allow: Option<HeaderValue>,
+    retry_after: Option<u64>,
 }
 
 impl Problem {
@@ -47,6 +48,7 @@ impl Problem {
             detail: detail.into(),
             extensions: Vec::new(),
             allow: None,
+            retry_after: None,
         }
     }
 
@@ -85,15 +87,33 @@ impl Problem {
         if let Some(allow) = self.allow {
             response.headers_mut().insert(ALLOW, allow);
         }
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(secs));
+        }
         response
     }
 }
 
-/// 404 for an unknown endpoint, 504 when the budget ran out, 502 when a required source failed.
+/// 404 for an unknown endpoint, 504 when the budget ran out, 502 when a required source failed,
+/// 503 past `max_in_flight` and 429 past `rate_limit` (both with `Retry-After`).
 impl From<&ExecuteError> for Problem {
     fn from(e: &ExecuteError) -> Self {
-        match e {
+        let mut problem = match e {
             ExecuteError::UnknownEndpoint(_) => Self::not_found(),
+            ExecuteError::Overloaded { .. } => Self::new(
+                503,
+                "overloaded",
+                "Service unavailable",
+                "the endpoint is at its limit of requests in flight; try again shortly",
+            ),
+            ExecuteError::RateLimited { .. } => Self::new(
+                429,
+                "rate-limited",
+                "Too many requests",
+                "the endpoint's rate limit is reached; try again after `Retry-After` seconds",
+            ),
             ExecuteError::DeadlineExceeded { budget, .. } => Self::new(
                 504,
                 "deadline-exceeded",
@@ -109,7 +129,12 @@ impl From<&ExecuteError> for Problem {
                 "Bad gateway",
                 format!("data source `{source_name}` failed"),
             ),
-        }
+        };
+        // Whole seconds, rounded up: `Retry-After: 0` would invite an immediate retry.
+        problem.retry_after = e
+            .retry_after()
+            .map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0));
+        problem
     }
 }
 

@@ -26,6 +26,7 @@
 
 mod env;
 mod files;
+mod policy;
 mod position;
 pub(crate) mod read;
 pub(crate) mod schema;

@@ -4,6 +4,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
+use super::policy;
 use super::read::{Object, ValueReader};
 use crate::diagnostic::{Code, Diagnostic, KeyPath};
 use crate::expr::Fields;
@@ -25,7 +26,11 @@ fn origin(cx: &ValueReader) -> Origin {
 
 pub(crate) fn settings(cx: &mut ValueReader, doc: &Value) -> Settings {
     let mut settings = Settings::default();
-    let Some(o) = cx.object(&KeyPath::root(), doc, &["server", "defaults", "tracking"]) else {
+    let Some(o) = cx.object(
+        &KeyPath::root(),
+        doc,
+        &["server", "defaults", "tracking", "cache"],
+    ) else {
         return settings;
     };
     if let Some(server) = o
@@ -72,6 +77,9 @@ pub(crate) fn settings(cx: &mut ValueReader, doc: &Value) -> Settings {
             settings.source_timeout = t;
         }
     }
+    if let Some(c) = o.get("cache") {
+        settings.cache = policy::cache_settings(cx, &o.at("cache"), c);
+    }
     settings
 }
 
@@ -113,6 +121,9 @@ const ENDPOINT_KEYS: &[&str] = &[
     "response_mapping",
     "input",
     "output",
+    "max_in_flight",
+    "rate_limit",
+    "on_degraded",
 ];
 
 fn endpoint(
@@ -135,6 +146,9 @@ fn endpoint(
         response_mapping: None,
         input: InputSchema::default(),
         output: None,
+        max_in_flight: None,
+        rate_limit: None,
+        on_degraded: Default::default(),
         origin: origin(cx),
     };
     if !crate::expr::is_identifier(name) {
@@ -164,6 +178,11 @@ fn endpoint(
             .ok()
     });
     e.timeout = o.opt_duration(cx, "timeout");
+    e.max_in_flight = o.opt(cx, "max_in_flight", policy::in_flight);
+    e.rate_limit = o.opt(cx, "rate_limit", policy::rate_limit);
+    e.on_degraded = o
+        .opt(cx, "on_degraded", policy::on_degraded)
+        .unwrap_or_default();
     e.primary_source = o.opt_string(cx, "primary_source");
     e.response_mapping = o.opt(cx, "response_mapping", |cx, p, v| Some(cx.template(p, v)));
     e.input = o.opt(cx, "input", input_schema).unwrap_or_default();
@@ -303,6 +322,7 @@ const SOURCE_KEYS: &[&str] = &[
     "default",
     "fallback",
     "transform",
+    "cache",
 ];
 
 fn source(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> Option<SourceStep> {
@@ -331,6 +351,7 @@ fn source(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> Option<SourceStep>
         on_error: OnError::Fail,
         fallback: o.opt(cx, "fallback", fallback),
         transform: Vec::new(),
+        cache: o.opt(cx, "cache", policy::cache_policy),
     };
     if let Some(params) = o.get("params") {
         step.params = cx
@@ -758,7 +779,15 @@ pub(crate) fn api(cx: &mut ValueReader, doc: &Value) -> ApiConfig {
 
 /// The keys of [`HttpSettings`] plus `more`.
 fn http_keys(more: &[&'static str]) -> Vec<&'static str> {
-    let mut keys = vec!["timeout", "headers", "retries", "max_response_bytes"];
+    let mut keys = vec![
+        "timeout",
+        "headers",
+        "retries",
+        "max_response_bytes",
+        "cache",
+        "circuit_breaker",
+        "max_concurrent",
+    ];
     keys.extend_from_slice(more);
     keys
 }
@@ -769,6 +798,9 @@ fn http_settings(cx: &mut ValueReader, o: &Object<'_>) -> HttpSettings {
         headers: o.string_map(cx, "headers"),
         retries: o.opt(cx, "retries", retries),
         max_response_bytes: o.opt(cx, "max_response_bytes", ValueReader::uint),
+        cache: o.opt(cx, "cache", policy::cache_policy),
+        circuit_breaker: o.opt(cx, "circuit_breaker", policy::circuit_breaker),
+        max_concurrent: policy::max_concurrent(o, cx),
     }
 }
 

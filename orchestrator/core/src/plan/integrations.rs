@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{NamedMap, Origin, RetryPolicy};
+use super::{CachePolicy, CircuitBreaker, NamedMap, Origin, RetryPolicy};
 
 /// All integration definitions visible to one set of endpoints.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -40,6 +40,43 @@ impl Integrations {
         })
     }
 
+    /// The HTTP integration service (API service, feature server or model server) a step of
+    /// type `kind` calls for `operation`: the entry named `source_id`, or else the first that
+    /// defines the operation. `None` for other types, or when nothing defines it.
+    pub fn service_of(
+        &self,
+        kind: &str,
+        operation: Option<&str>,
+        source_id: Option<&str>,
+    ) -> Option<Service<'_>> {
+        fn find<'a, S>(
+            sources: &'a NamedMap<S>,
+            source_id: Option<&str>,
+            has: impl Fn(&S) -> bool,
+        ) -> Option<(&'a str, &'a S)> {
+            match source_id {
+                Some(id) => sources.get_key_value(id),
+                None => sources.iter().find(|(_, s)| has(s)),
+            }
+            .map(|(id, s)| (id.as_str(), s))
+        }
+        let op = operation?;
+        let (id, entry) = match kind {
+            "api" => find(&self.api.sources, source_id, |s| {
+                s.operations.contains_key(op)
+            })
+            .map(|(id, s)| (id, ServiceEntry::Api(s)))?,
+            "feast" => find(&self.feast.sources, source_id, |s| {
+                s.operations.contains_key(op)
+            })
+            .map(|(id, s)| (id, ServiceEntry::Feast(s)))?,
+            "ml" => find(&self.ml.sources, source_id, |s| s.models.contains_key(op))
+                .map(|(id, s)| (id, ServiceEntry::Ml(s)))?,
+            _ => return None,
+        };
+        Some(Service { id, entry })
+    }
+
     /// What a data source inherits from its integration: the per-call timeout and the retry
     /// policy of the API service, feature server or model server it calls (an API
     /// operation's own `retries` first; a service's `retries` only for idempotent methods).
@@ -49,48 +86,28 @@ impl Integrations {
         operation: Option<&str>,
         source_id: Option<&str>,
     ) -> (Option<Duration>, Option<RetryPolicy>) {
-        fn find<'a, S>(
-            sources: &'a NamedMap<S>,
-            source_id: Option<&str>,
-            has: impl Fn(&S) -> bool,
-        ) -> Option<&'a S> {
-            match source_id {
-                Some(id) => sources.get(id),
-                None => sources.values().find(|s| has(s)),
-            }
-        }
-        let Some(op) = operation else {
+        let (Some(service), Some(op)) = (self.service_of(kind, operation, source_id), operation)
+        else {
             return (None, None);
         };
-        match kind {
-            "api" => find(&self.api.sources, source_id, |s| {
-                s.operations.contains_key(op)
-            })
-            .and_then(|svc| svc.operations.get(op).map(|o| (svc, o)))
-            .map_or((None, None), |(svc, o)| {
+        let http = service.http();
+        match service.entry {
+            ServiceEntry::Api(svc) => svc.operations.get(op).map_or((None, None), |o| {
                 let retry = o
                     .retries
-                    .or_else(|| o.is_idempotent().then_some(svc.http.retries).flatten());
-                (svc.http.timeout, retry)
+                    .or_else(|| o.is_idempotent().then_some(http.retries).flatten());
+                (http.timeout, retry)
             }),
             // With a database fallback the server's timeout bounds only the server call, so
             // the fallback still has time within the data source's own timeout.
-            "feast" => find(&self.feast.sources, source_id, |s| {
-                s.operations.contains_key(op)
-            })
-            .map_or((None, None), |s| {
+            ServiceEntry::Feast(s) => {
                 let fallback = s
                     .operations
                     .get(op)
                     .is_some_and(|o| o.database_fallback.is_some());
-                (
-                    (!fallback).then_some(s.http.timeout).flatten(),
-                    s.http.retries,
-                )
-            }),
-            "ml" => find(&self.ml.sources, source_id, |s| s.models.contains_key(op))
-                .map_or((None, None), |s| (s.http.timeout, s.http.retries)),
-            _ => (None, None),
+                ((!fallback).then_some(http.timeout).flatten(), http.retries)
+            }
+            ServiceEntry::Ml(_) => (http.timeout, http.retries),
         }
     }
 
@@ -104,6 +121,38 @@ impl Integrations {
             _ => Vec::new(),
         }
     }
+}
+
+/// An HTTP integration service a step calls ([`Integrations::service_of`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Service<'a> {
+    /// Its name (`source_id`).
+    pub id: &'a str,
+    /// Its definition.
+    pub entry: ServiceEntry<'a>,
+}
+
+impl<'a> Service<'a> {
+    /// Its timeout, headers, retries and policies.
+    pub fn http(&self) -> &'a HttpSettings {
+        match self.entry {
+            ServiceEntry::Api(s) => &s.http,
+            ServiceEntry::Feast(s) => &s.http,
+            ServiceEntry::Ml(s) => &s.http,
+        }
+    }
+}
+
+/// The definition of a [`Service`], by integration file.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum ServiceEntry<'a> {
+    /// `api.sources.<id>`.
+    Api(&'a ApiService),
+    /// `feast.sources.<id>`.
+    Feast(&'a FeastServer),
+    /// `ml.sources.<id>`.
+    Ml(&'a ModelServer),
 }
 
 fn nested<'a, S, T: 'a>(
@@ -396,6 +445,13 @@ pub struct HttpSettings {
     pub retries: Option<RetryPolicy>,
     /// Largest accepted response body (`max_response_bytes`, default 8 MiB).
     pub max_response_bytes: Option<u64>,
+    /// Caching of every call to the service (`cache:`); a data source's own `cache:` wins.
+    pub cache: Option<CachePolicy>,
+    /// A circuit breaker shared by every call to the service (`circuit_breaker:`).
+    pub circuit_breaker: Option<CircuitBreaker>,
+    /// Calls to the service in flight at once, across endpoints (`max_concurrent`); a call
+    /// past it fails at once as `unavailable` (a bulkhead).
+    pub max_concurrent: Option<usize>,
 }
 
 impl HttpSettings {

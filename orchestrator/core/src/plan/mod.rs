@@ -31,6 +31,7 @@
 //! a new variant there comes with a new minor version.
 
 mod integrations;
+mod policy;
 mod route;
 
 use std::collections::BTreeMap;
@@ -45,7 +46,11 @@ pub use integrations::{
     ApiAuth, ApiConfig, ApiOperation, ApiService, DatabaseConfig, DbConnection, DbOperation,
     DbParam, FeastConfig, FeastOperation, FeastServer, FeatureFallback, HttpMethod, HttpSettings,
     Integrations, MlConfig, Model, ModelProtocol, ModelServer, OnMissing, OutputPath, OutputStep,
-    ReturnType, ScopedIntegrations, SqlDriver, SqlType, placeholders,
+    ReturnType, ScopedIntegrations, Service, ServiceEntry, SqlDriver, SqlType, placeholders,
+};
+pub use policy::{
+    CachePolicy, CacheSettings, CacheStore, CircuitBreaker, InFlightLimit, OnDegraded, RateLimit,
+    RateLimitKey,
 };
 pub use route::{ENTITY_ID, Route, RouteError, RouteTemplate, id_param_of};
 
@@ -87,6 +92,8 @@ pub struct Settings {
     pub server: ServerSettings,
     /// Execution tracking of the HTTP integrations (`tracking:`).
     pub tracking: TrackingSettings,
+    /// The store of cached source answers (`cache:`).
+    pub cache: CacheSettings,
 }
 
 impl Default for Settings {
@@ -96,6 +103,7 @@ impl Default for Settings {
             source_timeout: Duration::from_secs(10),
             server: ServerSettings::default(),
             tracking: TrackingSettings::default(),
+            cache: CacheSettings::default(),
         }
     }
 }
@@ -253,6 +261,13 @@ pub struct Endpoint {
     pub input: InputSchema,
     /// A JSON Schema of the response (`output:`), for the OpenAPI document.
     pub output: Option<serde_json::Value>,
+    /// Executions at once, and how many may wait (`max_in_flight:`); `None`: unbounded.
+    pub max_in_flight: Option<InFlightLimit>,
+    /// Requests allowed per period (`rate_limit:`); `None`: unlimited.
+    pub rate_limit: Option<RateLimit>,
+    /// What a degraded answer (a source skipped, defaulted, fallen back or stale) becomes
+    /// (`on_degraded:`).
+    pub on_degraded: OnDegraded,
     /// Where it was declared.
     pub origin: Origin,
 }
@@ -399,6 +414,9 @@ pub struct SourceStep {
     pub fallback: Option<Fallback>,
     /// Steps applied to the result before later sources and the mapping see it.
     pub transform: Vec<Transform>,
+    /// Caching of the source's answers (`cache:`); `None` means its integration service's
+    /// `cache:`, if any.
+    pub cache: Option<CachePolicy>,
 }
 
 /// Retries with exponential backoff and full jitter.

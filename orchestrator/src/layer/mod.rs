@@ -9,10 +9,17 @@
 //! |---|---|---|
 //! | [`OnErrorLayer`] | `on_error: skip` or `default` | a failure becomes null or the default; the trace keeps the error |
 //! | [`FallbackLayer`] | `fallback:` | a failure tries another source (its own operation, the step's params; with its own timeout and the host layers) or a literal |
+//! | cache | `cache:` (or the service's) | a fresh answer for the same definition and params answers at once; identical calls in flight share one call; an expired answer stands in for a failure within `stale_if_error` |
 //! | [`RetryLayer`] | `retries:` (or the integration's) | transient failures are retried after a jittered exponential backoff, within the endpoint's deadline and a [retry budget](RetryLayer) |
+//! | circuit breaker | the service's `circuit_breaker:` | while open, attempts fail at once as `unavailable` (not retried); counts each attempt's transient failures |
+//! | bulkhead | the service's `max_concurrent:` | past the service's calls in flight, an attempt fails at once as `unavailable` |
 //! | host layers | [`OrchestratorBuilder::layer`](crate::OrchestratorBuilder::layer) | anything: a cache, a circuit breaker, a concurrency limit, metrics; the first added is the outermost |
 //! | [`TimeoutLayer`] | always | each attempt ends at the step's timeout or the endpoint's deadline, whichever comes first |
 //! | the source | | the built-in or host source type |
+//!
+//! The cache, circuit breakers and bulkheads keep their state in the [`Registry`](crate::source::Registry)
+//! (shared by its clones): a reload keeps the circuit of a service whose policy did not change,
+//! and cached answers whose definition did not change.
 //!
 //! A host layer sees every attempt (a retried call passes through it once per attempt, with
 //! [`SourceCall::attempt`] counting), and each attempt's timeout applies inside it: a circuit
@@ -56,10 +63,16 @@
 //! let builder = api_orchestrator::Orchestrator::builder().layer(CountApiCalls(calls.clone()));
 //! ```
 
+mod breaker;
+mod cache;
+#[cfg(feature = "redis")]
+mod redis;
+
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -67,7 +80,9 @@ use serde_json::Value;
 use tokio::time::Instant;
 use tower::retry::budget::{Budget as _, TpsBudget};
 
-use crate::plan::{Endpoint, OnError, RetryPolicy, SourceStep};
+use crate::plan::{
+    CachePolicy, CacheSettings, CircuitBreaker, Endpoint, OnError, RetryPolicy, SourceStep,
+};
 use crate::source::{DataSource, Recovery, SourceCall, SourceError, SourceErrorKind};
 
 /// `at + d`, with `d` capped at a century: a duration from the config too long for the clock
@@ -108,6 +123,111 @@ pub struct StepInfo<'a> {
     /// Whether this stack calls the step's `fallback:` source rather than the step's own
     /// (its type is the fallback's; it has no retries).
     pub fallback: bool,
+    /// The HTTP integration service the calls go to (its `source_id`), when there is one.
+    pub service: Option<&'a str>,
+}
+
+/// What the policy layers keep across config versions: the cache store and the calls in
+/// flight, each service's circuit breaker and bulkhead. A [`Registry`](crate::source::Registry)
+/// holds one, shared by its clones.
+#[derive(Default)]
+pub(crate) struct Shared {
+    store: Mutex<Option<(CacheSettings, Arc<dyn cache::Store>)>>,
+    flights: Arc<cache::Flights>,
+    breakers: Mutex<HashMap<(String, CircuitBreaker), Arc<breaker::Breaker>>>,
+    bulkheads: Mutex<HashMap<(String, usize), Arc<tokio::sync::Semaphore>>>,
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared").finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    /// The store `settings` ask for: the one already built while they stay the same.
+    pub(crate) fn store(
+        &self,
+        settings: &CacheSettings,
+    ) -> Result<Arc<dyn cache::Store>, SourceError> {
+        let mut slot = self.store.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((built_for, store)) = &*slot
+            && built_for == settings
+        {
+            return Ok(store.clone());
+        }
+        let store = cache::store(settings)?;
+        *slot = Some((settings.clone(), store.clone()));
+        Ok(store)
+    }
+
+    fn breaker(&self, service: &str, policy: CircuitBreaker) -> Arc<breaker::Breaker> {
+        self.breakers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry((service.to_owned(), policy))
+            .or_insert_with(|| Arc::new(breaker::Breaker::new(service.to_owned(), policy)))
+            .clone()
+    }
+
+    fn bulkhead(&self, service: &str, limit: usize) -> Arc<tokio::sync::Semaphore> {
+        self.bulkheads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry((service.to_owned(), limit))
+            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(limit)))
+            .clone()
+    }
+}
+
+/// The resolved policies of one step, made by the engine when it compiles a plan.
+#[derive(Default)]
+pub(crate) struct Policies {
+    /// `cache:` with its store, and the hash of the step's definition.
+    pub(crate) cache: Option<(CachePolicy, Duration, Arc<dyn cache::Store>, u128)>,
+    /// The service's policies for the step's own calls.
+    pub(crate) service: ServicePolicies,
+}
+
+/// The circuit breaker and bulkhead of the service a stack calls.
+#[derive(Default, Clone)]
+pub(crate) struct ServicePolicies {
+    breaker: Option<Arc<breaker::Breaker>>,
+    bulkhead: Option<(String, Arc<tokio::sync::Semaphore>, usize)>,
+}
+
+impl ServicePolicies {
+    /// The policies `http` gives the service known as `name` (unique per type, id and URL).
+    pub(crate) fn of(
+        shared: &Shared,
+        name: &str,
+        breaker: Option<CircuitBreaker>,
+        max_concurrent: Option<usize>,
+    ) -> Self {
+        Self {
+            breaker: breaker.map(|policy| shared.breaker(name, policy)),
+            bulkhead: max_concurrent
+                .map(|limit| (name.to_owned(), shared.bulkhead(name, limit), limit)),
+        }
+    }
+}
+
+/// The hash a cache keys a step's calls by: `definition` names everything the call does.
+pub(crate) fn definition_hash(definition: &str) -> u128 {
+    cache::definition_hash(definition)
+}
+
+impl Shared {
+    /// The cache of a step with `policy`: its ttl, the store, and the step's definition hash.
+    pub(crate) fn cache_for(
+        &self,
+        policy: CachePolicy,
+        settings: &CacheSettings,
+        definition: u128,
+    ) -> Result<(CachePolicy, Duration, Arc<dyn cache::Store>, u128), SourceError> {
+        let ttl = policy.ttl.unwrap_or(settings.default_ttl);
+        Ok((policy, ttl, self.store(settings)?, definition))
+    }
 }
 
 /// Host layers, in the order they were added (the first is the outermost).
@@ -125,15 +245,31 @@ impl Layers {
         self.0.push(Arc::new(layer));
     }
 
-    /// What each attempt goes through: the host layers around the timeout around `source`.
+    /// What each attempt goes through: the service's circuit breaker and bulkhead around the
+    /// host layers around the timeout around `source`.
     pub(crate) fn attempt(
         &self,
         source: Arc<dyn DataSource>,
         info: &StepInfo<'_>,
+        service: &ServicePolicies,
     ) -> Arc<dyn DataSource> {
         let mut s: Arc<dyn DataSource> = Arc::new(TimeoutLayer::new(source, info.timeout));
         for layer in self.0.iter().rev() {
             s = layer.layer(s, info);
+        }
+        if let Some((name, permits, limit)) = &service.bulkhead {
+            s = Arc::new(breaker::BulkheadLayer {
+                inner: s,
+                service: name.clone(),
+                permits: permits.clone(),
+                limit: *limit,
+            });
+        }
+        if let Some(b) = &service.breaker {
+            s = Arc::new(breaker::BreakerLayer {
+                inner: s,
+                breaker: b.clone(),
+            });
         }
         s
     }
@@ -145,10 +281,23 @@ impl Layers {
         source: Arc<dyn DataSource>,
         fallback: Option<Fallback>,
         info: &StepInfo<'_>,
+        policies: Policies,
+        shared: &Shared,
     ) -> Arc<dyn DataSource> {
-        let mut s = self.attempt(source, info);
+        let mut s = self.attempt(source, info, &policies.service);
         if let Some(policy) = info.retry.filter(|p| p.max_retries > 0) {
             s = Arc::new(RetryLayer::new(s, policy));
+        }
+        if let Some((policy, ttl, store, definition)) = policies.cache {
+            s = Arc::new(cache::CacheLayer {
+                inner: s,
+                store,
+                flights: shared.flights.clone(),
+                definition,
+                ttl,
+                stale_if_error: policy.stale_if_error,
+                error_ttl: policy.error_ttl,
+            });
         }
         if let Some(to) = fallback {
             s = Arc::new(FallbackLayer::new(s, to));
