@@ -3,7 +3,7 @@
 //! ```text
 //! cargo run --release -p benches --bin load            # full run (several minutes)
 //! cargo run --release -p benches --bin load -- --smoke # every scenario, tiny (what CI runs)
-//! load --only ii,iii                                   # some scenarios: i, ii, iii, iv, v, vi
+//! load --only ii,iii                                   # some scenarios: i, ii, iii, iv, v, vi, vii
 //! load --profile a|b|actix-a|actix-b|fanN-a|fanN-b SECS  # one variant only, for a profiler
 //! ```
 //!
@@ -642,7 +642,7 @@ struct Args {
 }
 
 impl Args {
-    const SCENARIOS: [&str; 6] = ["i", "ii", "iii", "iv", "v", "vi"];
+    const SCENARIOS: [&str; 7] = ["i", "ii", "iii", "iv", "v", "vi", "vii"];
 
     fn parse() -> Self {
         let argv: Vec<String> = std::env::args().collect();
@@ -944,6 +944,76 @@ impl Harness {
         }
     }
 
+    /// (vii) a cached 20 ms source: with every request a hit, throughput is the server's, as
+    /// with a source that makes no I/O, not the source's.
+    fn cached(&self) {
+        let budget = self.budget;
+        println!(
+            "\n## (vii) one 20 ms API source: uncached, cached (`cache: 1m`, every request a hit), and a `direct` source (no I/O)\n"
+        );
+        println!(
+            "| variant | clients | req/s | p50 | p99 | serving CPU per request |\n|---|---|---|---|---|---|"
+        );
+        let backend = self.backend;
+        for (variant, source) in [
+            (
+                "uncached",
+                "{name: s, type: api, operation: slow, params: {}}",
+            ),
+            (
+                "cached",
+                "{name: s, type: api, operation: slow, params: {}, cache: 1m}",
+            ),
+            (
+                "direct",
+                "{name: s, type: direct, params: {source: cached, score: 712}}",
+            ),
+        ] {
+            let dir = self.work.path().join(format!("cache-{variant}"));
+            write_files(
+                &dir,
+                &[
+                    (
+                        "integrations/api_sources.yaml",
+                        format!(
+                            "api:\n  sources:\n    backend:\n      base_url: \"http://{backend}\"\n      operations:\n        slow: {{path: \"/delay/20/cached\"}}\n"
+                        ),
+                    ),
+                    (
+                        "domains/cache.yaml",
+                        format!(
+                            "endpoints:\n  cached:\n    path: /cached\n    method: [GET]\n    data_sources:\n      - {source}\n    response_mapping: {{source: \"$s.source\", score: \"$s.score\"}}\n"
+                        ),
+                    ),
+                ],
+            );
+            let o = self
+                .server_rt
+                .block_on(async { Orchestrator::from_dir(&dir).unwrap() });
+            let served = serve_axum(
+                &self.server_rt,
+                axum::Router::new().fallback_service(Api::new(&o)),
+            );
+            let r = drive(
+                &self.load_rt,
+                &format!("{}/cached", served.base),
+                budget.concurrency,
+                budget.warmup,
+                budget.round * 2,
+            );
+            assert_eq!(r.errors, 0, "{variant}: requests failed");
+            println!(
+                "| {variant} | {} | {:.0} | {} | {} | {:.1} µs |",
+                budget.concurrency,
+                r.rps,
+                ms(r.p50),
+                ms(r.p99),
+                r.cpu_per_request.as_secs_f64() * 1e6
+            );
+            (served.stop)();
+        }
+    }
+
     /// (v) load + validate time of generated configs.
     fn load_time(&self) {
         println!("\n## (v) load + validate\n");
@@ -1007,6 +1077,9 @@ fn main() {
     }
     if args.wants("v") {
         h.load_time();
+    }
+    if args.wants("vii") {
+        h.cached();
     }
     println!("\ndone");
 }

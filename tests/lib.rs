@@ -154,3 +154,44 @@ pub fn config_dir(files: &[(&str, &str)]) -> tempfile::TempDir {
     }
     dir
 }
+
+/// A writer a test reads back: everything a `fmt` subscriber printed.
+#[derive(Debug, Clone, Default)]
+pub struct Captured(pub std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Captured {
+    /// Prints every event and span close (DEBUG and up) here, on this thread, until the guard
+    /// drops. tracing caches per call site whether anyone listens, and while at most one
+    /// subscriber is registered it asks the registering thread's: a call site first reached by
+    /// another test's thread (no subscriber) would stay off for this test, so the caller
+    /// reaches every call site on the path first, and the cache is rebuilt here.
+    pub fn capture(&self) -> tracing::subscriber::DefaultGuard {
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer({
+                let out = self.clone();
+                move || out.clone()
+            })
+            .with_max_level(tracing::Level::DEBUG)
+            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+            .with_ansi(false)
+            .finish();
+        let guard = tracing::subscriber::set_default(subscriber);
+        tracing::callsite::rebuild_interest_cache();
+        guard
+    }
+
+    /// What was written so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

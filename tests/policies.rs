@@ -643,3 +643,112 @@ async fn with_redis_unreachable_requests_are_answered_by_the_source() {
         assert_eq!(up.calls("/items/4"), n);
     }
 }
+
+#[tokio::test]
+async fn the_source_span_says_what_the_cache_did() {
+    let up = Upstream::start().await;
+    let o = orchestrator("", &service(&up.url(), ""), CACHED_ITEM);
+    o.execute("item", id("warm-up")).await.unwrap();
+    let out = tests::Captured::default();
+    let _guard = out.capture();
+    o.execute("item", id("11")).await.unwrap();
+    o.execute("item", id("11")).await.unwrap();
+    let log = out.text();
+    let spans: Vec<&str> = log.lines().filter(|l| l.contains("source{")).collect();
+    assert!(
+        spans
+            .iter()
+            .any(|l| l.contains("cache=\"miss\"") || l.contains("cache=miss")),
+        "{log}"
+    );
+    assert!(
+        spans
+            .iter()
+            .any(|l| l.contains("cache=\"hit\"") || l.contains("cache=hit")),
+        "{log}"
+    );
+}
+
+/// A TCP proxy to `target` that, while `open` is false, drops every connection at once: Redis
+/// down, then back, without touching the real server.
+async fn switchable_proxy(
+    target: String,
+    open: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut inbound, _)) = listener.accept().await else {
+                return;
+            };
+            if !open.load(std::sync::atomic::Ordering::SeqCst) {
+                continue;
+            }
+            let target = target.clone();
+            tokio::spawn(async move {
+                if let Ok(mut out) = tokio::net::TcpStream::connect(&target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn the_cache_warns_once_per_redis_outage_and_resumes_when_redis_is_back() {
+    let Some(url) = redis_url() else { return };
+    // redis://host:port/db → host:port and /db.
+    let rest = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
+    let (target, db) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let open = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let proxy = switchable_proxy(target.to_owned(), open.clone()).await;
+    let up = Upstream::start().await;
+    let o = orchestrator(
+        &redis_config(&format!("redis://{proxy}{db}")),
+        &service(&up.url(), ""),
+        CACHED_ITEM,
+    );
+    let key = format!("resume-{}", std::process::id());
+    let out = tests::Captured::default();
+    let _guard = out.capture();
+    for n in 1..=3 {
+        let exec = o.execute("item", id(&key)).await.unwrap();
+        assert_eq!(only(&exec.trace).cache, Some(CacheStatus::Miss));
+        assert_eq!(
+            up.calls(&format!("/items/{key}")),
+            n,
+            "answered by the source"
+        );
+    }
+    let log = out.text();
+    assert_eq!(
+        log.matches("the Redis cache is unreachable").count(),
+        1,
+        "one warning per outage:\n{log}"
+    );
+
+    open.store(true, std::sync::atomic::Ordering::SeqCst);
+    // Past the reconnection interval (tokio's clock, moved by hand).
+    skip(Duration::from_secs(2)).await;
+    let mut status = None;
+    for _ in 0..400 {
+        let exec = o.execute("item", id(&key)).await.unwrap();
+        status = only(&exec.trace).cache;
+        if status == Some(CacheStatus::Hit) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        status,
+        Some(CacheStatus::Hit),
+        "Redis is used again once it is back"
+    );
+    assert!(
+        out.text().contains("the Redis cache is back"),
+        "{}",
+        out.text()
+    );
+}

@@ -12,6 +12,7 @@ use api_orchestrator::engine::{ExecuteError, Outcome};
 use api_orchestrator::source::{DataSource, SourceCall, SourceError, SourceErrorKind};
 use api_orchestrator::{Orchestrator, RequestContext};
 use serde_json::{Value, json};
+use tests::Captured;
 use tests::db::{Backend, TestDb};
 
 /// Stands in for the Feast server of the seed's `get_customer_360`.
@@ -612,20 +613,6 @@ async fn refused_connections_are_unavailable() {
     }
 }
 
-/// A writer the test reads back: everything a `fmt` subscriber printed.
-#[derive(Clone, Default)]
-struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Each query gets a `sql` span with operation, connection and row count; bound values appear
 /// only when the connection opts in with `log_parameters: true`.
 #[tokio::test]
@@ -638,27 +625,13 @@ async fn query_spans_leave_out_parameter_values_unless_enabled() {
             "endpoints:\n  lookup:\n    data_sources: [{name: l, type: database, operation: lookup, params: {secret: \"$request.secret\"}}]\n",
         );
         let o = Orchestrator::from_dir(dir.path()).unwrap_or_else(|e| panic!("{e}"));
-        // tracing caches per call site whether anyone listens, and while at most one
-        // subscriber is registered it asks the registering thread's. A call site first reached
-        // by another test's thread (no subscriber) would stay off for this test, so every call
-        // site on the path is reached here first and the cache rebuilt once the subscriber is
-        // in place.
+        // Every call site on the path is reached once before capturing (see `capture`).
         ok(&o, "lookup", &[("secret", json!("warm-up"))]).await;
         let out = Captured::default();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer({
-                let out = out.clone();
-                move || out.clone()
-            })
-            .with_max_level(tracing::Level::DEBUG)
-            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
-            .with_ansi(false)
-            .finish();
-        let _guard = tracing::subscriber::set_default(subscriber);
-        tracing::callsite::rebuild_interest_cache();
+        let _guard = out.capture();
         let rows = ok(&o, "lookup", &[("secret", json!("hunter2-ssn-123"))]).await;
         assert_eq!(rows, json!([{"s": "hunter2-ssn-123"}, {"s": "x"}]));
-        let log = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let log = out.text();
         assert!(
             log.contains("sql{operation=lookup connection=main"),
             "{log}"

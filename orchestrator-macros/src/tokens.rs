@@ -215,6 +215,10 @@ fn literal(lit: &proc_macro2::Literal) -> syn::Result<Value> {
     let text = lit.to_string();
     match syn::parse_str::<syn::Lit>(&text) {
         Ok(syn::Lit::Str(s)) => Ok(Value::String(s.value())),
+        // `300ms`, `30s`, `1.5s`: a number with a unit is the text YAML would read
+        // (`timeout: 300ms`), not the bare number.
+        Ok(syn::Lit::Int(i)) if !i.suffix().is_empty() => Ok(Value::String(text)),
+        Ok(syn::Lit::Float(f)) if !f.suffix().is_empty() => Ok(Value::String(text)),
         Ok(syn::Lit::Int(i)) => i
             .base10_parse::<i64>()
             .map(Value::from)

@@ -148,6 +148,7 @@ fn every_example_endpoint_written_in_tokens_equals_its_yaml() {
                 description: "Multi-source flow: the database, request parameters and the external credit API",
                 path: "/credit-overview/{customer_id}",
                 method: [GET],
+                max_in_flight: { limit: 128, queue: 256 },
                 input: {
                     path: { customer_id: integer },
                     query: { currency: { type: string, required: false } },
@@ -159,6 +160,7 @@ fn every_example_endpoint_written_in_tokens_equals_its_yaml() {
                       params: { customer_id: $request.customer_id } },
                     { name: credit, type: api, operation: get_customer_credit,
                       params: { customer_id: $request.customer_id },
+                      cache: { ttl: 30s, stale_if_error: 5m },
                       fallback: { value: { credit_score: null, credit_limit: null, bureau: unavailable } } },
                 ],
                 response_mapping: {
@@ -299,6 +301,8 @@ fn compile_time_yaml_equals_the_run_time_load() {
     let file: ValidPlan =
         orchestrate!(file = "../tests/fixtures/valid/direct/domains/greetings.yaml");
     assert_eq!(file, yaml("../tests/fixtures/valid/direct"));
+    let policies: ValidPlan = orchestrate!(dir = "../tests/fixtures/valid/policies");
+    assert_eq!(policies, yaml("../tests/fixtures/valid/policies"));
 }
 
 #[tokio::test]

@@ -87,6 +87,7 @@
 //! | `actix` | no | [`web::actix`]: mount the plans in an actix-web app |
 //! | `openapi` | no | `/openapi.json` and an offline `/docs` page |
 //! | `reload` | no | `Orchestrator::watch`: reload the config directory when it changes |
+//! | `redis` | no | `cache: {store: redis}`: cached answers shared by replicas in Redis |
 //!
 //! With `default-features = false` the crate is the plan model, loader, expression parser and
 //! validator only (the crate `api-orchestrator-core`, re-exported).
