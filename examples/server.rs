@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use api_orchestrator::Orchestrator;
-use api_orchestrator::web::Api;
+use api_orchestrator::web::{Api, ClientAddr};
 use examples::demo;
 
 struct Args {
@@ -119,7 +119,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         // The operator routes (recent executions, reload). A real host puts its own
         // authentication in front of them; the demo listens on loopback only.
         .nest_service("/api/admin", api.admin())
-        .nest_service("/api", api);
+        .nest_service("/api", api)
+        // The client's address, for endpoints whose `rate_limit` counts per client.
+        .layer(axum::middleware::from_fn(client_addr));
 
     println!("\nlistening on http://{addr}  (docs: http://{addr}/api/docs/)");
     for e in &orchestrator.plan().endpoints {
@@ -135,10 +137,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "reloading `{}` when its YAML changes; Ctrl-C stops",
         args.config.display()
     );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
     Ok(())
+}
+
+/// Passes the connection's peer address to the plans as [`ClientAddr`].
+async fn client_addr(
+    axum::extract::ConnectInfo(addr): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    request.extensions_mut().insert(ClientAddr(addr));
+    next.run(request).await
 }

@@ -36,7 +36,7 @@ fn orchestrator(config: &str, api: &str, domain: &str) -> Orchestrator {
 /// An API service `up` at `base`, with `extra` (indented YAML) added to the service.
 fn service(base: &str, extra: &str) -> String {
     format!(
-        "api:\n  sources:\n    up:\n      base_url: \"{base}\"\n      timeout: 5s\n{extra}      operations:\n        item: {{path: \"/items/{{id}}\"}}\n        slow: {{path: \"/slow\", query: {{ms: \"{{ms}}\"}}}}\n"
+        "api:\n  sources:\n    up:\n      base_url: \"{base}\"\n      timeout: 5s\n{extra}      operations:\n        item: {{path: \"/items/{{id}}\"}}\n        post_item: {{method: POST, path: \"/items/{{id}}\"}}\n        slow: {{path: \"/slow\", query: {{ms: \"{{ms}}\"}}}}\n"
     )
 }
 
@@ -100,13 +100,19 @@ async fn a_cached_source_is_called_once_within_its_ttl_and_again_after() {
 }
 
 #[tokio::test]
-async fn a_service_cache_applies_to_its_steps_and_a_changed_definition_misses() {
+async fn a_service_cache_applies_to_its_reads_only() {
     let up = Upstream::start().await;
     let domain = r#"
 endpoints:
   item:
     data_sources:
       - {name: thing, type: api, operation: item, params: {id: "$request.id"}}
+  post:
+    data_sources:
+      - {name: thing, type: api, operation: post_item, params: {id: "$request.id"}}
+  post_cached:
+    data_sources:
+      - {name: thing, type: api, operation: post_item, params: {id: "$request.id"}, cache: 1m}
 "#;
     let api = service(&up.url(), "      cache: {ttl: 1m}\n");
     let o = orchestrator("", &api, domain);
@@ -114,6 +120,17 @@ endpoints:
     let exec = o.execute("item", id("1")).await.unwrap();
     assert_eq!(only(&exec.trace).cache, Some(CacheStatus::Hit));
     assert_eq!(up.calls("/items/1"), 1);
+    // A POST is not cached by the service's `cache:`…
+    for _ in 0..2 {
+        let exec = o.execute("post", id("2")).await.unwrap();
+        assert_eq!(only(&exec.trace).cache, None);
+    }
+    assert_eq!(up.calls("/items/2"), 2);
+    // …only by its step's own.
+    for _ in 0..2 {
+        o.execute("post_cached", id("2")).await.unwrap();
+    }
+    assert_eq!(up.calls("/items/2"), 3);
 }
 
 #[tokio::test]
@@ -458,6 +475,16 @@ endpoints:
         200,
         "another key has its own count"
     );
+    // The OpenAPI document lists the answer.
+    let doc = http
+        .get(format!("{base}/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    let doc: Value = serde_json::from_slice(&doc.bytes().await.unwrap()).unwrap();
+    let responses = &doc["paths"]["/test/hello"]["get"]["responses"];
+    assert!(responses["429"].is_object(), "{responses}");
+    assert!(responses.get("503").is_none(), "{responses}");
 }
 
 #[tokio::test]

@@ -283,7 +283,10 @@ impl Engine {
                 cache: None,
                 service: service_policies(shared, &s.kind, service),
             };
-            if let Some(cache) = s.cache.or(service.and_then(|svc| svc.http().cache)) {
+            if let Some(cache) = s
+                .cache
+                .or(service.and_then(|svc| service_cache(svc, operation)))
+            {
                 let definition = definition(e, integrations, &s.kind, operation, source_id);
                 policies.cache = Some(
                     shared
@@ -523,6 +526,20 @@ fn service_policies(
     // A domain may define a service of the same name elsewhere: the URL tells them apart.
     let name = format!("{kind}/{} ({url})", svc.id);
     ServicePolicies::of(shared, &name, http.circuit_breaker, http.max_concurrent)
+}
+
+/// The `cache:` of the service a step calls, for that step: every feature lookup and
+/// inference, but among API operations only `GET`s (caching a `POST` takes the step's own
+/// `cache:`).
+fn service_cache(service: plan::Service<'_>, operation: Option<&str>) -> Option<plan::CachePolicy> {
+    let cache = service.http().cache?;
+    match service.entry {
+        plan::ServiceEntry::Api(api) => {
+            let op = api.operations.get(operation?)?;
+            (op.method == plan::HttpMethod::Get).then_some(cache)
+        }
+        _ => Some(cache),
+    }
 }
 
 /// Everything a call of a step depends on besides its params, for the cache key: its type,

@@ -217,7 +217,7 @@ fn responses(mut op: OperationBuilder, e: &Endpoint) -> OperationBuilder {
             )
             .build(),
     );
-    let problems: &[(&str, &str)] = &[
+    let mut problems: Vec<(&str, &str)> = vec![
         (
             "400",
             "The body is not JSON, or a declared input is missing or ill-typed.",
@@ -227,11 +227,24 @@ fn responses(mut op: OperationBuilder, e: &Endpoint) -> OperationBuilder {
         ("502", "A required data source failed."),
         ("504", "The endpoint's time budget ran out."),
     ];
+    if e.rate_limit.is_some() {
+        problems.push((
+            "429",
+            "Past the endpoint's rate limit; `Retry-After` says when to try again.",
+        ));
+    }
+    if e.max_in_flight.is_some() {
+        problems.push((
+            "503",
+            "The endpoint is at its limit of requests in flight; `Retry-After` says when to try again.",
+        ));
+    }
+    problems.sort_unstable();
     for (status, description) in problems {
         op = op.response(
-            *status,
+            status,
             ResponseBuilder::new()
-                .description(*description)
+                .description(description)
                 .content(
                     "application/problem+json",
                     ContentBuilder::new()
