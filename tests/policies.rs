@@ -322,7 +322,11 @@ async fn the_circuit_opens_after_the_threshold_probes_after_the_open_time_and_cl
         let err = o.execute("item", id("1")).await.unwrap_err();
         let t = only(err.trace().unwrap());
         assert_eq!(t.circuit, Some(CircuitState::Open));
-        assert_eq!(t.error.as_ref().unwrap().kind, SourceErrorKind::Unavailable);
+        let error = t.error.as_ref().unwrap();
+        assert_eq!(error.kind, SourceErrorKind::Unavailable);
+        // The service is named, its URL (which may carry credentials) is not.
+        assert!(error.message.contains("`api/up`"), "{}", error.message);
+        assert!(!error.message.contains("127.0.0.1"), "{}", error.message);
     }
     assert_eq!(
         up.calls("/items/1"),

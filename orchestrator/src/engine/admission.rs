@@ -140,8 +140,9 @@ impl Rate {
             global: Mutex::new(None),
             keyed: moka::sync::Cache::builder()
                 .max_capacity(Self::MAX_KEYS)
-                // A bucket idle this long is full again: forgetting it changes nothing.
-                .time_to_idle(tolerance.max(Duration::from_secs(1)))
+                // A bucket idle this long is full again: forgetting it changes nothing. (Capped
+                // at a day: moka refuses idle times of centuries, which a config may ask for.)
+                .time_to_idle(tolerance.clamp(Duration::from_secs(1), Duration::from_secs(86_400)))
                 .build(),
         }
     }
@@ -168,7 +169,7 @@ impl Rate {
     fn take(&self, bucket: &Mutex<Option<Instant>>) -> Result<(), Refused> {
         let now = Instant::now();
         let mut tat = bucket.lock().unwrap_or_else(PoisonError::into_inner);
-        let next = tat.map_or(now, |t| t.max(now)) + self.emission;
+        let next = crate::layer::after(tat.map_or(now, |t| t.max(now)), self.emission);
         let ahead = next - now;
         if ahead > self.tolerance {
             return Err(Refused::RateLimited(ahead - self.tolerance));
@@ -205,6 +206,14 @@ mod tests {
         tokio::time::advance(after).await;
         assert!(r.check(&req).is_ok());
         assert!(r.check(&req).is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn periods_of_any_length_neither_panic_nor_overflow() {
+        let r = rate(1, Duration::from_secs(u64::MAX / 4), u32::MAX);
+        let req = RequestContext::new();
+        assert!(r.check(&req).is_ok());
+        assert!(r.check(&req).is_ok());
     }
 
     #[tokio::test(start_paused = true)]

@@ -524,8 +524,15 @@ fn service_policies(
         _ => "",
     };
     // A domain may define a service of the same name elsewhere: the URL tells them apart.
-    let name = format!("{kind}/{} ({url})", svc.id);
-    ServicePolicies::of(shared, &name, http.circuit_breaker, http.max_concurrent)
+    let name = format!("{kind}/{}", svc.id);
+    let key = format!("{name} {url}");
+    ServicePolicies::of(
+        shared,
+        &key,
+        &name,
+        http.circuit_breaker,
+        http.max_concurrent,
+    )
 }
 
 /// The `cache:` of the service a step calls, for that step: every feature lookup and

@@ -242,25 +242,31 @@ impl Flights {
 }
 
 impl Lead<'_> {
-    fn land(mut self, landed: Landed) {
-        self.finish(landed);
+    /// Hands `landed` to the callers waiting for it (a copy only when there are any).
+    fn land(mut self, landed: &Landed) {
+        self.finish(|| landed.clone());
     }
 
-    fn finish(&mut self, landed: Landed) {
+    fn finish(&mut self, landed: impl FnOnce() -> Landed) {
         if let Some(tx) = self.tx.take() {
-            self.flights
-                .calls
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .remove(&self.key);
-            tx.send_replace(Some(landed));
+            // The map's receiver goes here: what remains are the waiters'.
+            drop(
+                self.flights
+                    .calls
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(&self.key),
+            );
+            if tx.receiver_count() > 0 {
+                tx.send_replace(Some(landed()));
+            }
         }
     }
 }
 
 impl Drop for Lead<'_> {
     fn drop(&mut self) {
-        self.finish(Landed::Abandoned);
+        self.finish(|| Landed::Abandoned);
     }
 }
 
@@ -350,7 +356,7 @@ impl DataSource for CacheLayer {
             match self.flights.join(key) {
                 Role::Lead(lead) => {
                     let landed = self.lead(call, key, cached).await;
-                    lead.land(landed.clone());
+                    lead.land(&landed);
                     break (landed, CacheStatus::Miss);
                 }
                 Role::Follow(mut rx) => {

@@ -161,20 +161,20 @@ impl Shared {
         Ok(store)
     }
 
-    fn breaker(&self, service: &str, policy: CircuitBreaker) -> Arc<breaker::Breaker> {
+    fn breaker(&self, key: &str, name: &str, policy: CircuitBreaker) -> Arc<breaker::Breaker> {
         self.breakers
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .entry((service.to_owned(), policy))
-            .or_insert_with(|| Arc::new(breaker::Breaker::new(service.to_owned(), policy)))
+            .entry((key.to_owned(), policy))
+            .or_insert_with(|| Arc::new(breaker::Breaker::new(name.to_owned(), policy)))
             .clone()
     }
 
-    fn bulkhead(&self, service: &str, limit: usize) -> Arc<tokio::sync::Semaphore> {
+    fn bulkhead(&self, key: &str, limit: usize) -> Arc<tokio::sync::Semaphore> {
         self.bulkheads
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .entry((service.to_owned(), limit))
+            .entry((key.to_owned(), limit))
             .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(limit)))
             .clone()
     }
@@ -197,17 +197,19 @@ pub(crate) struct ServicePolicies {
 }
 
 impl ServicePolicies {
-    /// The policies `http` gives the service known as `name` (unique per type, id and URL).
+    /// The policies of the service whose state is kept under `key` (unique per type, id and
+    /// URL), called `name` in errors and logs (never its URL, which may hold credentials).
     pub(crate) fn of(
         shared: &Shared,
+        key: &str,
         name: &str,
         breaker: Option<CircuitBreaker>,
         max_concurrent: Option<usize>,
     ) -> Self {
         Self {
-            breaker: breaker.map(|policy| shared.breaker(name, policy)),
+            breaker: breaker.map(|policy| shared.breaker(key, name, policy)),
             bulkhead: max_concurrent
-                .map(|limit| (name.to_owned(), shared.bulkhead(name, limit), limit)),
+                .map(|limit| (name.to_owned(), shared.bulkhead(key, limit), limit)),
         }
     }
 }

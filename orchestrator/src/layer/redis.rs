@@ -221,7 +221,8 @@ fn decode(bytes: &[u8]) -> Option<Entry> {
     let fresh = u64::from_be_bytes(times[..8].try_into().ok()?);
     let stale = u64::from_be_bytes(times[8..].try_into().ok()?);
     let (now, wall) = (Instant::now(), unix_ms_now());
-    let at = |ms: u64| now + Duration::from_millis(ms.saturating_sub(wall));
+    // Times come from another process: out of range they saturate, never panic.
+    let at = |ms: u64| super::after(now, Duration::from_millis(ms.saturating_sub(wall)));
     let mut doc: Value = serde_json::from_slice(json).ok()?;
     let answer = if let Some(v) = doc.get_mut("ok") {
         Ok(v.take())
