@@ -1,5 +1,6 @@
-//! Checks a config directory: prints every diagnostic and exits 1, or prints the endpoints with
-//! their routes and source DAG and exits 0. Exits 2 when the directory cannot be read.
+//! Checks a config directory: prints every diagnostic and exits 1 when there is an error, or
+//! prints the warnings (if any), then the endpoints with their routes and source DAG, and
+//! exits 0. Exits 2 when the directory cannot be read.
 //! With `--check-models`, also compares every `v2` model with the metadata its server
 //! publishes (the servers must be up).
 //!
@@ -25,6 +26,9 @@ fn main() -> ExitCode {
     };
     match load_dir(dir) {
         Ok(plan) => {
+            if !plan.warnings().is_empty() {
+                eprintln!("{}\n", plan.warnings());
+            }
             print!("{}", describe(&plan));
             if check_models {
                 let runtime = tokio::runtime::Builder::new_current_thread()

@@ -10,13 +10,20 @@
 //! are local stand-ins on free loopback ports that speak the real protocols. Set
 //! `CREDIT_API_URL`, `FEAST_URL` or `MODEL_SERVER_URL` (and `DEMO_DATABASE_URL`) to use real
 //! services instead. Editing a YAML file of the config directory reloads it.
+//!
+//! It honours the serving settings of `config.yaml` (the original Python service's keys):
+//! `app.api_base_path` (the mount prefix, `/api` by default), `server.host` / `port` /
+//! `workers`, `logging` (level, `format: json|text`, a rotating file), `cors`,
+//! `performance.response_compression`, and `auth` (checked by the library's `Api`).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use api_orchestrator::Orchestrator;
-use api_orchestrator::web::{Api, ClientAddr};
+use api_orchestrator::config::{ConfigFiles, Loader};
+use api_orchestrator::plan::{LogFormat, LogRotation, Settings};
+use api_orchestrator::web::{Api, ClientAddr, layers};
 use examples::demo;
 
 struct Args {
@@ -57,8 +64,7 @@ fn args() -> Result<Args, String> {
     Ok(Args { config, bind })
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = match args() {
         Ok(a) => a,
         Err(e) => {
@@ -69,13 +75,69 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             std::process::exit(2);
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn".into()),
-        )
-        .init();
+    // `config.yaml` first: it says how to log and how many worker threads to run.
+    let settings = ConfigFiles::read_dir(&args.config)
+        .and_then(|files| Loader::new().settings(&files))
+        .map_err(|e| format!("cannot serve `{}`:\n{e}", args.config.display()))?;
+    let _log_guard = logging(&settings)?;
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = settings.server.workers {
+        runtime.worker_threads(n);
+    }
+    runtime.enable_all().build()?.block_on(serve(args))
+}
 
+/// A subscriber as `logging:` says (`RUST_LOG` wins over `logging.level`); the guard flushes
+/// the log file at exit.
+fn logging(
+    settings: &Settings,
+) -> Result<Option<tracing_appender::non_blocking::WorkerGuard>, Box<dyn std::error::Error>> {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::{EnvFilter, Layer as _, fmt};
+
+    let level = settings.logging.level.as_deref().unwrap_or("info");
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(format!("{level},sqlx=warn")))?;
+    let json = settings.logging.format == LogFormat::Json;
+    let stdout = if json {
+        fmt::layer().json().boxed()
+    } else {
+        fmt::layer().boxed()
+    };
+    let (file, guard) = match &settings.logging.file {
+        None => (None, None),
+        Some(f) => {
+            let path = std::path::Path::new(&f.path);
+            let dir = path
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."));
+            std::fs::create_dir_all(dir)?;
+            let name = path.file_name().ok_or("`log_file_path` names no file")?;
+            let rotation = match f.rotation {
+                LogRotation::Never => tracing_appender::rolling::Rotation::NEVER,
+                LogRotation::Minutely => tracing_appender::rolling::Rotation::MINUTELY,
+                LogRotation::Hourly => tracing_appender::rolling::Rotation::HOURLY,
+                _ => tracing_appender::rolling::Rotation::DAILY,
+            };
+            let appender = tracing_appender::rolling::RollingFileAppender::new(rotation, dir, name);
+            let (writer, guard) = tracing_appender::non_blocking(appender);
+            let layer = if json {
+                fmt::layer().json().with_writer(writer).boxed()
+            } else {
+                fmt::layer().with_ansi(false).with_writer(writer).boxed()
+            };
+            (Some(layer), Some(guard))
+        }
+    };
+    tracing_subscriber::registry()
+        .with(stdout.and_then(file).with_filter(filter))
+        .try_init()?;
+    Ok(guard)
+}
+
+async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     // Stand-ins for the remote services the environment does not point elsewhere.
     let mut env: HashMap<&str, String> = HashMap::new();
     let token = std::env::var("CREDIT_API_TOKEN").unwrap_or_else(|_| "demo-token".into());
@@ -107,31 +169,45 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map_err(|e| format!("cannot serve `{}`:\n{e}", args.config.display()))?;
     let _watcher = orchestrator.watch(Duration::from_millis(300))?;
 
-    let settings = orchestrator.plan().settings.server.clone();
+    let settings = orchestrator.plan().settings.clone();
     let bind = args
         .bind
-        .unwrap_or_else(|| format!("{}:{}", settings.host, settings.port));
+        .unwrap_or_else(|| format!("{}:{}", settings.server.host, settings.server.port));
     let listener = tokio::net::TcpListener::bind(&bind).await?;
     let addr = listener.local_addr()?;
     let api = Api::new(&orchestrator);
-    let app = axum::Router::new()
+    let base = settings.app.base_path.as_str();
+    let mut app = axum::Router::new()
         .route("/health", axum::routing::get(|| async { "ok" }))
         // The operator routes (recent executions, reload). A real host puts its own
         // authentication in front of them; the demo listens on loopback only.
-        .nest_service("/api/admin", api.admin())
-        .nest_service("/api", api)
-        // The client's address, for endpoints whose `rate_limit` counts per client.
-        .layer(axum::middleware::from_fn(client_addr));
+        .nest_service(&format!("{base}/admin"), api.admin());
+    app = if base.is_empty() {
+        app.fallback_service(api)
+    } else {
+        app.nest_service(base, api)
+    };
+    if let Some(cors) = layers::cors(&settings) {
+        app = app.layer(cors);
+    }
+    if let Some(compression) = layers::compression(&settings) {
+        app = app.layer(compression);
+    }
+    // The client's address, for endpoints whose `rate_limit` counts per client.
+    let app = app.layer(axum::middleware::from_fn(client_addr));
 
-    println!("\nlistening on http://{addr}  (docs: http://{addr}/api/docs/)");
+    println!("\nlistening on http://{addr}  (docs: http://{addr}{base}/docs/)");
     for e in &orchestrator.plan().endpoints {
         for route in e.routes() {
             println!(
-                "  {:<6} http://{addr}/api{}",
+                "  {:<6} http://{addr}{base}{}",
                 route.method.as_str(),
                 route.path
             );
         }
+    }
+    if let Some(prefix) = &settings.app.original_routes {
+        println!("  (and the original service's routes below http://{addr}{base}{prefix}/)");
     }
     println!(
         "reloading `{}` when its YAML changes; Ctrl-C stops",

@@ -74,3 +74,24 @@ fn unreadable_directory_is_an_io_error() {
     let err = Loader::new().load_dir("/definitely/not/here").unwrap_err();
     assert!(matches!(err, LoadError::Io { .. }), "{err:?}");
 }
+
+/// A config directory in the original Python service's full shape loads; what it says that
+/// has no effect here is reported as warnings, each with its file and a help line.
+#[test]
+fn the_original_services_config_loads_with_warnings() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/original");
+    let plan = Loader::new()
+        .with_env(|_| None)
+        .load_dir(&dir)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let warnings = plan.warnings();
+    assert!(!warnings.is_empty());
+    for d in warnings.iter() {
+        assert!(!d.is_error(), "{d}");
+        assert!(d.file.is_some() && d.help.is_some(), "{d}");
+    }
+    let mut settings = insta::Settings::clone_current();
+    settings.set_prepend_module_to_snapshot(false);
+    settings.set_snapshot_path("snapshots/diagnostics");
+    settings.bind(|| insta::assert_snapshot!("original-warnings", warnings.to_string()));
+}

@@ -9,13 +9,14 @@ use api_orchestrator_core::expr::{
     BinaryOp, Expr, Fields, Reference, RequestPart, Root, Segment, Template,
 };
 use api_orchestrator_core::plan::{
-    ApiAuth, ApiConfig, ApiOperation, ApiService, CachePolicy, CacheSettings, CacheStore,
-    CircuitBreaker, DatabaseConfig, DbConnection, DbOperation, DbParam, Endpoint, EndpointType,
-    Fallback, FeastConfig, FeastOperation, FeastServer, FeatureFallback, HttpMethod, HttpSettings,
-    InFlightLimit, InputField, InputSchema, InputType, Integrations, MlConfig, Model,
-    ModelProtocol, ModelServer, OnDegraded, OnError, OnMissing, Origin, Plan, RateLimit,
-    RateLimitKey, RetryPolicy, ReturnType, RouteTemplate, ScopedIntegrations, ServerSettings,
-    Settings, SourceStep, SqlType, TrackingSettings, Transform,
+    ApiAuth, ApiConfig, ApiOperation, ApiService, AppSettings, AuthSettings, CachePolicy,
+    CacheSettings, CacheStore, CircuitBreaker, CorsSettings, DatabaseConfig, DbConnection,
+    DbOperation, DbParam, DomainInfo, Endpoint, EndpointType, Fallback, FeastConfig,
+    FeastOperation, FeastServer, FeatureFallback, HttpMethod, HttpSettings, InFlightLimit,
+    InputField, InputSchema, InputType, Integrations, LogFile, LogFormat, LogRotation,
+    LoggingSettings, MlConfig, Model, ModelProtocol, ModelServer, OnDegraded, OnError, OnMissing,
+    Origin, Plan, RateLimit, RateLimitKey, RetryPolicy, ReturnType, RouteTemplate,
+    ScopedIntegrations, ServerSettings, Settings, SourceStep, SqlType, TrackingSettings, Transform,
 };
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -323,6 +324,7 @@ impl Emit for RequestPart {
             RequestPart::QueryParams => quote!(QueryParams),
             RequestPart::Body => quote!(Body),
             RequestPart::Headers => quote!(Headers),
+            RequestPart::Auth => quote!(Auth),
             other => return unknown(other),
         };
         quote!(::api_orchestrator::expr::RequestPart::#v)
@@ -353,6 +355,7 @@ impl Emit for Plan {
     fn emit(&self) -> TokenStream {
         let settings = self.settings.emit();
         let integrations = self.integrations.emit();
+        let domains = self.domains.emit();
         let names: Vec<proc_macro2::Ident> = (0..self.endpoints.len())
             .map(|i| quote::format_ident!("__orchestrate_endpoint_{}", i))
             .collect();
@@ -368,6 +371,7 @@ impl Emit for Plan {
             plan.settings = #settings;
             plan.endpoints = ::std::vec![#(#names()),*];
             plan.integrations = __orchestrate_integrations();
+            plan.domains = #domains;
             plan
         })
     }
@@ -378,8 +382,48 @@ record!(Settings {
     source_timeout,
     server,
     tracking,
-    cache
+    cache,
+    default_cache,
+    default_retry,
+    app,
+    logging,
+    compression,
+    cors,
+    auth,
 });
+record!(AppSettings {
+    name,
+    environment,
+    debug,
+    base_path,
+    original_routes
+});
+record!(LoggingSettings {
+    level,
+    format,
+    file
+});
+unit_enum!(LogFormat: Text, Json);
+record!(LogFile { path, rotation });
+unit_enum!(LogRotation: Never, Minutely, Hourly, Daily);
+record!(CorsSettings {
+    allow_origins,
+    allow_methods,
+    allow_headers,
+    allow_credentials
+});
+record!(DomainInfo {
+    name,
+    title,
+    description
+});
+
+impl Emit for AuthSettings {
+    fn emit(&self) -> TokenStream {
+        let secret = self.jwt_secret.emit();
+        quote!(::api_orchestrator::plan::AuthSettings::hs256(#secret))
+    }
+}
 record!(CacheSettings {
     store,
     default_ttl,
@@ -437,7 +481,8 @@ impl Emit for RateLimitKey {
 record!(ServerSettings {
     host,
     port,
-    max_body_bytes
+    max_body_bytes,
+    workers
 });
 record!(TrackingSettings {
     debug_view,
@@ -476,6 +521,9 @@ record!(SourceStep {
     fallback,
     transform,
     cache,
+    no_cache,
+    params_from,
+    required,
 });
 record!(RetryPolicy {
     max_retries,
@@ -594,7 +642,8 @@ record!(Integrations {
 });
 record!(DatabaseConfig {
     sources,
-    operations
+    operations,
+    timeout
 });
 record!(DbConnection {
     url,
@@ -602,6 +651,7 @@ record!(DbConnection {
     acquire_timeout,
     statement_timeout,
     log_parameters,
+    max_lifetime,
     origin,
 });
 record!(DbOperation {
@@ -610,6 +660,7 @@ record!(DbOperation {
     return_type,
     columns,
     source_id,
+    timeout,
     origin
 });
 record!(DbParam { name, ty });
@@ -681,6 +732,8 @@ record!(Model {
     input_name,
     format,
     outputs,
+    timeout,
+    headers,
     origin,
 });
 unit_enum!(ModelProtocol: V2, TfServing, Mlflow, Json);

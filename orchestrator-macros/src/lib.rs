@@ -167,12 +167,36 @@ fn track(dir: &Path) -> TokenStream {
     quote!(#(const _: &[u8] = ::core::include_bytes!(#files);)*)
 }
 
-fn load(dir: &Path, span: Span, source_types: &[String]) -> syn::Result<Plan> {
+/// Compiler warnings for diagnostics of warning severity: stable Rust has no warning API for
+/// proc macros, so each becomes the use of a `#[deprecated]` constant whose note is the message,
+/// spanned at the token (or the config path) the warning is about.
+fn warnings<'d>(
+    diags: impl IntoIterator<Item = &'d Diagnostic>,
+    span: impl Fn(&Diagnostic) -> Span,
+) -> TokenStream {
+    let uses = diags.into_iter().filter(|d| !d.is_error()).map(|d| {
+        let note = format!("orchestrate! warning {}", message(d));
+        let name = syn::Ident::new("orchestrate_warning", span(d));
+        quote!({
+            #[deprecated(note = #note)]
+            #[allow(non_upper_case_globals)]
+            const orchestrate_warning: () = ();
+            let () = #name;
+        })
+    });
+    quote!(#(#uses)*)
+}
+
+fn load(dir: &Path, span: Span, source_types: &[String]) -> syn::Result<(Plan, TokenStream)> {
     let mut loader = Loader::new();
     for t in source_types {
         loader = loader.with_source_type(t.clone());
     }
-    loader.load_dir(dir).map(Into::into).map_err(|e| match e {
+    let warned = |plan: api_orchestrator_core::ValidPlan| {
+        let w = warnings(plan.warnings().iter(), |_| span);
+        (plan.into_plan(), w)
+    };
+    loader.load_dir(dir).map(warned).map_err(|e| match e {
         LoadError::Invalid(d) => {
             syn::Error::new(span, format!("invalid config `{}`:\n{d}", dir.display()))
         }
@@ -210,7 +234,7 @@ fn from_yaml(kind: &str, lit: &syn::LitStr) -> syn::Result<TokenStream> {
             .to_string();
         (dir.to_owned(), Some(rel))
     };
-    let mut plan = load(&dir, lit.span(), &[])?;
+    let (mut plan, warned) = load(&dir, lit.span(), &[])?;
     if let Some(file) = &only {
         plan.endpoints
             .retain(|e| e.origin.file.as_deref() == Some(file.as_str()));
@@ -223,7 +247,7 @@ fn from_yaml(kind: &str, lit: &syn::LitStr) -> syn::Result<TokenStream> {
     }
     let tracked = track(&dir);
     let code = plan.emit();
-    Ok(quote!({ #tracked ::api_orchestrator::__private::checked(#code) }))
+    Ok(quote!({ #tracked #warned ::api_orchestrator::__private::checked(#code) }))
 }
 
 fn from_tokens(input: TokenStream) -> syn::Result<TokenStream> {
@@ -292,13 +316,13 @@ fn from_tokens(input: TokenStream) -> syn::Result<TokenStream> {
         ));
     };
 
-    let mut plan = match &config {
+    let (mut plan, config_warnings) = match &config {
         Some((dir, span)) => {
-            let mut plan = load(&resolve(dir), *span, &source_types)?;
+            let (mut plan, warned) = load(&resolve(dir), *span, &source_types)?;
             plan.endpoints.clear();
-            plan
+            (plan, warned)
         }
-        None => Plan::default(),
+        None => (Plan::default(), TokenStream::new()),
     };
     let doc = json!({ "endpoints": endpoints.to_json() });
     let (parsed, reading) = endpoints_from_value(domain.as_deref(), None, &doc);
@@ -309,8 +333,11 @@ fn from_tokens(input: TokenStream) -> syn::Result<TokenStream> {
     );
     let found = without_follow_ons(&reading, validate(&plan, &options));
     let diagnostics: Vec<Diagnostic> = reading.into_iter().chain(found).collect();
+    let config_span = config.as_ref().map(|c| c.1);
+    let warned = warnings(&diagnostics, |d| span_of(&root, d, config_span));
     if let Some(error) = diagnostics
         .iter()
+        .filter(|d| d.is_error())
         .map(|d| syn::Error::new(span_of(&root, d, config.as_ref().map(|c| c.1)), message(d)))
         .reduce(|mut all, e| {
             all.combine(e);
@@ -324,7 +351,7 @@ fn from_tokens(input: TokenStream) -> syn::Result<TokenStream> {
         .map(|(dir, _)| track(&resolve(dir)))
         .unwrap_or_default();
     let code = plan.emit();
-    Ok(quote!({ #tracked ::api_orchestrator::__private::checked(#code) }))
+    Ok(quote!({ #tracked #config_warnings #warned ::api_orchestrator::__private::checked(#code) }))
 }
 
 /// `error[code]: message` plus the help line.

@@ -53,7 +53,7 @@ fn every_example_endpoint_written_in_tokens_equals_its_yaml() {
                 input: { path: { customer_id: integer } },
                 data_sources: [
                     { name: profile, type: database, operation: get_customer,
-                      params: { customer_id: $request.customer_id } },
+                      params: { customer_id: $request.customer_id }, required: true },
                     { name: orders, type: database, operation: get_orders,
                       params: { customer_id: $request.customer_id } },
                     { name: credit, type: api, operation: get_customer_credit,
@@ -102,6 +102,8 @@ fn every_example_endpoint_written_in_tokens_equals_its_yaml() {
             get_customer_orders: {
                 description: "A customer's shipped orders, newest first, with a total",
                 data_sources: [
+                    { name: customer, type: database, operation: get_customer,
+                      params: { customer_id: $request.customer_id }, required: true },
                     {
                         name: orders, type: database, operation: get_orders,
                         params: { customer_id: $request.customer_id },
@@ -122,7 +124,7 @@ fn every_example_endpoint_written_in_tokens_equals_its_yaml() {
                 description: "Profile, then the customer's orders looked up by the profile's id",
                 data_sources: [
                     { name: profile, type: database, operation: get_customer,
-                      params: { customer_id: $request.customer_id } },
+                      params: { customer_id: $request.customer_id }, required: true },
                     {
                         name: orders, type: database, operation: get_orders,
                         condition: $profile != null,
@@ -155,7 +157,7 @@ fn every_example_endpoint_written_in_tokens_equals_its_yaml() {
                 },
                 data_sources: [
                     { name: profile, type: database, operation: get_customer,
-                      params: { customer_id: $request.customer_id } },
+                      params: { customer_id: $request.customer_id }, required: true },
                     { name: stats, type: database, operation: order_stats,
                       params: { customer_id: $request.customer_id } },
                     { name: credit, type: api, operation: get_customer_credit,
@@ -187,7 +189,7 @@ fn every_example_endpoint_written_in_tokens_equals_its_yaml() {
                 },
                 data_sources: [
                     { name: features, type: feast, operation: get_customer_features,
-                      params: { customer_id: $request.customer_id } },
+                      params: { customer_id: $request.customer_id }, required: true },
                     {
                         name: model, type: ml, operation: recommender,
                         params: {
@@ -217,7 +219,7 @@ fn every_example_endpoint_written_in_tokens_equals_its_yaml() {
                 input: { path: { customer_id: integer } },
                 data_sources: [
                     { name: profile, type: database, operation: get_customer,
-                      params: { customer_id: $request.customer_id } },
+                      params: { customer_id: $request.customer_id }, required: true },
                     { name: credit, type: api, operation: get_customer_credit,
                       condition: $profile != null, params: { customer_id: $profile.customer_id } },
                     { name: features, type: feast, operation: get_customer_features,

@@ -130,6 +130,9 @@ pub enum Code {
     Parameter,
     /// A model's config that disagrees with the metadata its server publishes.
     ModelMetadata,
+    /// A key that is accepted (the original Python service documented it) but has no effect
+    /// here; always a warning.
+    Ignored,
 }
 
 impl Code {
@@ -161,6 +164,7 @@ impl Code {
             Self::SqlParameter => "sql-parameter",
             Self::Parameter => "parameter",
             Self::ModelMetadata => "model-metadata",
+            Self::Ignored => "ignored",
         }
     }
 }
@@ -188,9 +192,32 @@ pub enum Target {
     },
 }
 
+/// Whether a diagnostic stops the plan from loading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Severity {
+    /// The plan is rejected.
+    #[default]
+    Error,
+    /// The plan loads; something in it deserves a look (a key that has no effect here, a
+    /// behaviour that differs from the original service's).
+    Warning,
+}
+
+impl Severity {
+    /// `error` or `warning`, as printed before the code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Error => "error",
+            Self::Warning => "warning",
+        }
+    }
+}
+
 /// One problem with a plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
+    /// Whether it rejects the plan.
+    pub severity: Severity,
     /// The rule.
     pub code: Code,
     /// What is wrong.
@@ -211,6 +238,7 @@ impl Diagnostic {
     /// A diagnostic about the value at `path`.
     pub fn new(code: Code, path: KeyPath, message: impl Into<String>) -> Self {
         Self {
+            severity: Severity::Error,
             code,
             message: message.into(),
             help: None,
@@ -219,6 +247,19 @@ impl Diagnostic {
             target: Target::Value { offset: 0 },
             location: None,
         }
+    }
+
+    /// A warning about the value at `path`: reported, but the plan loads.
+    pub fn warning(code: Code, path: KeyPath, message: impl Into<String>) -> Self {
+        Self {
+            severity: Severity::Warning,
+            ..Self::new(code, path, message)
+        }
+    }
+
+    /// Whether it rejects the plan.
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
     }
 
     /// Adds a help line.
@@ -270,7 +311,13 @@ impl fmt::Display for Diagnostic {
     ///    = help: did you mean `profile`?
     /// ```
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "error[{}]: {}", self.code.as_str(), self.message)?;
+        writeln!(
+            f,
+            "{}[{}]: {}",
+            self.severity.as_str(),
+            self.code.as_str(),
+            self.message
+        )?;
         let gutter = self
             .location
             .as_ref()
@@ -325,6 +372,17 @@ impl Diagnostics {
     pub fn iter(&self) -> std::slice::Iter<'_, Diagnostic> {
         self.0.iter()
     }
+
+    /// How many are errors (the rest are warnings).
+    pub fn errors(&self) -> usize {
+        self.0.iter().filter(|d| d.is_error()).count()
+    }
+
+    /// Splits them into errors and warnings.
+    pub fn partition(self) -> (Diagnostics, Diagnostics) {
+        let (errors, warnings) = self.0.into_iter().partition(Diagnostic::is_error);
+        (Diagnostics(errors), Diagnostics(warnings))
+    }
 }
 
 impl fmt::Display for Diagnostics {
@@ -335,12 +393,19 @@ impl fmt::Display for Diagnostics {
             }
             write!(f, "{d}")?;
         }
-        let n = self.0.len();
-        write!(
-            f,
-            "\nerror: the plan has {n} error{}",
-            if n == 1 { "" } else { "s" }
-        )
+        let plural = |n: usize| if n == 1 { "" } else { "s" };
+        let errors = self.errors();
+        let warnings = self.0.len() - errors;
+        match (errors, warnings) {
+            (0, w) => write!(f, "\nwarning: {w} warning{}; the plan loads", plural(w)),
+            (e, 0) => write!(f, "\nerror: the plan has {e} error{}", plural(e)),
+            (e, w) => write!(
+                f,
+                "\nerror: the plan has {e} error{} and {w} warning{}",
+                plural(e),
+                plural(w)
+            ),
+        }
     }
 }
 

@@ -31,6 +31,8 @@ pub struct RequestContext {
     pub request_id: String,
     /// The client's address, when the host passes it (for `rate_limit` keyed by client).
     pub client: Option<std::net::IpAddr>,
+    /// The verified claims of the caller's bearer token (`$request.auth`), when `auth:` is on.
+    pub auth: Map<String, Value>,
 }
 
 impl RequestContext {
@@ -85,6 +87,28 @@ impl RequestContext {
     pub fn with_request_id(mut self, id: impl Into<String>) -> Self {
         self.request_id = id.into();
         self
+    }
+
+    /// Sets the verified claims of the caller's token (`$request.auth`).
+    pub fn with_auth(mut self, claims: Map<String, Value>) -> Self {
+        self.auth = claims;
+        self
+    }
+
+    /// `$request` alone: `{path_params, query_params, body}`, as the original service passed
+    /// its request to a source.
+    pub fn whole(&self) -> Value {
+        let mut m = Map::with_capacity(3);
+        m.insert(
+            "path_params".into(),
+            Value::Object(self.path_params.clone()),
+        );
+        m.insert(
+            "query_params".into(),
+            Value::Object(self.query_params.clone()),
+        );
+        m.insert("body".into(), self.body.clone());
+        Value::Object(m)
     }
 
     /// The shorthand lookup behind `$request.name`: path param, then query param, then body field.

@@ -106,6 +106,16 @@ pub enum ExecuteError {
         /// When a request may be admitted again.
         retry_after: Duration,
     },
+    /// A source marked `required: true` found nothing: the endpoint answers 404.
+    #[error("endpoint `{endpoint}`: source `{source_name}` found nothing")]
+    NotFound {
+        /// The endpoint.
+        endpoint: String,
+        /// The required source.
+        source_name: String,
+        /// What ran.
+        trace: Box<Trace>,
+    },
     /// The endpoint's budget ran out.
     #[error("endpoint `{endpoint}` did not finish within {budget:?}")]
     DeadlineExceeded {
@@ -123,7 +133,9 @@ impl ExecuteError {
     pub fn trace(&self) -> Option<&Trace> {
         match self {
             Self::UnknownEndpoint(_) | Self::Overloaded { .. } | Self::RateLimited { .. } => None,
-            Self::SourceFailed { trace, .. } | Self::DeadlineExceeded { trace, .. } => Some(trace),
+            Self::SourceFailed { trace, .. }
+            | Self::DeadlineExceeded { trace, .. }
+            | Self::NotFound { trace, .. } => Some(trace),
         }
     }
 
@@ -152,7 +164,10 @@ pub struct Execution {
 pub struct Engine {
     plan: Arc<Plan>,
     version: u64,
-    endpoints: HashMap<String, CompiledEndpoint>,
+    /// By position in the plan.
+    endpoints: Vec<CompiledEndpoint>,
+    /// `domain/name` of every endpoint, and the bare name of those whose name is unique.
+    names: HashMap<String, usize>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -234,22 +249,41 @@ impl Engine {
     /// validated when it was made (see [`ValidPlan`]); this checks only that every source type
     /// it uses is registered. `version` is recorded in every trace.
     pub fn new(plan: ValidPlan, registry: &Registry, version: u64) -> Result<Self, BuildError> {
+        if !plan.warnings().is_empty() {
+            tracing::warn!(
+                version,
+                count = plan.warnings().len(),
+                "the config loaded with warnings:\n{}",
+                plan.warnings()
+            );
+        }
         let plan = plan.into_plan();
         let mut sources = SourceCache {
             plan: &plan,
             registry,
             built: HashMap::new(),
         };
-        let mut endpoints = HashMap::with_capacity(plan.endpoints.len());
+        let mut endpoints = Vec::with_capacity(plan.endpoints.len());
+        let mut names = HashMap::with_capacity(plan.endpoints.len() * 2);
+        let mut bare: HashMap<&str, usize> = HashMap::new();
         for (index, e) in plan.endpoints.iter().enumerate() {
-            let compiled = Self::compile(&plan, index, e, &mut sources)?;
-            endpoints.insert(e.name.clone(), compiled);
+            endpoints.push(Self::compile(&plan, index, e, &mut sources)?);
+            if let Some(d) = &e.domain {
+                names.insert(format!("{d}/{}", e.name), index);
+            }
+            *bare.entry(e.name.as_str()).or_default() += 1;
+        }
+        for (index, e) in plan.endpoints.iter().enumerate() {
+            if bare.get(e.name.as_str()) == Some(&1) {
+                names.insert(e.name.clone(), index);
+            }
         }
         drop(sources);
         Ok(Self {
             plan: Arc::new(plan),
             version,
             endpoints,
+            names,
         })
     }
 
@@ -275,7 +309,7 @@ impl Engine {
                     .timeout
                     .or(timeout)
                     .unwrap_or(plan.settings.source_timeout),
-                retry: s.retry.or(retry),
+                retry: s.retry.or(retry).or(plan.settings.default_retry),
                 fallback: false,
                 service: service.map(|svc| svc.id),
             };
@@ -283,10 +317,15 @@ impl Engine {
                 cache: None,
                 service: service_policies(shared, &s.kind, service),
             };
-            if let Some(cache) = s
+            let cache = s
                 .cache
                 .or(service.and_then(|svc| service_cache(svc, operation)))
-            {
+                .or_else(|| {
+                    plan.settings
+                        .default_cache
+                        .filter(|_| reads_only(integrations, &s.kind, operation, source_id))
+                });
+            if let Some(cache) = cache.filter(|_| !s.no_cache) {
                 let definition = definition(e, integrations, &s.kind, operation, source_id);
                 policies.cache = Some(
                     shared
@@ -378,16 +417,31 @@ impl Engine {
         self.version
     }
 
-    /// Runs endpoint `name` for `request`.
+    /// Runs endpoint `name` for `request`: `domain/name`, or the bare name when no other
+    /// domain has an endpoint of that name.
     pub async fn execute(
         &self,
         name: &str,
         request: &RequestContext,
     ) -> Result<Execution, ExecuteError> {
-        let compiled = self
-            .endpoints
+        let index = *self
+            .names
             .get(name)
             .ok_or_else(|| ExecuteError::UnknownEndpoint(name.to_owned()))?;
+        self.execute_at(index, request).await
+    }
+
+    /// Runs the endpoint at `index` in the plan.
+    pub(crate) async fn execute_at(
+        &self,
+        index: usize,
+        request: &RequestContext,
+    ) -> Result<Execution, ExecuteError> {
+        let compiled = self
+            .endpoints
+            .get(index)
+            .ok_or_else(|| ExecuteError::UnknownEndpoint(index.to_string()))?;
+        let name = &*compiled.name;
         let endpoint = &self.plan.endpoints[compiled.index];
         let _turn = match &compiled.admission {
             None => None,
@@ -500,7 +554,23 @@ impl Engine {
                 budget: compiled.budget,
                 trace: Box::new(trace(state)),
             }),
+            Err(Stop::NotFound(i)) => Err(ExecuteError::NotFound {
+                endpoint: endpoint.name.clone(),
+                source_name: endpoint.sources[i].name.clone(),
+                trace: Box::new(trace(state)),
+            }),
         }
+    }
+}
+
+/// Whether a result counts as "nothing found" for a `required` source: null, no rows, an
+/// object without a value (a feature lookup of an unknown entity answers every feature null).
+fn found_nothing(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Array(a) => a.is_empty(),
+        Value::Object(m) => m.values().all(Value::is_null),
+        _ => false,
     }
 }
 
@@ -546,6 +616,40 @@ fn service_cache(service: plan::Service<'_>, operation: Option<&str>) -> Option<
             (op.method == plan::HttpMethod::Get).then_some(cache)
         }
         _ => Some(cache),
+    }
+}
+
+/// Whether a step only reads, so the global default cache (`performance.cache_enabled`) may
+/// keep its answers: feature lookups, inferences, API `GET`s and SQL `SELECT`s. Host types
+/// and `direct` are never cached by default.
+fn reads_only(
+    integrations: &plan::Integrations,
+    kind: &str,
+    operation: Option<&str>,
+    source_id: Option<&str>,
+) -> bool {
+    match kind {
+        "feast" | "ml" => true,
+        "api" => integrations
+            .service_of(kind, operation, source_id)
+            .is_some_and(|svc| service_cache_applies(svc, operation)),
+        "database" => operation
+            .and_then(|o| integrations.database.operations.get(o))
+            .is_some_and(|op| {
+                let q = op.query.trim_start().to_ascii_lowercase();
+                q.starts_with("select") || q.starts_with("with")
+            }),
+        _ => false,
+    }
+}
+
+/// Whether an API operation is a `GET`.
+fn service_cache_applies(service: plan::Service<'_>, operation: Option<&str>) -> bool {
+    match service.entry {
+        plan::ServiceEntry::Api(api) => operation
+            .and_then(|o| api.operations.get(o))
+            .is_some_and(|op| op.method == plan::HttpMethod::Get),
+        _ => true,
     }
 }
 
@@ -595,6 +699,8 @@ enum Stop {
     Failed(usize, SourceError),
     /// The endpoint's budget ran out.
     Deadline,
+    /// A `required` source found nothing.
+    NotFound(usize),
 }
 
 /// What one source call ended with.
@@ -618,6 +724,8 @@ struct State {
     ready: Vec<usize>,
     /// Set once the budget has run out: no source starts any more.
     out_of_time: bool,
+    /// A `required` source skipped by its condition.
+    not_found: Option<usize>,
 }
 
 impl State {
@@ -644,6 +752,7 @@ impl State {
                 .collect(),
             ready: c.roots.iter().rev().copied().collect(),
             out_of_time: false,
+            not_found: None,
         }
     }
 
@@ -679,6 +788,9 @@ impl Run<'_> {
         loop {
             while let Some((i, params)) = self.next_to_start(state) {
                 running.push(self.call(i, params));
+            }
+            if let Some(i) = state.not_found {
+                return Err(Stop::NotFound(i));
             }
             let next = std::future::poll_fn(|cx| {
                 // Sources first: one that answers as the deadline passes still counts.
@@ -717,6 +829,10 @@ impl Run<'_> {
             {
                 state.sources[i].start = now;
                 state.sources[i].outcome = Outcome::Skipped;
+                if step.required {
+                    state.not_found = Some(i);
+                    return None;
+                }
                 state.release(self.compiled, i);
                 continue;
             }
@@ -724,7 +840,13 @@ impl Run<'_> {
                 state.out_of_time = true;
                 continue;
             }
-            let params = step.params.eval(&self.scope(state));
+            let params = match &step.params_from {
+                None => step.params.eval(&self.scope(state)),
+                Some(x) => match x.eval(&self.scope(state)).into_owned() {
+                    Value::Object(m) => m,
+                    _ => Map::new(),
+                },
+            };
             state.sources[i].start = now;
             state.sources[i].outcome = Outcome::Cancelled;
             return Some((i, params));
@@ -789,6 +911,11 @@ impl Run<'_> {
         }
         if outcome == Outcome::FailedSkipped {
             return Ok(());
+        }
+        // Judged on the source's own answer, before its transform filters it.
+        if self.endpoint.sources[i].required && found_nothing(&value) {
+            state.results[i] = Some(value);
+            return Err(Stop::NotFound(i));
         }
         let steps = &self.endpoint.sources[i].transform;
         let value = if transform && !steps.is_empty() {

@@ -153,6 +153,7 @@ impl DataSource for ApiSource {
                 })
                 .collect::<Result<_, SourceError>>()?,
             body: op.body.as_ref().map(|b| render_body(b, call.params)),
+            absolute: None,
         };
         let value = client
             .send(&call, out)

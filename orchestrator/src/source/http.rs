@@ -71,6 +71,9 @@ pub(crate) struct Outgoing {
     pub(crate) query: Vec<(String, String)>,
     pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
     pub(crate) body: Option<Value>,
+    /// A whole URL to call instead of the base URL and `path` (an ML model's absolute
+    /// `endpoint`).
+    pub(crate) absolute: Option<reqwest::Url>,
 }
 
 fn config_error(service: &str, message: impl std::fmt::Display) -> SourceError {
@@ -137,6 +140,9 @@ impl HttpClient {
     /// The absolute URL of `out`: the base URL's scheme, host and port, its path followed by
     /// `out.path`, and the query pairs form-encoded.
     fn url(&self, out: &Outgoing) -> reqwest::Url {
+        if let Some(url) = &out.absolute {
+            return url.clone();
+        }
         let mut url = self.base.clone();
         match self.base.path().trim_end_matches('/') {
             "" => url.set_path(&out.path),
@@ -158,9 +164,12 @@ impl HttpClient {
         out: Outgoing,
     ) -> Result<Value, SourceError> {
         // For error messages only.
-        let what = || {
-            let base = self.base.path().trim_end_matches('/');
-            format!("{} {base}{}", out.method, out.path)
+        let what = || match &out.absolute {
+            Some(url) => format!("{} {}", out.method, url.path()),
+            None => {
+                let base = self.base.path().trim_end_matches('/');
+                format!("{} {base}{}", out.method, out.path)
+            }
         };
         let mut req = self.client.request(out.method.clone(), self.url(&out));
         if !call.request.request_id.is_empty()

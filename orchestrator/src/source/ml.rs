@@ -78,6 +78,10 @@ struct PreparedModel {
     outputs: Vec<(String, OutputPath)>,
     /// V2 output tensors to ask for.
     tensors: Vec<String>,
+    /// The model's own `headers`.
+    headers: Vec<(reqwest::header::HeaderName, reqwest::header::HeaderValue)>,
+    /// An absolute `endpoint` (the original service's form): called instead of `base_url`.
+    absolute: Option<reqwest::Url>,
 }
 
 impl PreparedModel {
@@ -104,7 +108,27 @@ impl PreparedModel {
                 tensors.push(t.clone());
             }
         }
+        let config =
+            |e: String| SourceError::new(SourceErrorKind::Config, format!("model `{name}`: {e}"));
+        let mut headers = Vec::with_capacity(model.headers.len());
+        for (k, v) in &model.headers {
+            let name = reqwest::header::HeaderName::try_from(k.as_str())
+                .map_err(|_| config(format!("`{k}` is not a header name")))?;
+            let mut value = reqwest::header::HeaderValue::try_from(v.as_str())
+                .map_err(|_| config(format!("the value of header `{k}` is not valid")))?;
+            value.set_sensitive(true);
+            headers.push((name, value));
+        }
+        let absolute = match model.endpoint.as_deref() {
+            Some(e) if e.starts_with("http://") || e.starts_with("https://") => Some(
+                reqwest::Url::parse(e)
+                    .map_err(|err| config(format!("`endpoint` is not a URL: {err}")))?,
+            ),
+            _ => None,
+        };
         Ok(Self {
+            headers,
+            absolute,
             path: model
                 .endpoint
                 .clone()
@@ -169,6 +193,8 @@ impl DataSource for MlSource {
         let out = Outgoing {
             method: reqwest::Method::POST,
             path: m.path.clone(),
+            headers: m.headers.clone(),
+            absolute: m.absolute.clone(),
             body: Some(body),
             ..Outgoing::default()
         };

@@ -27,7 +27,15 @@
 //! - each endpoint's routes (`GET|POST /<domain>/<endpoint>[/{id}]`, or its own `path` and
 //!   `method`), matched against the plan version current when the request arrives: a reload
 //!   adds or removes endpoints without touching the host's router;
-//! - `GET /openapi.json` and `GET /docs/` (feature `openapi`).
+//! - `GET /openapi.json` and `GET /docs/` (feature `openapi`);
+//! - the original Python service's URLs below `api.prefix` (default `/orchestrator`):
+//!   `{prefix}/{domain}/{operation}[/{entity_id}]`, `{prefix}/model_scoring/{model}[/{entity_id}]`
+//!   (the `predict` endpoint of domain `model_scoring_{model}`), `{prefix}/domains` and
+//!   `{prefix}/model_scoring` (see the migration guide, `api_orchestrator::docs::migrating`).
+//!
+//! With `auth:` on, every orchestrated route wants an HS256 bearer token; its verified claims
+//! are `$request.auth.<claim>`. CORS and compression are layers around the mount
+//! ([`layers`], feature `axum`).
 //!
 //! The operator routes are a separate service, [`Admin`] (from [`Api::admin`]): the host mounts
 //! it where it wants, behind its own authentication: `GET /executions` (the recent executions,
@@ -40,6 +48,7 @@
 //!
 //! | status | `type` (after `urn:orchestrator:problem:`) | when |
 //! |---|---|---|
+//! | 401 | `unauthorized` | `auth:` is on and the bearer token is missing, invalid or expired (`WWW-Authenticate: Bearer`) |
 //! | 400 | `invalid-body`, `invalid-input` | the body is not JSON; a declared input is missing or ill-typed (`errors` lists each) |
 //! | 404 | `not-found`, `no-result` | no route; the endpoint answers with its primary source and that found nothing |
 //! | 405 | `method-not-allowed` | the route exists for other methods (`Allow` lists them) |
@@ -66,10 +75,15 @@
 //! ```
 
 mod admin;
+mod auth;
 mod input;
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub mod layers;
 #[cfg(feature = "openapi")]
 #[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
 pub mod openapi;
+mod original;
 mod problem;
 
 #[cfg(feature = "actix")]
@@ -237,17 +251,32 @@ struct RouteEntry {
 impl Mounted {
     fn new(engine: Arc<Engine>) -> Self {
         let mut table: Vec<(String, Vec<RouteEntry>)> = Vec::new();
+        let mut add =
+            |path: String, entry: RouteEntry| match table.iter_mut().find(|(p, _)| *p == path) {
+                Some((_, entries)) => entries.push(entry),
+                None => table.push((path, vec![entry])),
+            };
+        let prefix = engine.plan().settings.app.original_routes.clone();
         for (i, e) in engine.plan().endpoints.iter().enumerate() {
             for route in e.routes() {
-                let path = route.path.as_str().to_owned();
                 let entry = RouteEntry {
                     method: route.method,
                     endpoint: i,
                     alias_entity_id: e.path.is_none(),
                 };
-                match table.iter_mut().find(|(p, _)| *p == path) {
-                    Some((_, entries)) => entries.push(entry),
-                    None => table.push((path, vec![entry])),
+                add(route.path.as_str().to_owned(), entry);
+            }
+            // The original service's URLs: GET and POST, with and without the id.
+            for base in prefix.iter().flat_map(|p| original::routes_of(p, e)) {
+                for path in [original::with_id(&base, e), base] {
+                    for method in [HttpMethod::Get, HttpMethod::Post] {
+                        let entry = RouteEntry {
+                            method,
+                            endpoint: i,
+                            alias_entity_id: true,
+                        };
+                        add(path.clone(), entry);
+                    }
                 }
             }
         }
@@ -393,6 +422,12 @@ impl Api {
         if let Some(r) = openapi::serve(&m, path, parts.method == Method::GET) {
             return r;
         }
+        let plan = m.engine.plan();
+        if let Some(prefix) = &plan.settings.app.original_routes
+            && let Some(r) = original::serve(plan, prefix, path, parts.method == Method::GET)
+        {
+            return r;
+        }
         let (entry, captures) = match find_route(&m, path, &parts.method) {
             Ok(found) => found,
             Err(problem) => return problem.into_response(id),
@@ -409,7 +444,7 @@ impl Api {
             entry,
             &captures,
             parts.uri.query(),
-            parts.headers,
+            parts.headers.clone(),
             body,
             m.engine.plan().settings.server.max_body_bytes,
             id,
@@ -418,6 +453,14 @@ impl Api {
             Err(problem) => return problem.into_response(id),
         };
         ctx.client = parts.extensions.get::<ClientAddr>().map(|a| a.0.ip());
+        if let Some(settings) = &plan.settings.auth {
+            match auth::verify(settings, &parts.headers, now_ms() / 1000) {
+                Ok(claims) => ctx.auth = claims,
+                Err(rejected) => {
+                    return Problem::unauthorized(rejected.detail()).into_response(id);
+                }
+            }
+        }
         if let Err(errors) = input::apply(&endpoint.input, &mut ctx) {
             return Problem::new(
                 400,
@@ -428,7 +471,7 @@ impl Api {
             .with("errors", Value::Array(errors))
             .into_response(id);
         }
-        let result = m.engine.execute(&endpoint.name, &ctx).await;
+        let result = m.engine.execute_at(entry.endpoint, &ctx).await;
         let (response, trace) = respond(endpoint, result, debug, id);
         let response = match &trace {
             Some(t) => with_trace_headers(response, t),
@@ -565,16 +608,22 @@ fn respond(
     id: &str,
 ) -> (Response<Bytes>, Option<Trace>) {
     match result {
-        Ok(exec) if endpoint.response_mapping.is_none() && exec.response.is_null() => (
-            Problem::new(
-                404,
-                "no-result",
-                "Not found",
-                format!("`{}` found nothing for this request", endpoint.name),
+        Ok(exec)
+            if endpoint.response_mapping.is_none()
+                && (exec.response.is_null()
+                    || exec.response.as_object().is_some_and(|m| m.is_empty())) =>
+        {
+            (
+                Problem::new(
+                    404,
+                    "no-result",
+                    "Not found",
+                    format!("`{}` found nothing for this request", endpoint.name),
+                )
+                .into_response(id),
+                Some(exec.trace),
             )
-            .into_response(id),
-            Some(exec.trace),
-        ),
+        }
         Ok(exec) if debug => (
             json_response(
                 StatusCode::OK,
@@ -591,7 +640,8 @@ fn respond(
             let mut problem = Problem::from(&e);
             let trace = match e {
                 ExecuteError::DeadlineExceeded { trace, .. }
-                | ExecuteError::SourceFailed { trace, .. } => Some(*trace),
+                | ExecuteError::SourceFailed { trace, .. }
+                | ExecuteError::NotFound { trace, .. } => Some(*trace),
                 _ => None,
             };
             if debug && let Some(t) = &trace {

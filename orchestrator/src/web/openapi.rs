@@ -33,10 +33,17 @@ pub fn document(plan: &Plan) -> OpenApi {
     let mut paths = PathsBuilder::new();
     let mut items: Vec<(String, PathItem)> = Vec::new();
     for e in &plan.endpoints {
+        let shared_name = plan
+            .endpoints
+            .iter()
+            .filter(|o| o.name == e.name)
+            .nth(1)
+            .is_some();
         for route in e.routes() {
             let path = route.path.as_str().to_owned();
             let op = operation(
                 e,
+                shared_name,
                 route.method,
                 route.path.params().collect::<Vec<_>>().as_slice(),
             );
@@ -77,10 +84,30 @@ pub fn document(plan: &Plan) -> OpenApi {
             }
         }
     }));
+    let tags: Vec<_> = plan
+        .domains
+        .iter()
+        .map(|d| {
+            utoipa::openapi::tag::TagBuilder::new()
+                .name(d.name.clone())
+                .description(match (&d.title, &d.description) {
+                    (Some(t), Some(desc)) => Some(format!("{t}: {desc}")),
+                    (t, desc) => t.clone().or_else(|| desc.clone()),
+                })
+                .build()
+        })
+        .collect();
     OpenApiBuilder::new()
+        .tags((!tags.is_empty()).then_some(tags))
         .info(
             InfoBuilder::new()
-                .title("orchestrator")
+                .title(
+                    plan.settings
+                        .app
+                        .name
+                        .clone()
+                        .unwrap_or_else(|| "orchestrator".into()),
+                )
                 .version(env!("CARGO_PKG_VERSION"))
                 .description(Some("Endpoints served from the orchestrator plans."))
                 .build(),
@@ -98,13 +125,20 @@ fn from_json(v: Value) -> Schema {
 
 fn operation(
     e: &Endpoint,
+    shared_name: bool,
     method: HttpMethod,
     captures: &[&str],
 ) -> utoipa::openapi::path::Operation {
     let id_route = !captures.is_empty() && e.path.is_none();
+    // Qualified by the domain when another domain has an endpoint of this name (every
+    // model-scoring domain has a `predict`).
+    let qualified = match &e.domain {
+        Some(d) if shared_name => format!("{d}_{}", e.name),
+        _ => e.name.clone(),
+    };
     let operation_id = format!(
         "{}_{}{}",
-        e.name,
+        qualified,
         method.as_str().to_ascii_lowercase(),
         if id_route { "_by_id" } else { "" }
     );

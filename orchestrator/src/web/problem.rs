@@ -30,6 +30,8 @@ pub struct Problem {
     extensions: Vec<(&'static str, Value)>,
     allow: Option<HeaderValue>,
     retry_after: Option<u64>,
+    /// Send `WWW-Authenticate: Bearer` (a 401).
+    challenge: bool,
 }
 
 impl Problem {
@@ -49,6 +51,7 @@ impl Problem {
             extensions: Vec::new(),
             allow: None,
             retry_after: None,
+            challenge: false,
         }
     }
 
@@ -87,6 +90,12 @@ impl Problem {
         if let Some(allow) = self.allow {
             response.headers_mut().insert(ALLOW, allow);
         }
+        if self.challenge {
+            response.headers_mut().insert(
+                http::header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer"),
+            );
+        }
         if let Some(secs) = self.retry_after {
             response
                 .headers_mut()
@@ -123,6 +132,12 @@ impl From<&ExecuteError> for Problem {
                     budget.as_millis()
                 ),
             ),
+            ExecuteError::NotFound { endpoint, .. } => Self::new(
+                404,
+                "no-result",
+                "Not found",
+                format!("`{endpoint}` found nothing for this request"),
+            ),
             ExecuteError::SourceFailed { source_name, .. } => Self::new(
                 502,
                 "source-failed",
@@ -147,6 +162,13 @@ impl Problem {
             "Not found",
             "no endpoint answers this path",
         )
+    }
+
+    /// 401 with `WWW-Authenticate: Bearer`.
+    pub(crate) fn unauthorized(detail: &str) -> Self {
+        let mut p = Self::new(401, "unauthorized", "Unauthorized", detail);
+        p.challenge = true;
+        p
     }
 
     /// 405 with the methods the path answers, in `detail` and the `Allow` header.

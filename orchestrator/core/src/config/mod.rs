@@ -30,6 +30,7 @@ mod policy;
 mod position;
 pub(crate) mod read;
 pub(crate) mod schema;
+mod serving;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -118,7 +119,15 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<ValidPlan, LoadError> {
     Loader::default().load_dir(dir)
 }
 
-const INTEGRATION_FILES: &[&str] = &["api_sources.yaml", "feast_config.yaml", "ml_config.yaml"];
+const INTEGRATION_FILES: &[&str] = &[
+    "api_sources.yaml",
+    "feast_config.yaml",
+    "ml_config.yaml",
+    // The original service's name of the ML file.
+    "ml.yaml",
+];
+/// Files of the original service that nothing read: reported as warnings, not read.
+const UNREAD_FILES: &[&str] = &["mock_services.yaml"];
 const TOP_FILES: &[&str] = &["config.yaml", "database.yaml"];
 
 impl Loader {
@@ -142,6 +151,38 @@ impl Loader {
     pub fn with_source_type(mut self, kind: impl Into<String>) -> Self {
         self.validate.source_types.push(kind.into());
         self
+    }
+
+    /// Reads only the settings of `config.yaml` (defaults when it is absent): what a server
+    /// needs before the rest (log format, worker threads, bind address, mount prefix).
+    /// Warnings are dropped here; [`Loader::load`] reports them with the plan.
+    ///
+    /// ```
+    /// use api_orchestrator_core::config::{ConfigFiles, Loader};
+    ///
+    /// let mut files = ConfigFiles::default();
+    /// files.insert("config.yaml", "app: {api_base_path: /v1}\nserver: {workers: 2}");
+    /// let settings = Loader::new().settings(&files).unwrap();
+    /// assert_eq!(settings.app.base_path, "/v1");
+    /// assert_eq!(settings.server.workers, Some(2));
+    /// ```
+    pub fn settings(&self, files: &ConfigFiles) -> Result<crate::plan::Settings, LoadError> {
+        let mut load = Load {
+            files,
+            env: self.env.as_ref(),
+            diags: Vec::new(),
+        };
+        let mut settings = crate::plan::Settings::default();
+        if let Some((mut cx, doc)) = load.resolved("config.yaml") {
+            settings = schema::settings(&mut cx, &doc);
+            load.diags.append(&mut cx.diags);
+        }
+        let diags = locate(files, load.diags);
+        if diags.errors() == 0 {
+            Ok(settings)
+        } else {
+            Err(LoadError::Invalid(diags.partition().0))
+        }
     }
 
     /// Reads the config directory at `dir` ([`ConfigFiles::read_dir`]), then loads and
@@ -218,6 +259,8 @@ impl Loader {
                 let rel = format!("domains/{file}");
                 if let Some(doc) = load.parsed(&rel) {
                     let mut cx = ValueReader::new(Some(rel.as_str().into()));
+                    plan.domains
+                        .extend(schema::domain_info(&mut cx, domain, &doc));
                     plan.endpoints
                         .extend(schema::endpoints(&mut cx, Some(domain), &doc));
                     load.diags.append(&mut cx.diags);
@@ -232,10 +275,11 @@ impl Loader {
         let validated =
             validate::without_follow_ons(&diags, validate::validate(&plan, &self.validate));
         diags.extend(validated);
-        if diags.is_empty() {
-            return Ok(ValidPlan::__assume_valid(plan));
+        let diags = locate(files, diags);
+        if diags.errors() == 0 {
+            return Ok(ValidPlan::__assume_valid_with(plan, diags));
         }
-        Err(LoadError::Invalid(locate(files, diags)))
+        Err(LoadError::Invalid(diags))
     }
 }
 
@@ -301,13 +345,39 @@ impl Load<'_> {
         let int_dir = format!("{prefix}integrations");
         if files.has_dir(&int_dir) {
             for name in files.files_in(&int_dir) {
-                if !INTEGRATION_FILES.contains(&name) {
+                if UNREAD_FILES.contains(&name) {
+                    self.diags.push(
+                        Diagnostic::warning(
+                            Code::UnknownFile,
+                            KeyPath::root(),
+                            format!("`{int_dir}/{name}` is not read"),
+                        )
+                        .in_file(Some(format!("{int_dir}/{name}").into()))
+                        .with_help("the original service never read it either; point the integration files at the servers to call, or delete it"),
+                    );
+                } else if !INTEGRATION_FILES.contains(&name) {
                     self.diags.push(unknown_file(
                         &format!("{int_dir}/{name}"),
                         name,
                         INTEGRATION_FILES,
                     ));
                 }
+            }
+            if files.get(&format!("{int_dir}/ml.yaml")).is_some()
+                && files.get(&format!("{int_dir}/ml_config.yaml")).is_some()
+            {
+                let rel = format!("{int_dir}/ml.yaml");
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::UnknownFile,
+                        KeyPath::root(),
+                        format!(
+                            "`{rel}` and `{int_dir}/ml_config.yaml` both define the ML sources"
+                        ),
+                    )
+                    .in_file(Some(rel.into()))
+                    .with_help("keep one of them (`ml.yaml` is the original service's name)"),
+                );
             }
             for file in INTEGRATION_FILES {
                 let Some((mut cx, doc)) = self.resolved(&format!("{int_dir}/{file}")) else {

@@ -73,7 +73,8 @@ impl ValueReader {
             return None;
         };
         for key in map.keys() {
-            if !keys.contains(&key.as_str()) {
+            // `x-` keys are the user's own (anchors, notes, tooling).
+            if !keys.contains(&key.as_str()) && !key.starts_with("x-") {
                 self.report(
                     Diagnostic::new(
                         Code::UnknownKey,
@@ -334,6 +335,22 @@ impl<'v> Object<'v> {
                 );
                 None
             }
+        }
+    }
+
+    /// Warns when `key` is present: the original service documented it, it is accepted, and
+    /// it does nothing here (`help` says what to do instead).
+    pub(crate) fn ignored(&self, cx: &mut ValueReader, key: &str, help: &str) {
+        if self.map.contains_key(key) {
+            cx.report(
+                Diagnostic::warning(
+                    Code::Ignored,
+                    self.at(key),
+                    format!("`{key}` has no effect here"),
+                )
+                .at_key()
+                .with_help(help),
+            );
         }
     }
 

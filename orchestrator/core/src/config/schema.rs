@@ -4,16 +4,17 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::policy;
 use super::read::{Object, ValueReader};
+use super::{policy, serving};
 use crate::diagnostic::{Code, Diagnostic, KeyPath};
-use crate::expr::Fields;
+use crate::expr::{Fields, Template};
 use crate::plan::{
     ApiAuth, ApiConfig, ApiOperation, ApiService, DatabaseConfig, DbConnection, DbOperation,
-    DbParam, Endpoint, EndpointType, Fallback, FeastConfig, FeastOperation, FeastServer,
-    FeatureFallback, HttpMethod, HttpSettings, InputField, InputSchema, InputType, MlConfig, Model,
-    ModelProtocol, ModelServer, OnError, OnMissing, Origin, OutputPath, RetryPolicy, ReturnType,
-    RouteTemplate, ServerSettings, Settings, SourceStep, SqlType, TrackingSettings, Transform,
+    DbParam, DomainInfo, Endpoint, EndpointType, Fallback, FeastConfig, FeastOperation,
+    FeastServer, FeatureFallback, HttpMethod, HttpSettings, InputField, InputSchema, InputType,
+    MlConfig, Model, ModelProtocol, ModelServer, OnError, OnMissing, Origin, OutputPath,
+    RetryPolicy, ReturnType, RouteTemplate, Settings, SourceStep, SqlType, TrackingSettings,
+    Transform,
 };
 
 fn origin(cx: &ValueReader) -> Origin {
@@ -29,25 +30,25 @@ pub(crate) fn settings(cx: &mut ValueReader, doc: &Value) -> Settings {
     let Some(o) = cx.object(
         &KeyPath::root(),
         doc,
-        &["server", "defaults", "tracking", "cache"],
+        &[
+            "server",
+            "defaults",
+            "tracking",
+            "cache",
+            "app",
+            "logging",
+            "performance",
+            "cors",
+            "auth",
+            "execution",
+            "api",
+        ],
     ) else {
         return settings;
     };
-    if let Some(server) = o
-        .get("server")
-        .and_then(|v| cx.object(&o.at("server"), v, &["host", "port", "max_body_bytes"]))
-    {
-        let defaults = ServerSettings::default();
-        settings.server = ServerSettings {
-            host: server.opt_string(cx, "host").unwrap_or(defaults.host),
-            port: server
-                .opt(cx, "port", ValueReader::uint)
-                .unwrap_or(defaults.port),
-            max_body_bytes: server
-                .opt(cx, "max_body_bytes", ValueReader::uint)
-                .unwrap_or(defaults.max_body_bytes),
-        };
-    }
+    serving::logging(cx, &o, &mut settings);
+    serving::server(cx, &o, &mut settings);
+    serving::execution(cx, &o, &mut settings);
     if let Some(t) = o
         .get("tracking")
         .and_then(|v| cx.object(&o.at("tracking"), v, &["debug_view", "admin", "recent"]))
@@ -80,14 +81,54 @@ pub(crate) fn settings(cx: &mut ValueReader, doc: &Value) -> Settings {
     if let Some(c) = o.get("cache") {
         settings.cache = policy::cache_settings(cx, &o.at("cache"), c);
     }
+    serving::app(cx, &o, &mut settings);
+    serving::api(cx, &o, &mut settings);
+    serving::performance(cx, &o, &mut settings);
+    serving::cors(cx, &o, &mut settings);
+    serving::auth(cx, &o, &mut settings);
     settings
 }
 
 // ---------------------------------------------------------------- domains/<d>.yaml
 
+/// A domain file's `domain_name` and `description` (the original service's file-level keys;
+/// `domain_id` is informational: the file names the domain).
+pub(crate) fn domain_info(cx: &mut ValueReader, domain: &str, doc: &Value) -> Option<DomainInfo> {
+    let o = doc.as_object()?;
+    let root = KeyPath::root();
+    let text = |cx: &mut ValueReader, key: &str| {
+        o.get(key)
+            .filter(|v| !v.is_null())
+            .and_then(|v| cx.string(&root.key(key), v))
+    };
+    if let Some(id) = text(cx, "domain_id")
+        && id != domain
+    {
+        cx.report(
+            Diagnostic::warning(
+                Code::InvalidValue,
+                root.key("domain_id"),
+                format!("`domain_id: {id}` differs from the file's name; the domain is `{domain}`"),
+            )
+            .with_help(format!("the file name names the domain (its routes are `/{domain}/…`): rename the file to `{id}.yaml`, or remove `domain_id`")),
+        );
+    }
+    let title = text(cx, "domain_name");
+    let description = text(cx, "description");
+    (title.is_some() || description.is_some()).then(|| DomainInfo {
+        name: domain.to_owned(),
+        title,
+        description,
+    })
+}
+
 /// Reads a domain document (`endpoints:`) into endpoints.
 pub(crate) fn endpoints(cx: &mut ValueReader, domain: Option<&str>, doc: &Value) -> Vec<Endpoint> {
-    let Some(o) = cx.object(&KeyPath::root(), doc, &["endpoints"]) else {
+    let Some(o) = cx.object(
+        &KeyPath::root(),
+        doc,
+        &["endpoints", "domain_id", "domain_name", "description"],
+    ) else {
         return Vec::new();
     };
     let Some(v) = o.get("endpoints") else {
@@ -124,6 +165,12 @@ const ENDPOINT_KEYS: &[&str] = &[
     "max_in_flight",
     "rate_limit",
     "on_degraded",
+    // The original service's keys.
+    "endpoint_id",
+    "input_schema",
+    "output_schema",
+    "response_template",
+    "response",
 ];
 
 fn endpoint(
@@ -184,9 +231,36 @@ fn endpoint(
         .opt(cx, "on_degraded", policy::on_degraded)
         .unwrap_or_default();
     e.primary_source = o.opt_string(cx, "primary_source");
-    e.response_mapping = o.opt(cx, "response_mapping", |cx, p, v| Some(cx.template(p, v)));
-    e.input = o.opt(cx, "input", input_schema).unwrap_or_default();
-    e.output = o.opt(cx, "output", |cx, p, v| match v {
+    e.response_mapping = response(cx, &o);
+    e.input = match (o.get("input"), o.get("input_schema")) {
+        (Some(_), Some(_)) => {
+            cx.report(
+                Diagnostic::new(Code::InvalidValue, o.at("input_schema"), "`input` and `input_schema` both describe the inputs")
+                    .at_key()
+                    .with_help("keep one: `input_schema` (JSON Schema of the body) is read as `input: {body: …}`"),
+            );
+            InputSchema::default()
+        }
+        (_, Some(v)) => json_input_schema(cx, &o.at("input_schema"), v).unwrap_or_default(),
+        _ => o.opt(cx, "input", input_schema).unwrap_or_default(),
+    };
+    let output_key = if o.get("output").is_none() && o.get("output_schema").is_some() {
+        "output_schema"
+    } else {
+        "output"
+    };
+    if output_key == "output" && o.get("output_schema").is_some() {
+        cx.report(
+            Diagnostic::new(
+                Code::InvalidValue,
+                o.at("output_schema"),
+                "`output` and `output_schema` both describe the response",
+            )
+            .at_key()
+            .with_help("keep one of them"),
+        );
+    }
+    e.output = o.opt(cx, output_key, |cx, p, v| match v {
         Value::Object(_) => Some(v.clone()),
         other => {
             cx.wrong_type(
@@ -207,6 +281,8 @@ fn endpoint(
                 .collect();
         }
         Some(other) => cx.wrong_type(&o.at("data_sources"), "a list of data sources", other),
+        // A static endpoint (`response:`) needs none.
+        None if o.get("response").is_some() => {}
         None => cx.report(
             Diagnostic::new(Code::MissingKey, path.clone(), "missing key `data_sources`")
                 .with_help(
@@ -215,6 +291,164 @@ fn endpoint(
         ),
     }
     e
+}
+
+/// The response shape: `response_mapping`, the original's `response_template` (`{source.path}`
+/// placeholders) or a static `response:`.
+fn response(cx: &mut ValueReader, o: &Object<'_>) -> Option<Template> {
+    let present: Vec<&str> = ["response_mapping", "response_template", "response"]
+        .into_iter()
+        .filter(|k| o.get(k).is_some())
+        .collect();
+    if present.len() > 1 {
+        cx.report(
+            Diagnostic::new(
+                Code::InvalidValue,
+                o.at(present[1]),
+                format!("`{}` and `{}` both shape the response", present[0], present[1]),
+            )
+            .at_key()
+            .with_help("keep one of them (the original service's last version read only `response_template`)"),
+        );
+        return None;
+    }
+    match present.first().copied() {
+        Some("response_template") => {
+            let p = o.at("response_template");
+            let v = o.get("response_template")?;
+            Some(cx.template(&p, &from_placeholders(v)))
+        }
+        Some(key) => o.opt(cx, key, |cx, p, v| Some(cx.template(p, v))),
+        None => None,
+    }
+}
+
+/// The original's `response_template` as a mapping: a string that is exactly `{a.b}` becomes
+/// `$a.b`; placeholders inside text become a concatenation in which a placeholder without a
+/// value stays as written, as the original left it.
+fn from_placeholders(v: &Value) -> Value {
+    fn reference(inner: &str) -> Option<String> {
+        let mut out = String::from("$");
+        for (i, seg) in inner.split('.').enumerate() {
+            if seg.is_empty() {
+                return None;
+            }
+            if seg.bytes().all(|b| b.is_ascii_digit()) && i > 0 {
+                out.push_str(&format!("[{seg}]"));
+            } else if crate::expr::is_identifier(seg) {
+                if i > 0 {
+                    out.push('.');
+                }
+                out.push_str(seg);
+            } else if i > 0 {
+                out.push_str(&format!(
+                    "['{}']",
+                    seg.replace('\\', "\\\\").replace('\'', "\\'")
+                ));
+            } else {
+                return None;
+            }
+        }
+        Some(out)
+    }
+    fn quoted(text: &str) -> String {
+        format!("'{}'", text.replace('\\', "\\\\").replace('\'', "\\'"))
+    }
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (k.clone(), from_placeholders(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(from_placeholders).collect()),
+        Value::String(s) => {
+            if let Some(inner) = s.strip_prefix('{').and_then(|s| s.strip_suffix('}'))
+                && let Some(r) = reference(inner)
+            {
+                return Value::String(r);
+            }
+            // Split into text and `{placeholder}` parts.
+            let mut parts = Vec::new();
+            let mut rest = s.as_str();
+            let mut has_placeholder = false;
+            while let Some(open) = rest.find('{') {
+                let Some(close) = rest[open..].find('}').map(|c| open + c) else {
+                    break;
+                };
+                let inner = &rest[open + 1..close];
+                match reference(inner) {
+                    Some(r) => {
+                        if open > 0 {
+                            parts.push(quoted(&rest[..open]));
+                        }
+                        let literal = quoted(&rest[open..=close]);
+                        parts.push(format!("(string({r}) || {literal})"));
+                        has_placeholder = true;
+                    }
+                    None => parts.push(quoted(&rest[..=close])),
+                }
+                rest = &rest[close + 1..];
+            }
+            if !has_placeholder {
+                // Plain text; a leading `$` is literal.
+                return Value::String(if s.starts_with('$') {
+                    format!("${s}")
+                } else {
+                    s.clone()
+                });
+            }
+            if !rest.is_empty() {
+                parts.push(quoted(rest));
+            }
+            Value::String(format!("$= {}", parts.join(" + ")))
+        }
+        other => other.clone(),
+    }
+}
+
+/// The original's `input_schema` (JSON-Schema-like, `{type: object, properties, required}`)
+/// as body inputs: each property of a known type is an input, required when listed in
+/// `required`.
+fn json_input_schema(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> Option<InputSchema> {
+    let Value::Object(schema) = v else {
+        cx.wrong_type(path, "a JSON Schema (`{type: object, properties: …}`)", v);
+        return None;
+    };
+    let required: Vec<&str> = schema
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let mut body = Vec::new();
+    if let Some(Value::Object(props)) = schema.get("properties") {
+        for (name, prop) in props {
+            let ty = prop.get("type").and_then(Value::as_str);
+            match ty.and_then(InputType::parse) {
+                Some(ty) => body.push(InputField {
+                    name: name.clone(),
+                    ty,
+                    required: required.contains(&name.as_str()),
+                    description: prop
+                        .get("description")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
+                }),
+                None => cx.report(
+                    Diagnostic::warning(
+                        Code::InvalidValue,
+                        path.key("properties").key(name),
+                        format!("input `{name}` has no type this reader knows; it is documented as any value and not checked"),
+                    )
+                    .with_help(format!("give it `type:` one of {}", InputType::NAMES.join(", "))),
+                ),
+            }
+        }
+    }
+    Some(InputSchema {
+        path: Vec::new(),
+        query: Vec::new(),
+        body,
+    })
 }
 
 /// `input: {path: {id: integer}, query: {limit: {type: integer, required: false}}, body: …}`.
@@ -323,6 +557,7 @@ const SOURCE_KEYS: &[&str] = &[
     "fallback",
     "transform",
     "cache",
+    "required",
 ];
 
 fn source(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> Option<SourceStep> {
@@ -351,23 +586,77 @@ fn source(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> Option<SourceStep>
         on_error: OnError::Fail,
         fallback: o.opt(cx, "fallback", fallback),
         transform: Vec::new(),
-        cache: o.opt(cx, "cache", policy::cache_policy),
+        cache: None,
+        no_cache: false,
+        params_from: None,
+        required: o.opt(cx, "required", ValueReader::boolean).unwrap_or(false),
     };
-    if let Some(params) = o.get("params") {
-        step.params = cx
-            .entries(
-                &o.at("params"),
-                params,
-                "a mapping of param names to values",
-                |cx, _, p, v| Some(cx.template(p, v)),
-            )
-            .into();
+    match o.get("cache") {
+        Some(Value::Bool(false)) => step.no_cache = true,
+        Some(Value::String(off)) if off == "off" => step.no_cache = true,
+        Some(_) => step.cache = o.opt(cx, "cache", policy::cache_policy),
+        None => {}
+    }
+    match o.get("params") {
+        Some(Value::String(text)) => {
+            step.params_from = cx.expression(&o.at("params"), &Value::String(text.clone()));
+        }
+        Some(params) => {
+            step.params = cx
+                .entries(
+                    &o.at("params"),
+                    params,
+                    "a mapping of param names to values",
+                    |cx, _, p, v| Some(cx.template(p, v)),
+                )
+                .into();
+        }
+        None => {}
+    }
+    original_predict(cx, &o, &mut step);
+    if step.kind == "direct" && step.operation.is_some() {
+        step.operation = None;
+        o.ignored(
+            cx,
+            "operation",
+            "a `direct` source returns its params; remove `operation`",
+        );
     }
     step.on_error = on_error(cx, &o);
     if let Some(t) = o.get("transform") {
         step.transform = transforms(cx, &o.at("transform"), t);
     }
     Some(step)
+}
+
+/// The original's ML call, `operation: predict` with params `model_id` (a literal) and
+/// `features`: the model becomes the operation, and `{"features": …}` the posted body.
+fn original_predict(cx: &mut ValueReader, o: &Object<'_>, step: &mut SourceStep) {
+    if step.kind != "ml" || step.operation.as_deref() != Some("predict") {
+        return;
+    }
+    let model = step
+        .params
+        .iter()
+        .find(|(k, _)| k == "model_id")
+        .map(|(_, t)| t.clone());
+    let Some(model) = model else {
+        return;
+    };
+    let Template::Literal(Value::String(model)) = model else {
+        cx.report(
+            Diagnostic::new(Code::InvalidValue, o.at("params").key("model_id"), "`model_id` must name the model")
+                .with_help("write the model's name from the ML config (`model_id: credit_risk`); it picks the model when the config is loaded"),
+        );
+        return;
+    };
+    step.operation = Some(model);
+    step.params = step
+        .params
+        .iter()
+        .filter(|(k, _)| k != "model_id")
+        .cloned()
+        .collect();
 }
 
 fn retries(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> Option<RetryPolicy> {
@@ -494,6 +783,24 @@ fn on_error(cx: &mut ValueReader, o: &Object<'_>) -> OnError {
 }
 
 fn transforms(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> Vec<Transform> {
+    // The original's only transform: `{type: select_fields, fields: [...]}`.
+    if let Value::Object(m) = v
+        && m.contains_key("type")
+    {
+        let Some(o) = cx.object(path, v, &["type", "fields"]) else {
+            return Vec::new();
+        };
+        let kind = o.req(cx, "type", "`select_fields`", |cx, p, v| {
+            cx.choice(p, v, &["select_fields"], |s| {
+                (s == "select_fields").then_some(())
+            })
+        });
+        let fields = o.req(cx, "fields", "the fields to keep", ValueReader::strings);
+        return match (kind, fields) {
+            (Some(()), Some(fields)) => vec![Transform::Select(fields)],
+            _ => Vec::new(),
+        };
+    }
     let Value::Array(items) = v else {
         cx.wrong_type(path, "a list of transform steps", v);
         return Vec::new();
@@ -578,13 +885,21 @@ pub(crate) fn database(cx: &mut ValueReader, doc: &Value, base_dir: &Path) -> Da
     let Some(root) = cx.object(&KeyPath::root(), doc, &["database"]) else {
         return DatabaseConfig::default();
     };
-    let Some(o) = root
-        .get("database")
-        .and_then(|v| cx.object(&root.at("database"), v, &["sources", "operations"]))
-    else {
+    let Some(o) = root.get("database").and_then(|v| {
+        cx.object(
+            &root.at("database"),
+            v,
+            &["sources", "operations", "defaults"],
+        )
+    }) else {
         return DatabaseConfig::default();
     };
+    let timeout = o
+        .get("defaults")
+        .and_then(|v| cx.object(&o.at("defaults"), v, &["timeout"]))
+        .and_then(|d| d.opt_duration(cx, "timeout"));
     DatabaseConfig {
+        timeout,
         sources: o.map_of(
             cx,
             "sources",
@@ -615,6 +930,13 @@ fn db_connection(
             "acquire_timeout",
             "statement_timeout",
             "log_parameters",
+            "max_lifetime",
+            // The original service's (SQLAlchemy) names.
+            "type",
+            "max_overflow",
+            "pool_timeout",
+            "pool_recycle",
+            "connect_args",
         ],
     )?;
     let raw = o.req(
@@ -633,15 +955,121 @@ fn db_connection(
             return None;
         }
     };
+    let url = connect_args(cx, &o, url);
+    if let Some(kind) = o.opt_string(cx, "type") {
+        let driver = crate::plan::SqlDriver::of_url(&url);
+        let named = match kind.to_ascii_lowercase().as_str() {
+            "sqlite" | "sqlite3" => Some(crate::plan::SqlDriver::Sqlite),
+            "postgres" | "postgresql" => Some(crate::plan::SqlDriver::Postgres),
+            "mysql" | "mariadb" => Some(crate::plan::SqlDriver::MySql),
+            _ => None,
+        };
+        if named.is_none() || named != driver {
+            cx.report(
+                Diagnostic::new(
+                    Code::InvalidValue,
+                    o.at("type"),
+                    format!("`type: {kind}` does not match the connection string"),
+                )
+                .with_help("the connection string names the database; remove `type`, or make it `sqlite`, `postgresql` or `mysql` as the URL says"),
+            );
+        }
+    }
+    let overflow: Option<u32> = o.opt(cx, "max_overflow", ValueReader::uint);
+    let pool_size = match (o.opt(cx, "pool_size", ValueReader::uint), overflow) {
+        (size, Some(extra)) => Some(size.unwrap_or(5u32).saturating_add(extra)),
+        (size, None) => size,
+    };
+    let either = |cx: &mut ValueReader, ours: &str, theirs: &str| match (o.get(ours), o.get(theirs))
+    {
+        (Some(_), Some(_)) => {
+            cx.report(
+                Diagnostic::new(
+                    Code::InvalidValue,
+                    o.at(theirs),
+                    format!("`{ours}` and `{theirs}` are the same setting"),
+                )
+                .at_key()
+                .with_help("keep one of them"),
+            );
+            None
+        }
+        (Some(_), None) => o.opt_duration(cx, ours),
+        (None, _) => o.opt_duration(cx, theirs),
+    };
+    let acquire_timeout = either(cx, "acquire_timeout", "pool_timeout");
+    let max_lifetime = either(cx, "max_lifetime", "pool_recycle");
     Some(DbConnection {
         url,
-        pool_size: o.opt(cx, "pool_size", ValueReader::uint),
-        acquire_timeout: o.opt_duration(cx, "acquire_timeout"),
+        pool_size,
+        acquire_timeout,
+        max_lifetime,
         statement_timeout: o.opt_duration(cx, "statement_timeout"),
         log_parameters: o
             .opt(cx, "log_parameters", ValueReader::boolean)
             .unwrap_or(false),
         origin: origin(cx),
+    })
+}
+
+/// SQLAlchemy's `connect_args`: the driver options sqlx takes in the URL are added to it; the
+/// others are reported as warnings.
+fn connect_args(cx: &mut ValueReader, o: &Object<'_>, mut url: String) -> String {
+    let Some(v) = o.get("connect_args") else {
+        return url;
+    };
+    let path = o.at("connect_args");
+    let Value::Object(args) = v else {
+        cx.wrong_type(&path, "a mapping of driver options", v);
+        return url;
+    };
+    let driver = crate::plan::SqlDriver::of_url(&url);
+    for (key, value) in args {
+        use crate::plan::SqlDriver::{MySql, Postgres};
+        // (name in connect_args, name in the sqlx URL)
+        let mapped = match (driver, key.as_str()) {
+            (Some(Postgres), "sslmode" | "application_name" | "options" | "sslrootcert") => {
+                Some(key.as_str())
+            }
+            (Some(MySql), "ssl_mode") => Some("ssl-mode"),
+            (Some(MySql), "ssl_ca") => Some("ssl-ca"),
+            (Some(MySql), "charset") => Some("charset"),
+            _ => None,
+        };
+        let text = match value {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            _ => None,
+        };
+        match (mapped, text) {
+            (Some(name), Some(text)) => {
+                url.push(if url.contains('?') { '&' } else { '?' });
+                url.push_str(name);
+                url.push('=');
+                url.extend(form_urlencoded_component(&text));
+            }
+            _ => cx.report(
+                Diagnostic::warning(Code::Ignored, path.key(key), format!("connect arg `{key}` has no effect here"))
+                    .at_key()
+                    .with_help("mapped are PostgreSQL `sslmode`, `sslrootcert`, `application_name`, `options` and MySQL `ssl_mode`, `ssl_ca`, `charset`; pool waits are `pool_timeout`, statement limits `statement_timeout`"),
+            ),
+        }
+    }
+    url
+}
+
+/// Percent-encodes a URL query value.
+fn form_urlencoded_component(s: &str) -> impl Iterator<Item = char> + '_ {
+    s.bytes().flat_map(|b| {
+        let keep = b.is_ascii_alphanumeric() || b"-_.~".contains(&b);
+        let hex = |n: u8| char::from(b"0123456789ABCDEF"[usize::from(n)]);
+        let chars: [Option<char>; 3] = if keep {
+            [Some(char::from(b)), None, None]
+        } else {
+            [Some('%'), Some(hex(b >> 4)), Some(hex(b & 15))]
+        };
+        chars.into_iter().flatten()
     })
 }
 
@@ -695,7 +1123,14 @@ fn db_operation(cx: &mut ValueReader, _: &str, path: &KeyPath, v: &Value) -> Opt
     let o = cx.object(
         path,
         v,
-        &["query", "params", "return_type", "columns", "source_id"],
+        &[
+            "query",
+            "params",
+            "return_type",
+            "columns",
+            "source_id",
+            "timeout",
+        ],
     )?;
     Some(DbOperation {
         query: o.req(
@@ -717,6 +1152,7 @@ fn db_operation(cx: &mut ValueReader, _: &str, path: &KeyPath, v: &Value) -> Opt
             |cx, _, p, v| sql_type(cx, p, v),
         ),
         source_id: o.opt_string(cx, "source_id"),
+        timeout: o.opt_duration(cx, "timeout"),
         origin: origin(cx),
     })
 }
@@ -760,7 +1196,22 @@ fn db_params(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> Option<Vec<DbPa
 
 pub(crate) fn api(cx: &mut ValueReader, doc: &Value) -> ApiConfig {
     let sources = services(cx, doc, "api", |cx, p, v| {
-        let o = cx.object(p, v, &http_keys(&["base_url", "auth", "operations"]))?;
+        let o = cx.object(
+            p,
+            v,
+            &http_keys(&[
+                "base_url",
+                "auth",
+                "operations",
+                "retry_count",
+                "mock_response",
+            ]),
+        )?;
+        o.ignored(
+            cx,
+            "mock_response",
+            "answers are never mocked in the server: run a stub server for tests and point `base_url` at it",
+        );
         Some(ApiService {
             base_url: o.req(cx, "base_url", "the service's base URL", base_url)?,
             http: http_settings(cx, &o),
@@ -793,10 +1244,26 @@ fn http_keys(more: &[&'static str]) -> Vec<&'static str> {
 }
 
 fn http_settings(cx: &mut ValueReader, o: &Object<'_>) -> HttpSettings {
+    let retries = match (o.get("retries"), o.get("retry_count")) {
+        (Some(_), Some(_)) => {
+            cx.report(
+                Diagnostic::new(
+                    Code::InvalidValue,
+                    o.at("retry_count"),
+                    "`retries` and `retry_count` are the same setting",
+                )
+                .at_key()
+                .with_help("keep `retries`"),
+            );
+            None
+        }
+        (None, Some(_)) => o.opt(cx, "retry_count", retries),
+        _ => o.opt(cx, "retries", retries),
+    };
     HttpSettings {
         timeout: o.opt_duration(cx, "timeout"),
         headers: o.string_map(cx, "headers"),
-        retries: o.opt(cx, "retries", retries),
+        retries,
         max_response_bytes: o.opt(cx, "max_response_bytes", ValueReader::uint),
         cache: o.opt(cx, "cache", policy::cache_policy),
         circuit_breaker: o.opt(cx, "circuit_breaker", policy::circuit_breaker),
@@ -929,9 +1396,24 @@ fn api_operation(cx: &mut ValueReader, _: &str, path: &KeyPath, v: &Value) -> Op
         path,
         v,
         &[
-            "method", "path", "query", "headers", "body", "extract", "retries",
+            "method",
+            "path",
+            "query",
+            "headers",
+            "body",
+            "extract",
+            "retries",
+            "mock",
+            "mock_response",
         ],
     )?;
+    for key in ["mock", "mock_response"] {
+        o.ignored(
+            cx,
+            key,
+            "answers are never mocked in the server: run a stub server for tests and point `base_url` at it",
+        );
+    }
     Some(ApiOperation {
         method: o
             .opt(cx, "method", |cx, p, v| {
@@ -975,7 +1457,39 @@ fn api_operation(cx: &mut ValueReader, _: &str, path: &KeyPath, v: &Value) -> Op
 
 pub(crate) fn feast(cx: &mut ValueReader, doc: &Value) -> FeastConfig {
     let sources = services(cx, doc, "feast", |cx, p, v| {
-        let o = cx.object(p, v, &http_keys(&["url", "base_url", "operations"]))?;
+        const SDK_KEYS: &[&str] = &[
+            "repo_path",
+            "project",
+            "registry",
+            "entity_key_serialization_version",
+            "feature_services",
+            "default_iris_features",
+            "default_customer_features",
+            "feature_server_type",
+        ];
+        let mut keys = http_keys(&["url", "base_url", "operations"]);
+        keys.extend_from_slice(SDK_KEYS);
+        let o = cx.object(p, v, &keys)?;
+        let sdk: Vec<&str> = SDK_KEYS
+            .iter()
+            .copied()
+            .filter(|k| o.map.contains_key(*k))
+            .collect();
+        let server_help = "this reads from a Feast feature *server* over HTTP (`feast serve`, port 6566), not from a repository through the Python SDK: set `url: http://host:6566` and declare `operations:` with their `features` and `entity_key`";
+        for key in &sdk {
+            o.ignored(cx, key, server_help);
+        }
+        if !sdk.is_empty() && o.get("url").is_none() && o.get("base_url").is_none() {
+            cx.report(
+                Diagnostic::new(
+                    Code::MissingKey,
+                    p.clone(),
+                    "this Feast source has Python SDK settings but no feature server `url`",
+                )
+                .with_help(server_help),
+            );
+            return None;
+        }
         let url = match (o.get("url"), o.get("base_url")) {
             (Some(_), Some(_)) => {
                 cx.report(
@@ -1132,8 +1646,30 @@ fn model(cx: &mut ValueReader, _: &str, path: &KeyPath, v: &Value) -> Option<Mod
             "input_name",
             "format",
             "outputs",
+            "timeout",
+            "headers",
+            // The original service's keys.
+            "method",
+            "source",
         ],
     )?;
+    if let Some(m) = o.opt_string(cx, "method")
+        && !m.eq_ignore_ascii_case("post")
+    {
+        cx.report(
+            Diagnostic::new(
+                Code::InvalidValue,
+                o.at("method"),
+                format!("models are called with POST, not `{m}`"),
+            )
+            .with_help("remove `method` (POST is the only method of every model protocol)"),
+        );
+    }
+    o.ignored(
+        cx,
+        "source",
+        "models are not started from the config (the original ran `startup_command` with a shell, or Docker/ECR images): start the model server yourself and point `base_url` or `endpoint` at it",
+    );
     let protocol = o
         .opt(cx, "protocol", |cx, p, v| {
             cx.choice(p, v, ModelProtocol::NAMES, ModelProtocol::parse)
@@ -1193,6 +1729,8 @@ fn model(cx: &mut ValueReader, _: &str, path: &KeyPath, v: &Value) -> Option<Mod
         input_name: o.opt_string(cx, "input_name"),
         format,
         outputs,
+        timeout: o.opt_duration(cx, "timeout"),
+        headers: o.string_map(cx, "headers"),
         origin: origin(cx),
     })
 }

@@ -102,7 +102,10 @@ impl Reference {
                 let map = match part {
                     RequestPart::Any => {
                         let Some(Segment::Field(name)) = self.path.first() else {
-                            return Cow::Borrowed(&NULL);
+                            return match self.path.first() {
+                                None => Cow::Owned(req.whole()),
+                                Some(_) => Cow::Borrowed(&NULL),
+                            };
                         };
                         return match req.lookup(name) {
                             Some(v) => walk(v, &self.path[1..]),
@@ -112,6 +115,7 @@ impl Reference {
                     RequestPart::PathParams => &req.path_params,
                     RequestPart::QueryParams => &req.query_params,
                     RequestPart::Headers => &req.headers,
+                    RequestPart::Auth => &req.auth,
                     RequestPart::Body => return walk(&req.body, &self.path),
                 };
                 match self.path.split_first() {
@@ -314,6 +318,9 @@ fn call<S: Scope + ?Sized>(f: Function, args: &[Expr], scope: &S) -> Value {
         };
         return branch.eval(scope).into_owned();
     }
+    if f == Function::Now {
+        return Value::String(rfc3339_now());
+    }
     let vals: Vec<Cow<'_, Value>> = args.iter().map(|a| a.eval(scope)).collect();
     match f {
         Function::Min => numbers(&vals)
@@ -419,8 +426,39 @@ fn call_on_value(f: Function, v: &[Cow<'_, Value>]) -> Value {
             _ => Value::Null,
         },
         Function::Exists => Value::Bool(!a.is_null()),
+        Function::Now => unreachable!("handled by `call`"),
         Function::Min | Function::Max | Function::If => unreachable!("handled by `call`"),
     }
+}
+
+/// The current UTC time as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+fn rfc3339_now() -> String {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    rfc3339(since.as_secs(), since.subsec_millis())
+}
+
+/// `secs` since the Unix epoch (and `millis`) as an RFC 3339 UTC timestamp.
+pub(crate) fn rfc3339(secs: u64, millis: u32) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        rem / 3_600,
+        rem % 3_600 / 60,
+        rem % 60
+    )
 }
 
 /// A short description of a literal for diagnostics: "the string `'a'`", "the number `2`".

@@ -198,6 +198,9 @@ functions! {
     If = "if", 3..=3;
     /// `exists(x)`: whether `x` is not null.
     Exists = "exists", 1..=1;
+    /// `now()`: the current time, an RFC 3339 UTC string with milliseconds
+    /// (`2026-12-01T14:28:52.123Z`); `$system.timestamp` is the same.
+    Now = "now", 0..=0;
 }
 
 /// The root of a reference.
@@ -226,6 +229,8 @@ pub enum RequestPart {
     Body,
     /// `$request.headers` (names are matched lower-case)
     Headers,
+    /// `$request.auth`: the verified claims of the caller's bearer token.
+    Auth,
 }
 
 impl RequestPart {
@@ -237,6 +242,7 @@ impl RequestPart {
             Self::QueryParams => Some("query_params"),
             Self::Body => Some("body"),
             Self::Headers => Some("headers"),
+            Self::Auth => Some("auth"),
         }
     }
 }

@@ -64,6 +64,8 @@ fn shift(mut e: ParseError, base: usize) -> ParseError {
 #[derive(Debug, Clone, PartialEq)]
 enum Tok {
     Ref(Reference),
+    /// `$system.timestamp`, the original service's spelling of `now()`.
+    Now,
     Lit(Value),
     Ident(String),
     Op(&'static str),
@@ -72,7 +74,7 @@ enum Tok {
 impl Tok {
     fn describe(&self) -> String {
         match self {
-            Self::Ref(_) => "reference".into(),
+            Self::Ref(_) | Self::Now => "reference".into(),
             Self::Lit(v) => format!("literal `{v}`"),
             Self::Ident(i) => format!("`{i}`"),
             Self::Op(o) => format!("`{o}`"),
@@ -96,7 +98,14 @@ fn lex(text: &str) -> Result<Vec<(Tok, usize)>, ParseError> {
             continue;
         }
         let start = i;
-        if c == b'$' {
+        if c == b'$'
+            && text[i + 1..].starts_with("system")
+            && scan_ident(bytes, i + 1) == i + 1 + "system".len()
+        {
+            let next = lex_system(text, i)?;
+            out.push((Tok::Now, start));
+            i = next;
+        } else if c == b'$' {
             let (r, next) = lex_reference(text, i)?;
             out.push((Tok::Ref(r), start));
             i = next;
@@ -124,7 +133,7 @@ fn lex(text: &str) -> Result<Vec<(Tok, usize)>, ParseError> {
         } else if let Some(op) = OPS.iter().find(|op| text[i..].starts_with(**op)) {
             if *op == "&&" {
                 return Err(ParseError::new("`&&` is not an operator here", i)
-                    .help("use `and` for boolean and; `||` is the null fallback"));
+                    .help("use `and` for boolean and (`||` is the null fallback); this is not JavaScript: `len($request.body) > 0` tests that a body has fields"));
             }
             out.push((Tok::Op(op), start));
             i += op.len();
@@ -208,6 +217,19 @@ fn lex_string(text: &str, start: usize) -> Result<(String, usize), ParseError> {
         .help(format!("close it with {quote}")))
 }
 
+/// `$system.timestamp`: the only field of `$system`.
+fn lex_system(text: &str, start: usize) -> Result<usize, ParseError> {
+    const NOW: &str = "$system.timestamp";
+    let end = start + NOW.len();
+    if text[start..].starts_with(NOW) && scan_ident(text.as_bytes(), end) == end {
+        return Ok(end);
+    }
+    Err(
+        ParseError::new("`$system` has one field, `timestamp`", start)
+            .help("write `$system.timestamp` (or `now()`) for the current time"),
+    )
+}
+
 fn lex_reference(text: &str, start: usize) -> Result<(Reference, usize), ParseError> {
     let bytes = text.as_bytes();
     let name_start = start + 1;
@@ -230,23 +252,15 @@ fn lex_reference(text: &str, start: usize) -> Result<(Reference, usize), ParseEr
                     "query_params" => Some(RequestPart::QueryParams),
                     "body" => Some(RequestPart::Body),
                     "headers" => Some(RequestPart::Headers),
+                    "auth" => Some(RequestPart::Auth),
                     _ => None,
                 }
                 .inspect(|_| i = end)
             } else {
                 None
             };
-            match part {
-                Some(p) => Root::Request(p),
-                None => {
-                    if !matches!(bytes.get(i), Some(b'.' | b'[')) {
-                        return Err(ParseError::new("`$request` needs a field", start).help(
-                            "write `$request.name`, or `$request.path_params`, `.query_params`, `.body`, `.headers`",
-                        ));
-                    }
-                    Root::Request(RequestPart::Any)
-                }
-            }
+            // `$request` alone is the whole request: `{path_params, query_params, body}`.
+            Root::Request(part.unwrap_or(RequestPart::Any))
         }
         "item" => Root::Item,
         other => Root::Source(other.into()),
@@ -259,7 +273,13 @@ fn lex_reference(text: &str, start: usize) -> Result<(Reference, usize), ParseEr
                 while end < bytes.len()
                     && (bytes[end].is_ascii_alphanumeric()
                         || bytes[end] == b'_'
-                        || (headers && bytes[end] == b'-'))
+                        || (headers && bytes[end] == b'-')
+                        // Feast's `view:feature` names, as the original service wrote them.
+                        || (bytes[end] == b':'
+                            && end > i + 1
+                            && bytes
+                                .get(end + 1)
+                                .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_')))
                 {
                     end += 1;
                 }
@@ -268,11 +288,16 @@ fn lex_reference(text: &str, start: usize) -> Result<(Reference, usize), ParseEr
                         .help("quote unusual names: `$source['odd name']`"));
                 }
                 let field = &text[i + 1..end];
-                path.push(Segment::Field(if headers {
-                    field.to_ascii_lowercase()
+                path.push(if headers {
+                    Segment::Field(field.to_ascii_lowercase())
+                } else if field.bytes().all(|b| b.is_ascii_digit()) {
+                    // `$orders.0.id`, the original service's list index.
+                    field
+                        .parse()
+                        .map_or_else(|_| Segment::Field(field.into()), Segment::Index)
                 } else {
-                    field.into()
-                }));
+                    Segment::Field(field.into())
+                });
                 i = end;
             }
             Some(b'[') => {
@@ -503,6 +528,7 @@ impl Parser {
         match tok {
             Tok::Lit(v) => Ok(Expr::Literal(v)),
             Tok::Ref(r) => Ok(Expr::Ref(r)),
+            Tok::Now => Ok(Expr::Call(Function::Now, Vec::new())),
             Tok::Op("(") => {
                 let e = self.expr()?;
                 self.expect_op(")")?;

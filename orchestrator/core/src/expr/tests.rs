@@ -80,6 +80,45 @@ fn request_references() {
 }
 
 #[test]
+fn the_original_services_references() {
+    // `$request` alone is the whole request, as the original passed it to a source.
+    assert_eq!(
+        eval("$request"),
+        json!({
+            "path_params": {"customer_id": 42},
+            "query_params": {"tag": ["a", "b"], "limit": "10"},
+            "body": {"customer_id": 7, "nested": {"x": [1, 2]}, "only_body": true},
+        })
+    );
+    // A numeric segment indexes a list; a colon belongs to a Feast feature name.
+    assert_eq!(eval("$orders.1.id"), json!(2));
+    let mut s = scope();
+    s.sources
+        .push(("iris", json!({"iris:sepal_length": 5.1, "iris": {"x": 1}})));
+    let x = Expr::parse("$iris.iris:sepal_length").unwrap();
+    assert_eq!(x.eval(&s).into_owned(), json!(5.1));
+    // `$system.timestamp` is `now()`: RFC 3339 UTC with milliseconds.
+    let now = eval("$system.timestamp");
+    let text = now.as_str().unwrap();
+    assert_eq!(
+        (text.len(), &text[10..11], &text[23..]),
+        (24, "T", "Z"),
+        "{text}"
+    );
+    assert!(eval("now()").as_str().unwrap().starts_with(&text[..4]));
+    // `$systems` is an ordinary source name.
+    assert!(Expr::parse("$systems.x").is_ok());
+}
+
+#[test]
+fn formats_timestamps() {
+    use super::eval::rfc3339;
+    assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00.000Z");
+    assert_eq!(rfc3339(951_782_400, 5), "2000-02-29T00:00:00.005Z");
+    assert_eq!(rfc3339(1_796_135_332, 123), "2026-12-01T14:28:52.123Z");
+}
+
+#[test]
 fn source_references_and_paths() {
     assert_eq!(eval("$profile.name"), json!("Ada"));
     assert_eq!(eval("$profile"), scope().sources[0].1);
@@ -280,7 +319,7 @@ fn template_errors_carry_paths_and_offsets() {
 fn syntax_errors() {
     for (text, needle) in [
         ("$", "expected a source name"),
-        ("$request", "needs a field"),
+        ("$system.now", "has one field, `timestamp`"),
         ("$a.", "field name"),
         ("$a[", "expected an index"),
         ("$a[x]", "expected an index"),

@@ -86,6 +86,10 @@ impl Integrations {
         operation: Option<&str>,
         source_id: Option<&str>,
     ) -> (Option<Duration>, Option<RetryPolicy>) {
+        if kind == "database" {
+            let op = operation.and_then(|o| self.database.operations.get(o));
+            return (op.and_then(|o| o.timeout).or(self.database.timeout), None);
+        }
         let (Some(service), Some(op)) = (self.service_of(kind, operation, source_id), operation)
         else {
             return (None, None);
@@ -107,7 +111,10 @@ impl Integrations {
                     .is_some_and(|o| o.database_fallback.is_some());
                 ((!fallback).then_some(http.timeout).flatten(), http.retries)
             }
-            ServiceEntry::Ml(_) => (http.timeout, http.retries),
+            ServiceEntry::Ml(s) => (
+                s.models.get(op).and_then(|m| m.timeout).or(http.timeout),
+                http.retries,
+            ),
         }
     }
 
@@ -205,6 +212,8 @@ pub struct DatabaseConfig {
     pub sources: NamedMap<DbConnection>,
     /// `database.operations.<name>`.
     pub operations: NamedMap<DbOperation>,
+    /// Timeout of every operation that sets none (`database.defaults.timeout`).
+    pub timeout: Option<Duration>,
 }
 
 /// One database connection (`database.sources.<id>`).
@@ -226,6 +235,9 @@ pub struct DbConnection {
     /// Record bound parameter values in the query's tracing span (`log_parameters`, default
     /// false: values may be personal data).
     pub log_parameters: bool,
+    /// Connections are closed and replaced after this long (`max_lifetime`, or the original's
+    /// `pool_recycle` in seconds); `None`: kept until they fail.
+    pub max_lifetime: Option<Duration>,
     /// Where it was declared.
     pub origin: Origin,
 }
@@ -285,6 +297,8 @@ pub struct DbOperation {
     pub columns: BTreeMap<String, SqlType>,
     /// Which connection (`source_id`); the only one when omitted.
     pub source_id: Option<String>,
+    /// Timeout of a call (`timeout`), unless the data source sets its own.
+    pub timeout: Option<Duration>,
     /// Where it was declared.
     pub origin: Origin,
 }
@@ -749,6 +763,10 @@ pub struct Model {
     /// Output field → where it is in a row's prediction (`outputs`): `tensor[k]` for `v2`,
     /// `[k]`, `key` or `key[k]` for the others; empty returns predictions as they are.
     pub outputs: BTreeMap<String, String>,
+    /// Timeout of a call to this model (`timeout`), before the server's.
+    pub timeout: Option<Duration>,
+    /// Headers sent with each call to this model (`headers`), besides the server's.
+    pub headers: BTreeMap<String, String>,
     /// Where it was declared.
     pub origin: Origin,
 }

@@ -33,6 +33,7 @@
 mod integrations;
 mod policy;
 mod route;
+mod serving;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -53,6 +54,10 @@ pub use policy::{
     RateLimitKey,
 };
 pub use route::{ENTITY_ID, Route, RouteError, RouteTemplate, id_param_of};
+pub use serving::{
+    AppSettings, AuthSettings, CorsSettings, DomainInfo, LogFile, LogFormat, LogRotation,
+    LoggingSettings,
+};
 
 /// Everything loaded from one config directory (or one macro invocation): settings, endpoints and
 /// the integration definitions their sources refer to.
@@ -65,12 +70,34 @@ pub struct Plan {
     pub endpoints: Vec<Endpoint>,
     /// Integration definitions: the global files plus per-domain overrides.
     pub integrations: ScopedIntegrations,
+    /// The domains that have a name or description (sorted by domain).
+    pub domains: Vec<DomainInfo>,
 }
 
 impl Plan {
-    /// The endpoint named `name`, if any.
+    /// The endpoint `name`: `domain/name`, or the bare name when no other domain has an
+    /// endpoint of that name.
     pub fn endpoint(&self, name: &str) -> Option<&Endpoint> {
-        self.endpoints.iter().find(|e| e.name == name)
+        self.endpoint_index(name).map(|i| &self.endpoints[i])
+    }
+
+    /// The position of endpoint `name` (see [`Plan::endpoint`]).
+    pub fn endpoint_index(&self, name: &str) -> Option<usize> {
+        if let Some((domain, bare)) = name.split_once('/') {
+            return self
+                .endpoints
+                .iter()
+                .position(|e| e.name == bare && e.domain.as_deref() == Some(domain));
+        }
+        let mut found = self
+            .endpoints
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.name == name);
+        match (found.next(), found.next()) {
+            (Some((i, _)), None) => Some(i),
+            _ => None,
+        }
     }
 
     /// The integrations an endpoint's sources resolve against: its domain's overrides where the
@@ -94,6 +121,23 @@ pub struct Settings {
     pub tracking: TrackingSettings,
     /// The store of cached source answers (`cache:`).
     pub cache: CacheSettings,
+    /// The cache of every source call that sets no `cache:` of its own
+    /// (`performance: {cache_enabled: true, cache_ttl_seconds}`); `None`: only sources that
+    /// opt in are cached.
+    pub default_cache: Option<CachePolicy>,
+    /// The retries of every source call that sets none (`execution.retries`).
+    pub default_retry: Option<RetryPolicy>,
+    /// The application and its mount prefix (`app:`, `api.prefix`).
+    pub app: AppSettings,
+    /// Log output of the bundled server (`logging:`).
+    pub logging: LoggingSettings,
+    /// gzip / brotli responses when the client accepts them
+    /// (`performance.response_compression`).
+    pub compression: bool,
+    /// Cross-origin requests (`cors:`); `None`: no CORS headers.
+    pub cors: Option<CorsSettings>,
+    /// Bearer-token authentication of the orchestrated routes (`auth:`); `None`: open.
+    pub auth: Option<AuthSettings>,
 }
 
 impl Default for Settings {
@@ -104,6 +148,13 @@ impl Default for Settings {
             server: ServerSettings::default(),
             tracking: TrackingSettings::default(),
             cache: CacheSettings::default(),
+            default_cache: None,
+            default_retry: None,
+            app: AppSettings::default(),
+            logging: LoggingSettings::default(),
+            compression: false,
+            cors: None,
+            auth: None,
         }
     }
 }
@@ -144,6 +195,8 @@ pub struct ServerSettings {
     pub port: u16,
     /// Largest accepted request body (`max_body_bytes`, default 1 MiB): larger ones get 413.
     pub max_body_bytes: u64,
+    /// Tokio worker threads of the bundled server (`workers`); `None`: one per core.
+    pub workers: Option<usize>,
 }
 
 impl Default for ServerSettings {
@@ -152,6 +205,7 @@ impl Default for ServerSettings {
             host: "127.0.0.1".into(),
             port: 8000,
             max_body_bytes: 1 << 20,
+            workers: None,
         }
     }
 }
@@ -415,8 +469,17 @@ pub struct SourceStep {
     /// Steps applied to the result before later sources and the mapping see it.
     pub transform: Vec<Transform>,
     /// Caching of the source's answers (`cache:`); `None` means its integration service's
-    /// `cache:`, if any.
+    /// `cache:`, if any, or `performance.cache_enabled`.
     pub cache: Option<CachePolicy>,
+    /// `cache: off`: never cached, whatever the service or the global default say.
+    pub no_cache: bool,
+    /// The whole params as one expression whose value is an object (`params: "$request.body"`,
+    /// `params: "$request"`), instead of a mapping of params. A value that is not an object
+    /// gives no params.
+    pub params_from: Option<Expr>,
+    /// The endpoint answers 404 when this source finds nothing (`required: true`): a null
+    /// result, no row, an empty object, or skipped by its condition.
+    pub required: bool,
 }
 
 /// Retries with exponential backoff and full jitter.

@@ -128,6 +128,7 @@ impl SqlPool {
             size: conn.pool_size.unwrap_or(DEFAULT_POOL_SIZE).max(1),
             acquire_timeout: conn.acquire_timeout.unwrap_or(DEFAULT_ACQUIRE_TIMEOUT),
             statement_timeout: conn.statement_timeout,
+            max_lifetime: conn.max_lifetime,
         };
         let built = match driver {
             #[cfg(feature = "sqlite")]
@@ -205,18 +206,20 @@ struct PoolSettings {
     // SQLite has none (the validator rejects it there).
     #[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
     statement_timeout: Option<Duration>,
+    /// `max_lifetime` / the original's `pool_recycle`.
+    max_lifetime: Option<Duration>,
 }
 
 impl PoolSettings {
-    /// sqlx pool options: connections are kept until they fail (no idle reaping, so no
-    /// background task is needed and the pool can be built outside a runtime; an in-memory
-    /// SQLite database lives as long as its pool).
+    /// sqlx pool options: connections are kept until they fail, or until `max_lifetime` when
+    /// set (no idle reaping, so no background task is needed and the pool can be built outside
+    /// a runtime; an in-memory SQLite database lives as long as its pool).
     fn options<DB: sqlx::Database>(&self) -> sqlx::pool::PoolOptions<DB> {
         sqlx::pool::PoolOptions::new()
             .max_connections(self.size)
             .acquire_timeout(self.acquire_timeout)
             .idle_timeout(None)
-            .max_lifetime(None)
+            .max_lifetime(self.max_lifetime)
     }
 }
 
@@ -292,6 +295,7 @@ struct PoolKey {
     size: Option<u32>,
     acquire_timeout: Option<Duration>,
     statement_timeout: Option<Duration>,
+    max_lifetime: Option<Duration>,
 }
 
 impl SqlFactory {
@@ -312,6 +316,7 @@ impl SqlFactory {
             size: conn.pool_size,
             acquire_timeout: conn.acquire_timeout,
             statement_timeout: conn.statement_timeout,
+            max_lifetime: conn.max_lifetime,
         };
         let mut pools = self
             .pools
