@@ -182,6 +182,24 @@ async fn every_example_endpoint_answers() {
     assert_eq!(overview["spending"]["orders"], 2);
     assert_eq!(overview["credit"]["bureau"], "demo-bureau");
 
+    // A missing customer is "not found" on every mapping endpoint (`required: true`), not an
+    // answer made of nulls and defaults.
+    for path in [
+        "/customers/get_customer_360/999",
+        "/customers/get_customer_orders/999",
+        "/customers/get_customer_summary/999",
+        "/risk/999",
+        "/recommendations/999",
+        "/credit-overview/999",
+    ] {
+        let (status, problem) = demo.get(path).await;
+        assert_eq!(status, 404, "{path}: {problem}");
+        assert_eq!(
+            problem["type"], "urn:orchestrator:problem:no-result",
+            "{path}"
+        );
+    }
+
     // Declared inputs guard every new endpoint.
     let (status, problem) = demo.get("/risk/not-a-number").await;
     assert_eq!(status, 400, "{problem}");

@@ -188,8 +188,10 @@ fn every_example_endpoint_written_in_tokens_equals_its_yaml() {
                     query: { category: { type: string, required: false, description: "books, garden, or anything else" } },
                 },
                 data_sources: [
-                    { name: features, type: feast, operation: get_customer_features,
+                    { name: customer, type: database, operation: get_customer,
                       params: { customer_id: $request.customer_id }, required: true },
+                    { name: features, type: feast, operation: get_customer_features,
+                      params: { customer_id: $request.customer_id } },
                     {
                         name: model, type: ml, operation: recommender,
                         params: {

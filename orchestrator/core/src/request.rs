@@ -107,7 +107,12 @@ impl RequestContext {
             "query_params".into(),
             Value::Object(self.query_params.clone()),
         );
-        m.insert("body".into(), self.body.clone());
+        // A request without a body has `body: {}`, as the original service passed it.
+        let body = match &self.body {
+            Value::Null => Value::Object(Map::new()),
+            other => other.clone(),
+        };
+        m.insert("body".into(), body);
         Value::Object(m)
     }
 

@@ -423,6 +423,16 @@ impl Api {
             return r;
         }
         let plan = m.engine.plan();
+        // Every orchestrated route (the listings too) wants the token when `auth:` is on.
+        let claims = match &plan.settings.auth {
+            None => None,
+            Some(settings) => match auth::verify(settings, &parts.headers, now_ms() / 1000) {
+                Ok(claims) => Some(claims),
+                Err(rejected) => {
+                    return Problem::unauthorized(rejected.detail()).into_response(id);
+                }
+            },
+        };
         if let Some(prefix) = &plan.settings.app.original_routes
             && let Some(r) = original::serve(plan, prefix, path, parts.method == Method::GET)
         {
@@ -453,13 +463,8 @@ impl Api {
             Err(problem) => return problem.into_response(id),
         };
         ctx.client = parts.extensions.get::<ClientAddr>().map(|a| a.0.ip());
-        if let Some(settings) = &plan.settings.auth {
-            match auth::verify(settings, &parts.headers, now_ms() / 1000) {
-                Ok(claims) => ctx.auth = claims,
-                Err(rejected) => {
-                    return Problem::unauthorized(rejected.detail()).into_response(id);
-                }
-            }
+        if let Some(claims) = claims {
+            ctx.auth = claims;
         }
         if let Err(errors) = input::apply(&endpoint.input, &mut ctx) {
             return Problem::new(
@@ -636,7 +641,11 @@ fn respond(
             Some(exec.trace),
         ),
         Err(e) => {
-            tracing::warn!(error = %e, "execution failed");
+            if matches!(e, ExecuteError::NotFound { .. }) {
+                tracing::debug!(error = %e, "nothing found");
+            } else {
+                tracing::warn!(error = %e, "execution failed");
+            }
             let mut problem = Problem::from(&e);
             let trace = match e {
                 ExecuteError::DeadlineExceeded { trace, .. }

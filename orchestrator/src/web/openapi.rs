@@ -44,6 +44,7 @@ pub fn document(plan: &Plan) -> OpenApi {
             let op = operation(
                 e,
                 shared_name,
+                plan.settings.auth.is_some(),
                 route.method,
                 route.path.params().collect::<Vec<_>>().as_slice(),
             );
@@ -113,9 +114,28 @@ pub fn document(plan: &Plan) -> OpenApi {
                 .build(),
         )
         .paths(paths.build())
-        .components(Some(
-            ComponentsBuilder::new().schema("Problem", problem).build(),
-        ))
+        .components(Some({
+            let mut components = ComponentsBuilder::new().schema("Problem", problem);
+            if plan.settings.auth.is_some() {
+                use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+                components = components.security_scheme(
+                    "bearer",
+                    SecurityScheme::Http(
+                        HttpBuilder::new()
+                            .scheme(HttpAuthScheme::Bearer)
+                            .bearer_format("JWT")
+                            .build(),
+                    ),
+                );
+            }
+            components.build()
+        }))
+        .security(plan.settings.auth.as_ref().map(|_| {
+            vec![utoipa::openapi::security::SecurityRequirement::new(
+                "bearer",
+                Vec::<String>::new(),
+            )]
+        }))
         .build()
 }
 
@@ -126,6 +146,7 @@ fn from_json(v: Value) -> Schema {
 fn operation(
     e: &Endpoint,
     shared_name: bool,
+    auth: bool,
     method: HttpMethod,
     captures: &[&str],
 ) -> utoipa::openapi::path::Operation {
@@ -160,7 +181,7 @@ fn operation(
     ) {
         op = request_body(op, e);
     }
-    responses(op, e).build()
+    responses(op, e, auth).build()
 }
 
 /// The path parameters (typed by `input.path`, text otherwise) and `input.query`.
@@ -231,7 +252,7 @@ fn request_body(op: OperationBuilder, e: &Endpoint) -> OperationBuilder {
 }
 
 /// 200 with `output` (or the schema derived from `response_mapping`), and the problems.
-fn responses(mut op: OperationBuilder, e: &Endpoint) -> OperationBuilder {
+fn responses(mut op: OperationBuilder, e: &Endpoint, auth: bool) -> OperationBuilder {
     let output = e
         .output
         .clone()
@@ -261,6 +282,12 @@ fn responses(mut op: OperationBuilder, e: &Endpoint) -> OperationBuilder {
         ("502", "A required data source failed."),
         ("504", "The endpoint's time budget ran out."),
     ];
+    if auth {
+        problems.push((
+            "401",
+            "The bearer token is missing, invalid or expired (`auth:` is on).",
+        ));
+    }
     if e.rate_limit.is_some() {
         problems.push((
             "429",

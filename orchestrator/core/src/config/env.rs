@@ -9,10 +9,11 @@ use crate::diagnostic::{Code, Diagnostic, KeyPath};
 pub type EnvLookup = dyn Fn(&str) -> Option<String> + Send + Sync;
 
 /// Replaces `${env:NAME}` and `${env:NAME:-default}` in every string of `value`. A missing
-/// variable without a default is a diagnostic naming it. `$${` writes a literal `${`.
+/// variable without a default is a diagnostic naming it. `$${` writes a literal `${`. The
+/// original service's documented `$ENV[NAME]` is read as `${env:NAME}`.
 pub(crate) fn substitute(cx: &mut ValueReader, path: &KeyPath, value: &mut Value, env: &EnvLookup) {
     match value {
-        Value::String(s) if s.contains("${") => {
+        Value::String(s) if s.contains("${") || s.contains("$ENV[") => {
             if let Some(out) = substitute_str(cx, path, s, env) {
                 *s = out;
             }
@@ -37,6 +38,13 @@ fn substitute_str(
     s: &str,
     env: &EnvLookup,
 ) -> Option<String> {
+    let converted;
+    let s = if s.contains("$ENV[") {
+        converted = original_env_refs(s);
+        converted.as_str()
+    } else {
+        s
+    };
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     let mut ok = true;
@@ -94,6 +102,30 @@ fn substitute_str(
     ok.then_some(out)
 }
 
+/// The original service's documented `$ENV[NAME]` as `${env:NAME}`.
+fn original_env_refs(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find("$ENV[") {
+        let after = &rest[i + 5..];
+        let name_len = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(after.len());
+        out.push_str(&rest[..i]);
+        if name_len > 0 && after[name_len..].starts_with(']') {
+            out.push_str("${env:");
+            out.push_str(&after[..name_len]);
+            out.push('}');
+            rest = &after[name_len + 1..];
+        } else {
+            out.push_str("$ENV[");
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,6 +143,9 @@ mod tests {
         assert_eq!(run("Bearer ${env:TOKEN}").0, "Bearer secret");
         assert_eq!(run("${env:NOPE:-x}").0, "x");
         assert_eq!(run("$${env:TOKEN}").0, "${env:TOKEN}");
+        // The original service's documented form.
+        assert_eq!(run("Bearer $ENV[TOKEN]").0, "Bearer secret");
+        assert_eq!(run("$ENV[ x").0, "$ENV[ x");
         assert_eq!(run("{customer_id}").0, "{customer_id}");
     }
 

@@ -171,6 +171,7 @@ const ENDPOINT_KEYS: &[&str] = &[
     "output_schema",
     "response_template",
     "response",
+    "response_type",
 ];
 
 fn endpoint(
@@ -230,6 +231,11 @@ fn endpoint(
     e.on_degraded = o
         .opt(cx, "on_degraded", policy::on_degraded)
         .unwrap_or_default();
+    o.ignored(
+        cx,
+        "response_type",
+        "responses are JSON; describe their shape with `output_schema` (or `output`)",
+    );
     e.primary_source = o.opt_string(cx, "primary_source");
     e.response_mapping = response(cx, &o);
     e.input = match (o.get("input"), o.get("input_schema")) {
@@ -1405,8 +1411,20 @@ fn api_operation(cx: &mut ValueReader, _: &str, path: &KeyPath, v: &Value) -> Op
             "retries",
             "mock",
             "mock_response",
+            "path_params",
+            "params",
         ],
     )?;
+    o.ignored(
+        cx,
+        "path_params",
+        "path parameters are the `{name}` segments of `path`, filled from the data source's params",
+    );
+    o.ignored(
+        cx,
+        "params",
+        "send query parameters with `query: {name: \"{param}\"}` and a body with `body:`",
+    );
     for key in ["mock", "mock_response"] {
         o.ignored(
             cx,
@@ -1466,6 +1484,7 @@ pub(crate) fn feast(cx: &mut ValueReader, doc: &Value) -> FeastConfig {
             "default_iris_features",
             "default_customer_features",
             "feature_server_type",
+            "database_fallback",
         ];
         let mut keys = http_keys(&["url", "base_url", "operations"]);
         keys.extend_from_slice(SDK_KEYS);

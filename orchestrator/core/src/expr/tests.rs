@@ -90,6 +90,16 @@ fn the_original_services_references() {
             "body": {"customer_id": 7, "nested": {"x": [1, 2]}, "only_body": true},
         })
     );
+    let bodiless = TestScope {
+        request: RequestContext::new(),
+        sources: Vec::new(),
+        item: None,
+    };
+    let whole = Expr::parse("$request").unwrap();
+    assert_eq!(
+        whole.eval(&bodiless).into_owned(),
+        json!({"path_params": {}, "query_params": {}, "body": {}})
+    );
     // A numeric segment indexes a list; a colon belongs to a Feast feature name.
     assert_eq!(eval("$orders.1.id"), json!(2));
     let mut s = scope();

@@ -603,7 +603,7 @@ impl Transform {
 }
 
 /// Names that cannot be used for sources because expressions reserve them.
-pub const RESERVED_SOURCE_NAMES: &[&str] = &["request", "item"];
+pub const RESERVED_SOURCE_NAMES: &[&str] = &["request", "item", "system"];
 
 /// Sorted map used for named integration entries.
 pub type NamedMap<T> = BTreeMap<String, T>;
