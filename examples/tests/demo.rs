@@ -1,37 +1,13 @@
 //! The demo server as a user runs it: the example binary, started on a copy of the shipped
 //! config with its stand-ins, answering every example endpoint over HTTP.
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::Duration;
+use std::path::Path;
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt as _, BufReader};
 
-/// `target/<profile>/examples/server`, built by `cargo test` for this package.
-fn server_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(Path::parent).unwrap();
-    profile_dir
-        .join("examples")
-        .join(format!("server{}", std::env::consts::EXE_SUFFIX))
-}
+mod support;
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap();
-        if name == "data" {
-            continue; // the server seeds its own database
-        }
-        if path.is_dir() {
-            copy_dir(&path, &to.join(name));
-        } else {
-            std::fs::copy(&path, to.join(name)).unwrap();
-        }
-    }
-}
+use support::{copy_dir, start_server};
 
 struct Demo {
     child: tokio::process::Child,
@@ -62,41 +38,7 @@ impl Demo {
 }
 
 async fn start(config: &Path) -> Demo {
-    let binary = server_binary();
-    assert!(
-        binary.exists(),
-        "{} is missing: run `cargo test -p examples`",
-        binary.display()
-    );
-    let mut child = tokio::process::Command::new(binary)
-        .args([
-            "--config",
-            &config.display().to_string(),
-            "--bind",
-            "127.0.0.1:0",
-        ])
-        .env_remove("CREDIT_API_URL")
-        .env_remove("FEAST_URL")
-        .env_remove("MODEL_SERVER_URL")
-        .env_remove("DEMO_DATABASE_URL")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the demo server starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let base = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(rest) = line.strip_prefix("listening on ") {
-                return rest.split_whitespace().next().unwrap().to_owned();
-            }
-        }
-        panic!("the server exited before listening");
-    })
-    .await
-    .expect("the server listens within 60 s");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    let (child, base) = start_server(config, &[]).await;
     Demo {
         child,
         base: format!("{base}/api"),
@@ -110,6 +52,8 @@ async fn every_example_endpoint_answers() {
     copy_dir(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("config"),
         dir.path(),
+        // The server seeds its own database.
+        &["data"],
     );
     let mut demo = start(dir.path()).await;
     assert!(

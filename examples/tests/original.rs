@@ -2,10 +2,9 @@
 //! binary with no edit: its URLs, its config.yaml settings (CORS, compression, the cache, JWT)
 //! and its ML wire body, against a real SQLite database and real HTTP upstreams in this test.
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::{Path as UrlPath, State};
 use axum::http::HeaderMap;
@@ -13,31 +12,13 @@ use axum::routing::{get, post};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt as _, BufReader};
+
+mod support;
+
+use support::{copy_dir, start_server};
 
 /// The fixture's `auth.jwt_secret`.
 const SECRET: &str = "original-fixture-secret";
-
-fn server_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(Path::parent).unwrap();
-    profile_dir
-        .join("examples")
-        .join(format!("server{}", std::env::consts::EXE_SUFFIX))
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap();
-        if path.is_dir() {
-            copy_dir(&path, &to.join(name));
-        } else {
-            std::fs::copy(&path, to.join(name)).unwrap();
-        }
-    }
-}
 
 /// An HS256 token with these claims, signed with `secret`.
 fn token(secret: &str, claims: &Value) -> String {
@@ -160,42 +141,16 @@ impl Server {
 }
 
 async fn start(config: &Path, upstream: &str) -> Server {
-    let binary = server_binary();
-    assert!(
-        binary.exists(),
-        "{} is missing: run `cargo test -p examples`",
-        binary.display()
-    );
-    let mut child = tokio::process::Command::new(binary)
-        .args([
-            "--config",
-            &config.display().to_string(),
-            "--bind",
-            "127.0.0.1:0",
-        ])
-        .env("ORIGINAL_ML_URL", upstream)
-        .env("ORIGINAL_CREDIT_URL", format!("{upstream}/api/v1/credit"))
-        // The fixture brings its own database: no demo seeding.
-        .env("DEMO_DATABASE_URL", "unused")
-        .env("RUST_LOG", "warn")
-        .current_dir(config)
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the demo server starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let base = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(rest) = line.strip_prefix("listening on ") {
-                return rest.split_whitespace().next().unwrap().to_owned();
-            }
-        }
-        panic!("the server exited before listening");
-    })
-    .await
-    .expect("the server listens within 60 s");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    let (child, base) = start_server(
+        config,
+        &[
+            ("ORIGINAL_ML_URL", upstream.to_owned()),
+            ("ORIGINAL_CREDIT_URL", format!("{upstream}/api/v1/credit")),
+            // The fixture brings its own database: no demo seeding.
+            ("DEMO_DATABASE_URL", "unused".to_owned()),
+        ],
+    )
+    .await;
     Server {
         child,
         base,
@@ -208,7 +163,7 @@ async fn start(config: &Path, upstream: &str) -> Server {
 async fn the_original_services_config_and_urls_work_unchanged() {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
     let dir = tempfile::tempdir().unwrap();
-    copy_dir(&fixtures.join("original"), dir.path());
+    copy_dir(&fixtures.join("original"), dir.path(), &[]);
     // `sqlite:///customer360.db`, relative to the config directory as SQLAlchemy had it.
     let db = dir.path().join("customer360.db");
     let pool = sqlx::SqlitePool::connect(&format!("sqlite:{}?mode=rwc", db.display()))
