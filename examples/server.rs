@@ -14,7 +14,10 @@
 //! It honours the serving settings of `config.yaml` (the original Python service's keys):
 //! `app.api_base_path` (the mount prefix, `/api` by default), `server.host` / `port` /
 //! `workers`, `logging` (level, `format: json|text`, a rotating file), `cors`,
-//! `performance.response_compression`, and `auth` (checked by the library's `Api`).
+//! `performance.response_compression`, and `auth` (checked by the library's `Api`); and
+//! `telemetry:` (OpenTelemetry traces over OTLP/HTTP when an endpoint is configured or
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` is set; Prometheus metrics at `/metrics` unless
+//! `telemetry.metrics: false`).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -23,6 +26,7 @@ use std::time::Duration;
 use api_orchestrator::Orchestrator;
 use api_orchestrator::config::{ConfigFiles, Loader};
 use api_orchestrator::plan::{LogFormat, LogRotation, Settings};
+use api_orchestrator::telemetry::{Metrics, Tracing};
 use api_orchestrator::web::{Api, ClientAddr, layers};
 use examples::demo;
 
@@ -84,7 +88,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(n) = settings.server.workers {
         runtime.worker_threads(n);
     }
-    runtime.enable_all().build()?.block_on(serve(args))
+    runtime
+        .enable_all()
+        .build()?
+        .block_on(serve(args, settings))
 }
 
 /// A subscriber as `logging:` says (`RUST_LOG` wins over `logging.level`); the guard flushes
@@ -137,7 +144,7 @@ fn logging(
     Ok(guard)
 }
 
-async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+async fn serve(args: Args, settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
     // Stand-ins for the remote services the environment does not point elsewhere.
     let mut env: HashMap<&str, String> = HashMap::new();
     let token = std::env::var("CREDIT_API_TOKEN").unwrap_or_else(|_| "demo-token".into());
@@ -163,8 +170,19 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         }
     }
 
-    let orchestrator = Orchestrator::builder()
-        .env(move |name| std::env::var(name).ok().or_else(|| env.get(name).cloned()))
+    // Traces when a collector is configured; metrics unless `telemetry.metrics: false`.
+    let tracing = Tracing::from_settings(&settings)?;
+    let metrics = settings.telemetry.metrics.then(Metrics::new);
+    let mut builder = Orchestrator::builder()
+        .env(move |name| std::env::var(name).ok().or_else(|| env.get(name).cloned()));
+    if let Some(t) = &tracing {
+        println!("exporting traces          {t:?}");
+        builder = builder.tracer(t.tracer());
+    }
+    if let Some(m) = &metrics {
+        builder = builder.metrics(m);
+    }
+    let orchestrator = builder
         .load_dir(&args.config)
         .map_err(|e| format!("cannot serve `{}`:\n{e}", args.config.display()))?;
     let _watcher = orchestrator.watch(Duration::from_millis(300))?;
@@ -177,8 +195,13 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let addr = listener.local_addr()?;
     let api = Api::new(&orchestrator);
     let base = settings.app.base_path.as_str();
-    let mut app = axum::Router::new()
-        .route("/health", axum::routing::get(|| async { "ok" }))
+    let mut app = axum::Router::new().route("/health", axum::routing::get(|| async { "ok" }));
+    if let Some(m) = metrics {
+        // Prometheus scrapes it; like the admin routes, a real host keeps it off the public
+        // listener.
+        app = app.route_service("/metrics", m);
+    }
+    let mut app = app
         // The operator routes (recent executions, reload). A real host puts its own
         // authentication in front of them; the demo listens on loopback only.
         .nest_service(&format!("{base}/admin"), api.admin());

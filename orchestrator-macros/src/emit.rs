@@ -16,7 +16,8 @@ use api_orchestrator_core::plan::{
     InputField, InputSchema, InputType, Integrations, LogFile, LogFormat, LogRotation,
     LoggingSettings, MlConfig, Model, ModelProtocol, ModelServer, OnDegraded, OnError, OnMissing,
     Origin, Plan, RateLimit, RateLimitKey, RetryPolicy, ReturnType, RouteTemplate,
-    ScopedIntegrations, ServerSettings, Settings, SourceStep, SqlType, TrackingSettings, Transform,
+    ScopedIntegrations, ServerSettings, Settings, SourceStep, SqlType, TelemetrySettings,
+    TrackingSettings, Transform,
 };
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -100,6 +101,13 @@ impl Emit for u64 {
 impl Emit for usize {
     fn emit(&self) -> TokenStream {
         quote!(#self)
+    }
+}
+
+impl Emit for f64 {
+    fn emit(&self) -> TokenStream {
+        let v = *self;
+        quote!(#v)
     }
 }
 
@@ -390,6 +398,13 @@ record!(Settings {
     compression,
     cors,
     auth,
+    telemetry,
+});
+record!(TelemetrySettings {
+    service_name,
+    endpoint,
+    sampling_ratio,
+    metrics
 });
 record!(AppSettings {
     name,
@@ -487,7 +502,8 @@ record!(ServerSettings {
 record!(TrackingSettings {
     debug_view,
     admin,
-    recent
+    recent,
+    server_timing
 });
 record!(Endpoint {
     name,

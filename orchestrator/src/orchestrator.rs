@@ -120,6 +120,10 @@ impl Orchestrator {
 
     fn new(engine: Engine, source: Option<Source>) -> Self {
         let version = engine.version();
+        #[cfg(feature = "metrics")]
+        if let Some(m) = &engine.instruments().metrics {
+            m.serving(version);
+        }
         Self {
             inner: Arc::new(Inner {
                 current: ArcSwap::from_pointee(engine),
@@ -178,6 +182,10 @@ impl Orchestrator {
             version: self.version(),
             error,
         };
+        #[cfg(feature = "metrics")]
+        if let Some(m) = &source.registry.instruments().metrics {
+            m.reload(result.is_ok().then_some(version));
+        }
         let outcome = match result {
             Ok(engine) => {
                 self.inner.versions.store(version, Ordering::SeqCst);
@@ -310,6 +318,28 @@ impl OrchestratorBuilder {
     #[must_use]
     pub fn layer(mut self, layer: impl Layer) -> Self {
         self.registry.layer(layer);
+        self
+    }
+
+    /// Exports OpenTelemetry spans with `tracer`: one per request (server), per source call
+    /// and per attempt (client), as `api_orchestrator::docs::operating` lists them. Build the
+    /// tracer with [`telemetry::Tracing`](crate::telemetry::Tracing), or take it from the host's
+    /// own provider.
+    #[cfg(feature = "otel")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
+    #[must_use]
+    pub fn tracer(mut self, tracer: crate::telemetry::SdkTracer) -> Self {
+        self.registry.tracer(tracer);
+        self
+    }
+
+    /// Records Prometheus metrics in `metrics` (several orchestrators may share one); serve
+    /// them with [`Metrics::render`](crate::telemetry::Metrics::render).
+    #[cfg(feature = "metrics")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+    #[must_use]
+    pub fn metrics(mut self, metrics: &crate::telemetry::Metrics) -> Self {
+        self.registry.metrics(metrics);
         self
     }
 

@@ -23,6 +23,15 @@ pub(crate) enum Refused {
 }
 
 impl Refused {
+    /// `overloaded` or `rate_limited`, for the metrics.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn reason(&self) -> &'static str {
+        match self {
+            Self::Overloaded => "overloaded",
+            Self::RateLimited(_) => "rate_limited",
+        }
+    }
+
     pub(crate) fn into_error(self, endpoint: &str) -> super::ExecuteError {
         let endpoint = endpoint.to_owned();
         match self {

@@ -168,6 +168,9 @@ pub struct Engine {
     endpoints: Vec<CompiledEndpoint>,
     /// `domain/name` of every endpoint, and the bare name of those whose name is unique.
     names: HashMap<String, usize>,
+    /// Where traces and metrics go.
+    #[cfg_attr(not(any(feature = "otel", feature = "metrics")), allow(dead_code))]
+    instruments: crate::telemetry::Instruments,
 }
 
 impl std::fmt::Debug for Engine {
@@ -284,6 +287,7 @@ impl Engine {
             version,
             endpoints,
             names,
+            instruments: registry.instruments().clone(),
         })
     }
 
@@ -417,6 +421,21 @@ impl Engine {
         self.version
     }
 
+    /// The name of the endpoint at `index`, shared (for metrics labels).
+    #[cfg_attr(not(all(feature = "web", feature = "metrics")), allow(dead_code))]
+    pub(crate) fn compiled_name(&self, index: usize) -> &Arc<str> {
+        &self.endpoints[index].name
+    }
+
+    /// Where this engine's traces and metrics go.
+    #[cfg_attr(
+        not(any(feature = "metrics", all(feature = "web", feature = "otel"))),
+        allow(dead_code)
+    )]
+    pub(crate) fn instruments(&self) -> &crate::telemetry::Instruments {
+        &self.instruments
+    }
+
     /// Runs endpoint `name` for `request`: `domain/name`, or the bare name when no other
     /// domain has an endpoint of that name.
     pub async fn execute(
@@ -445,13 +464,33 @@ impl Engine {
         let endpoint = &self.plan.endpoints[compiled.index];
         let _turn = match &compiled.admission {
             None => None,
-            Some(admission) => admission
-                .admit(request, compiled.budget)
-                .await
-                .map_err(|refused| refused.into_error(name))?,
+            Some(admission) => Some(admission.admit(request, compiled.budget).await.map_err(
+                |refused| {
+                    #[cfg(feature = "metrics")]
+                    if let Some(m) = &self.instruments.metrics {
+                        m.shed(&compiled.name, refused.reason());
+                    }
+                    refused.into_error(name)
+                },
+            )?),
         };
-        let span = tracing::info_span!("execute", endpoint = name, request_id = %request.request_id, config_version = self.version);
-        self.run(compiled, endpoint, request).instrument(span).await
+        let result = if tracing::enabled!(tracing::Level::DEBUG) {
+            let span = tracing::debug_span!("execute", endpoint = name, request_id = %request.request_id, config_version = self.version);
+            self.run(compiled, endpoint, request).instrument(span).await
+        } else {
+            self.run(compiled, endpoint, request).await
+        };
+        #[cfg(feature = "metrics")]
+        if let Some(m) = &self.instruments.metrics {
+            let trace = match &result {
+                Ok(e) => Some(&e.trace),
+                Err(e) => e.trace(),
+            };
+            if let Some(t) = trace {
+                m.execution(t);
+            }
+        }
+        result
     }
 
     async fn run(
@@ -463,9 +502,29 @@ impl Engine {
         let start = Instant::now();
         let deadline = layer::after(start, compiled.budget);
         // One trace for every call this execution makes.
-        let trace_context = TraceContext::continue_or_new(
-            request.headers.get("traceparent").and_then(Value::as_str),
-        );
+        let header = |name| request.headers.get(name).and_then(Value::as_str);
+        let trace_context = TraceContext::continue_or_new(header("traceparent"));
+        // Spans descend from the server span of the web layer, the host's current span or
+        // the incoming `traceparent`.
+        #[cfg(feature = "otel")]
+        let otel = self.instruments.tracer.as_ref().map(|tracer| {
+            use opentelemetry::trace::TraceContextExt as _;
+            let current = opentelemetry::Context::current();
+            let parent = if current.has_active_span() {
+                current
+            } else {
+                crate::telemetry::otel::incoming(header("traceparent"), header("tracestate"))
+            };
+            (tracer, parent)
+        });
+        #[cfg(feature = "otel")]
+        let trace_context = match &otel {
+            Some((_, parent)) => {
+                use opentelemetry::trace::TraceContextExt as _;
+                trace_context.in_span(parent.span().span_context(), false)
+            }
+            None => trace_context,
+        };
         let mut state = State::new(compiled);
         let run = Run {
             compiled,
@@ -474,6 +533,8 @@ impl Engine {
             trace: &trace_context,
             start,
             deadline,
+            #[cfg(feature = "otel")]
+            otel,
         };
         let outcome = run.drive(&mut state).await;
         let end = Instant::now();
@@ -691,6 +752,9 @@ struct Run<'a> {
     trace: &'a TraceContext,
     start: Instant,
     deadline: Instant,
+    /// The tracer and the context the sources' spans descend from.
+    #[cfg(feature = "otel")]
+    otel: Option<(&'a crate::telemetry::SdkTracer, opentelemetry::Context)>,
 }
 
 /// Why [`Run::drive`] stopped early.
@@ -885,6 +949,19 @@ impl Run<'_> {
         let (outcome, transform) = match recovered {
             None => (Outcome::Ok, true),
             Some((how, error)) => {
+                tracing::warn!(
+                    request_id = %self.request.request_id,
+                    endpoint = %self.endpoint.name,
+                    source = %self.endpoint.sources[i].name,
+                    degraded = match how {
+                        Recovery::Skipped => "skip",
+                        Recovery::Defaulted => "default",
+                        Recovery::Fallback => "fallback",
+                        _ => "stale",
+                    },
+                    error = ?error.message,
+                    "source failed; its result was stood in for"
+                );
                 t.error = Some(TraceError {
                     kind: error.kind,
                     message: error.message,
@@ -946,6 +1023,12 @@ impl Run<'_> {
             record: &record,
         };
         let source = &self.compiled.steps[index].source;
+        #[cfg(feature = "otel")]
+        if let Some((tracer, parent)) = &self.otel
+            && crate::telemetry::otel::may_sample(parent)
+        {
+            return self.traced(tracer, parent, index, call).await;
+        }
         let result = if tracing::enabled!(tracing::Level::DEBUG) {
             // A span nobody listens to still costs a little to build and per poll.
             let span = tracing::debug_span!(
@@ -967,6 +1050,84 @@ impl Run<'_> {
             recovered: record.take_recovery(),
             result,
         }
+    }
+}
+
+#[cfg(feature = "otel")]
+impl Run<'_> {
+    /// [`Run::call`] in a span of the source, the parent of its attempts' client spans; the
+    /// cache, retry, circuit breaker and fallback layers add their events to it.
+    async fn traced(
+        &self,
+        tracer: &crate::telemetry::SdkTracer,
+        parent: &opentelemetry::Context,
+        index: usize,
+        call: SourceCall<'_>,
+    ) -> Finished {
+        use opentelemetry::KeyValue;
+        use opentelemetry::trace::{FutureExt as _, SpanKind, TraceContextExt as _};
+        let step = &self.endpoint.sources[index];
+        let cx = crate::telemetry::otel::start(
+            tracer,
+            format!("source {}", step.name),
+            SpanKind::Internal,
+            parent,
+        );
+        let span = cx.span();
+        let recording = span.is_recording();
+        if recording {
+            span.set_attributes([
+                KeyValue::new("orchestrator.endpoint", self.endpoint.name.clone()),
+                KeyValue::new("orchestrator.source", step.name.clone()),
+                KeyValue::new("orchestrator.source.type", step.kind.clone()),
+            ]);
+            if let Some(op) = &step.operation {
+                span.set_attribute(KeyValue::new("orchestrator.operation", op.clone()));
+            }
+        }
+        let result = self.compiled.steps[index]
+            .source
+            .fetch(call)
+            .with_context(cx.clone())
+            .await;
+        let finished = Finished {
+            index,
+            attempts: call.record.attempts(),
+            cache: call.record.cache(),
+            circuit: call.record.circuit(),
+            notes: call.notes.take(),
+            recovered: call.record.take_recovery(),
+            result,
+        };
+        if recording {
+            let outcome = match (&finished.recovered, &finished.result) {
+                (_, Err(_)) => "failed",
+                (None, Ok(_)) => "ok",
+                (Some((Recovery::Skipped, _)), _) => "skip",
+                (Some((Recovery::Defaulted, _)), _) => "default",
+                (Some((Recovery::Fallback, _)), _) => "fallback",
+                (Some(_), _) => "stale",
+            };
+            span.set_attributes([
+                KeyValue::new("orchestrator.source.outcome", outcome),
+                KeyValue::new("orchestrator.source.attempts", i64::from(finished.attempts)),
+            ]);
+            if let Some(c) = finished.cache {
+                span.set_attribute(KeyValue::new("orchestrator.cache", c.as_str()));
+            }
+            if let Some((_, e)) = &finished.recovered {
+                span.set_attribute(KeyValue::new("orchestrator.source.error", e.kind.name()));
+            }
+        }
+        crate::telemetry::otel::end(
+            &cx,
+            finished
+                .result
+                .as_ref()
+                .err()
+                .map(|e| (e.kind.name(), e.message.clone())),
+        );
+        finished
     }
 }
 

@@ -48,6 +48,22 @@ impl Breaker {
         }
     }
 
+    /// The service's name (never its URL).
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn service(&self) -> &str {
+        &self.service
+    }
+
+    /// The state a call arriving now would meet (an open circuit past its time is half-open).
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn state(&self) -> CircuitState {
+        match *self.lock() {
+            State::Closed { .. } => CircuitState::Closed,
+            State::Open { until } if Instant::now() < until => CircuitState::Open,
+            State::Open { .. } | State::HalfOpen { .. } => CircuitState::HalfOpen,
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -170,6 +186,16 @@ impl DataSource for BreakerLayer {
             Ok(pass) => pass,
             Err(state) => {
                 call.record.set_circuit(state);
+                #[cfg(feature = "otel")]
+                crate::telemetry::otel::annotate(|span| {
+                    span.add_event(
+                        "circuit_breaker.rejected",
+                        vec![opentelemetry::KeyValue::new(
+                            "orchestrator.service",
+                            self.breaker.service.clone(),
+                        )],
+                    );
+                });
                 return Err(SourceError::new(
                     SourceErrorKind::Unavailable,
                     format!(

@@ -377,6 +377,16 @@ impl DataSource for CacheLayer {
         };
         call.record.set_cache(status);
         tracing::Span::current().record("cache", status.as_str());
+        #[cfg(feature = "otel")]
+        crate::telemetry::otel::annotate(|span| {
+            span.add_event(
+                "cache",
+                vec![opentelemetry::KeyValue::new(
+                    "orchestrator.cache",
+                    status.as_str(),
+                )],
+            );
+        });
         match landed {
             Landed::Answer(answer) => answer,
             Landed::Stale(value, error) => {

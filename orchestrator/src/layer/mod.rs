@@ -180,6 +180,16 @@ impl Shared {
     }
 }
 
+#[cfg(feature = "metrics")]
+impl crate::telemetry::metrics::Probe for Shared {
+    fn circuits(&self, out: &mut Vec<(Arc<str>, crate::source::CircuitState)>) {
+        let breakers = self.breakers.lock().unwrap_or_else(PoisonError::into_inner);
+        for b in breakers.values() {
+            out.push((b.service().into(), b.state()));
+        }
+    }
+}
+
 /// The resolved policies of one step, made by the engine when it compiles a plan.
 #[derive(Default)]
 pub(crate) struct Policies {
@@ -232,19 +242,24 @@ impl Shared {
     }
 }
 
-/// Host layers, in the order they were added (the first is the outermost).
+/// Host layers, in the order they were added (the first is the outermost), and the tracer
+/// each attempt's client span is made with.
 #[derive(Clone, Default)]
-pub(crate) struct Layers(Vec<Arc<dyn Layer>>);
+pub(crate) struct Layers {
+    host: Vec<Arc<dyn Layer>>,
+    #[cfg(feature = "otel")]
+    pub(crate) tracer: Option<crate::telemetry::SdkTracer>,
+}
 
 impl fmt::Debug for Layers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Layers({})", self.0.len())
+        write!(f, "Layers({})", self.host.len())
     }
 }
 
 impl Layers {
     pub(crate) fn push(&mut self, layer: impl Layer) {
-        self.0.push(Arc::new(layer));
+        self.host.push(Arc::new(layer));
     }
 
     /// What each attempt goes through: the service's circuit breaker and bulkhead around the
@@ -255,8 +270,14 @@ impl Layers {
         info: &StepInfo<'_>,
         service: &ServicePolicies,
     ) -> Arc<dyn DataSource> {
-        let mut s: Arc<dyn DataSource> = Arc::new(TimeoutLayer::new(source, info.timeout));
-        for layer in self.0.iter().rev() {
+        #[allow(unused_mut)]
+        let mut timeout = TimeoutLayer::new(source, info.timeout);
+        #[cfg(feature = "otel")]
+        if let Some(tracer) = &self.tracer {
+            timeout.spans = Some(Arc::new(AttemptSpans::new(tracer.clone(), info)));
+        }
+        let mut s: Arc<dyn DataSource> = Arc::new(timeout);
+        for layer in self.host.iter().rev() {
             s = layer.layer(s, info);
         }
         if let Some((name, permits, limit)) = &service.bulkhead {
@@ -320,12 +341,70 @@ impl Layers {
 pub struct TimeoutLayer {
     inner: Arc<dyn DataSource>,
     timeout: Duration,
+    /// The client span of each attempt, when the orchestrator has a tracer.
+    #[cfg(feature = "otel")]
+    spans: Option<Arc<AttemptSpans>>,
 }
 
 impl TimeoutLayer {
     /// `inner` with `timeout` per attempt.
     pub fn new(inner: Arc<dyn DataSource>, timeout: Duration) -> Self {
-        Self { inner, timeout }
+        Self {
+            inner,
+            timeout,
+            #[cfg(feature = "otel")]
+            spans: None,
+        }
+    }
+}
+
+/// What each attempt's client span is made of: the tracer, its name and the attributes that
+/// every attempt of the step shares.
+#[cfg(feature = "otel")]
+struct AttemptSpans {
+    tracer: crate::telemetry::SdkTracer,
+    name: std::borrow::Cow<'static, str>,
+    attributes: Vec<opentelemetry::KeyValue>,
+}
+
+#[cfg(feature = "otel")]
+impl AttemptSpans {
+    fn new(tracer: crate::telemetry::SdkTracer, info: &StepInfo<'_>) -> Self {
+        use opentelemetry::KeyValue;
+        let kind = if info.fallback {
+            match &info.step.fallback {
+                Some(crate::plan::Fallback::Source { kind, .. }) => kind.as_str(),
+                _ => info.step.kind.as_str(),
+            }
+        } else {
+            info.step.kind.as_str()
+        };
+        let operation = if info.fallback {
+            match &info.step.fallback {
+                Some(crate::plan::Fallback::Source { operation, .. }) => operation.as_deref(),
+                _ => None,
+            }
+        } else {
+            info.step.operation.as_deref()
+        };
+        let mut attributes = vec![
+            KeyValue::new("orchestrator.source", info.step.name.clone()),
+            KeyValue::new("orchestrator.source.type", kind.to_owned()),
+        ];
+        if let Some(op) = operation {
+            attributes.push(KeyValue::new("orchestrator.operation", op.to_owned()));
+        }
+        if let Some(service) = info.service {
+            attributes.push(KeyValue::new("orchestrator.service", service.to_owned()));
+        }
+        if info.fallback {
+            attributes.push(KeyValue::new("orchestrator.fallback", true));
+        }
+        Self {
+            tracer,
+            name: format!("{kind} {}", operation.unwrap_or(&info.step.name)).into(),
+            attributes,
+        }
     }
 }
 
@@ -347,6 +426,13 @@ impl DataSource for TimeoutLayer {
         'c: 'f,
     {
         call.record.attempt();
+        #[cfg(feature = "otel")]
+        if let Some(spans) = &self.spans {
+            let parent = opentelemetry::Context::current();
+            if crate::telemetry::otel::may_sample(&parent) {
+                return Box::pin(self.traced(spans, parent, call));
+            }
+        }
         Box::pin(Limited {
             fetch: self.inner.fetch(call),
             timeout: self.timeout,
@@ -354,6 +440,56 @@ impl DataSource for TimeoutLayer {
             attempt: call.attempt,
             timer: None,
         })
+    }
+}
+
+#[cfg(feature = "otel")]
+impl TimeoutLayer {
+    /// The attempt in a client span of its own, whose id the call's `traceparent` carries.
+    async fn traced(
+        &self,
+        spans: &AttemptSpans,
+        parent: opentelemetry::Context,
+        call: SourceCall<'_>,
+    ) -> Result<Value, SourceError> {
+        use opentelemetry::KeyValue;
+        use opentelemetry::trace::{FutureExt as _, SpanKind, TraceContextExt as _};
+        let cx = crate::telemetry::otel::start(
+            &spans.tracer,
+            spans.name.clone(),
+            SpanKind::Client,
+            &parent,
+        );
+        let span = cx.span();
+        if span.is_recording() {
+            span.set_attributes(spans.attributes.iter().cloned());
+            span.set_attribute(KeyValue::new(
+                "orchestrator.attempt",
+                i64::from(call.attempt),
+            ));
+        }
+        let trace = call.trace.in_span(span.span_context(), true);
+        let call = SourceCall {
+            trace: &trace,
+            ..call
+        };
+        let result = Limited {
+            fetch: self.inner.fetch(call),
+            timeout: self.timeout,
+            deadline: call.deadline,
+            attempt: call.attempt,
+            timer: None,
+        }
+        .with_context(cx.clone())
+        .await;
+        crate::telemetry::otel::end(
+            &cx,
+            result
+                .as_ref()
+                .err()
+                .map(|e| (e.kind.name(), e.message.clone())),
+        );
+        result
     }
 }
 
@@ -454,6 +590,20 @@ impl DataSource for RetryLayer {
                 return Err(error);
             }
             tracing::debug!(attempt = retry, wait_ms = wait.as_millis() as u64, error = %error, "retrying");
+            #[cfg(feature = "otel")]
+            crate::telemetry::otel::annotate(|span| {
+                span.add_event(
+                    "retry",
+                    vec![
+                        opentelemetry::KeyValue::new("orchestrator.attempt", i64::from(retry + 1)),
+                        opentelemetry::KeyValue::new(
+                            "orchestrator.retry.wait_ms",
+                            wait.as_millis() as i64,
+                        ),
+                        opentelemetry::KeyValue::new("error.type", error.kind.name()),
+                    ],
+                );
+            });
             tokio::time::sleep(wait).await;
             call.attempt += 1;
         }
@@ -534,6 +684,16 @@ impl DataSource for FallbackLayer {
                 }
             }
         };
+        #[cfg(feature = "otel")]
+        crate::telemetry::otel::annotate(|span| {
+            span.add_event(
+                "fallback",
+                vec![opentelemetry::KeyValue::new(
+                    "error.type",
+                    error.kind.name(),
+                )],
+            );
+        });
         call.record.recover(Recovery::Fallback, error);
         Ok(value)
     }

@@ -171,7 +171,22 @@ impl HttpClient {
                 format!("{} {base}{}", out.method, out.path)
             }
         };
-        let mut req = self.client.request(out.method.clone(), self.url(&out));
+        let url = self.url(&out);
+        #[cfg(feature = "otel")]
+        crate::telemetry::otel::annotate(|span| {
+            use opentelemetry::KeyValue;
+            // The address, never the URL: its path and query carry request values and may
+            // carry credentials.
+            span.set_attribute(KeyValue::new("http.request.method", out.method.to_string()));
+            span.set_attribute(KeyValue::new("url.scheme", url.scheme().to_owned()));
+            if let Some(host) = url.host_str() {
+                span.set_attribute(KeyValue::new("server.address", host.to_owned()));
+            }
+            if let Some(port) = url.port_or_known_default() {
+                span.set_attribute(KeyValue::new("server.port", i64::from(port)));
+            }
+        });
+        let mut req = self.client.request(out.method.clone(), url);
         if !call.request.request_id.is_empty()
             && let Ok(id) = HeaderValue::from_str(&call.request.request_id)
         {
@@ -206,8 +221,15 @@ impl HttpClient {
                 .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
                 .body(bytes);
         }
-        let mut resp = req.send().await.map_err(|e| transport_error(&what(), &e))?;
+        let mut resp = req.send().await.map_err(|e| transport_error(&what(), e))?;
         let status = resp.status();
+        #[cfg(feature = "otel")]
+        crate::telemetry::otel::annotate(|span| {
+            span.set_attribute(opentelemetry::KeyValue::new(
+                "http.response.status_code",
+                i64::from(status.as_u16()),
+            ));
+        });
         let content_type = resp.headers().get(CONTENT_TYPE).cloned();
         let body = match resp.content_length() {
             Some(len) if len > self.max_response_bytes => {
@@ -224,13 +246,13 @@ impl HttpClient {
             Some(_) => resp
                 .bytes()
                 .await
-                .map_err(|e| transport_error(&what(), &e))?,
+                .map_err(|e| transport_error(&what(), e))?,
             None => {
                 let mut body = Vec::new();
                 while let Some(chunk) = resp
                     .chunk()
                     .await
-                    .map_err(|e| transport_error(&what(), &e))?
+                    .map_err(|e| transport_error(&what(), e))?
                 {
                     if (body.len() + chunk.len()) as u64 > self.max_response_bytes {
                         return Err(SourceError::new(
@@ -292,7 +314,9 @@ impl HttpClient {
     }
 }
 
-fn transport_error(what: &str, e: &reqwest::Error) -> SourceError {
+fn transport_error(what: &str, e: reqwest::Error) -> SourceError {
+    // The URL may carry credentials (an API key in the query): it stays out of the message.
+    let e = e.without_url();
     let kind = if e.is_timeout() {
         SourceErrorKind::Timeout
     } else if e.is_builder() {
@@ -304,7 +328,7 @@ fn transport_error(what: &str, e: &reqwest::Error) -> SourceError {
         SourceErrorKind::Unavailable
     };
     let mut message = format!("{what}: {e}");
-    let mut source = std::error::Error::source(e);
+    let mut source = std::error::Error::source(&e);
     while let Some(s) = source {
         let _ = write!(message, ": {s}");
         source = s.source();

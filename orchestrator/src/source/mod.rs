@@ -76,7 +76,9 @@ pub struct SourceCall<'a> {
     pub request: &'a RequestContext,
     /// The W3C trace every call of this execution shares: the incoming request's when it
     /// carried a valid `traceparent` header, otherwise a new one. The built-in HTTP sources
-    /// send [`TraceContext::traceparent`] (a new span id per call) with every call.
+    /// send [`TraceContext::traceparent`] with every call: with a tracer
+    /// ([`OrchestratorBuilder::tracer`](crate::OrchestratorBuilder::tracer)) its span id is
+    /// the attempt's exported client span, otherwise a new random one per call.
     pub trace: &'a TraceContext,
     /// 1 for the first attempt, 2 for the first retry, …
     pub attempt: u32,
@@ -292,6 +294,11 @@ pub struct Registry {
     layers: Layers,
     /// The state of the cache, circuit breakers and bulkheads, kept across config versions.
     shared: Arc<Shared>,
+    /// Where traces and metrics go.
+    instruments: crate::telemetry::Instruments,
+    /// The built-in SQL factory, whose pools the metrics describe.
+    #[cfg(all(feature = "sql", feature = "metrics"))]
+    sql: Option<sql::SqlFactory>,
 }
 
 impl fmt::Debug for Registry {
@@ -321,6 +328,10 @@ impl Registry {
         let sql = sql::SqlFactory::new();
         #[cfg(feature = "sql")]
         r.register_factory("database", sql.clone());
+        #[cfg(all(feature = "sql", feature = "metrics"))]
+        {
+            r.sql = Some(sql.clone());
+        }
         #[cfg(feature = "http")]
         {
             r.register_factory("api", api::ApiFactory);
@@ -339,7 +350,37 @@ impl Registry {
             kinds: HashMap::new(),
             layers: Layers::default(),
             shared: Arc::default(),
+            instruments: crate::telemetry::Instruments::default(),
+            #[cfg(all(feature = "sql", feature = "metrics"))]
+            sql: None,
         }
+    }
+
+    /// Exports a span per request, per source call and per attempt with `tracer` (see
+    /// [`telemetry::Tracing`](crate::telemetry::Tracing)).
+    #[cfg(feature = "otel")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
+    pub fn tracer(&mut self, tracer: crate::telemetry::SdkTracer) -> &mut Self {
+        self.layers.tracer = Some(tracer.clone());
+        self.instruments.tracer = Some(tracer);
+        self
+    }
+
+    /// Records requests, source calls, cache, circuits, pools and reloads in `metrics`.
+    #[cfg(feature = "metrics")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+    pub fn metrics(&mut self, metrics: &crate::telemetry::Metrics) -> &mut Self {
+        metrics.probe(self.shared.clone());
+        #[cfg(feature = "sql")]
+        if let Some(sql) = &self.sql {
+            metrics.probe(Arc::new(sql.clone()));
+        }
+        self.instruments.metrics = Some(metrics.clone());
+        self
+    }
+
+    pub(crate) fn instruments(&self) -> &crate::telemetry::Instruments {
+        &self.instruments
     }
 
     /// Adds a host layer around every step's source (see [`crate::layer`] for where it sits);
@@ -415,6 +456,20 @@ pub enum SourceErrorKind {
 }
 
 impl SourceErrorKind {
+    /// A stable name for metrics labels and span attributes: `timeout`, `unavailable`,
+    /// `upstream_status`, `invalid_response`, `rejected`, `config` or `internal`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Timeout => "timeout",
+            Self::Unavailable => "unavailable",
+            Self::Upstream { .. } => "upstream_status",
+            Self::InvalidResponse => "invalid_response",
+            Self::Rejected => "rejected",
+            Self::Config => "config",
+            Self::Internal => "internal",
+        }
+    }
+
     /// Whether a retry may succeed.
     pub fn is_transient(self) -> bool {
         match self {

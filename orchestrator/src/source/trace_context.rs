@@ -31,6 +31,9 @@ pub struct TraceContext {
     id: [u8; 32],
     sampled: bool,
     continued: bool,
+    /// The span of the call, when one was exported for it (feature `otel`); otherwise each
+    /// `traceparent` gets a new random span id.
+    span: Option<[u8; 16]>,
 }
 
 impl TraceContext {
@@ -46,6 +49,7 @@ impl TraceContext {
             id: random_hex(),
             sampled: true,
             continued: false,
+            span: None,
         }
     }
 
@@ -84,6 +88,7 @@ impl TraceContext {
             id,
             sampled: flags & 1 == 1,
             continued: true,
+            span: None,
         })
     }
 
@@ -104,8 +109,35 @@ impl TraceContext {
         self.continued
     }
 
-    /// A `traceparent` header value for one outgoing call: this trace, a new random span id,
-    /// the sampled flag (`00-<trace id>-<span id>-01`).
+    /// This trace as an OpenTelemetry span context: its trace id and sampling decision, and
+    /// the span's id for the calls made in it (`span: true`, a call's client span) or a new
+    /// one per call (`span: false`, the execution's parent).
+    #[cfg(feature = "otel")]
+    pub(crate) fn in_span(&self, sc: &opentelemetry::trace::SpanContext, span: bool) -> Self {
+        if !sc.is_valid() {
+            return *self;
+        }
+        let mut id = [0; 32];
+        write_hex(&mut id, u128::from_be_bytes(sc.trace_id().to_bytes()));
+        let span = span.then(|| {
+            let mut s = [0; 16];
+            write_hex(
+                &mut s,
+                u128::from(u64::from_be_bytes(sc.span_id().to_bytes())),
+            );
+            s
+        });
+        Self {
+            id,
+            sampled: sc.is_sampled(),
+            continued: self.continued,
+            span,
+        }
+    }
+
+    /// A `traceparent` header value for one outgoing call: this trace, the id of the call's
+    /// exported span (a new random span id when none was exported), the sampled flag
+    /// (`00-<trace id>-<span id>-01`).
     pub fn traceparent(&self) -> String {
         String::from_utf8_lossy(&self.traceparent_bytes()).into_owned()
     }
@@ -114,7 +146,10 @@ impl TraceContext {
     pub(crate) fn traceparent_bytes(&self) -> [u8; 55] {
         let mut out = *b"00-00000000000000000000000000000000-0000000000000000-00";
         out[3..35].copy_from_slice(&self.id);
-        write_hex(&mut out[36..52], u128::from(fastrand::u64(1..)));
+        match &self.span {
+            Some(span) => out[36..52].copy_from_slice(span),
+            None => write_hex(&mut out[36..52], u128::from(fastrand::u64(1..))),
+        }
         if self.sampled {
             out[54] = b'1';
         }

@@ -42,7 +42,8 @@
 //! recorded when `tracking.admin` is on) and `POST /reload`.
 //!
 //! Every response carries `x-request-id` (the client's, when it sent a valid one) and a
-//! `Server-Timing` header with one entry per data source. Errors are `application/problem+json`
+//! `Server-Timing` header with one entry per data source (unless `tracking.server_timing` is
+//! off). Errors are `application/problem+json`
 //! ([`Problem`], RFC 9457) with a stable `type`, the request id, and a `detail` written for
 //! clients: no SQL, upstream bodies or file paths, which stay in logs and traces.
 //!
@@ -59,10 +60,11 @@
 //! | 504 | `deadline-exceeded` | the endpoint's time budget ran out |
 //!
 //! ```
-//! use api_orchestrator::web::{Api, Body};
-//! use api_orchestrator::{Orchestrator, orchestrate};
 //! # #[cfg(feature = "macros")]
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use api_orchestrator::web::{Api, Body};
+//! use api_orchestrator::{Orchestrator, orchestrate};
+//!
 //! let api = Api::new(&Orchestrator::builder().build(orchestrate! {
 //!     endpoints: { hello: { path: "/hello/{name}",
 //!         data_sources: [ { name: it, type: direct, params: { name: $request.name } } ] } },
@@ -244,6 +246,9 @@ struct Mounted {
 struct RouteEntry {
     method: HttpMethod,
     endpoint: usize,
+    /// The route as mounted (`/customers/get_customer/{id}`): the `http.route` of spans.
+    #[cfg_attr(not(feature = "otel"), allow(dead_code))]
+    route: Arc<str>,
     /// On default routes, the id capture is also exposed as `entity_id`.
     alias_entity_id: bool,
 }
@@ -262,6 +267,7 @@ impl Mounted {
                 let entry = RouteEntry {
                     method: route.method,
                     endpoint: i,
+                    route: route.path.as_str().into(),
                     alias_entity_id: e.path.is_none(),
                 };
                 add(route.path.as_str().to_owned(), entry);
@@ -269,10 +275,12 @@ impl Mounted {
             // The original service's URLs: GET and POST, with and without the id.
             for base in prefix.iter().flat_map(|p| original::routes_of(p, e)) {
                 for path in [original::with_id(&base, e), base] {
+                    let route: Arc<str> = path.as_str().into();
                     for method in [HttpMethod::Get, HttpMethod::Post] {
                         let entry = RouteEntry {
                             method,
                             endpoint: i,
+                            route: route.clone(),
                             alias_entity_id: true,
                         };
                         add(path.clone(), entry);
@@ -339,6 +347,22 @@ fn forwarded_header(name: &HeaderName) -> bool {
     )
 }
 
+/// A method's name for metrics and spans: the standard ones, `_OTHER` for the rest (a client
+/// must not grow a label's values).
+#[cfg(any(feature = "metrics", feature = "otel"))]
+fn method_name(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "_OTHER",
+    }
+}
+
 /// The plan's method for an HTTP method; `None` for methods no route uses.
 fn plan_method(method: &Method) -> Option<HttpMethod> {
     Some(match *method {
@@ -398,7 +422,57 @@ impl Api {
     /// (`/customers/get_customer/42`).
     pub async fn handle(&self, req: Request<Body>) -> Response<Bytes> {
         let id = request_id(req.headers());
-        let span = tracing::info_span!(
+        let m = self.mounted();
+        #[cfg(feature = "metrics")]
+        let metrics = m
+            .engine
+            .instruments()
+            .metrics
+            .as_ref()
+            .map(|metrics| (metrics, metrics.in_flight(), std::time::Instant::now()));
+        #[cfg(feature = "metrics")]
+        let method = method_name(req.method());
+        #[cfg(feature = "otel")]
+        let (mut response, entry) = match &m.engine.instruments().tracer {
+            Some(tracer) => self.traced(tracer, &m, req, &id).await,
+            None => self.logged(&m, req, &id).await,
+        };
+        #[cfg(not(feature = "otel"))]
+        let (mut response, entry) = self.logged(&m, req, &id).await;
+        #[cfg(feature = "metrics")]
+        if let Some((metrics, _in_flight, started)) = metrics {
+            static UNMATCHED: std::sync::LazyLock<Arc<str>> =
+                std::sync::LazyLock::new(|| "unmatched".into());
+            let endpoint = match entry {
+                Some(e) => m.engine.compiled_name(e.endpoint),
+                None => &*UNMATCHED,
+            };
+            metrics.request(
+                endpoint,
+                method,
+                response.status().as_u16(),
+                started.elapsed(),
+            );
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = entry;
+        if let Ok(v) = HeaderValue::try_from(id) {
+            response.headers_mut().insert(X_REQUEST_ID, v);
+        }
+        response
+    }
+
+    /// [`Api::route`] in a debug-level `tracing` span when one is listened to.
+    async fn logged<'m>(
+        &self,
+        m: &'m Mounted,
+        req: Request<Body>,
+        id: &str,
+    ) -> (Response<Bytes>, Option<&'m RouteEntry>) {
+        if !tracing::enabled!(tracing::Level::DEBUG) {
+            return self.route(m, req, id).await;
+        }
+        let span = tracing::debug_span!(
             "request",
             method = %req.method(),
             path = %req.uri().path(),
@@ -406,21 +480,67 @@ impl Api {
             endpoint = tracing::field::Empty,
             status = tracing::field::Empty,
         );
-        let mut response = self.route(req, &id).instrument(span.clone()).await;
+        let (response, entry) = self.route(m, req, id).instrument(span.clone()).await;
         span.record("status", response.status().as_u16());
-        if let Ok(v) = HeaderValue::try_from(id) {
-            response.headers_mut().insert(X_REQUEST_ID, v);
-        }
-        response
+        (response, entry)
     }
 
-    async fn route(&self, req: Request<Body>, id: &str) -> Response<Bytes> {
-        let m = self.mounted();
+    /// [`Api::logged`] in an OpenTelemetry server span: the parent of the sources' spans.
+    #[cfg(feature = "otel")]
+    async fn traced<'m>(
+        &self,
+        tracer: &crate::telemetry::SdkTracer,
+        m: &'m Mounted,
+        req: Request<Body>,
+        id: &str,
+    ) -> (Response<Bytes>, Option<&'m RouteEntry>) {
+        use opentelemetry::KeyValue;
+        use opentelemetry::trace::{FutureExt as _, SpanKind, TraceContextExt as _};
+        let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+        let parent = crate::telemetry::otel::incoming(header("traceparent"), header("tracestate"));
+        let method = method_name(req.method());
+        let cx = crate::telemetry::otel::start(tracer, method, SpanKind::Server, &parent);
+        let (response, entry) = self.logged(m, req, id).with_context(cx.clone()).await;
+        let span = cx.span();
+        if span.is_recording() {
+            let status = response.status();
+            span.set_attributes([
+                KeyValue::new("http.request.method", method),
+                KeyValue::new("http.response.status_code", i64::from(status.as_u16())),
+                KeyValue::new("orchestrator.request_id", id.to_owned()),
+                KeyValue::new("orchestrator.config_version", m.engine.version() as i64),
+            ]);
+            if let Some(e) = entry {
+                span.update_name(format!("{method} {}", e.route));
+                span.set_attributes([
+                    KeyValue::new("http.route", e.route.to_string()),
+                    KeyValue::new(
+                        "orchestrator.endpoint",
+                        m.engine.plan().endpoints[e.endpoint].name.clone(),
+                    ),
+                ]);
+            }
+            if status.is_server_error() {
+                span.set_attribute(KeyValue::new("error.type", status.as_str().to_owned()));
+                span.set_status(opentelemetry::trace::Status::error(""));
+            }
+        }
+        span.end();
+        (response, entry)
+    }
+
+    async fn route<'m>(
+        &self,
+        m: &'m Mounted,
+        req: Request<Body>,
+        id: &str,
+    ) -> (Response<Bytes>, Option<&'m RouteEntry>) {
+        let response = |r| (r, None);
         let (parts, body) = req.into_parts();
         let path = parts.uri.path();
         #[cfg(feature = "openapi")]
-        if let Some(r) = openapi::serve(&m, path, parts.method == Method::GET) {
-            return r;
+        if let Some(r) = openapi::serve(m, path, parts.method == Method::GET) {
+            return response(r);
         }
         let plan = m.engine.plan();
         // Every orchestrated route (the listings too) wants the token when `auth:` is on.
@@ -429,21 +549,24 @@ impl Api {
             Some(settings) => match auth::verify(settings, &parts.headers, now_ms() / 1000) {
                 Ok(claims) => Some(claims),
                 Err(rejected) => {
-                    return Problem::unauthorized(rejected.detail()).into_response(id);
+                    return response(Problem::unauthorized(rejected.detail()).into_response(id));
                 }
             },
         };
         if let Some(prefix) = &plan.settings.app.original_routes
             && let Some(r) = original::serve(plan, prefix, path, parts.method == Method::GET)
         {
-            return r;
+            return response(r);
         }
-        let (entry, captures) = match find_route(&m, path, &parts.method) {
+        let (entry, captures) = match find_route(m, path, &parts.method) {
             Ok(found) => found,
-            Err(problem) => return problem.into_response(id),
+            Err(problem) => return response(problem.into_response(id)),
         };
+        let response = |r| (r, Some(entry));
         let endpoint = &m.engine.plan().endpoints[entry.endpoint];
-        tracing::Span::current().record("endpoint", endpoint.name.as_str());
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            tracing::Span::current().record("endpoint", endpoint.name.as_str());
+        }
         let debug = m.tracking().debug_view
             && parts
                 .headers
@@ -460,32 +583,34 @@ impl Api {
             id,
         ) {
             Ok(ctx) => ctx,
-            Err(problem) => return problem.into_response(id),
+            Err(problem) => return response(problem.into_response(id)),
         };
         ctx.client = parts.extensions.get::<ClientAddr>().map(|a| a.0.ip());
         if let Some(claims) = claims {
             ctx.auth = claims;
         }
         if let Err(errors) = input::apply(&endpoint.input, &mut ctx) {
-            return Problem::new(
-                400,
-                "invalid-input",
-                "Invalid input",
-                "some declared inputs are missing or ill-typed",
-            )
-            .with("errors", Value::Array(errors))
-            .into_response(id);
+            return response(
+                Problem::new(
+                    400,
+                    "invalid-input",
+                    "Invalid input",
+                    "some declared inputs are missing or ill-typed",
+                )
+                .with("errors", Value::Array(errors))
+                .into_response(id),
+            );
         }
         let result = m.engine.execute_at(entry.endpoint, &ctx).await;
-        let (response, trace) = respond(endpoint, result, debug, id);
-        let response = match &trace {
-            Some(t) => with_trace_headers(response, t),
-            None => response,
+        let (answer, trace) = respond(endpoint, result, debug, id);
+        let answer = match &trace {
+            Some(t) => with_trace_headers(answer, t, m.tracking().server_timing),
+            None => answer,
         };
         if m.tracking().admin {
-            self.record(&m, &endpoint.name, response.status(), trace.as_ref(), id);
+            self.record(m, &endpoint.name, answer.status(), trace.as_ref(), id);
         }
-        response
+        response(answer)
     }
 
     /// Keeps the execution in the bounded ring buffer the [`Admin`] service reads.
@@ -644,7 +769,7 @@ fn respond(
             if matches!(e, ExecuteError::NotFound { .. }) {
                 tracing::debug!(error = %e, "nothing found");
             } else {
-                tracing::warn!(error = %e, "execution failed");
+                tracing::warn!(request_id = %id, error = ?e.to_string(), "execution failed");
             }
             let mut problem = Problem::from(&e);
             let trace = match e {
@@ -662,8 +787,12 @@ fn respond(
 }
 
 /// `Server-Timing`, and `x-degraded` when a source's result was stood in for.
-fn with_trace_headers(mut response: Response<Bytes>, trace: &Trace) -> Response<Bytes> {
-    if let Ok(v) = HeaderValue::try_from(server_timing(trace)) {
+fn with_trace_headers(
+    mut response: Response<Bytes>,
+    trace: &Trace,
+    timing: bool,
+) -> Response<Bytes> {
+    if timing && let Ok(v) = HeaderValue::try_from(server_timing(trace)) {
         response.headers_mut().insert(SERVER_TIMING, v);
     }
     if let Some(v) = degraded(trace).and_then(|d| HeaderValue::try_from(d).ok()) {
@@ -693,6 +822,8 @@ pub trait Mount: sealed::Serve {}
 
 impl Mount for Api {}
 impl Mount for Admin {}
+#[cfg(feature = "metrics")]
+impl Mount for crate::telemetry::Metrics {}
 
 pub(crate) mod sealed {
     use super::{Body, Bytes, Request, Response};
@@ -720,6 +851,28 @@ pub(crate) mod sealed {
         }
         fn serve(&self, req: Request<Body>) -> impl Future<Output = Response<Bytes>> + Send + '_ {
             self.handle(req)
+        }
+    }
+
+    /// The scrape: the text of [`Metrics::render`](crate::telemetry::Metrics::render) for a
+    /// GET (or HEAD) at any path of the mount.
+    #[cfg(feature = "metrics")]
+    impl Serve for crate::telemetry::Metrics {
+        fn max_body_bytes(&self) -> u64 {
+            0
+        }
+        fn serve(&self, req: Request<Body>) -> impl Future<Output = Response<Bytes>> + Send + '_ {
+            let response = if matches!(*req.method(), http::Method::GET | http::Method::HEAD) {
+                let mut r = Response::new(Bytes::from(self.render()));
+                r.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static(Self::CONTENT_TYPE),
+                );
+                r
+            } else {
+                super::Problem::method_not_allowed("GET").into_response("")
+            };
+            std::future::ready(response)
         }
     }
 }
@@ -780,6 +933,11 @@ tower_service!(
 tower_service!(
     /// Mounted like [`Api`], where the host wants its operator routes.
     Admin
+);
+#[cfg(feature = "metrics")]
+tower_service!(
+    /// The Prometheus scrape, for `axum::Router::route_service("/metrics", metrics)`.
+    crate::telemetry::Metrics
 );
 
 /// `name;dur=12.345;desc="database", …, total;dur=…` from a trace (milliseconds with

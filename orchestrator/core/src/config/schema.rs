@@ -42,6 +42,7 @@ pub(crate) fn settings(cx: &mut ValueReader, doc: &Value) -> Settings {
             "auth",
             "execution",
             "api",
+            "telemetry",
         ],
     ) else {
         return settings;
@@ -49,10 +50,13 @@ pub(crate) fn settings(cx: &mut ValueReader, doc: &Value) -> Settings {
     serving::logging(cx, &o, &mut settings);
     serving::server(cx, &o, &mut settings);
     serving::execution(cx, &o, &mut settings);
-    if let Some(t) = o
-        .get("tracking")
-        .and_then(|v| cx.object(&o.at("tracking"), v, &["debug_view", "admin", "recent"]))
-    {
+    if let Some(t) = o.get("tracking").and_then(|v| {
+        cx.object(
+            &o.at("tracking"),
+            v,
+            &["debug_view", "admin", "recent", "server_timing"],
+        )
+    }) {
         let defaults = TrackingSettings::default();
         settings.tracking = TrackingSettings {
             debug_view: t
@@ -65,6 +69,9 @@ pub(crate) fn settings(cx: &mut ValueReader, doc: &Value) -> Settings {
                 .opt(cx, "recent", ValueReader::uint)
                 .filter(|&n: &usize| n > 0)
                 .unwrap_or(defaults.recent),
+            server_timing: t
+                .opt(cx, "server_timing", ValueReader::boolean)
+                .unwrap_or(defaults.server_timing),
         };
     }
     if let Some(d) = o
@@ -86,6 +93,7 @@ pub(crate) fn settings(cx: &mut ValueReader, doc: &Value) -> Settings {
     serving::performance(cx, &o, &mut settings);
     serving::cors(cx, &o, &mut settings);
     serving::auth(cx, &o, &mut settings);
+    serving::telemetry(cx, &o, &mut settings);
     settings
 }
 

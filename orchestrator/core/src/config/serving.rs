@@ -1,5 +1,5 @@
-//! Readers of the `config.yaml` sections the original service declared: `app`, `logging`,
-//! `performance`, `cors`, `auth`, `execution` and `api`.
+//! Readers of the `config.yaml` sections the original service declared (`app`, `logging`,
+//! `performance`, `cors`, `auth`, `execution` and `api`), and of `telemetry`.
 
 use std::time::Duration;
 
@@ -9,7 +9,7 @@ use super::read::{Object, ValueReader};
 use crate::diagnostic::{Code, Diagnostic, KeyPath};
 use crate::plan::{
     AuthSettings, CachePolicy, CorsSettings, LogFile, LogFormat, LogRotation, LoggingSettings,
-    RetryPolicy, Settings,
+    RetryPolicy, Settings, TelemetrySettings,
 };
 
 /// `app: {name, environment, debug, api_base_path}`.
@@ -322,4 +322,55 @@ pub(super) fn server(cx: &mut ValueReader, o: &Object<'_>, settings: &mut Settin
             .with_help("terminate TLS in front of it (a load balancer or reverse proxy), or serve the plans from a host application that has TLS"),
         );
     }
+}
+
+/// `telemetry: {service_name, endpoint, sampling_ratio, metrics}`.
+pub(super) fn telemetry(cx: &mut ValueReader, o: &Object<'_>, settings: &mut Settings) {
+    let Some(t) = o.get("telemetry").and_then(|v| {
+        cx.object(
+            &o.at("telemetry"),
+            v,
+            &["service_name", "endpoint", "sampling_ratio", "metrics"],
+        )
+    }) else {
+        return;
+    };
+    let defaults = TelemetrySettings::default();
+    settings.telemetry = TelemetrySettings {
+        service_name: t.opt_string(cx, "service_name"),
+        endpoint: t.opt(cx, "endpoint", |cx, p, v| {
+            let s = cx.string(p, v)?;
+            if s.starts_with("http://") || s.starts_with("https://") {
+                return Some(s);
+            }
+            cx.report(
+                Diagnostic::new(
+                    Code::InvalidValue,
+                    p.clone(),
+                    "the OTLP endpoint is not an http(s) URL",
+                )
+                .with_help("write the collector's OTLP/HTTP address, such as `http://127.0.0.1:4318`"),
+            );
+            None
+        }),
+        sampling_ratio: t
+            .opt(cx, "sampling_ratio", |cx, p, v| match v.as_f64() {
+                Some(r) if (0.0..=1.0).contains(&r) => Some(r),
+                _ => {
+                    cx.report(
+                        Diagnostic::new(
+                            Code::InvalidValue,
+                            p.clone(),
+                            format!("`{v}` is not a sampling ratio"),
+                        )
+                        .with_help("write a number from 0 (sample nothing) to 1 (sample every trace), such as `0.01`"),
+                    );
+                    None
+                }
+            })
+            .unwrap_or(defaults.sampling_ratio),
+        metrics: t
+            .opt(cx, "metrics", ValueReader::boolean)
+            .unwrap_or(defaults.metrics),
+    };
 }

@@ -56,7 +56,7 @@ pub use policy::{
 pub use route::{ENTITY_ID, Route, RouteError, RouteTemplate, id_param_of};
 pub use serving::{
     AppSettings, AuthSettings, CorsSettings, DomainInfo, LogFile, LogFormat, LogRotation,
-    LoggingSettings,
+    LoggingSettings, TelemetrySettings,
 };
 
 /// Everything loaded from one config directory (or one macro invocation): settings, endpoints and
@@ -138,6 +138,8 @@ pub struct Settings {
     pub cors: Option<CorsSettings>,
     /// Bearer-token authentication of the orchestrated routes (`auth:`); `None`: open.
     pub auth: Option<AuthSettings>,
+    /// Traces and metrics (`telemetry:`).
+    pub telemetry: TelemetrySettings,
 }
 
 impl Default for Settings {
@@ -155,6 +157,7 @@ impl Default for Settings {
             compression: false,
             cors: None,
             auth: None,
+            telemetry: TelemetrySettings::default(),
         }
     }
 }
@@ -173,6 +176,9 @@ pub struct TrackingSettings {
     pub admin: bool,
     /// How many executions the admin route keeps (`recent`, default 100).
     pub recent: usize,
+    /// Send a `Server-Timing` header with each source's duration (`server_timing`, default
+    /// true). It tells every client the source names: turn it off where that matters.
+    pub server_timing: bool,
 }
 
 impl Default for TrackingSettings {
@@ -181,6 +187,7 @@ impl Default for TrackingSettings {
             debug_view: false,
             admin: false,
             recent: 100,
+            server_timing: true,
         }
     }
 }

@@ -180,3 +180,36 @@ pub struct DomainInfo {
     /// What the domain is about (`description`).
     pub description: Option<String>,
 }
+
+/// Telemetry of the bundled server and the library's instrumentation (`telemetry:` in
+/// `config.yaml`). The standard `OTEL_*` environment variables override the values here
+/// (`OTEL_SERVICE_NAME`, `OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`,
+/// `OTEL_TRACES_SAMPLER_ARG`, `OTEL_SDK_DISABLED`).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct TelemetrySettings {
+    /// The `service.name` of exported spans (`service_name`; default the app's name, else
+    /// `api-orchestrator`).
+    pub service_name: Option<String>,
+    /// The OTLP/HTTP collector traces are exported to (`endpoint`, e.g.
+    /// `http://127.0.0.1:4318`; `/v1/traces` is appended unless the path names it). `None`:
+    /// no traces are exported unless `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+    pub endpoint: Option<String>,
+    /// The share of new traces sampled, 0 to 1 (`sampling_ratio`, default 1). A request
+    /// that continues a trace follows its caller's decision.
+    pub sampling_ratio: f64,
+    /// Record Prometheus metrics and serve them at `/metrics` in the bundled server
+    /// (`metrics`, default true; the library records none unless the host enables them).
+    pub metrics: bool,
+}
+
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        Self {
+            service_name: None,
+            endpoint: None,
+            sampling_ratio: 1.0,
+            metrics: true,
+        }
+    }
+}

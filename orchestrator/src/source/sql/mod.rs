@@ -113,6 +113,19 @@ impl SqlPool {
         }
     }
 
+    /// Connections open, and how many of them are idle.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    fn connections(&self) -> (u32, usize) {
+        match self {
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(pool) => (pool.size(), pool.num_idle()),
+            #[cfg(feature = "postgres")]
+            Self::Postgres(pool) => (pool.size(), pool.num_idle()),
+            #[cfg(feature = "mysql")]
+            Self::MySql(pool) => (pool.size(), pool.num_idle()),
+        }
+    }
+
     /// A lazy pool for `conn`: no connection is opened until the first query.
     fn connect_lazy(name: &str, conn: &DbConnection) -> Result<Self, SourceError> {
         let config = |message: String| {
@@ -282,8 +295,28 @@ impl From<sqlx::Error> for RunError {
 /// and pool settings.
 #[derive(Debug, Clone, Default)]
 pub struct SqlFactory {
-    provided: HashMap<String, SqlPool>,
-    pools: Arc<std::sync::Mutex<HashMap<PoolKey, SqlPool>>>,
+    provided: HashMap<String, Tracked>,
+    pools: Arc<std::sync::Mutex<HashMap<PoolKey, Tracked>>>,
+}
+
+/// A pool with the name it was first built for and the queries in flight on it (for the
+/// metrics' pool gauges).
+#[derive(Debug, Clone)]
+struct Tracked {
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    name: Arc<str>,
+    pool: SqlPool,
+    queries: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Tracked {
+    fn new(name: &str, pool: SqlPool) -> Self {
+        Self {
+            name: name.into(),
+            pool,
+            queries: Arc::default(),
+        }
+    }
 }
 
 /// What makes two connections the same pool.
@@ -306,7 +339,12 @@ impl SqlFactory {
 
     /// The pool for connection `name`: the host's, an existing one with the same settings, or
     /// a new lazy one.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
     pub(crate) fn pool(&self, name: &str, conn: &DbConnection) -> Result<SqlPool, SourceError> {
+        self.tracked(name, conn).map(|t| t.pool)
+    }
+
+    fn tracked(&self, name: &str, conn: &DbConnection) -> Result<Tracked, SourceError> {
         if let Some(pool) = self.provided.get(name) {
             return Ok(pool.clone());
         }
@@ -325,7 +363,7 @@ impl SqlFactory {
         if let Some(pool) = pools.get(&key) {
             return Ok(pool.clone());
         }
-        let pool = SqlPool::connect_lazy(name, conn)?;
+        let pool = Tracked::new(name, SqlPool::connect_lazy(name, conn)?);
         pools.insert(key, pool.clone());
         Ok(pool)
     }
@@ -335,8 +373,29 @@ impl SqlFactory {
     /// its pool settings are then the host pool's.
     #[must_use]
     pub fn with_pool(mut self, connection: impl Into<String>, pool: impl Into<SqlPool>) -> Self {
-        self.provided.insert(connection.into(), pool.into());
+        let connection = connection.into();
+        let pool = Tracked::new(&connection, pool.into());
+        self.provided.insert(connection, pool);
         self
+    }
+}
+
+#[cfg(feature = "metrics")]
+impl crate::telemetry::metrics::Probe for SqlFactory {
+    fn pools(&self, out: &mut Vec<crate::telemetry::metrics::PoolStats>) {
+        let built = self
+            .pools
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for t in self.provided.values().chain(built.values()) {
+            let (size, idle) = t.pool.connections();
+            out.push(crate::telemetry::metrics::PoolStats {
+                name: t.name.clone(),
+                size,
+                idle,
+                queries: t.queries.load(std::sync::atomic::Ordering::Relaxed),
+            });
+        }
     }
 }
 
@@ -345,12 +404,13 @@ impl SourceFactory for SqlFactory {
         let db = &integrations.database;
         let mut connections = HashMap::with_capacity(db.sources.len());
         for (name, conn) in &db.sources {
-            let pool = self.pool(name, conn)?;
+            let Tracked { pool, queries, .. } = self.tracked(name, conn)?;
             connections.insert(
                 name.as_str(),
                 Arc::new(Connection {
                     name: name.as_str().into(),
                     pool,
+                    queries,
                     log_parameters: conn.log_parameters,
                 }),
             );
@@ -398,7 +458,57 @@ fn style_of(driver: SqlDriver) -> Style {
 struct Connection {
     name: Arc<str>,
     pool: SqlPool,
+    /// Queries in flight on the pool (shared by every connection on it).
+    queries: Arc<std::sync::atomic::AtomicUsize>,
     log_parameters: bool,
+}
+
+/// The database semantic-convention attributes of a query's client span: the system, the
+/// operation's name and its SQL (placeholders, never values); the bound values only with
+/// `log_parameters: true`.
+#[cfg(feature = "otel")]
+fn db_attributes(
+    span: &crate::telemetry::otel::SpanRef<'_>,
+    st: &Statement,
+    driver: SqlDriver,
+    binds: Option<&Vec<Bind>>,
+) {
+    use opentelemetry::KeyValue;
+    let system = match driver {
+        SqlDriver::Sqlite => "sqlite",
+        SqlDriver::Postgres => "postgresql",
+        SqlDriver::MySql => "mysql",
+    };
+    span.set_attributes([
+        KeyValue::new("db.system.name", system),
+        KeyValue::new("db.operation.name", st.name.to_string()),
+        KeyValue::new("db.query.text", st.sql.to_string()),
+        KeyValue::new("orchestrator.db.connection", st.connection.name.to_string()),
+    ]);
+    if let Some(binds) = binds {
+        for (p, b) in st.params.iter().zip(binds) {
+            span.set_attribute(KeyValue::new(
+                format!("db.query.parameter.{}", p.name),
+                format!("{b:?}"),
+            ));
+        }
+    }
+}
+
+/// Counts a query in flight until dropped.
+struct InFlight<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn new(n: &'a std::sync::atomic::AtomicUsize) -> Self {
+        n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self(n)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// An operation ready to run: driver SQL and the param index bound to each placeholder slot.
@@ -451,8 +561,18 @@ impl DataSource for SqlSource {
             })
             .collect::<Result<Vec<_>, _>>()?;
 
+        #[cfg(feature = "otel")]
+        crate::telemetry::otel::annotate(|span| {
+            db_attributes(
+                span,
+                st,
+                conn.pool.driver(),
+                conn.log_parameters.then_some(&binds),
+            );
+        });
         let one = st.return_type != ReturnType::List;
         let args = st.slots.iter().map(|&i| &binds[i]);
+        let _in_flight = InFlight::new(&conn.queries);
         let query = conn.pool.run(&st.sql, args, one);
         // A span costs to build and to record into even when nobody listens: only at DEBUG.
         let span = tracing::enabled!(tracing::Level::DEBUG).then(|| {
