@@ -3,13 +3,14 @@
 //! ```text
 //! cargo run --release -p benches --bin load            # full run (several minutes)
 //! cargo run --release -p benches --bin load -- --smoke # every scenario, tiny (what CI runs)
-//! load --only ii,iii                                   # some scenarios: i, ii, iii, iv, v, vi, vii
+//! load --only ii,iii                                   # some scenarios: i, ii, iii, iv, v, vi, vii, viii
 //! load --profile a|b|actix-a|actix-b|fanN-a|fanN-b SECS  # one variant only, for a profiler
 //! ```
 //!
 //! `--profile a` / `b` drives scenario (i)'s library / hand-written variant at full
 //! concurrency, `actix-a` / `actix-b` scenario (vi)'s; `fanN-a` / `fanN-b` drives scenario
-//! (ii) with N sources and one client. It
+//! (ii) with N sources and one client; `obs-metrics` / `obs-1` / `obs-100` scenario (i)'s
+//! plans with metrics, and traces sampled at 1 % or 100 % (scenario viii). It
 //! prints the requests answered, which `benches/serving-instructions.sh` divides callgrind's
 //! count by.
 //!
@@ -21,6 +22,12 @@
 //! concurrency, recording latencies in an HDR histogram. Each runtime (backend, server, load)
 //! has its own thread, so the three share the machine's cores the same way for A and B.
 
+/// The allocator a production deployment would pick (the demo server uses it too): with glibc's
+/// malloc, memory allocated on the request thread and freed on another (the spans the OTLP
+/// exporter sends, the SQLite workers' rows) costs the serving thread several percent.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -28,6 +35,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use api_orchestrator::Orchestrator;
+use api_orchestrator::telemetry::{Metrics, Tracing};
 use api_orchestrator::web::Api;
 use axum::extract::{Path as UrlPath, State};
 use axum::routing::get;
@@ -572,6 +580,23 @@ fn same_document(load: &tokio::runtime::Runtime, a: &str, b: &str) {
 
 /// A B A B … rounds; prints each variant's rounds and the A/B ratios.
 fn compare(title: &str, load: &tokio::runtime::Runtime, a: &str, b: &str, budget: Budget) {
+    compare_named(
+        title,
+        load,
+        ("(a) library", a),
+        ("(b) hand-written", b),
+        budget,
+    );
+}
+
+/// [`compare`] with the variants' names.
+fn compare_named(
+    title: &str,
+    load: &tokio::runtime::Runtime,
+    (name_a, a): (&str, &str),
+    (name_b, b): (&str, &str),
+    budget: Budget,
+) {
     println!("\n## {title}\n");
     println!(
         "| round | variant | req/s | p50 | p99 | max | serving CPU per request | errors |\n|---|---|---|---|---|---|---|---|"
@@ -580,7 +605,7 @@ fn compare(title: &str, load: &tokio::runtime::Runtime, a: &str, b: &str, budget
     for round in 1..=budget.rounds {
         let ra = drive(load, a, budget.concurrency, budget.warmup, budget.round);
         let rb = drive(load, b, budget.concurrency, budget.warmup, budget.round);
-        for (name, r) in [("(a) library", &ra), ("(b) hand-written", &rb)] {
+        for (name, r) in [(name_a, &ra), (name_b, &rb)] {
             println!(
                 "| {round} | {name} | {:.0} | {} | {} | {} | {:.1} µs | {} |",
                 r.rps,
@@ -642,7 +667,7 @@ struct Args {
 }
 
 impl Args {
-    const SCENARIOS: [&str; 7] = ["i", "ii", "iii", "iv", "v", "vi", "vii"];
+    const SCENARIOS: [&str; 8] = ["i", "ii", "iii", "iv", "v", "vi", "vii", "viii"];
 
     fn parse() -> Self {
         let argv: Vec<String> = std::env::args().collect();
@@ -684,6 +709,22 @@ impl Args {
     }
 }
 
+/// What the OTLP sink of the `obs-…` variants received: exports, and bytes of protobuf.
+static EXPORTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static EXPORTED_BYTES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Prints what the OTLP sink received since the last call.
+fn print_exports() {
+    let (n, bytes) = (
+        EXPORTS.swap(0, Ordering::Relaxed),
+        EXPORTED_BYTES.swap(0, Ordering::Relaxed),
+    );
+    println!(
+        "\nthe OTLP sink received {n} exports, {} KiB of spans",
+        bytes / 1024
+    );
+}
+
 /// What the scenarios share: the runtimes, the backends, and scenario (i)'s two servers, (a)
 /// the library mounted in axum and (b) the hand-written axum handlers (which also serve the
 /// hand-written fan-out of scenario ii).
@@ -702,7 +743,7 @@ struct Harness {
     a: String,
     b: String,
     // Last, so that it stops after the servers that call it.
-    _backend_rt: tokio::runtime::Runtime,
+    backend_rt: tokio::runtime::Runtime,
 }
 
 impl Harness {
@@ -744,7 +785,7 @@ impl Harness {
             hand,
             a,
             b,
-            _backend_rt: backend_rt,
+            backend_rt,
         }
     }
 
@@ -753,6 +794,8 @@ impl Harness {
     /// `fanN-b` (scenario ii, N sources, 1 client).
     fn profile(&self, variant: &str, secs: u64) {
         let mut _served = Vec::new();
+        // The OTLP exporter of the `obs-…` variants, kept until the run ends.
+        let mut exporter = None;
         let (url, concurrency) = match variant.strip_prefix("fan").and_then(|v| v.split_once('-')) {
             Some((n, which)) => {
                 let n: usize = n.parse().expect("--profile fanN-a|fanN-b");
@@ -779,6 +822,20 @@ impl Harness {
                 (url, 1)
             }
             None if variant == "a" => (self.a.clone(), self.budget.concurrency),
+            // Scenario (i)'s plans with metrics, and traces sampled at 1 % or 100 %.
+            None if matches!(variant, "obs-metrics" | "obs-0" | "obs-1" | "obs-100") => {
+                let ratio = match variant {
+                    "obs-0" => Some(0.0),
+                    "obs-1" => Some(0.01),
+                    "obs-100" => Some(1.0),
+                    _ => None,
+                };
+                let (served, tracing) = self.observed(true, ratio);
+                let url = format!("{}/api/overview/42", served.base);
+                _served.push(served);
+                exporter = tracing;
+                (url, self.budget.concurrency)
+            }
             None if variant == "b" => (self.b.clone(), self.budget.concurrency),
             None if variant == "actix-a" || variant == "actix-b" => {
                 let (library, hand) = self.actix_pair();
@@ -791,7 +848,9 @@ impl Harness {
                 (url, self.budget.concurrency)
             }
             None => {
-                panic!("--profile {variant}: use a, b, actix-a, actix-b, fanN-a or fanN-b")
+                panic!(
+                    "--profile {variant}: use a, b, actix-a, actix-b, fanN-a, fanN-b, obs-metrics, obs-1 or obs-100"
+                )
             }
         };
         let r = drive(
@@ -809,6 +868,10 @@ impl Harness {
             ms(r.p99),
             r.cpu_per_request.as_secs_f64() * 1e6
         );
+        if exporter.is_some() {
+            drop(exporter);
+            print_exports();
+        }
     }
 
     /// Scenario (vi)'s two actix-web servers, checked to answer the same document.
@@ -846,6 +909,70 @@ impl Harness {
         );
         (library.stop)();
         (hand.stop)();
+    }
+
+    /// Scenario (i)'s plans served with metrics (or not) and traces sampled at `ratio` (or
+    /// none), exported over OTLP/HTTP to a sink on the backend's runtime (a collector is
+    /// another process); the exporter lives as long as the returned value.
+    fn observed(&self, metrics: bool, ratio: Option<f64>) -> (Served, Option<Tracing>) {
+        let sink_addr = self.backend_rt.block_on(async {
+            let sink = axum::Router::new().route(
+                "/v1/traces",
+                axum::routing::post(|body: axum::body::Bytes| async move {
+                    EXPORTS.fetch_add(1, Ordering::Relaxed);
+                    EXPORTED_BYTES.fetch_add(body.len() as u64, Ordering::Relaxed);
+                    ""
+                }),
+            );
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let sink_addr = listener.local_addr().unwrap();
+            tokio::spawn(async move { axum::serve(listener, sink).await.unwrap() });
+            sink_addr
+        });
+        let (app, tracing) = self.server_rt.block_on(async {
+            let mut settings = api_orchestrator::plan::Settings::default();
+            settings.telemetry.endpoint = ratio.map(|_| format!("http://{sink_addr}"));
+            settings.telemetry.sampling_ratio = ratio.unwrap_or(1.0);
+            let tracing = Tracing::from_settings(&settings).expect("the exporter builds");
+            let mut builder = Orchestrator::builder();
+            if let Some(t) = &tracing {
+                builder = builder.tracer(t.tracer());
+            }
+            let m = Metrics::new();
+            if metrics {
+                builder = builder.metrics(&m);
+            }
+            let plans = builder.load_dir(&self.config).unwrap();
+            let app = axum::Router::new()
+                .nest_service("/api", Api::new(&plans))
+                .route_service("/metrics", m);
+            (app, tracing)
+        });
+        (serve_axum(&self.server_rt, app), tracing)
+    }
+
+    /// (viii) observability overhead: scenario (i)'s plans with metrics, with traces sampled
+    /// at 1 % and at 100 % as well, each against the same plans with neither.
+    fn observability(&self) {
+        for (name, ratio) in [
+            ("metrics", None),
+            ("metrics + traces 1 %", Some(0.01)),
+            ("metrics + traces 100 %", Some(1.0)),
+        ] {
+            let (served, _tracing) = self.observed(true, ratio);
+            let url = format!("{}/api/overview/42", served.base);
+            same_document(&self.load_rt, &url, &self.b);
+            compare_named(
+                &format!("(viii) observability: {name} vs off (scenario i's plans)"),
+                &self.load_rt,
+                (name, &url),
+                ("off", &self.a),
+                self.budget,
+            );
+            (served.stop)();
+            drop(_tracing);
+            print_exports();
+        }
     }
 
     /// (iv) memory: RSS after warm-up and after a soak at saturation (the whole process:
@@ -1066,6 +1193,9 @@ fn main() {
     }
     if args.wants("iv") {
         h.memory();
+    }
+    if args.wants("viii") {
+        h.observability();
     }
     // Scenario (i)'s library server is not needed any more.
     (std::mem::replace(&mut h.library.stop, Box::new(|| {})))();

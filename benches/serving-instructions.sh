@@ -5,8 +5,9 @@
 #   bash benches/serving-instructions.sh [VARIANT ...]   # default: a b (scenario i)
 #
 # VARIANT is what `load --profile` takes: `a` / `b` (scenario i, library / hand-written),
-# `actix-a` / `actix-b` (scenario vi, in actix-web) or `fanN-a` / `fanN-b` (scenario ii with
-# N sources).
+# `actix-a` / `actix-b` (scenario vi, in actix-web), `fanN-a` / `fanN-b` (scenario ii with
+# N sources) or `obs-metrics` / `obs-1` / `obs-100` (scenario i's plans with metrics, and traces
+# sampled at 1 % or 100 %; the OTLP export runs on the server thread too).
 # Each variant runs twice under callgrind, for 2 s and for 6 s; the difference of the server
 # thread's totals divided by the difference of the requests answered leaves out start-up.
 # Repeated runs of the same build agree within about 0.3 % (scheduling and the timed windows

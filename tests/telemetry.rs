@@ -107,6 +107,7 @@ impl Backend {
 const QUERY_SECRET: &str = "query-secret-4711";
 const DOWN_SECRET: &str = "down-secret-1234";
 const BEARER_SECRET: &str = "bearer-secret-0815";
+const HEADER_SECRET: &str = "header-secret-3141";
 const DB_SECRET: &str = "pg-secret-9876";
 const CLIENT_SECRET: &str = "client-secret-2222";
 
@@ -137,9 +138,14 @@ api:
     down:
       base_url: "http://127.0.0.1:1"
       auth: {{type: api_key, query: api_key, key: "{DOWN_SECRET}"}}
-      headers: {{X-Extra: "{BEARER_SECRET}"}}
+      headers: {{X-Extra: "{HEADER_SECRET}"}}
       operations:
         nothing: {{path: "/x"}}
+    bearer:
+      base_url: "http://127.0.0.1:1/v1"
+      auth: {{type: bearer, token: "{BEARER_SECRET}"}}
+      operations:
+        guarded: {{path: "/y"}}
 "#
             ),
         ),
@@ -170,8 +176,9 @@ endpoints:
   leaky:
     data_sources:
       - {name: down, type: api, operation: nothing, on_error: skip}
+      - {name: guarded, type: api, operation: guarded, on_error: default, default: {}}
       - {name: db, type: database, operation: one, on_error: skip}
-    response_mapping: {down: "$down", db: "$db"}
+    response_mapping: {down: "$down", guarded: "$guarded", db: "$db"}
 "#,
         ),
     ])
@@ -499,7 +506,7 @@ async fn secrets_appear_in_no_span_metric_or_log_line() {
     assert_eq!(leaky.status(), 200);
     assert_eq!(
         serde_json::from_slice::<Value>(&leaky.bytes().await.unwrap()).unwrap(),
-        json!({"down": null, "db": null})
+        json!({"down": null, "guarded": {}, "db": null})
     );
     drop(guard);
     t.flush().await;
@@ -517,7 +524,7 @@ async fn secrets_appear_in_no_span_metric_or_log_line() {
         .map(|s| attr_str(s, "orchestrator.source"))
         .collect();
     assert!(
-        failed.contains(&"down") && failed.contains(&"db"),
+        ["down", "guarded", "db"].iter().all(|s| failed.contains(s)),
         "{spans:#?}"
     );
     // …and no secret is in them.
@@ -527,6 +534,7 @@ async fn secrets_appear_in_no_span_metric_or_log_line() {
         QUERY_SECRET,
         DOWN_SECRET,
         BEARER_SECRET,
+        HEADER_SECRET,
         DB_SECRET,
         CLIENT_SECRET,
     ] {

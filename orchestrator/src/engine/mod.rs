@@ -193,12 +193,18 @@ struct CompiledEndpoint {
     budget: Duration,
     /// `max_in_flight` and `rate_limit`, when the endpoint has either.
     admission: Option<Box<admission::Admission>>,
+    /// Its request metrics, when the orchestrator records metrics.
+    #[cfg(feature = "metrics")]
+    metrics: Option<crate::telemetry::metrics::EndpointMetrics>,
 }
 
 /// One source of a DAG: its source wrapped in its policy layers, and its edges.
 struct CompiledStep {
     source: Arc<dyn DataSource>,
     kind: Arc<str>,
+    /// Its metrics, when the orchestrator records metrics.
+    #[cfg(feature = "metrics")]
+    metrics: Option<crate::telemetry::metrics::StepMetrics>,
     deps: usize,
     dependents: Vec<usize>,
 }
@@ -376,6 +382,8 @@ impl Engine {
                     .layers()
                     .stack(source, fallback, &info, policies, shared),
                 kind: s.kind.as_str().into(),
+                #[cfg(feature = "metrics")]
+                metrics: None,
                 deps: deps[i].len(),
                 dependents: Vec::new(),
             });
@@ -390,19 +398,30 @@ impl Engine {
             None if e.sources.len() == 1 => Some(0),
             None => None,
         };
+        let name: Arc<str> = e.name.as_str().into();
+        let names: Vec<Arc<str>> = e
+            .sources
+            .iter()
+            .map(|s| Arc::from(s.name.as_str()))
+            .collect();
+        #[cfg(feature = "metrics")]
+        let metrics = sources.registry.instruments().metrics.as_ref().map(|m| {
+            for (step, source) in steps.iter_mut().zip(&names) {
+                step.metrics = Some(m.step(&name, source, &step.kind));
+            }
+            m.endpoint(&name)
+        });
         Ok(CompiledEndpoint {
             index,
-            name: e.name.as_str().into(),
-            names: e
-                .sources
-                .iter()
-                .map(|s| Arc::from(s.name.as_str()))
-                .collect(),
+            name,
+            names,
             roots: (0..steps.len()).filter(|&i| steps[i].deps == 0).collect(),
             steps,
             primary,
             budget: e.timeout.unwrap_or(plan.settings.endpoint_timeout),
             admission: admission::Admission::of(e),
+            #[cfg(feature = "metrics")]
+            metrics,
         })
     }
 
@@ -421,10 +440,13 @@ impl Engine {
         self.version
     }
 
-    /// The name of the endpoint at `index`, shared (for metrics labels).
-    #[cfg_attr(not(all(feature = "web", feature = "metrics")), allow(dead_code))]
-    pub(crate) fn compiled_name(&self, index: usize) -> &Arc<str> {
-        &self.endpoints[index].name
+    /// The request metrics of the endpoint at `index`.
+    #[cfg(all(feature = "web", feature = "metrics"))]
+    pub(crate) fn endpoint_metrics(
+        &self,
+        index: usize,
+    ) -> Option<&crate::telemetry::metrics::EndpointMetrics> {
+        self.endpoints.get(index)?.metrics.as_ref()
     }
 
     /// Where this engine's traces and metrics go.
@@ -481,13 +503,18 @@ impl Engine {
             self.run(compiled, endpoint, request).await
         };
         #[cfg(feature = "metrics")]
-        if let Some(m) = &self.instruments.metrics {
+        if compiled.metrics.is_some() {
             let trace = match &result {
                 Ok(e) => Some(&e.trace),
                 Err(e) => e.trace(),
             };
-            if let Some(t) = trace {
-                m.execution(t);
+            for (s, step) in trace
+                .iter()
+                .flat_map(|t| t.sources.iter().zip(&compiled.steps))
+            {
+                if let Some(m) = &step.metrics {
+                    m.record(s);
+                }
             }
         }
         result

@@ -426,8 +426,11 @@ impl DataSource for TimeoutLayer {
         'c: 'f,
     {
         call.record.attempt();
+        // An attempt of a trace that is not sampled gets no span (and costs no context lookup).
         #[cfg(feature = "otel")]
-        if let Some(spans) = &self.spans {
+        if let Some(spans) = &self.spans
+            && call.trace.sampled()
+        {
             let parent = opentelemetry::Context::current();
             if crate::telemetry::otel::may_sample(&parent) {
                 return Box::pin(self.traced(spans, parent, call));

@@ -11,7 +11,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::engine::{Outcome, SourceTrace, Trace};
+use crate::engine::{Outcome, SourceTrace};
 use crate::source::SourceErrorKind;
 
 /// The metrics of one or more orchestrators, rendered for a Prometheus scrape.
@@ -358,16 +358,12 @@ impl Metrics {
         InFlight(self.inner.in_flight.clone())
     }
 
-    /// Records an answered request.
+    /// Records a request no endpoint answered (404, 405, a refused token, a listing).
     #[cfg(feature = "web")]
-    pub(crate) fn request(
-        &self,
-        endpoint: &Arc<str>,
-        method: &'static str,
-        status: u16,
-        took: std::time::Duration,
-    ) {
-        let endpoint = Name(endpoint.clone());
+    pub(crate) fn unmatched(&self, method: &'static str, status: u16, took: std::time::Duration) {
+        static UNMATCHED: std::sync::LazyLock<Name> =
+            std::sync::LazyLock::new(|| Name("unmatched".into()));
+        let endpoint = UNMATCHED.clone();
         self.inner
             .request_duration
             .get_or_create(&EndpointLabels {
@@ -384,6 +380,63 @@ impl Metrics {
             .inc();
     }
 
+    /// The metrics of endpoint `name`, resolved once per config version.
+    pub(crate) fn endpoint(&self, name: &Arc<str>) -> EndpointMetrics {
+        let endpoint = Name(name.clone());
+        let i = &self.inner;
+        EndpointMetrics {
+            duration: i
+                .request_duration
+                .get_or_create(&EndpointLabels {
+                    endpoint: endpoint.clone(),
+                })
+                .clone(),
+            get_ok: i
+                .requests
+                .get_or_create(&RequestLabels {
+                    endpoint: endpoint.clone(),
+                    method: "GET",
+                    status: 200,
+                })
+                .clone(),
+            endpoint,
+            metrics: self.clone(),
+        }
+    }
+
+    /// The metrics of source `source` (of type `kind`) of endpoint `endpoint`, resolved once
+    /// per config version.
+    pub(crate) fn step(
+        &self,
+        endpoint: &Arc<str>,
+        source: &Arc<str>,
+        kind: &Arc<str>,
+    ) -> StepMetrics {
+        let (endpoint, source) = (Name(endpoint.clone()), Name(source.clone()));
+        let i = &self.inner;
+        StepMetrics {
+            duration: i
+                .source_duration
+                .get_or_create(&SourceLabels {
+                    endpoint: endpoint.clone(),
+                    source: source.clone(),
+                    kind: Name(kind.clone()),
+                })
+                .clone(),
+            ok: i
+                .source_calls
+                .get_or_create(&OutcomeLabels {
+                    endpoint: endpoint.clone(),
+                    source: source.clone(),
+                    outcome: "ok",
+                })
+                .clone(),
+            endpoint,
+            source,
+            metrics: self.clone(),
+        }
+    }
+
     /// Records a request an endpoint's `max_in_flight` or `rate_limit` refused.
     pub(crate) fn shed(&self, endpoint: &Arc<str>, reason: &'static str) {
         self.inner
@@ -391,60 +444,6 @@ impl Metrics {
             .get_or_create(&ShedLabels {
                 endpoint: Name(endpoint.clone()),
                 reason,
-            })
-            .inc();
-    }
-
-    /// Records the sources of a finished execution.
-    pub(crate) fn execution(&self, trace: &Trace) {
-        for s in &trace.sources {
-            self.source(&trace.endpoint, s);
-        }
-    }
-
-    fn source(&self, endpoint: &Arc<str>, s: &SourceTrace) {
-        let outcome = match s.outcome {
-            Outcome::NotRun => return,
-            Outcome::Ok => "ok",
-            Outcome::Skipped => "skipped",
-            Outcome::FailedSkipped => "skip",
-            Outcome::FailedDefaulted => "default",
-            Outcome::Fallback => "fallback",
-            Outcome::Stale => "stale",
-            Outcome::Cancelled => "cancelled",
-            Outcome::Failed => s
-                .error
-                .as_ref()
-                .map_or(SourceErrorKind::Internal, |e| e.kind)
-                .name(),
-        };
-        let (endpoint, source) = (Name(endpoint.clone()), Name(s.name.clone()));
-        if s.outcome != Outcome::Skipped {
-            self.inner
-                .source_duration
-                .get_or_create(&SourceLabels {
-                    endpoint: endpoint.clone(),
-                    source: source.clone(),
-                    kind: Name(s.kind.clone()),
-                })
-                .observe(s.duration.as_secs_f64());
-        }
-        if let Some(cache) = s.cache {
-            self.inner
-                .cache
-                .get_or_create(&CacheLabels {
-                    endpoint: endpoint.clone(),
-                    source: source.clone(),
-                    status: cache.as_str(),
-                })
-                .inc();
-        }
-        self.inner
-            .source_calls
-            .get_or_create(&OutcomeLabels {
-                endpoint,
-                source,
-                outcome,
             })
             .inc();
     }
@@ -466,6 +465,93 @@ impl Metrics {
         self.inner
             .config_version
             .set(i64::try_from(version).unwrap_or(i64::MAX));
+    }
+}
+
+/// An endpoint's request metrics, resolved when a plan is compiled: a request costs no label
+/// lookup unless it answers something other than a GET's 200.
+#[cfg_attr(not(feature = "web"), allow(dead_code))]
+pub(crate) struct EndpointMetrics {
+    endpoint: Name,
+    duration: Histogram,
+    get_ok: Counter,
+    metrics: Metrics,
+}
+
+impl EndpointMetrics {
+    /// Records an answered request.
+    #[cfg(feature = "web")]
+    pub(crate) fn request(&self, method: &'static str, status: u16, took: std::time::Duration) {
+        self.duration.observe(took.as_secs_f64());
+        if method == "GET" && status == 200 {
+            self.get_ok.inc();
+            return;
+        }
+        self.metrics
+            .inner
+            .requests
+            .get_or_create(&RequestLabels {
+                endpoint: self.endpoint.clone(),
+                method,
+                status,
+            })
+            .inc();
+    }
+}
+
+/// A step's metrics, resolved when a plan is compiled.
+pub(crate) struct StepMetrics {
+    endpoint: Name,
+    source: Name,
+    duration: Histogram,
+    ok: Counter,
+    metrics: Metrics,
+}
+
+impl StepMetrics {
+    /// Records how the step went in one execution.
+    pub(crate) fn record(&self, s: &SourceTrace) {
+        let outcome = match s.outcome {
+            Outcome::NotRun => return,
+            Outcome::Ok => "ok",
+            Outcome::Skipped => "skipped",
+            Outcome::FailedSkipped => "skip",
+            Outcome::FailedDefaulted => "default",
+            Outcome::Fallback => "fallback",
+            Outcome::Stale => "stale",
+            Outcome::Cancelled => "cancelled",
+            Outcome::Failed => s
+                .error
+                .as_ref()
+                .map_or(SourceErrorKind::Internal, |e| e.kind)
+                .name(),
+        };
+        if s.outcome != Outcome::Skipped {
+            self.duration.observe(s.duration.as_secs_f64());
+        }
+        let inner = &self.metrics.inner;
+        if let Some(cache) = s.cache {
+            inner
+                .cache
+                .get_or_create(&CacheLabels {
+                    endpoint: self.endpoint.clone(),
+                    source: self.source.clone(),
+                    status: cache.as_str(),
+                })
+                .inc();
+        }
+        if s.outcome == Outcome::Ok {
+            self.ok.inc();
+            return;
+        }
+        inner
+            .source_calls
+            .get_or_create(&OutcomeLabels {
+                endpoint: self.endpoint.clone(),
+                source: self.source.clone(),
+                outcome,
+            })
+            .inc();
     }
 }
 

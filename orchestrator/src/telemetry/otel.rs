@@ -58,7 +58,8 @@ pub(crate) fn incoming(traceparent: Option<&str>, tracestate: Option<&str>) -> C
 /// Whether spans made under `cx` may be sampled: a parent that is valid and not sampled
 /// decides for its children, so none is built.
 pub(crate) fn may_sample(cx: &Context) -> bool {
-    let sc = cx.span().span_context().clone();
+    let span = cx.span();
+    let sc = span.span_context();
     !sc.is_valid() || sc.is_sampled()
 }
 
@@ -92,16 +93,14 @@ pub(crate) fn end(cx: &Context, error: Option<(&'static str, String)>) {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TracingError {
-    /// [`Tracing::from_settings`] was called outside a tokio runtime (the exporter sends its
-    /// batches on it).
-    #[error("the OTLP exporter needs a tokio runtime: call `Tracing::from_settings` inside one")]
-    NoRuntime,
-    /// The exporter could not be built (a bad endpoint URL).
+    /// The exporter could not be built (a bad endpoint URL, no thread for its runtime).
     #[error("cannot build the OTLP exporter: {0}")]
     Exporter(String),
 }
 
-/// Traces exported over OTLP/HTTP (protobuf), in batches, from a background thread.
+/// Traces exported over OTLP/HTTP (protobuf), in batches, from a background thread of its own
+/// (the application's runtime never encodes or sends a span). Dropping it exports what is
+/// left and shuts the exporter down.
 ///
 /// Built from `telemetry:` in `config.yaml` and the standard variables, which win over it:
 /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (the whole URL), `OTEL_EXPORTER_OTLP_ENDPOINT` (the
@@ -184,22 +183,20 @@ impl Tracing {
                     .unwrap_or_else(|| "api-orchestrator".into()),
             );
         }
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| TracingError::NoRuntime)?;
-        Self::build(endpoint, ratio, resource.build(), runtime).map(Some)
+        Self::build(endpoint, ratio, resource.build()).map(Some)
     }
 
-    fn build(
-        endpoint: String,
-        ratio: f64,
-        resource: Resource,
-        runtime: tokio::runtime::Handle,
-    ) -> Result<Self, TracingError> {
+    fn build(endpoint: String, ratio: f64, resource: Resource) -> Result<Self, TracingError> {
         use opentelemetry_otlp::{WithExportConfig as _, WithHttpConfig as _};
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| TracingError::Exporter(e.to_string()))?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| TracingError::Exporter(format!("no runtime for the exporter: {e}")))?;
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
             .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
@@ -244,12 +241,14 @@ impl Drop for Tracing {
     }
 }
 
-/// The exporter's HTTP client: the batch processor runs on a thread of its own, so each
-/// export is sent on the tokio runtime the exporter was built in.
+/// The exporter's HTTP client. The batch processor exports from a thread of its own, outside
+/// any tokio runtime: the request runs there, on a small runtime of the exporter's, so the
+/// application's workers never spend time on exports. Called from within a runtime (a
+/// processor of the host's that exports on the caller's thread), it runs on that runtime.
 #[derive(Debug)]
 struct OnRuntime {
     client: reqwest::Client,
-    runtime: tokio::runtime::Handle,
+    runtime: tokio::runtime::Runtime,
 }
 
 #[async_trait::async_trait]
@@ -259,7 +258,7 @@ impl opentelemetry_http::HttpClient for OnRuntime {
         request: http::Request<Bytes>,
     ) -> Result<http::Response<Bytes>, opentelemetry_http::HttpError> {
         let client = self.client.clone();
-        let sent = self.runtime.spawn(async move {
+        let send = async move {
             let response = client.execute(reqwest::Request::try_from(request)?).await?;
             let mut out = http::Response::builder().status(response.status());
             if let Some(headers) = out.headers_mut() {
@@ -267,7 +266,10 @@ impl opentelemetry_http::HttpClient for OnRuntime {
             }
             let body = response.bytes().await?;
             Ok::<_, opentelemetry_http::HttpError>(out.body(body)?)
-        });
-        sent.await?
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => handle.spawn(send).await?,
+            Err(_) => self.runtime.block_on(send),
+        }
     }
 }

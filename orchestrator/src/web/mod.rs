@@ -441,18 +441,11 @@ impl Api {
         let (mut response, entry) = self.logged(&m, req, &id).await;
         #[cfg(feature = "metrics")]
         if let Some((metrics, _in_flight, started)) = metrics {
-            static UNMATCHED: std::sync::LazyLock<Arc<str>> =
-                std::sync::LazyLock::new(|| "unmatched".into());
-            let endpoint = match entry {
-                Some(e) => m.engine.compiled_name(e.endpoint),
-                None => &*UNMATCHED,
-            };
-            metrics.request(
-                endpoint,
-                method,
-                response.status().as_u16(),
-                started.elapsed(),
-            );
+            let (status, took) = (response.status().as_u16(), started.elapsed());
+            match entry.and_then(|e| m.engine.endpoint_metrics(e.endpoint)) {
+                Some(endpoint) => endpoint.request(method, status, took),
+                None => metrics.unmatched(method, status, took),
+            }
         }
         #[cfg(not(feature = "metrics"))]
         let _ = entry;
