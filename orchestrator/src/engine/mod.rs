@@ -409,7 +409,8 @@ impl Engine {
             for (step, source) in steps.iter_mut().zip(&names) {
                 step.metrics = Some(m.step(&name, source, &step.kind));
             }
-            m.endpoint(&name)
+            let method = e.routes().first().map_or("GET", |r| r.method.as_str());
+            m.endpoint(&name, method)
         });
         Ok(CompiledEndpoint {
             index,

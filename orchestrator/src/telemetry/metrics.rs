@@ -380,8 +380,9 @@ impl Metrics {
             .inc();
     }
 
-    /// The metrics of endpoint `name`, resolved once per config version.
-    pub(crate) fn endpoint(&self, name: &Arc<str>) -> EndpointMetrics {
+    /// The metrics of endpoint `name`, whose requests mostly use `method`, resolved once per
+    /// config version.
+    pub(crate) fn endpoint(&self, name: &Arc<str>, method: &'static str) -> EndpointMetrics {
         let endpoint = Name(name.clone());
         let i = &self.inner;
         EndpointMetrics {
@@ -391,14 +392,16 @@ impl Metrics {
                     endpoint: endpoint.clone(),
                 })
                 .clone(),
-            get_ok: i
-                .requests
-                .get_or_create(&RequestLabels {
-                    endpoint: endpoint.clone(),
-                    method: "GET",
-                    status: 200,
-                })
-                .clone(),
+            usual: (
+                method,
+                i.requests
+                    .get_or_create(&RequestLabels {
+                        endpoint: endpoint.clone(),
+                        method,
+                        status: 200,
+                    })
+                    .clone(),
+            ),
             endpoint,
             metrics: self.clone(),
         }
@@ -469,12 +472,13 @@ impl Metrics {
 }
 
 /// An endpoint's request metrics, resolved when a plan is compiled: a request costs no label
-/// lookup unless it answers something other than a GET's 200.
+/// lookup unless it answers something other than a 200 to the endpoint's first method.
 #[cfg_attr(not(feature = "web"), allow(dead_code))]
 pub(crate) struct EndpointMetrics {
     endpoint: Name,
     duration: Histogram,
-    get_ok: Counter,
+    /// The counter of 200s to the endpoint's first method.
+    usual: (&'static str, Counter),
     metrics: Metrics,
 }
 
@@ -483,8 +487,8 @@ impl EndpointMetrics {
     #[cfg(feature = "web")]
     pub(crate) fn request(&self, method: &'static str, status: u16, took: std::time::Duration) {
         self.duration.observe(took.as_secs_f64());
-        if method == "GET" && status == 200 {
-            self.get_ok.inc();
+        if status == 200 && method == self.usual.0 {
+            self.usual.1.inc();
             return;
         }
         self.metrics
