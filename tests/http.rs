@@ -349,8 +349,9 @@ async fn request_data_never_changes_host_or_path_structure() {
             )
             .await
         {
-            Err(ExecuteError::SourceFailed { error, .. }) => {
-                assert_eq!(error.kind, SourceErrorKind::Rejected)
+            // The request alone supplied it: the client's mistake (400 at the HTTP edge).
+            Err(ExecuteError::InvalidParameter { param, .. }) => {
+                assert_eq!(param, "customer_id")
             }
             other => panic!("{value:?}: expected a rejection, got {other:?}"),
         }

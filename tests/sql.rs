@@ -169,6 +169,11 @@ async fn failed(o: &Orchestrator, endpoint: &str, params: &[(&str, Value)]) -> S
             assert_eq!(trace.sources[0].outcome, Outcome::Failed);
             error
         }
+        // A value the request alone supplied that a parameter's type rejects: the client's.
+        Err(ExecuteError::InvalidParameter { message, trace, .. }) => {
+            assert_eq!(trace.sources[0].outcome, Outcome::Failed);
+            SourceError::new(api_orchestrator::source::SourceErrorKind::Rejected, message)
+        }
         Err(other) => panic!("{endpoint}: unexpected {other}"),
     }
 }

@@ -35,6 +35,10 @@ pub enum Error {
     )]
     NotReloadable,
     /// The file watcher could not start.
+    /// Loading or building the plan panicked (a bug of this crate or of a host source type):
+    /// the panic was caught, and a reload leaves the previous version serving.
+    #[error("loading the config panicked: {0} (a bug; please report it with the config)")]
+    Panicked(String),
     #[error("cannot watch `{dir}`: {message}")]
     Watch {
         /// The directory.
@@ -172,11 +176,10 @@ impl Orchestrator {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let version = self.inner.versions.load(Ordering::SeqCst) + 1;
-        let result = source
-            .loader
-            .load_dir(&source.dir)
-            .map_err(Error::from)
-            .and_then(|plan| Ok(Engine::new(plan, &source.registry, version)?));
+        let result = caught(|| {
+            let plan = source.loader.load_dir(&source.dir)?;
+            Ok(Engine::new(plan, &source.registry, version)?)
+        });
         let report = |error: Option<String>| ReloadReport {
             at: SystemTime::now(),
             version: self.version(),
@@ -354,8 +357,10 @@ impl OrchestratorBuilder {
     /// [`reload`](Orchestrator::reload) the directory later.
     pub fn load_dir(self, dir: impl AsRef<Path>) -> Result<Orchestrator, Error> {
         let dir = dir.as_ref().to_owned();
-        let plan = self.loader.load_dir(&dir)?;
-        let engine = Engine::new(plan, &self.registry, 1)?;
+        let engine = caught(|| {
+            let plan = self.loader.load_dir(&dir)?;
+            Ok(Engine::new(plan, &self.registry, 1)?)
+        })?;
         Ok(Orchestrator::new(
             engine,
             Some(Source {
@@ -383,4 +388,17 @@ impl OrchestratorBuilder {
             None,
         ))
     }
+}
+
+/// Runs `load`, turning a panic into [`Error::Panicked`]: a config edit (or a host source
+/// type's factory) must not take the process or the watcher thread down.
+fn caught<T>(load: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(load)).unwrap_or_else(|payload| {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".to_owned());
+        Err(Error::Panicked(message))
+    })
 }

@@ -434,12 +434,48 @@ impl<'p> Validator<'p> {
                 names.push(&s.name);
             }
         }
+        self.names(e, &path);
         self.sources(e, &path);
         self.endpoint_type(e, &path);
         self.primary_source(e, &path, &names);
         self.references(e, &path, &names);
         self.cycles(e, &path);
         self.limits(e, &path);
+    }
+
+    /// The endpoint's and its domain's names become segments of its default routes: they must
+    /// be usable as such.
+    fn names(&mut self, e: &Endpoint, path: &KeyPath) {
+        let bad = |name: &str| {
+            name.is_empty()
+                || name == "."
+                || name == ".."
+                || name
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || "/{}?#%\\".contains(c))
+        };
+        if bad(&e.name) {
+            self.report(
+                Diagnostic::new(
+                    Code::InvalidValue,
+                    path.clone(),
+                    format!("endpoint name `{}` cannot be a route segment", e.name.escape_debug()),
+                )
+                .with_help("name endpoints with letters, digits, `_`, `-` and `.` (no `/`, `{`, `}`, `?`, `#`, `%` or spaces): the name is part of the endpoint's URL"),
+            );
+        }
+        if let Some(d) = &e.domain
+            && bad(d)
+        {
+            self.report(
+                Diagnostic::new(
+                    Code::InvalidValue,
+                    path.clone(),
+                    format!("domain name `{}` cannot be a route segment", d.escape_debug()),
+                )
+                .with_help("rename the domain file with letters, digits, `_`, `-` and `.`: the domain is part of its endpoints' URLs"),
+            );
+        }
     }
 
     /// Load limits a plan built in code could set to nothing (the readers reject these).

@@ -106,6 +106,23 @@ pub enum ExecuteError {
         /// When a request may be admitted again.
         retry_after: Duration,
     },
+    /// A source rejected a parameter whose value comes from the request alone (a path id that
+    /// is not the integer the query binds, a `..` path segment): the client's mistake, 400.
+    #[error(
+        "endpoint `{endpoint}`: source `{source_name}` rejected parameter `{param}`: {message}"
+    )]
+    InvalidParameter {
+        /// The endpoint.
+        endpoint: String,
+        /// The source.
+        source_name: String,
+        /// The parameter the source rejected.
+        param: String,
+        /// Why (for logs; the client is told which parameter).
+        message: String,
+        /// What ran.
+        trace: Box<Trace>,
+    },
     /// A source marked `required: true` found nothing: the endpoint answers 404.
     #[error("endpoint `{endpoint}`: source `{source_name}` found nothing")]
     NotFound {
@@ -135,6 +152,7 @@ impl ExecuteError {
             Self::UnknownEndpoint(_) | Self::Overloaded { .. } | Self::RateLimited { .. } => None,
             Self::SourceFailed { trace, .. }
             | Self::DeadlineExceeded { trace, .. }
+            | Self::InvalidParameter { trace, .. }
             | Self::NotFound { trace, .. } => Some(trace),
         }
     }
@@ -633,6 +651,20 @@ impl Engine {
                     trace: Box::new(trace(state)),
                 })
             }
+            Err(Stop::Failed(i, error))
+                if error.kind == SourceErrorKind::Rejected
+                    && error
+                        .param()
+                        .is_some_and(|p| from_request_alone(&endpoint.sources[i], p)) =>
+            {
+                Err(ExecuteError::InvalidParameter {
+                    endpoint: endpoint.name.clone(),
+                    source_name: endpoint.sources[i].name.clone(),
+                    param: error.param().unwrap_or_default().to_owned(),
+                    message: error.message,
+                    trace: Box::new(trace(state)),
+                })
+            }
             Err(Stop::Failed(i, error)) => Err(ExecuteError::SourceFailed {
                 source_name: endpoint.sources[i].name.clone(),
                 error,
@@ -650,6 +682,25 @@ impl Engine {
             }),
         }
     }
+}
+
+/// Whether `step` takes parameter `param` from the request and nothing else: then a value the
+/// source rejects is the client's mistake.
+fn from_request_alone(step: &plan::SourceStep, param: &str) -> bool {
+    let (mut any, mut only_request) = (false, true);
+    let mut check = |r: &crate::expr::Reference| {
+        any = true;
+        only_request &= matches!(r.root, crate::expr::Root::Request(_));
+    };
+    match (
+        step.params.iter().find(|(name, _)| name == param),
+        &step.params_from,
+    ) {
+        (Some((_, template)), _) => template.visit_references(&mut check),
+        (None, Some(whole)) => whole.visit_references(&mut check),
+        (None, None) => return false,
+    }
+    any && only_request
 }
 
 /// Whether a result counts as "nothing found" for a `required` source: null, no rows, an

@@ -136,7 +136,10 @@ impl DataSource for ApiSource {
         };
         let out = Outgoing {
             method: reqwest::Method::from_bytes(op.method.as_str().as_bytes()).unwrap_or_default(),
-            path: render_path(&op.path, call.params).map_err(fail)?,
+            path: render_path(&op.path, call.params).map_err(|(param, e)| match param {
+                Some(p) => fail(e).with_param(p),
+                None => fail(e),
+            })?,
             query: render_pairs(&op.query, call.params).map_err(fail)?,
             headers: render_pairs(&op.headers, call.params)
                 .map_err(fail)?
@@ -172,7 +175,12 @@ impl DataSource for ApiSource {
 }
 
 /// `template` with each `{name}` replaced by its param, percent-encoded into its segment.
-fn render_path(template: &str, params: &Map<String, Value>) -> Result<String, String> {
+/// The path with its placeholders replaced; on failure, the parameter at fault (when one is)
+/// and why.
+fn render_path(
+    template: &str,
+    params: &Map<String, Value>,
+) -> Result<String, (Option<String>, String)> {
     let mut out = String::with_capacity(template.len() + 16);
     let mut last = 0;
     let mut substituted = false;
@@ -182,20 +190,35 @@ fn render_path(template: &str, params: &Map<String, Value>) -> Result<String, St
         last = range.end;
         let value = params.get(name).unwrap_or(&Value::Null);
         let text = scalar_text(value).ok_or_else(|| {
-            format!(
-                "path parameter `{name}` must be a string or number, got {}",
-                kind_of(value)
+            (
+                Some(name.to_owned()),
+                format!(
+                    "path parameter `{name}` must be a string or number, got {}",
+                    kind_of(value)
+                ),
             )
         })?;
         if text.is_empty() {
-            return Err(format!("path parameter `{name}` is empty"));
+            return Err((
+                Some(name.to_owned()),
+                format!("path parameter `{name}` is empty"),
+            ));
+        }
+        if text == "." || text == ".." {
+            return Err((
+                Some(name.to_owned()),
+                format!("path parameter `{name}` would make a `{text}` path segment"),
+            ));
         }
         out.push_str(&encode_component(&text));
     }
     out.push_str(&template[last..]);
     // Only a param can bring in such a segment: the template is the config's own.
     if substituted && out.split('/').any(|seg| seg == "." || seg == "..") {
-        return Err("a path parameter would make a `.` or `..` path segment".into());
+        return Err((
+            None,
+            "a path parameter would make a `.` or `..` path segment".into(),
+        ));
     }
     if !out.is_empty() && !out.starts_with('/') {
         out.insert(0, '/');
@@ -318,7 +341,7 @@ mod tests {
             p(json!("http://evil")).unwrap(),
             "/customers/http%3A%2F%2Fevil/credit-score"
         );
-        assert!(p(json!("..")).is_err());
+        assert_eq!(p(json!("..")).unwrap_err().0.as_deref(), Some("id"));
         assert!(p(json!(".")).is_err());
         assert!(p(json!(null)).is_err());
         assert!(p(json!({"a": 1})).is_err());

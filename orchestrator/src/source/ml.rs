@@ -410,7 +410,12 @@ fn v2_predictions(answer: &Value, rows: usize) -> Result<Vec<Value>, String> {
                 "output `{name}` has shape {shape:?} for {rows} rows"
             ));
         }
-        let width: usize = shape[1..].iter().product();
+        // The shape comes from the upstream: products that overflow are its mistake.
+        let width = shape[1..]
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .filter(|w| rows.checked_mul(*w).is_some())
+            .ok_or_else(|| format!("output `{name}` has an impossible shape {shape:?}"))?;
         if data.len() != rows * width {
             return Err(format!(
                 "output `{name}` has {} values for shape {shape:?}",
@@ -614,6 +619,24 @@ mod tests {
             json!({"probability": 0.2, "class": 0})
         );
         assert!(v2_predictions(&answer, 3).is_err());
+    }
+
+    #[test]
+    fn an_upstream_shape_that_overflows_is_an_invalid_answer_not_a_panic() {
+        for shape in [
+            json!([2, 9_223_372_036_854_775_808_u64]),
+            json!([2, 4_294_967_296_u64, 4_294_967_296_u64]),
+            json!([2, 0, 18_446_744_073_709_551_615_u64]),
+        ] {
+            let answer = json!({"outputs": [
+                {"name": "p", "shape": shape, "datatype": "FP64", "data": [0.1, 0.9]}
+            ]});
+            let err = v2_predictions(&answer, 2).unwrap_err();
+            assert!(
+                err.contains("impossible shape") || err.contains("values for shape"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

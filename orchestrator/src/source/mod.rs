@@ -492,6 +492,8 @@ pub struct SourceError {
     cause: Option<Box<dyn std::error::Error + Send + Sync>>,
     /// Set when retrying cannot help whatever the kind (an open circuit breaker).
     final_: bool,
+    /// The parameter whose value the source rejected, when one did.
+    param: Option<String>,
 }
 
 impl SourceError {
@@ -502,6 +504,7 @@ impl SourceError {
             message: message.into(),
             cause: None,
             final_: false,
+            param: None,
         }
     }
 
@@ -513,6 +516,7 @@ impl SourceError {
             message: self.message.clone(),
             cause: None,
             final_: self.final_,
+            param: self.param.clone(),
         }
     }
 
@@ -521,6 +525,20 @@ impl SourceError {
     pub(crate) fn not_retryable(mut self) -> Self {
         self.final_ = true;
         self
+    }
+
+    /// Names the parameter whose value was rejected (with [`SourceErrorKind::Rejected`]): when
+    /// the step takes that parameter from the request alone, the request is at fault and the
+    /// web layer answers 400 `invalid-parameter` naming it, not 502.
+    #[must_use]
+    pub fn with_param(mut self, name: impl Into<String>) -> Self {
+        self.param = Some(name.into());
+        self
+    }
+
+    /// The parameter whose value was rejected, if the source named one.
+    pub fn param(&self) -> Option<&str> {
+        self.param.as_deref()
     }
 
     /// Attaches the underlying error.

@@ -47,7 +47,8 @@ async fn read(payload: &mut web::Payload, limit: u64) -> Body {
             Ok(chunk) if (bytes.len() + chunk.len()) as u64 <= limit => {
                 bytes.extend_from_slice(&chunk)
             }
-            _ => return Body::TooLarge,
+            Ok(_) | Err(actix_web::error::PayloadError::Overflow) => return Body::TooLarge,
+            Err(_) => return Body::Incomplete,
         }
     }
     if bytes.is_empty() {

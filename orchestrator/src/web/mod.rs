@@ -50,7 +50,8 @@
 //! | status | `type` (after `urn:orchestrator:problem:`) | when |
 //! |---|---|---|
 //! | 401 | `unauthorized` | `auth:` is on and the bearer token is missing, invalid or expired (`WWW-Authenticate: Bearer`) |
-//! | 400 | `invalid-body`, `invalid-input` | the body is not JSON; a declared input is missing or ill-typed (`errors` lists each) |
+//! | 400 | `invalid-body`, `invalid-input` | the body is not JSON or ended early; a declared input is missing or ill-typed (`errors` lists each) |
+//! | 400 | `invalid-parameter` | a source rejected a parameter taken from the request alone (`abc` for an integer id, a `..` path segment); `parameter` names it |
 //! | 404 | `not-found`, `no-result` | no route; the endpoint answers with its primary source and that found nothing |
 //! | 405 | `method-not-allowed` | the route exists for other methods (`Allow` lists them) |
 //! | 413 | `payload-too-large` | the body is larger than `server.max_body_bytes` |
@@ -131,6 +132,9 @@ pub enum Body {
     Bytes(Bytes),
     /// The body was larger than [`Api::max_body_bytes`]; reading stopped there.
     TooLarge,
+    /// The body could not be read to its end (the client closed the connection, or sent
+    /// fewer bytes than its `Content-Length`).
+    Incomplete,
 }
 
 impl Body {
@@ -158,7 +162,8 @@ impl Body {
                 b if b.is_empty() => Self::Empty,
                 b => Self::Bytes(b),
             },
-            Err(_) => Self::TooLarge,
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => Self::TooLarge,
+            Err(_) => Self::Incomplete,
         }
     }
 }
@@ -422,6 +427,7 @@ impl Api {
     /// (`/customers/get_customer/42`).
     pub async fn handle(&self, req: Request<Body>) -> Response<Bytes> {
         let id = request_id(req.headers());
+        let head = req.method() == Method::HEAD;
         let m = self.mounted();
         #[cfg(feature = "metrics")]
         let metrics = m
@@ -451,6 +457,13 @@ impl Api {
         let _ = entry;
         if let Ok(v) = HeaderValue::try_from(id) {
             response.headers_mut().insert(X_REQUEST_ID, v);
+        }
+        if head {
+            let length = response.body().len();
+            *response.body_mut() = Bytes::new();
+            response
+                .headers_mut()
+                .insert(CONTENT_LENGTH, HeaderValue::from(length));
         }
         response
     }
@@ -647,6 +660,12 @@ fn find_route<'m, 'p>(
         .router
         .at(path)
         .map_err(|_| Box::new(Problem::not_found()))?;
+    // HEAD is answered like GET, without the body.
+    let method = if method == Method::HEAD {
+        &Method::GET
+    } else {
+        method
+    };
     match plan_method(method).and_then(|want| found.value.iter().find(|e| e.method == want)) {
         Some(entry) => Ok((entry, found.params)),
         None => {
@@ -675,6 +694,14 @@ fn request_context(
                 "payload-too-large",
                 "Payload too large",
                 format!("the body is larger than {max_body_bytes} bytes"),
+            )));
+        }
+        Body::Incomplete => {
+            return Err(Box::new(Problem::new(
+                400,
+                "invalid-body",
+                "Invalid body",
+                "the body ended before it was complete",
             )));
         }
         Body::Empty => Value::Null,
@@ -759,8 +786,12 @@ fn respond(
             Some(exec.trace),
         ),
         Err(e) => {
-            if matches!(e, ExecuteError::NotFound { .. }) {
-                tracing::debug!(error = %e, "nothing found");
+            if matches!(
+                e,
+                ExecuteError::NotFound { .. } | ExecuteError::InvalidParameter { .. }
+            ) {
+                // The client's side: not the operator's concern.
+                tracing::debug!(request_id = %id, error = ?e.to_string(), "nothing to answer");
             } else {
                 tracing::warn!(request_id = %id, error = ?e.to_string(), "execution failed");
             }
@@ -768,6 +799,7 @@ fn respond(
             let trace = match e {
                 ExecuteError::DeadlineExceeded { trace, .. }
                 | ExecuteError::SourceFailed { trace, .. }
+                | ExecuteError::InvalidParameter { trace, .. }
                 | ExecuteError::NotFound { trace, .. } => Some(*trace),
                 _ => None,
             };

@@ -138,6 +138,13 @@ impl From<&ExecuteError> for Problem {
                 "Not found",
                 format!("`{endpoint}` found nothing for this request"),
             ),
+            ExecuteError::InvalidParameter { param, .. } => Self::new(
+                400,
+                "invalid-parameter",
+                "Invalid parameter",
+                format!("the value of `{param}` cannot be used for this request"),
+            )
+            .with("parameter", serde_json::Value::String(param.clone())),
             ExecuteError::SourceFailed { source_name, .. } => Self::new(
                 502,
                 "source-failed",

@@ -49,7 +49,7 @@ use serde_json::{Map, Value};
 
 pub use eval::{Scope, truthy};
 pub(crate) use eval::{binary_literal_error, describe, field};
-pub use parse::ParseError;
+pub use parse::{MAX_NESTING, MAX_OPERATORS, ParseError};
 
 /// A parsed expression.
 #[derive(Debug, Clone, PartialEq)]

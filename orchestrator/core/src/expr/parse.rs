@@ -42,6 +42,8 @@ pub(super) fn parse_at(text: &str, base: usize) -> Result<Expr, ParseError> {
         tokens,
         pos: 0,
         end: text.len(),
+        depth: 0,
+        operators: 0,
     };
     let expr = p.expr().map_err(|e| shift(e, base))?;
     match p.peek() {
@@ -367,13 +369,60 @@ fn negate(inner: Expr) -> Expr {
     Expr::Neg(Box::new(inner))
 }
 
+/// How deep parentheses, lists, calls and unary operators may nest in one expression.
+pub const MAX_NESTING: usize = 32;
+/// How many operators one expression may have. Together with [`MAX_NESTING`] this bounds
+/// the depth of the tree every later pass (validation, evaluation, drop) recurses over, so a
+/// config cannot overflow a thread's stack.
+pub const MAX_OPERATORS: usize = 256;
+
 struct Parser {
     tokens: Vec<(Tok, usize)>,
     pos: usize,
     end: usize,
+    /// Current nesting depth.
+    depth: usize,
+    /// Operators so far.
+    operators: usize,
 }
 
 impl Parser {
+    /// The position of the current token (the end when there is none), for errors.
+    fn here(&self) -> usize {
+        self.peek().map_or(self.end, |(_, at)| at)
+    }
+
+    /// Runs `f` one nesting level deeper, within [`MAX_NESTING`].
+    fn nested<T>(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<T, ParseError>,
+    ) -> Result<T, ParseError> {
+        if self.depth >= MAX_NESTING {
+            return Err(ParseError::new(
+                format!("the expression nests deeper than {MAX_NESTING} levels"),
+                self.here(),
+            )
+            .help("split it: compute parts in a `transform` step or another source"));
+        }
+        self.depth += 1;
+        let out = f(self);
+        self.depth -= 1;
+        out
+    }
+
+    /// Counts one more operator, within [`MAX_OPERATORS`].
+    fn operator(&mut self) -> Result<(), ParseError> {
+        self.operators += 1;
+        if self.operators > MAX_OPERATORS {
+            return Err(ParseError::new(
+                format!("the expression has more than {MAX_OPERATORS} operators"),
+                self.here(),
+            )
+            .help("split it: compute parts in a `transform` step or another source"));
+        }
+        Ok(())
+    }
+
     fn peek(&self) -> Option<(&Tok, usize)> {
         self.tokens.get(self.pos).map(|(t, at)| (t, *at))
     }
@@ -414,8 +463,13 @@ impl Parser {
     }
 
     fn expr(&mut self) -> Result<Expr, ParseError> {
+        self.nested(Self::or)
+    }
+
+    fn or(&mut self) -> Result<Expr, ParseError> {
         let mut lhs = self.and()?;
         while self.eat_word("or") {
+            self.operator()?;
             let rhs = self.and()?;
             lhs = Expr::Binary(BinaryOp::Or, Box::new(lhs), Box::new(rhs));
         }
@@ -425,6 +479,7 @@ impl Parser {
     fn and(&mut self) -> Result<Expr, ParseError> {
         let mut lhs = self.not()?;
         while self.eat_word("and") {
+            self.operator()?;
             let rhs = self.not()?;
             lhs = Expr::Binary(BinaryOp::And, Box::new(lhs), Box::new(rhs));
         }
@@ -433,7 +488,8 @@ impl Parser {
 
     fn not(&mut self) -> Result<Expr, ParseError> {
         if self.eat_word("not") || self.eat_op("!") {
-            return Ok(Expr::Not(Box::new(self.not()?)));
+            self.operator()?;
+            return Ok(Expr::Not(Box::new(self.nested(Self::not)?)));
         }
         self.comparison()
     }
@@ -454,6 +510,7 @@ impl Parser {
             _ => return Ok(lhs),
         };
         self.pos += 1;
+        self.operator()?;
         let rhs = self.additive()?;
         if let Some((Tok::Op("==" | "!=" | "<" | "<=" | ">" | ">="), at)) = self.peek() {
             return Err(ParseError::new("comparisons cannot be chained", at)
@@ -472,6 +529,7 @@ impl Parser {
             } else {
                 return Ok(lhs);
             };
+            self.operator()?;
             let rhs = self.multiplicative()?;
             lhs = Expr::Binary(op, Box::new(lhs), Box::new(rhs));
         }
@@ -489,6 +547,7 @@ impl Parser {
             } else {
                 return Ok(lhs);
             };
+            self.operator()?;
             let rhs = self.unary()?;
             lhs = Expr::Binary(op, Box::new(lhs), Box::new(rhs));
         }
@@ -496,7 +555,8 @@ impl Parser {
 
     fn unary(&mut self) -> Result<Expr, ParseError> {
         if self.eat_op("-") {
-            return Ok(negate(self.unary()?));
+            self.operator()?;
+            return Ok(negate(self.nested(Self::unary)?));
         }
         self.fallback()
     }
@@ -508,6 +568,7 @@ impl Parser {
         }
         let mut items = vec![first];
         while self.eat_op("||") {
+            self.operator()?;
             // Operands may be negative literals: `$a.x || -1`.
             let item = if self.eat_op("-") {
                 negate(self.primary()?)

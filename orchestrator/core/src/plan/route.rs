@@ -164,8 +164,11 @@ pub(super) fn routes_of(endpoint: &Endpoint) -> Vec<Route> {
     let with_id = format!("{base}/{{{}}}", id_param_of(endpoint));
     let mut routes = Vec::new();
     for path in [base, with_id] {
-        // Both are built from identifiers checked at load; a failure here is a bug.
-        let path = RouteTemplate::parse(&path).expect("default routes are valid templates");
+        // The validator rejects names that cannot be route segments; a plan that was not
+        // validated gets no route for them rather than a panic.
+        let Ok(path) = RouteTemplate::parse(&path) else {
+            continue;
+        };
         routes.extend(methods.iter().map(|&method| Route {
             method,
             path: path.clone(),

@@ -557,6 +557,7 @@ impl DataSource for SqlSource {
                         SourceErrorKind::Rejected,
                         format!("parameter `{}`: {e}", p.name),
                     )
+                    .with_param(&p.name)
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;

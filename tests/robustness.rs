@@ -1,0 +1,229 @@
+//! Regressions of the reliability audit: inputs from a config author, an upstream or a client
+//! that used to panic, hang or answer the wrong status.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use api_orchestrator::Orchestrator;
+use api_orchestrator::config::{ConfigFiles, LoadError, Loader};
+use api_orchestrator::plan::Integrations;
+use api_orchestrator::source::{DataSource, Direct, SourceError, SourceFactory};
+use api_orchestrator::web::{Api, Body};
+use http::Request;
+use serde_json::{Value, json};
+use tests::config_dir;
+use tests::upstream::Upstream;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+/// The diagnostics of a config that must not load.
+fn rejected(files: ConfigFiles) -> String {
+    match Loader::new().load(&files) {
+        Err(LoadError::Invalid(d)) => d.to_string(),
+        Err(other) => panic!("expected diagnostics, got {other}"),
+        Ok(_) => panic!("the config loaded"),
+    }
+}
+
+#[test]
+fn endpoint_and_domain_names_that_cannot_be_route_segments_are_errors_not_panics() {
+    for name in ["a{b}", "x/y", "}", "sp ace"] {
+        let yaml = format!(
+            "endpoints:\n  \"{name}\":\n    data_sources:\n      - {{name: it, type: direct, params: {{a: 1}}}}\n"
+        );
+        let text = rejected(ConfigFiles::new().with_file("domains/shop.yaml", yaml));
+        assert!(text.contains("cannot be a route segment"), "{name}: {text}");
+    }
+    let text = rejected(ConfigFiles::new().with_file(
+        "domains/sh{op}.yaml",
+        "endpoints:\n  ok:\n    data_sources:\n      - {name: it, type: direct}\n",
+    ));
+    assert!(text.contains("domain name `sh{op}`"), "{text}");
+}
+
+#[test]
+fn expressions_nested_too_deep_or_too_long_are_errors_not_stack_overflows() {
+    let load = |expr: String| {
+        let yaml = format!(
+            "endpoints:\n  e:\n    data_sources:\n      - {{name: it, type: direct, params: {{a: 1}}}}\n    response_mapping:\n      x: \"$= {expr}\"\n"
+        );
+        rejected(ConfigFiles::new().with_file("domains/shop.yaml", yaml))
+    };
+    let deep = format!("{}1{}", "(".repeat(1000), ")".repeat(1000));
+    assert!(load(deep).contains("nests deeper than 32"));
+    let negations = format!("{}1", "-".repeat(1000));
+    assert!(load(negations).contains("nests deeper than 32"));
+    let flat = vec!["$it.a"; 10_000].join(" + ");
+    assert!(load(flat).contains("more than 256 operators"));
+    // Within the limits, both shapes load.
+    let fine = format!(
+        "{}1{} + {}",
+        "(".repeat(30),
+        ")".repeat(30),
+        vec!["2"; 200].join(" + ")
+    );
+    let yaml = format!(
+        "endpoints:\n  e:\n    data_sources:\n      - {{name: it, type: direct}}\n    response_mapping:\n      x: \"$= {fine}\"\n"
+    );
+    Loader::new()
+        .load(&ConfigFiles::new().with_file("domains/shop.yaml", yaml))
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// A host source type whose factory panics once told to.
+struct Fragile(Arc<AtomicBool>);
+
+impl SourceFactory for Fragile {
+    fn build(&self, _: &Integrations) -> Result<Arc<dyn DataSource>, SourceError> {
+        assert!(!self.0.load(Ordering::SeqCst), "the factory broke");
+        Ok(Arc::new(Direct))
+    }
+}
+
+#[tokio::test]
+async fn a_panic_while_reloading_is_a_failed_reload_and_the_old_version_serves() {
+    let dir = config_dir(&[(
+        "domains/shop.yaml",
+        "endpoints:\n  e:\n    data_sources:\n      - {name: it, type: fragile, params: {a: 1}}\n",
+    )]);
+    let broken = Arc::new(AtomicBool::new(false));
+    let orchestrator = Orchestrator::builder()
+        .register_factory("fragile", Fragile(broken.clone()))
+        .load_dir(dir.path())
+        .unwrap();
+    broken.store(true, Ordering::SeqCst);
+    let err = orchestrator.reload().unwrap_err();
+    assert!(matches!(err, api_orchestrator::Error::Panicked(_)), "{err}");
+    assert!(err.to_string().contains("the factory broke"), "{err}");
+    assert_eq!(orchestrator.version(), 1);
+    let out = orchestrator
+        .execute("e", api_orchestrator::RequestContext::new())
+        .await
+        .unwrap();
+    assert_eq!(out.response, json!({"a": 1}));
+    // And it reloads again once the cause is gone.
+    broken.store(false, Ordering::SeqCst);
+    assert_eq!(orchestrator.reload().unwrap(), 2);
+}
+
+/// An API with a SQLite lookup by integer id, an API call by path id, and a lookup fed by
+/// another source rather than the request.
+fn shop(upstream: &Upstream) -> (tempfile::TempDir, Api) {
+    let dir = config_dir(&[
+        (
+            "database.yaml",
+            "database:\n  sources:\n    default: {connection_string: \"sqlite::memory:\"}\n  operations:\n    by_id:\n      query: \"SELECT :id AS id\"\n      params: {id: integer}\n",
+        ),
+        (
+            "integrations/api_sources.yaml",
+            &format!(
+                "api:\n  sources:\n    up:\n      base_url: \"{}\"\n      operations:\n        item: {{path: \"/items/{{id}}\"}}\n",
+                upstream.url()
+            ),
+        ),
+        (
+            "domains/shop.yaml",
+            r#"
+endpoints:
+  lookup:
+    path: /lookup/{id}
+    data_sources:
+      - {name: row, type: database, operation: by_id, params: {id: "$request.id"}}
+  remote:
+    path: /remote/{id}
+    data_sources:
+      - {name: thing, type: api, operation: item, params: {id: "$request.id"}}
+  echo:
+    path: /echo
+    method: [POST]
+    data_sources:
+      - {name: it, type: direct, params: {body: "$request.body"}}
+  chained:
+    path: /chained
+    data_sources:
+      - {name: seed, type: direct, params: {id: abc}}
+      - {name: row, type: database, operation: by_id, params: {id: "$seed.id"}}
+    primary_source: row
+"#,
+        ),
+    ]);
+    let orchestrator = Orchestrator::from_dir(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    (dir, Api::new(&orchestrator))
+}
+
+async fn call(api: &Api, method: &str, path: &str) -> (u16, http::HeaderMap, Value) {
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
+        .body(Body::Empty)
+        .unwrap();
+    let response = api.handle(request).await;
+    let body = serde_json::from_slice(response.body()).unwrap_or(Value::Null);
+    (response.status().as_u16(), response.headers().clone(), body)
+}
+
+#[tokio::test]
+async fn a_value_the_request_alone_supplies_and_a_source_rejects_is_a_400_naming_it() {
+    let upstream = Upstream::start().await;
+    let (_dir, api) = shop(&upstream);
+    let (status, _, body) = call(&api, "GET", "/lookup/abc").await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["type"], "urn:orchestrator:problem:invalid-parameter");
+    assert_eq!(body["parameter"], "id");
+    let (status, _, body) = call(&api, "GET", "/lookup/7").await;
+    assert_eq!((status, &body["id"]), (200, &json!(7)), "{body}");
+
+    let (status, _, body) = call(&api, "GET", "/remote/..").await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["parameter"], "id");
+    assert_eq!(upstream.calls("/items/.."), 0);
+
+    // A value another source produced is not the client's mistake.
+    let (status, _, body) = call(&api, "GET", "/chained").await;
+    assert_eq!(status, 502, "{body}");
+}
+
+#[tokio::test]
+async fn head_is_answered_like_get_without_the_body() {
+    let upstream = Upstream::start().await;
+    let (_dir, api) = shop(&upstream);
+    let get = api
+        .handle(Request::get("/lookup/7").body(Body::Empty).unwrap())
+        .await;
+    let head = api
+        .handle(Request::head("/lookup/7").body(Body::Empty).unwrap())
+        .await;
+    assert_eq!((get.status().as_u16(), head.status().as_u16()), (200, 200));
+    assert!(head.body().is_empty());
+    assert_eq!(
+        head.headers().get("content-length"),
+        Some(&http::HeaderValue::from(get.body().len()))
+    );
+    assert_eq!(
+        head.headers().get("content-type").unwrap(),
+        "application/json"
+    );
+}
+
+#[tokio::test]
+async fn a_truncated_body_is_a_400_not_a_413() {
+    let upstream = Upstream::start().await;
+    let (_dir, api) = shop(&upstream);
+    let app = axum::Router::new().nest_service("/api", api);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(
+            b"POST /api/echo HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"id\": ",
+        )
+        .await
+        .unwrap();
+    // The client stops sending: the body ends 93 bytes early.
+    stream.shutdown().await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("invalid-body"), "{answer}");
+}
