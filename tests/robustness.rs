@@ -227,3 +227,41 @@ async fn a_truncated_body_is_a_400_not_a_413() {
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
     assert!(answer.contains("invalid-body"), "{answer}");
 }
+
+#[tokio::test]
+async fn passwords_in_connection_strings_and_base_urls_stay_out_of_load_errors() {
+    let good = config_dir(&[(
+        "domains/shop.yaml",
+        "endpoints:\n  e:\n    data_sources:\n      - {name: it, type: direct}\n",
+    )]);
+    let orchestrator = Orchestrator::from_dir(good.path()).unwrap();
+    let bad = [
+        (
+            "database.yaml",
+            "database:\n  sources:\n    default: {connection_string: \"host=db password=pw-secret-1\"}\n  operations: {}\n",
+        ),
+        (
+            "integrations/api_sources.yaml",
+            "api:\n  sources:\n    up:\n      base_url: \"http://app:pw-secret-2@[::1\"\n      operations:\n        x: {path: /x}\n",
+        ),
+        (
+            "domains/shop.yaml",
+            "endpoints:\n  e:\n    data_sources:\n      - {name: it, type: api, operation: x}\n",
+        ),
+    ];
+    for (path, text) in bad {
+        std::fs::create_dir_all(good.path().join(path).parent().unwrap()).unwrap();
+        std::fs::write(good.path().join(path), text).unwrap();
+    }
+    // What a reload reports (the admin service's 422 body carries the same text) …
+    let reloaded = orchestrator.reload().unwrap_err().to_string();
+    // … and what a start reports.
+    let started = Orchestrator::from_dir(good.path()).unwrap_err().to_string();
+    for text in [&reloaded, &started] {
+        assert!(!text.contains("pw-secret"), "{text}");
+    }
+    assert!(
+        reloaded.contains("not a URL") || reloaded.contains("not a database URL"),
+        "{reloaded}"
+    );
+}

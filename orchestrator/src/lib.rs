@@ -98,7 +98,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use api_orchestrator_core::{Diagnostic, Diagnostics, Plan, RequestContext, ValidPlan};
-pub use api_orchestrator_core::{config, diagnostic, expr, plan, transform, validate};
+pub use api_orchestrator_core::{config, diagnostic, expr, plan, redact, transform, validate};
 
 #[cfg(feature = "runtime")]
 #[cfg_attr(docsrs, doc(cfg(feature = "runtime")))]

@@ -24,6 +24,7 @@ pub mod diagnostic;
 pub mod expr;
 pub mod macro_support;
 pub mod plan;
+pub mod redact;
 mod request;
 pub mod sql_text;
 pub mod transform;

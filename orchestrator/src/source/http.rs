@@ -96,8 +96,12 @@ impl HttpClient {
         // reqwest is built with rustls but no default provider; ring is the one the crate uses
         // (sqlx's TLS too). Installing it is idempotent and leaves a host's choice alone.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let base = reqwest::Url::parse(base_url)
-            .map_err(|e| config_error(service, format_args!("base URL `{base_url}`: {e}")))?;
+        let base = reqwest::Url::parse(base_url).map_err(|e| {
+            config_error(
+                service,
+                format_args!("base URL `{}`: {e}", crate::redact::url(base_url)),
+            )
+        })?;
         let mut headers = HeaderMap::new();
         for (k, v) in &http.headers {
             let name = HeaderName::from_bytes(k.as_bytes())
@@ -336,14 +340,10 @@ fn transport_error(what: &str, e: reqwest::Error) -> SourceError {
     SourceError::new(kind, message)
 }
 
-/// The first 200 characters of a body, for an error message.
+/// The first 200 characters of a body, control characters escaped: an upstream's answer
+/// reaches logs and traces, and must not forge lines there.
 fn excerpt(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let text = text.trim();
-    match text.char_indices().nth(200) {
-        Some((at, _)) => format!("{}…", &text[..at]),
-        None => text.to_owned(),
-    }
+    crate::redact::excerpt(&String::from_utf8_lossy(body), 200)
 }
 
 #[cfg(test)]

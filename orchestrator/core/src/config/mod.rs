@@ -461,11 +461,9 @@ fn diagnostic_location(text: &str, line: usize, column: usize) -> crate::diagnos
     crate::diagnostic::Location {
         line,
         column,
-        line_text: text
-            .lines()
-            .nth(line.saturating_sub(1))
-            .unwrap_or_default()
-            .to_owned(),
+        line_text: crate::redact::line(
+            text.lines().nth(line.saturating_sub(1)).unwrap_or_default(),
+        ),
     }
 }
 

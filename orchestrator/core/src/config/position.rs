@@ -150,7 +150,8 @@ impl PositionIndex {
         Some(Location {
             line: at.line,
             column: at.col + 1,
-            line_text: self.lines.get(at.line.checked_sub(1)?)?.clone(),
+            // Quoted under diagnostics, which reach logs and the admin service's answers.
+            line_text: crate::redact::line(self.lines.get(at.line.checked_sub(1)?)?),
         })
     }
 }

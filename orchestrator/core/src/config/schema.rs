@@ -1095,7 +1095,7 @@ pub(crate) fn translate_db_url(raw: &str, base_dir: &Path) -> Result<String, Str
         None => raw
             .split_once(':')
             .map(|(scheme, rest)| (scheme, rest, false))
-            .ok_or_else(|| format!("`{raw}` is not a database URL"))?,
+            .ok_or_else(|| format!("`{}` is not a database URL", crate::redact::url(raw)))?,
     };
     let driver = scheme.split('+').next().unwrap_or(scheme);
     match driver {

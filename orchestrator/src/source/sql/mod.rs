@@ -134,9 +134,12 @@ impl SqlPool {
                 format!("database connection `{name}`: {message}"),
             )
         };
-        let driver = conn
-            .driver()
-            .ok_or_else(|| config(format!("`{}` is not a supported database URL", conn.url)))?;
+        let driver = conn.driver().ok_or_else(|| {
+            config(format!(
+                "`{}` is not a supported database URL",
+                crate::redact::url(&conn.url)
+            ))
+        })?;
         let settings = PoolSettings {
             size: conn.pool_size.unwrap_or(DEFAULT_POOL_SIZE).max(1),
             acquire_timeout: conn.acquire_timeout.unwrap_or(DEFAULT_ACQUIRE_TIMEOUT),
