@@ -265,3 +265,32 @@ async fn passwords_in_connection_strings_and_base_urls_stay_out_of_load_errors()
         "{reloaded}"
     );
 }
+
+#[test]
+fn deeply_nested_flow_yaml_is_refused_before_it_is_parsed() {
+    // 200 KB of `[` took a YAML parser 90 s of CPU; the loader refuses it up front.
+    let n = 100_000;
+    let yaml = format!("endpoints: {}{}\n", "[".repeat(n), "]".repeat(n));
+    let text = rejected(ConfigFiles::new().with_file("domains/deep.yaml", yaml));
+    assert!(
+        text.contains("deeper than 64 levels"),
+        "{}",
+        &text[..text.len().min(400)]
+    );
+    assert!(
+        text.contains("domains/deep.yaml:1:"),
+        "{}",
+        &text[..text.len().min(400)]
+    );
+    // The quoted line is a window around the column, not 200 KB.
+    assert!(text.len() < 1_000, "{} bytes", text.len());
+    // Brackets in quotes, comments and route templates are not nesting.
+    let fine = format!(
+        "endpoints:  # {}\n  e:\n    path: /x/{{id}}\n    data_sources:\n      - {{name: it, type: direct, params: {{a: \"{}\"}}}}\n",
+        "[".repeat(100),
+        "[".repeat(100)
+    );
+    Loader::new()
+        .load(&ConfigFiles::new().with_file("domains/shop.yaml", fine))
+        .unwrap_or_else(|e| panic!("{e}"));
+}

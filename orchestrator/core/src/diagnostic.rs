@@ -329,12 +329,30 @@ impl fmt::Display for Diagnostic {
             (None, _) => {}
         }
         if let Some(loc) = &self.location {
+            // A long line (minified YAML) is shown as a window around the column.
+            const WIDTH: usize = 120;
+            let chars: Vec<char> = loc.line_text.chars().collect();
+            let column = loc.column.saturating_sub(1).min(chars.len());
+            let (start, end) = if chars.len() <= WIDTH {
+                (0, chars.len())
+            } else {
+                let start = column.saturating_sub(WIDTH / 2);
+                (start, (start + WIDTH).min(chars.len()))
+            };
+            let mut shown: String = chars[start..end].iter().collect();
             let mut marker = String::new();
-            for c in loc.line_text.chars().take(loc.column.saturating_sub(1)) {
-                marker.push(if c == '\t' { '\t' } else { ' ' });
+            if start > 0 {
+                shown.insert(0, '…');
+                marker.push(' ');
+            }
+            if end < chars.len() {
+                shown.push('…');
+            }
+            for c in &chars[start..column] {
+                marker.push(if *c == '\t' { '\t' } else { ' ' });
             }
             writeln!(f, "{pad} |")?;
-            writeln!(f, "{} | {}", loc.line, loc.line_text)?;
+            writeln!(f, "{} | {}", loc.line, shown)?;
             writeln!(f, "{pad} | {marker}^")?;
         }
         writeln!(f, "{pad} = at: {}", self.path)?;

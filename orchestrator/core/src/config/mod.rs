@@ -436,9 +436,72 @@ fn locate(files: &ConfigFiles, mut diags: Vec<Diagnostic>) -> Diagnostics {
     Diagnostics(diags)
 }
 
+/// How deep `[` and `{` may nest in a config file. YAML parsers take time quadratic in the
+/// nesting of flow collections (200 KB of `[` took 90 s), so deeper text is refused before it
+/// is parsed.
+pub const MAX_FLOW_NESTING: usize = 64;
+
+/// Where `text` first nests flow collections deeper than [`MAX_FLOW_NESTING`] (1-based line and
+/// column), skipping quoted strings and comments.
+fn too_deep(text: &str) -> Option<(usize, usize)> {
+    let (mut depth, mut line, mut column) = (0usize, 1usize, 0usize);
+    let mut quote: Option<char> = None;
+    let mut comment = false;
+    let mut previous = '\n';
+    let mut escaped = false;
+    for c in text.chars() {
+        column += 1;
+        if c == '\n' {
+            line += 1;
+            column = 0;
+            comment = false;
+            previous = c;
+            continue;
+        }
+        if comment {
+            continue;
+        }
+        match quote {
+            Some('"') if escaped => escaped = false,
+            Some('"') if c == '\\' => escaped = true,
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None => match c {
+                '#' if previous.is_whitespace() => comment = true,
+                '"' | '\'' if matches!(previous, ' ' | '\t' | '[' | '{' | ',' | ':' | '\n') => {
+                    quote = Some(c)
+                }
+                '[' | '{' => {
+                    depth += 1;
+                    if depth > MAX_FLOW_NESTING {
+                        return Some((line, column));
+                    }
+                }
+                ']' | '}' => depth = depth.saturating_sub(1),
+                _ => {}
+            },
+        }
+        previous = c;
+    }
+    None
+}
+
 /// Parses YAML text into a JSON tree (keys kept in order). Mapping keys must be scalars; tags
 /// are rejected.
 fn parse_yaml(text: &str, file: &Arc<str>) -> Result<Value, Box<Diagnostic>> {
+    if let Some((line, column)) = too_deep(text) {
+        let mut d = Diagnostic::new(
+            Code::Syntax,
+            KeyPath::root(),
+            format!(
+                "the YAML nests flow collections (`[`, `{{`) deeper than {MAX_FLOW_NESTING} levels"
+            ),
+        )
+        .in_file(Some(file.clone()))
+        .with_help("no config needs this much nesting: check the brackets");
+        d.location = Some(diagnostic_location(text, line, column));
+        return Err(Box::new(d));
+    }
     let doc: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| {
         let location = e
             .location()
