@@ -294,3 +294,93 @@ fn deeply_nested_flow_yaml_is_refused_before_it_is_parsed() {
         .load(&ConfigFiles::new().with_file("domains/shop.yaml", fine))
         .unwrap_or_else(|e| panic!("{e}"));
 }
+
+#[tokio::test]
+async fn a_query_returning_more_rows_than_max_rows_fails_without_reading_them_all() {
+    let dir = config_dir(&[
+        (
+            "database.yaml",
+            r#"
+database:
+  sources:
+    default: {connection_string: "sqlite::memory:"}
+  operations:
+    many:
+      query: "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) SELECT i FROM n"
+      return_type: list
+    many_allowed:
+      query: "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) SELECT i FROM n"
+      return_type: list
+      max_rows: 20000
+"#,
+        ),
+        (
+            "domains/shop.yaml",
+            r#"
+endpoints:
+  capped:
+    data_sources:
+      - {name: rows, type: database, operation: many}
+  allowed:
+    data_sources:
+      - {name: rows, type: database, operation: many_allowed}
+"#,
+        ),
+    ]);
+    let o = Orchestrator::from_dir(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let request = api_orchestrator::RequestContext::new;
+    match o.execute("capped", request()).await {
+        Err(api_orchestrator::engine::ExecuteError::SourceFailed { error, .. }) => {
+            assert_eq!(
+                error.kind,
+                api_orchestrator::source::SourceErrorKind::InvalidResponse
+            );
+            assert!(
+                error.message.contains("more than 10000 rows"),
+                "{}",
+                error.message
+            );
+        }
+        other => panic!("expected the row cap, got {other:?}"),
+    }
+    let all = o.execute("allowed", request()).await.unwrap();
+    assert_eq!(all.response.as_array().map(Vec::len), Some(20_000));
+    assert!(
+        Loader::new()
+            .load(&ConfigFiles::new().with_file(
+                "database.yaml",
+                "database:\n  sources:\n    default: {connection_string: \"sqlite::memory:\"}\n  operations:\n    x: {query: \"SELECT 1\", max_rows: 0}\n"
+            ))
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn a_sqlite_file_that_cannot_be_opened_is_unavailable_and_retried() {
+    let dir = config_dir(&[
+        (
+            "database.yaml",
+            "database:\n  sources:\n    default: {connection_string: \"sqlite:///missing-dir/x.db\", acquire_timeout: 1s}\n  operations:\n    one: {query: \"SELECT 1 AS one\"}\n",
+        ),
+        (
+            "domains/shop.yaml",
+            "endpoints:\n  e:\n    data_sources:\n      - {name: it, type: database, operation: one, retries: {max: 1, backoff: 1ms}}\n",
+        ),
+    ]);
+    let o = Orchestrator::from_dir(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    match o
+        .execute("e", api_orchestrator::RequestContext::new())
+        .await
+    {
+        Err(api_orchestrator::engine::ExecuteError::SourceFailed { error, trace, .. }) => {
+            assert_eq!(
+                error.kind,
+                api_orchestrator::source::SourceErrorKind::Unavailable,
+                "{}",
+                error.message
+            );
+            assert_eq!(trace.sources[0].attempts, 2, "retried");
+        }
+        other => panic!("expected the file to be unavailable, got {other:?}"),
+    }
+}

@@ -677,6 +677,7 @@ record!(DbOperation {
     columns,
     source_id,
     timeout,
+    max_rows,
     origin
 });
 record!(DbParam { name, ty });

@@ -1144,6 +1144,7 @@ fn db_operation(cx: &mut ValueReader, _: &str, path: &KeyPath, v: &Value) -> Opt
             "columns",
             "source_id",
             "timeout",
+            "max_rows",
         ],
     )?;
     Some(DbOperation {
@@ -1167,6 +1168,23 @@ fn db_operation(cx: &mut ValueReader, _: &str, path: &KeyPath, v: &Value) -> Opt
         ),
         source_id: o.opt_string(cx, "source_id"),
         timeout: o.opt_duration(cx, "timeout"),
+        max_rows: o
+            .opt(cx, "max_rows", ValueReader::uint)
+            .filter(|&n: &usize| {
+                if n == 0 {
+                    cx.report(
+                        Diagnostic::new(
+                            Code::InvalidValue,
+                            o.at("max_rows"),
+                            "`max_rows: 0` would fail every call",
+                        )
+                        .with_help(
+                            "allow at least one row, or remove `max_rows` for the default of 10000",
+                        ),
+                    );
+                }
+                n > 0
+            }),
         origin: origin(cx),
     })
 }

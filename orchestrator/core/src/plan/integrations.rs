@@ -299,8 +299,18 @@ pub struct DbOperation {
     pub source_id: Option<String>,
     /// Timeout of a call (`timeout`), unless the data source sets its own.
     pub timeout: Option<Duration>,
+    /// The most rows a call may return (`max_rows`, default
+    /// [`DbOperation::DEFAULT_MAX_ROWS`]); more fail the call, before they are all read.
+    pub max_rows: Option<usize>,
     /// Where it was declared.
     pub origin: Origin,
+}
+
+impl DbOperation {
+    /// The row cap of an operation that sets no `max_rows`: an answer is one JSON document
+    /// held in memory, and a query that returns a table by mistake must not take the process
+    /// down with it.
+    pub const DEFAULT_MAX_ROWS: usize = 10_000;
 }
 
 /// A declared SQL operation parameter.

@@ -44,7 +44,9 @@ use serde_json::{Map, Value};
 use tracing::Instrument as _;
 
 use super::{DataSource, SourceCall, SourceError, SourceErrorKind, SourceFactory};
-use crate::plan::{DbConnection, DbParam, Integrations, ReturnType, SqlDriver, SqlType};
+use crate::plan::{
+    DbConnection, DbOperation, DbParam, Integrations, ReturnType, SqlDriver, SqlType,
+};
 use api_orchestrator_core::sql_text::{self, Style};
 use value::Bind;
 
@@ -174,14 +176,15 @@ impl SqlPool {
         sql: &Arc<str>,
         args: impl Iterator<Item = &'a Bind>,
         one: bool,
+        max_rows: usize,
     ) -> Result<Vec<Row>, RunError> {
         match self {
             #[cfg(feature = "sqlite")]
-            Self::Sqlite(pool) => sqlite::run(pool, sql, args, one).await,
+            Self::Sqlite(pool) => sqlite::run(pool, sql, args, one, max_rows).await,
             #[cfg(feature = "postgres")]
-            Self::Postgres(pool) => postgres::run(pool, sql, args, one).await,
+            Self::Postgres(pool) => postgres::run(pool, sql, args, one, max_rows).await,
             #[cfg(feature = "mysql")]
-            Self::MySql(pool) => mysql::run(pool, sql, args, one).await,
+            Self::MySql(pool) => mysql::run(pool, sql, args, one, max_rows).await,
         }
     }
 
@@ -204,7 +207,7 @@ impl SqlPool {
             .collect::<Result<Vec<_>, _>>()?;
         let sql: Arc<str> = sql.into();
         let mut rows = self
-            .run(&sql, slots.iter().map(|&i| &binds[i]), true)
+            .run(&sql, slots.iter().map(|&i| &binds[i]), true, 1)
             .await
             .map_err(|e| {
                 let (kind, detail, _) = classify(e);
@@ -239,22 +242,32 @@ impl PoolSettings {
     }
 }
 
-/// Runs a bound query: its first row when `one`, every row otherwise.
+/// Runs a bound query: its first row when `one`, every row otherwise, failing as soon as there
+/// are more than `max_rows` (the rest is never read).
 async fn fetch<'q, DB>(
     pool: &sqlx::Pool<DB>,
     query: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>,
     one: bool,
-) -> Result<Vec<DB::Row>, sqlx::Error>
+    max_rows: usize,
+) -> Result<Vec<DB::Row>, RunError>
 where
     DB: sqlx::Database,
     <DB as sqlx::Database>::Arguments: sqlx::IntoArguments<DB>,
     for<'c> &'c sqlx::Pool<DB>: sqlx::Executor<'c, Database = DB>,
 {
-    Ok(if one {
-        query.fetch_optional(pool).await?.into_iter().collect()
-    } else {
-        query.fetch_all(pool).await?
-    })
+    use futures::TryStreamExt as _;
+    if one {
+        return Ok(query.fetch_optional(pool).await?.into_iter().collect());
+    }
+    let mut rows = Vec::new();
+    let mut stream = query.fetch(pool);
+    while let Some(row) = stream.try_next().await? {
+        if rows.len() == max_rows {
+            return Err(RunError::TooManyRows(max_rows));
+        }
+        rows.push(row);
+    }
+    Ok(rows)
 }
 
 /// One decoded row, columns in select order.
@@ -264,6 +277,8 @@ pub(crate) type Row = Map<String, Value>;
 #[derive(Debug)]
 enum RunError {
     Sqlx(sqlx::Error),
+    /// The query returned more rows than the operation's `max_rows`.
+    TooManyRows(usize),
     /// A column whose type has no JSON form (SQLite has a JSON form for everything).
     #[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
     Column {
@@ -443,6 +458,7 @@ impl SourceFactory for SqlFactory {
                     params: op.params.clone(),
                     return_type: op.return_type,
                     columns: op.columns.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+                    max_rows: op.max_rows.unwrap_or(DbOperation::DEFAULT_MAX_ROWS),
                 },
             );
         }
@@ -523,6 +539,7 @@ struct Statement {
     params: Vec<DbParam>,
     return_type: ReturnType,
     columns: Vec<(String, SqlType)>,
+    max_rows: usize,
 }
 
 /// The `database` source of one config version and scope.
@@ -577,7 +594,7 @@ impl DataSource for SqlSource {
         let one = st.return_type != ReturnType::List;
         let args = st.slots.iter().map(|&i| &binds[i]);
         let _in_flight = InFlight::new(&conn.queries);
-        let query = conn.pool.run(&st.sql, args, one);
+        let query = conn.pool.run(&st.sql, args, one, st.max_rows);
         // A span costs to build and to record into even when nobody listens: only at DEBUG.
         let span = tracing::enabled!(tracing::Level::DEBUG).then(|| {
             let span = tracing::debug_span!(
@@ -658,6 +675,15 @@ fn classify(e: RunError) -> (SourceErrorKind, String, Option<sqlx::Error>) {
                 None,
             );
         }
+        RunError::TooManyRows(max) => {
+            return (
+                K::InvalidResponse,
+                format!(
+                    "the query returned more than {max} rows (raise the operation's `max_rows` if that many are meant)"
+                ),
+                None,
+            );
+        }
     };
     let kind = match &e {
         sqlx::Error::PoolTimedOut => {
@@ -699,9 +725,10 @@ fn database_error_kind(db: &dyn sqlx::error::DatabaseError) -> SourceErrorKind {
     }
     #[cfg(feature = "sqlite")]
     if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
-        // SQLITE_BUSY and SQLITE_LOCKED, with their extended codes (low byte 5 or 6).
+        // SQLITE_BUSY and SQLITE_LOCKED, with their extended codes (low byte 5 or 6), and
+        // SQLITE_CANTOPEN (14): the file may be back (a volume remounted, a permission fixed).
         return match code.parse::<i32>().map(|c| c & 0xff) {
-            Ok(5 | 6) => K::Unavailable,
+            Ok(5 | 6 | 14) => K::Unavailable,
             _ => K::Rejected,
         };
     }

@@ -27,6 +27,7 @@ pub(super) async fn run<'a>(
     sql: &Arc<str>,
     binds: impl Iterator<Item = &'a Bind>,
     one: bool,
+    max_rows: usize,
 ) -> Result<Vec<Row>, RunError> {
     let mut query = sqlx::query(AssertSqlSafe(sql.clone()));
     for b in binds {
@@ -44,7 +45,7 @@ pub(super) async fn run<'a>(
             Bind::Json(v) => query.bind(Json(v)),
         };
     }
-    super::fetch(pool, query, one)
+    super::fetch(pool, query, one, max_rows)
         .await?
         .iter()
         .map(decode)

@@ -30,6 +30,7 @@ pub(super) async fn run<'a>(
     sql: &std::sync::Arc<str>,
     binds: impl Iterator<Item = &'a Bind>,
     one: bool,
+    max_rows: usize,
 ) -> Result<Vec<Row>, RunError> {
     let mut query = sqlx::query(AssertSqlSafe(sql.clone()));
     for b in binds {
@@ -42,7 +43,7 @@ pub(super) async fn run<'a>(
             Bind::Json(v) => query.bind(v.to_string()),
         };
     }
-    super::fetch(pool, query, one)
+    super::fetch(pool, query, one, max_rows)
         .await?
         .iter()
         .map(decode)
