@@ -207,3 +207,64 @@ fn a_plan_built_in_code_has_nothing_to_reload() {
         Err(api_orchestrator::Error::NotReloadable)
     ));
 }
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swapped_symlink_and_a_recreated_directory_are_followed() {
+    let root = tempfile::tempdir().unwrap();
+    for (version, word) in [("v1", "Hello"), ("v2", "Hi")] {
+        let d = root.path().join(version);
+        write(&d, "config.yaml", CONFIG);
+        write(&d, "domains/greet.yaml", &greeting(word));
+    }
+    let cur = root.path().join("cur");
+    std::os::unix::fs::symlink(root.path().join("v1"), &cur).unwrap();
+    let o = Orchestrator::from_dir(&cur).unwrap_or_else(|e| panic!("{e}"));
+    let _watcher = o.watch(Duration::from_millis(100)).unwrap();
+    let api = Api::new(&o);
+    let text = |api: &Api| {
+        let api = api.clone();
+        async move { call(&api, "/hello/Ada").await.1["data"]["text"].clone() }
+    };
+    assert_eq!(text(&api).await, "Hello, Ada");
+
+    // The Kubernetes way: a new symlink renamed over the old one, atomically.
+    let tmp = root.path().join("cur.tmp");
+    std::os::unix::fs::symlink(root.path().join("v2"), &tmp).unwrap();
+    std::fs::rename(&tmp, &cur).unwrap();
+    eventually("the swapped directory is served", || async {
+        text(&api).await == "Hi, Ada"
+    })
+    .await;
+
+    // Edits inside the new target are watched.
+    write(
+        &root.path().join("v2"),
+        "domains/greet.yaml",
+        &greeting("Hey"),
+    );
+    eventually("an edit in the new directory is served", || async {
+        text(&api).await == "Hey, Ada"
+    })
+    .await;
+
+    // Deleted, then created again as a plain directory.
+    std::fs::remove_file(&cur).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        text(&api).await,
+        "Hey, Ada",
+        "the last good version keeps serving"
+    );
+    write(&cur, "config.yaml", CONFIG);
+    write(&cur, "domains/greet.yaml", &greeting("Yo"));
+    eventually("the recreated directory is served", || async {
+        text(&api).await == "Yo, Ada"
+    })
+    .await;
+    write(&cur, "domains/greet.yaml", &greeting("Hoi"));
+    eventually("an edit in the recreated directory is served", || async {
+        text(&api).await == "Hoi, Ada"
+    })
+    .await;
+}

@@ -228,49 +228,111 @@ impl Orchestrator {
     /// once the changes have been quiet for `debounce` (an editor's save is several events).
     /// Watching stops when the returned [`Watcher`] is dropped. Outcomes are logged and kept
     /// for [`Self::last_reload`].
+    ///
+    /// The directory may be replaced as a whole: deleted and created again, or swapped
+    /// atomically when it is a symlink (`ln -s v2 cur.tmp && mv -T cur.tmp cur`), or through
+    /// the `..data` symlink of a Kubernetes ConfigMap volume. The watcher also watches the
+    /// directory's parent, and watches the directory anew after such a swap.
     #[cfg(feature = "reload")]
     #[cfg_attr(docsrs, doc(cfg(feature = "reload")))]
     pub fn watch(&self, debounce: std::time::Duration) -> Result<Watcher, Error> {
-        use notify::{EventKind, RecursiveMode};
-        let dir = self.dir().ok_or(Error::NotReloadable)?.to_owned();
+        use notify::RecursiveMode;
+        let dir = self.dir().ok_or(Error::NotReloadable)?;
+        // Absolute, with symlinks kept: a swapped symlink must be seen as the same path.
+        let dir = std::path::absolute(dir).map_err(|e| Error::Watch {
+            dir: dir.to_owned(),
+            message: e.to_string(),
+        })?;
         let watch_error = |e: notify::Error| Error::Watch {
             dir: dir.clone(),
             message: e.to_string(),
         };
-        let me = self.clone();
-        let mut debouncer = notify_debouncer_full::new_debouncer(
-            debounce,
-            None,
-            move |result: notify_debouncer_full::DebounceEventResult| match result {
-                Ok(events) => {
-                    let relevant = events.iter().any(|e| {
-                        !matches!(e.kind, EventKind::Access(_))
-                            && e.paths.iter().any(|p| {
-                                matches!(
-                                    p.extension().and_then(|x| x.to_str()),
-                                    Some("yaml" | "yml")
-                                ) || matches!(e.kind, EventKind::Remove(_))
-                                    && p.extension().is_none()
-                            })
-                    });
-                    if relevant {
-                        let _ = me.reload();
-                    }
-                }
-                Err(errors) => {
-                    for e in errors {
-                        tracing::warn!(error = %e, "config watcher error");
-                    }
-                }
-            },
-        )
-        .map_err(watch_error)?;
+        let (events, received) = std::sync::mpsc::channel();
+        let mut debouncer =
+            notify_debouncer_full::new_debouncer(debounce, None, events).map_err(watch_error)?;
         debouncer
             .watch(&dir, RecursiveMode::Recursive)
             .map_err(watch_error)?;
+        // The parent sees the directory itself replaced (its own watch follows the old inode).
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            let _ = debouncer.watch(parent, RecursiveMode::NonRecursive);
+        }
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let me = self.clone();
+        let thread = std::thread::Builder::new()
+            .name("orchestrator-watch".into())
+            .spawn({
+                let stop = stop.clone();
+                move || watch_loop(&me, &dir, &mut debouncer, &received, &stop)
+            })
+            .map_err(|e| Error::Watch {
+                dir: self.dir().unwrap_or(Path::new("")).to_owned(),
+                message: e.to_string(),
+            })?;
         Ok(Watcher {
-            _debouncer: debouncer,
+            stop,
+            thread: Some(thread),
         })
+    }
+}
+
+/// What the watcher thread does until told to stop: reload on relevant events, and watch the
+/// directory anew when it was replaced.
+#[cfg(feature = "reload")]
+fn watch_loop(
+    orchestrator: &Orchestrator,
+    dir: &Path,
+    debouncer: &mut notify_debouncer_full::Debouncer<
+        notify::RecommendedWatcher,
+        notify_debouncer_full::RecommendedCache,
+    >,
+    received: &std::sync::mpsc::Receiver<notify_debouncer_full::DebounceEventResult>,
+    stop: &std::sync::atomic::AtomicBool,
+) {
+    use notify::{EventKind, RecursiveMode};
+    let name = dir.file_name();
+    while !stop.load(std::sync::atomic::Ordering::Acquire) {
+        let events = match received.recv_timeout(std::time::Duration::from_millis(200)) {
+            Ok(Ok(events)) => events,
+            Ok(Err(errors)) => {
+                for e in errors {
+                    tracing::warn!(error = %e, "config watcher error");
+                }
+                continue;
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+        };
+        let mut replaced = false;
+        let mut relevant = false;
+        for e in events
+            .iter()
+            .filter(|e| !matches!(e.kind, EventKind::Access(_)))
+        {
+            for p in &e.paths {
+                // The directory itself (seen from its parent), or a Kubernetes `..data` swap.
+                if p.parent() == dir.parent() && p.file_name() == name {
+                    replaced = true;
+                }
+                let file = p.file_name().and_then(|f| f.to_str()).unwrap_or_default();
+                relevant |= replaced
+                    || file.starts_with("..") && p.starts_with(dir)
+                    || matches!(p.extension().and_then(|x| x.to_str()), Some("yaml" | "yml"))
+                        && p.starts_with(dir)
+                    || matches!(e.kind, EventKind::Remove(_))
+                        && p.extension().is_none()
+                        && p.starts_with(dir);
+            }
+        }
+        if replaced {
+            let _ = debouncer.unwatch(dir);
+            if let Err(e) = debouncer.watch(dir, RecursiveMode::Recursive) {
+                tracing::warn!(dir = %dir.display(), error = %e, "the config directory is gone; watching for it to come back");
+            }
+        }
+        if relevant {
+            let _ = orchestrator.reload();
+        }
     }
 }
 
@@ -278,10 +340,18 @@ impl Orchestrator {
 #[cfg(feature = "reload")]
 #[cfg_attr(docsrs, doc(cfg(feature = "reload")))]
 pub struct Watcher {
-    _debouncer: notify_debouncer_full::Debouncer<
-        notify::RecommendedWatcher,
-        notify_debouncer_full::RecommendedCache,
-    >,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+#[cfg(feature = "reload")]
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 #[cfg(feature = "reload")]
