@@ -61,7 +61,7 @@ const FULL: Budget = Budget {
     concurrency: 32,
     soak: Duration::from_secs(60),
     fan_out: &[1, 4, 16, 64],
-    load_sizes: &[10, 100, 1000],
+    load_sizes: &[10, 100, 1000, 20_000],
 };
 
 const SMOKE: Budget = Budget {
@@ -1143,8 +1143,10 @@ impl Harness {
 
     /// (v) load + validate time of generated configs.
     fn load_time(&self) {
-        println!("\n## (v) load + validate\n");
-        println!("| endpoints | time |\n|---|---|");
+        println!("\n## (v) load + validate, then the first request and `/openapi.json`\n");
+        println!(
+            "| endpoints | load + validate (best of 3) | first request (route table) | `/openapi.json` |\n|---|---|---|---|"
+        );
         for &n in self.budget.load_sizes {
             let dir = self.work.path().join(format!("gen{n}"));
             let mut domain = String::from("endpoints:\n");
@@ -1163,7 +1165,27 @@ impl Harness {
                 })
                 .min()
                 .unwrap();
-            println!("| {n} | {} |", ms(best));
+            let (first, openapi) = self.server_rt.block_on(async {
+                let api = Api::new(&Orchestrator::from_dir(&dir).unwrap());
+                let get = |path: String| {
+                    let api = api.clone();
+                    async move {
+                        let t = Instant::now();
+                        let request = axum::http::Request::get(path)
+                            .body(api_orchestrator::web::Body::Empty)
+                            .unwrap();
+                        let status = api.handle(request).await.status();
+                        assert_eq!(status, 200);
+                        t.elapsed()
+                    }
+                };
+                let last = n - 1;
+                (
+                    get(format!("/gen/e{last}?id=1")).await,
+                    get("/openapi.json".to_owned()).await,
+                )
+            });
+            println!("| {n} | {} | {} | {} |", ms(best), ms(first), ms(openapi));
         }
     }
 }

@@ -244,7 +244,7 @@ struct Mounted {
     engine: Arc<Engine>,
     router: matchit::Router<Vec<RouteEntry>>,
     #[cfg(feature = "openapi")]
-    openapi: std::sync::OnceLock<Bytes>,
+    openapi: tokio::sync::OnceCell<Bytes>,
 }
 
 #[derive(Debug, Clone)]
@@ -308,7 +308,7 @@ impl Mounted {
             engine,
             router,
             #[cfg(feature = "openapi")]
-            openapi: std::sync::OnceLock::new(),
+            openapi: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -550,7 +550,7 @@ impl Api {
         let (parts, body) = req.into_parts();
         let path = parts.uri.path();
         #[cfg(feature = "openapi")]
-        if let Some(r) = openapi::serve(m, path, parts.method == Method::GET) {
+        if let Some(r) = openapi::serve(m, path, parts.method == Method::GET).await {
             return response(r);
         }
         let plan = m.engine.plan();
