@@ -320,6 +320,18 @@ async fn suite(host: Host) {
     let r = send(c.get(url("/api/shop/lookup/12"))).await;
     assert_eq!(r.json(), json!({"customer_id": "12"}));
 
+    // HEAD wherever GET is: the GET's headers, no body.
+    let get = send(c.get(url("/api/greet/Ada?times=2"))).await;
+    let head = send(c.head(url("/api/greet/Ada?times=2"))).await;
+    assert_eq!((get.status, head.status), (200, 200), "{host:?}");
+    assert!(head.text.is_empty(), "{host:?}: {}", head.text);
+    assert_eq!(
+        head.header("content-length"),
+        get.text.len().to_string(),
+        "{host:?}"
+    );
+    assert_eq!(head.header("content-type"), "application/json", "{host:?}");
+
     // 405 with Allow.
     let r = send(c.delete(url("/api/greet/Ada"))).await;
     r.problem(405, "method-not-allowed");

@@ -86,8 +86,14 @@ fn request(req: &HttpRequest, body: Body) -> Option<http::Request<Body>> {
         "" => format!("{slash}{path}"),
         q => format!("{slash}{path}?{q}"),
     };
+    // A HEAD is served as the GET it stands for: actix-web sends the headers (the length of
+    // the body included) and drops the body itself.
+    let method = match req.method().as_str() {
+        "HEAD" => http::Method::GET,
+        m => http::Method::from_bytes(m.as_bytes()).ok()?,
+    };
     let mut out = http::Request::builder()
-        .method(http::Method::from_bytes(req.method().as_str().as_bytes()).ok()?)
+        .method(method)
         .uri(uri)
         .body(body)
         .ok()?;
