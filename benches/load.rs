@@ -830,7 +830,7 @@ impl Harness {
                     "obs-100" => Some(1.0),
                     _ => None,
                 };
-                let (served, tracing) = self.observed(true, ratio);
+                let (served, tracing) = self.observed(ratio);
                 let url = format!("{}/api/overview/42", served.base);
                 _served.push(served);
                 exporter = tracing;
@@ -911,27 +911,24 @@ impl Harness {
         (hand.stop)();
     }
 
-    /// Scenario (i)'s plans served with metrics (or not) and traces sampled at `ratio` (or
-    /// none), exported over OTLP/HTTP to a sink on the backend's runtime (a collector is
-    /// another process); the exporter lives as long as the returned value.
-    fn observed(&self, metrics: bool, ratio: Option<f64>) -> (Served, Option<Tracing>) {
-        let sink_addr = self.backend_rt.block_on(async {
-            let sink = axum::Router::new().route(
+    /// Scenario (i)'s plans served with metrics and traces sampled at `ratio` (or none),
+    /// exported over OTLP/HTTP to a sink on the backend's runtime (a collector is another
+    /// process); the exporter lives as long as the returned value.
+    fn observed(&self, ratio: Option<f64>) -> (Served, Option<Tracing>) {
+        let sink = serve_axum(
+            &self.backend_rt,
+            axum::Router::new().route(
                 "/v1/traces",
                 axum::routing::post(|body: axum::body::Bytes| async move {
                     EXPORTS.fetch_add(1, Ordering::Relaxed);
                     EXPORTED_BYTES.fetch_add(body.len() as u64, Ordering::Relaxed);
                     ""
                 }),
-            );
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let sink_addr = listener.local_addr().unwrap();
-            tokio::spawn(async move { axum::serve(listener, sink).await.unwrap() });
-            sink_addr
-        });
+            ),
+        );
         let (app, tracing) = self.server_rt.block_on(async {
             let mut settings = api_orchestrator::plan::Settings::default();
-            settings.telemetry.endpoint = ratio.map(|_| format!("http://{sink_addr}"));
+            settings.telemetry.endpoint = ratio.map(|_| sink.base.clone());
             settings.telemetry.sampling_ratio = ratio.unwrap_or(1.0);
             let tracing = Tracing::from_settings(&settings).expect("the exporter builds");
             let mut builder = Orchestrator::builder();
@@ -939,9 +936,7 @@ impl Harness {
                 builder = builder.tracer(t.tracer());
             }
             let m = Metrics::new();
-            if metrics {
-                builder = builder.metrics(&m);
-            }
+            builder = builder.metrics(&m);
             let plans = builder.load_dir(&self.config).unwrap();
             let app = axum::Router::new()
                 .nest_service("/api", Api::new(&plans))
@@ -959,7 +954,7 @@ impl Harness {
             ("metrics + traces 1 %", Some(0.01)),
             ("metrics + traces 100 %", Some(1.0)),
         ] {
-            let (served, _tracing) = self.observed(true, ratio);
+            let (served, _tracing) = self.observed(ratio);
             let url = format!("{}/api/overview/42", served.base);
             same_document(&self.load_rt, &url, &self.b);
             compare_named(

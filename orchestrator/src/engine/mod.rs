@@ -1032,12 +1032,7 @@ impl Run<'_> {
                     request_id = %self.request.request_id,
                     endpoint = %self.endpoint.name,
                     source = %self.endpoint.sources[i].name,
-                    degraded = match how {
-                        Recovery::Skipped => "skip",
-                        Recovery::Defaulted => "default",
-                        Recovery::Fallback => "fallback",
-                        _ => "stale",
-                    },
+                    degraded = how.name(),
                     error = ?error.message,
                     "source failed; its result was stood in for"
                 );
@@ -1120,13 +1115,20 @@ impl Run<'_> {
         } else {
             source.fetch(call).await
         };
-        Finished {
+        Finished::of(index, call, result)
+    }
+}
+
+impl Finished {
+    /// How source `index` ended: its result and what `call`'s layers recorded.
+    fn of(index: usize, call: SourceCall<'_>, result: Result<Value, SourceError>) -> Self {
+        Self {
             index,
-            attempts: record.attempts(),
-            cache: record.cache(),
-            circuit: record.circuit(),
-            notes: notes.take(),
-            recovered: record.take_recovery(),
+            attempts: call.record.attempts(),
+            cache: call.record.cache(),
+            circuit: call.record.circuit(),
+            notes: call.notes.take(),
+            recovered: call.record.take_recovery(),
             result,
         }
     }
@@ -1169,23 +1171,12 @@ impl Run<'_> {
             .fetch(call)
             .with_context(cx.clone())
             .await;
-        let finished = Finished {
-            index,
-            attempts: call.record.attempts(),
-            cache: call.record.cache(),
-            circuit: call.record.circuit(),
-            notes: call.notes.take(),
-            recovered: call.record.take_recovery(),
-            result,
-        };
+        let finished = Finished::of(index, call, result);
         if recording {
             let outcome = match (&finished.recovered, &finished.result) {
                 (_, Err(_)) => "failed",
                 (None, Ok(_)) => "ok",
-                (Some((Recovery::Skipped, _)), _) => "skip",
-                (Some((Recovery::Defaulted, _)), _) => "default",
-                (Some((Recovery::Fallback, _)), _) => "fallback",
-                (Some(_), _) => "stale",
+                (Some((how, _)), Ok(_)) => how.name(),
             };
             span.set_attributes([
                 KeyValue::new("orchestrator.source.outcome", outcome),

@@ -187,14 +187,11 @@ impl DataSource for BreakerLayer {
             Err(state) => {
                 call.record.set_circuit(state);
                 #[cfg(feature = "otel")]
-                crate::telemetry::otel::annotate(|span| {
-                    span.add_event(
-                        "circuit_breaker.rejected",
-                        vec![opentelemetry::KeyValue::new(
-                            "orchestrator.service",
-                            self.breaker.service.clone(),
-                        )],
-                    );
+                crate::telemetry::otel::event("circuit_breaker.rejected", || {
+                    vec![opentelemetry::KeyValue::new(
+                        "orchestrator.service",
+                        self.breaker.service.clone(),
+                    )]
                 });
                 return Err(SourceError::new(
                     SourceErrorKind::Unavailable,

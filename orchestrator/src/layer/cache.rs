@@ -378,14 +378,11 @@ impl DataSource for CacheLayer {
         call.record.set_cache(status);
         tracing::Span::current().record("cache", status.as_str());
         #[cfg(feature = "otel")]
-        crate::telemetry::otel::annotate(|span| {
-            span.add_event(
-                "cache",
-                vec![opentelemetry::KeyValue::new(
-                    "orchestrator.cache",
-                    status.as_str(),
-                )],
-            );
+        crate::telemetry::otel::event("cache", || {
+            vec![opentelemetry::KeyValue::new(
+                "orchestrator.cache",
+                status.as_str(),
+            )]
         });
         match landed {
             Landed::Answer(answer) => answer,

@@ -371,21 +371,12 @@ struct AttemptSpans {
 impl AttemptSpans {
     fn new(tracer: crate::telemetry::SdkTracer, info: &StepInfo<'_>) -> Self {
         use opentelemetry::KeyValue;
-        let kind = if info.fallback {
-            match &info.step.fallback {
-                Some(crate::plan::Fallback::Source { kind, .. }) => kind.as_str(),
-                _ => info.step.kind.as_str(),
-            }
-        } else {
-            info.step.kind.as_str()
-        };
-        let operation = if info.fallback {
-            match &info.step.fallback {
-                Some(crate::plan::Fallback::Source { operation, .. }) => operation.as_deref(),
-                _ => None,
-            }
-        } else {
-            info.step.operation.as_deref()
+        // A fallback's stack calls the fallback source, with its own type and operation.
+        let (kind, operation) = match &info.step.fallback {
+            Some(crate::plan::Fallback::Source {
+                kind, operation, ..
+            }) if info.fallback => (kind.as_str(), operation.as_deref()),
+            _ => (info.step.kind.as_str(), info.step.operation.as_deref()),
         };
         let mut attributes = vec![
             KeyValue::new("orchestrator.source", info.step.name.clone()),
@@ -594,18 +585,16 @@ impl DataSource for RetryLayer {
             }
             tracing::debug!(attempt = retry, wait_ms = wait.as_millis() as u64, error = %error, "retrying");
             #[cfg(feature = "otel")]
-            crate::telemetry::otel::annotate(|span| {
-                span.add_event(
-                    "retry",
-                    vec![
-                        opentelemetry::KeyValue::new("orchestrator.attempt", i64::from(retry + 1)),
-                        opentelemetry::KeyValue::new(
-                            "orchestrator.retry.wait_ms",
-                            wait.as_millis() as i64,
-                        ),
-                        opentelemetry::KeyValue::new("error.type", error.kind.name()),
-                    ],
-                );
+            crate::telemetry::otel::event("retry", || {
+                use opentelemetry::KeyValue;
+                vec![
+                    KeyValue::new("orchestrator.attempt", i64::from(retry) + 1),
+                    KeyValue::new(
+                        "orchestrator.retry.wait_ms",
+                        i64::try_from(wait.as_millis()).unwrap_or(i64::MAX),
+                    ),
+                    KeyValue::new("error.type", error.kind.name()),
+                ]
             });
             tokio::time::sleep(wait).await;
             call.attempt += 1;
@@ -688,14 +677,11 @@ impl DataSource for FallbackLayer {
             }
         };
         #[cfg(feature = "otel")]
-        crate::telemetry::otel::annotate(|span| {
-            span.add_event(
-                "fallback",
-                vec![opentelemetry::KeyValue::new(
-                    "error.type",
-                    error.kind.name(),
-                )],
-            );
+        crate::telemetry::otel::event("fallback", || {
+            vec![opentelemetry::KeyValue::new(
+                "error.type",
+                error.kind.name(),
+            )]
         });
         call.record.recover(Recovery::Fallback, error);
         Ok(value)

@@ -167,6 +167,18 @@ pub enum Recovery {
     Stale,
 }
 
+impl Recovery {
+    /// `skip`, `default`, `fallback` or `stale`: the `x-degraded` value, in logs and spans.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Skipped => "skip",
+            Self::Defaulted => "default",
+            Self::Fallback => "fallback",
+            Self::Stale => "stale",
+        }
+    }
+}
+
 impl CallRecord {
     /// Counts an attempt that reached the source.
     pub fn attempt(&self) {

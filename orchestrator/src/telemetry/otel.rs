@@ -30,6 +30,12 @@ pub(crate) fn annotate(f: impl FnOnce(&SpanRef<'_>)) {
     });
 }
 
+/// Adds event `name` to the active span when it is being recorded; `attributes` are built only
+/// then.
+pub(crate) fn event(name: &'static str, attributes: impl FnOnce() -> Vec<KeyValue>) {
+    annotate(|span| span.add_event(name, attributes()));
+}
+
 /// The context a request's spans descend from: the incoming `traceparent` (and `tracestate`)
 /// when valid, otherwise the host's current context.
 pub(crate) fn incoming(traceparent: Option<&str>, tracestate: Option<&str>) -> Context {
@@ -131,22 +137,8 @@ pub struct Tracing {
 impl fmt::Debug for Tracing {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Tracing")
-            .field("endpoint", &redacted(&self.endpoint))
+            .field("endpoint", &crate::redact::url(&self.endpoint))
             .finish_non_exhaustive()
-    }
-}
-
-/// `url` without its user info, query and fragment (they may hold credentials).
-fn redacted(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(mut u) => {
-            let _ = u.set_username("");
-            let _ = u.set_password(None);
-            u.set_query(None);
-            u.set_fragment(None);
-            u.to_string()
-        }
-        Err(_) => "(not a URL)".into(),
     }
 }
 
@@ -203,7 +195,9 @@ impl Tracing {
             .with_http_client(OnRuntime { client, runtime })
             .with_endpoint(endpoint.clone())
             .build()
-            .map_err(|e| TracingError::Exporter(format!("{} ({e})", redacted(&endpoint))))?;
+            .map_err(|e| {
+                TracingError::Exporter(format!("{} ({e})", crate::redact::url(&endpoint)))
+            })?;
         let provider = SdkTracerProvider::builder()
             .with_batch_exporter(exporter)
             .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
