@@ -268,3 +268,43 @@ async fn a_swapped_symlink_and_a_recreated_directory_are_followed() {
     })
     .await;
 }
+
+/// A file written in two steps, valid YAML after the first and paused longer than the debounce
+/// (`cat > file` with a slow producer): the half is never published; the whole file is, once
+/// the writer closes it.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_still_open_for_writing_is_not_published_half_written() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "config.yaml", CONFIG);
+    write(dir.path(), "domains/greet.yaml", &greeting("Hello"));
+    let o = Orchestrator::from_dir(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let _watcher = o.watch(Duration::from_millis(100)).unwrap();
+    let api = Api::new(&o);
+    let before = o.last_reload().map(|r| r.at);
+
+    let both = format!("{}{}", greeting("Hi"), &EXTRA["endpoints:\n".len()..]);
+    let half = greeting("Hi");
+    let mut file = std::fs::File::create(dir.path().join("domains/greet.yaml")).unwrap();
+    file.write_all(half.as_bytes()).unwrap();
+    file.flush().unwrap();
+    // Ten debounce periods with the file open: the half (valid YAML) must not be served.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(
+        o.last_reload().map(|r| r.at),
+        before,
+        "no reload while the file is open"
+    );
+    assert_eq!(
+        call(&api, "/hello/Ada").await.1["data"]["text"],
+        "Hello, Ada"
+    );
+    file.write_all(both[half.len()..].as_bytes()).unwrap();
+    drop(file);
+    eventually("the whole file is served once closed", || async {
+        call(&api, "/extra").await.0 == 200
+    })
+    .await;
+    assert_eq!(call(&api, "/hello/Ada").await.1["data"]["text"], "Hi, Ada");
+}

@@ -227,7 +227,9 @@ impl Orchestrator {
     /// Reloads whenever a YAML file of the config directory is created, changed or removed,
     /// once the changes have been quiet for `debounce` (an editor's save is several events).
     /// Watching stops when the returned [`Watcher`] is dropped. Outcomes are logged and kept
-    /// for [`Self::last_reload`].
+    /// for [`Self::last_reload`]. On Linux, a reload also waits (up to 5 s) until every YAML
+    /// file opened for writing is closed again: a file written in several steps is never
+    /// published half-written.
     ///
     /// The directory may be replaced as a whole: deleted and created again, or swapped
     /// atomically when it is a symlink (`ln -s v2 cur.tmp && mv -T cur.tmp cur`), or through
@@ -276,8 +278,17 @@ impl Orchestrator {
     }
 }
 
+/// How long a reload waits for a YAML file that is still open for writing (Linux reports when
+/// a writer closes a file): a writer that keeps a file open longer is not waited for.
+#[cfg(feature = "reload")]
+const OPEN_WRITE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// What the watcher thread does until told to stop: reload on relevant events, and watch the
 /// directory anew when it was replaced.
+///
+/// A file written in several steps can be valid YAML halfway (an editor or `cat > file` that
+/// pauses longer than the debounce): where the platform reports closes (Linux), a reload waits
+/// until every YAML file opened for writing has been closed again, or for [`OPEN_WRITE_WAIT`].
 #[cfg(feature = "reload")]
 fn watch_loop(
     orchestrator: &Orchestrator,
@@ -289,8 +300,17 @@ fn watch_loop(
     received: &std::sync::mpsc::Receiver<notify_debouncer_full::DebounceEventResult>,
     stop: &std::sync::atomic::AtomicBool,
 ) {
+    use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind};
     use notify::{EventKind, RecursiveMode};
+    use std::time::Instant;
+    const REPORTS_CLOSE: bool = cfg!(any(target_os = "linux", target_os = "android"));
     let name = dir.file_name();
+    let is_yaml = |p: &Path| {
+        matches!(p.extension().and_then(|x| x.to_str()), Some("yaml" | "yml")) && p.starts_with(dir)
+    };
+    // YAML files opened for writing and not closed yet, with when that was first seen.
+    let mut writing: std::collections::HashMap<PathBuf, Instant> = Default::default();
+    let mut pending = false;
     while !stop.load(std::sync::atomic::Ordering::Acquire) {
         let events = match received.recv_timeout(std::time::Duration::from_millis(200)) {
             Ok(Ok(events)) => events,
@@ -300,37 +320,58 @@ fn watch_loop(
                 }
                 continue;
             }
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Vec::new(),
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
         };
         let mut replaced = false;
-        let mut relevant = false;
-        for e in events
-            .iter()
-            .filter(|e| !matches!(e.kind, EventKind::Access(_)))
-        {
+        for e in &events {
+            match e.kind {
+                EventKind::Access(AccessKind::Close(AccessMode::Write)) => {
+                    for p in &e.paths {
+                        writing.remove(p);
+                    }
+                    continue;
+                }
+                EventKind::Access(_) => continue,
+                EventKind::Create(CreateKind::File | CreateKind::Any)
+                | EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any)
+                    if REPORTS_CLOSE =>
+                {
+                    for p in e.paths.iter().filter(|p| is_yaml(p)) {
+                        writing.entry(p.clone()).or_insert_with(Instant::now);
+                    }
+                }
+                EventKind::Remove(_) => {
+                    for p in &e.paths {
+                        writing.remove(p);
+                    }
+                }
+                _ => {}
+            }
             for p in &e.paths {
                 // The directory itself (seen from its parent), or a Kubernetes `..data` swap.
                 if p.parent() == dir.parent() && p.file_name() == name {
                     replaced = true;
                 }
                 let file = p.file_name().and_then(|f| f.to_str()).unwrap_or_default();
-                relevant |= replaced
+                pending |= replaced
                     || file.starts_with("..") && p.starts_with(dir)
-                    || matches!(p.extension().and_then(|x| x.to_str()), Some("yaml" | "yml"))
-                        && p.starts_with(dir)
+                    || is_yaml(p)
                     || matches!(e.kind, EventKind::Remove(_))
                         && p.extension().is_none()
                         && p.starts_with(dir);
             }
         }
         if replaced {
+            writing.clear();
             let _ = debouncer.unwatch(dir);
             if let Err(e) = debouncer.watch(dir, RecursiveMode::Recursive) {
                 tracing::warn!(dir = %dir.display(), error = %e, "the config directory is gone; watching for it to come back");
             }
         }
-        if relevant {
+        writing.retain(|_, since| since.elapsed() < OPEN_WRITE_WAIT);
+        if pending && writing.is_empty() {
+            pending = false;
             let _ = orchestrator.reload();
         }
     }
