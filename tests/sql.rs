@@ -505,6 +505,16 @@ async fn postgres() {
     db.run(async |db| {
         everything(db).await;
         statement_timeout(db, "SELECT pg_sleep(5)").await;
+        cut_off_statement_frees_the_pool(&db.url, "SELECT pg_sleep(31.5)").await;
+        // PostgreSQL 14+ notices the closed connection and cancels the statement.
+        let running = "pg_stat_activity WHERE query = 'SELECT pg_sleep(31.5)' AND state = 'active'";
+        for _ in 0..200 {
+            if db.count(running).await == 0 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("the cut-off statement still runs on the server after 20 s");
     })
     .await;
 }
@@ -517,6 +527,7 @@ async fn mysql() {
     db.run(async |db| {
         everything(db).await;
         statement_timeout(db, "SELECT SLEEP(5) FROM customers").await;
+        cut_off_statement_frees_the_pool(&db.url, "SELECT SLEEP(31.5)").await;
     })
     .await;
 }
@@ -534,6 +545,46 @@ async fn statement_timeout(db: &TestDb, slow: &str) {
     let o = Orchestrator::from_dir(dir.path()).unwrap_or_else(|e| panic!("{e}"));
     let e = failed(&o, "slow", &[]).await;
     assert_eq!(e.kind, SourceErrorKind::Timeout, "{}", e.message);
+}
+
+/// A statement cut off by the source's timeout leaves the pool with its connection: the next
+/// query of a one-connection pool gets a fresh connection at once, instead of waiting past
+/// its acquire timeout for the abandoned statement to end.
+async fn cut_off_statement_frees_the_pool(url: &str, slow: &str) {
+    let dir = small_config(
+        format!(
+            "database:\n  sources:\n    default: {{connection_string: \"{url}\", pool_size: 1, acquire_timeout: 1s}}\n  operations:\n    slow: {{query: \"{slow}\"}}\n    fast: {{query: \"SELECT 1 AS one\"}}\n"
+        ),
+        "endpoints:\n  slow:\n    data_sources: [{name: slow, type: database, operation: slow, timeout: 300ms}]\n  fast:\n    data_sources: [{name: fast, type: database, operation: fast}]\n",
+    );
+    let o = Orchestrator::from_dir(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ok(&o, "fast", &[]).await, json!({"one": 1}));
+    let e = failed(&o, "slow", &[]).await;
+    assert_eq!(e.kind, SourceErrorKind::Timeout, "{}", e.message);
+    assert_eq!(ok(&o, "fast", &[]).await, json!({"one": 1}));
+}
+
+/// The same for SQLite, whose statements wait for a lock held by another connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_cut_off_statement_frees_the_pool() {
+    use sqlx::Connection as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("locked.db");
+    let url = format!("sqlite:{}", file.display());
+    let mut blocker = sqlx::SqliteConnection::connect(&format!("{url}?mode=rwc"))
+        .await
+        .unwrap();
+    sqlx::query("CREATE TABLE t (x INTEGER)")
+        .execute(&mut blocker)
+        .await
+        .unwrap();
+    // A write lock held until the test ends: writers wait (busy timeout), readers do not.
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut blocker)
+        .await
+        .unwrap();
+    cut_off_statement_frees_the_pool(&url, "INSERT INTO t VALUES (1)").await;
+    drop(blocker);
 }
 
 /// `sqlite::memory:` from YAML is one database shared by every connection of the pool.
@@ -597,7 +648,8 @@ async fn exhausted_pool_is_unavailable() {
     assert_eq!(ok(&o, "one", &[]).await, json!({"one": 1}));
 }
 
-/// A server that refuses connections is `Unavailable` (a transient error, so retries apply).
+/// A server that refuses connections is `Unavailable` (a transient error, so retries apply),
+/// at once rather than after the pool's acquire timeout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_connections_are_unavailable() {
     // Port 1 on loopback: nothing listens there.
@@ -607,7 +659,7 @@ async fn refused_connections_are_unavailable() {
     ] {
         let dir = small_config(
             format!(
-                "database:\n  sources:\n    default: {{connection_string: \"{url}\", acquire_timeout: 500ms}}\n  operations:\n    one: {{query: \"SELECT 1 AS one\"}}\n"
+                "database:\n  sources:\n    default: {{connection_string: \"{url}\", acquire_timeout: 20s}}\n  operations:\n    one: {{query: \"SELECT 1 AS one\"}}\n"
             ),
             "endpoints:\n  one:\n    data_sources: [{name: one, type: database, operation: one}]\n",
         );
@@ -615,6 +667,8 @@ async fn refused_connections_are_unavailable() {
         let e = failed(&o, "one", &[]).await;
         assert_eq!(e.kind, SourceErrorKind::Unavailable, "{url}: {}", e.message);
         assert!(e.is_transient());
+        // At once, not after the acquire timeout: the message is the refusal, not the pool's.
+        assert!(e.message.contains("refused"), "{url}: {}", e.message);
     }
 }
 

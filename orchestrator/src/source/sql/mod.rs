@@ -244,6 +244,10 @@ impl PoolSettings {
 
 /// Runs a bound query: its first row when `one`, every row otherwise, failing as soon as there
 /// are more than `max_rows` (the rest is never read).
+///
+/// When the caller stops waiting (the source's timeout, a client gone), the connection is taken
+/// out of the pool and dropped instead of returned: returning it would wait for the abandoned
+/// statement to finish first, and the pool would stay short of a connection meanwhile.
 async fn fetch<'q, DB>(
     pool: &sqlx::Pool<DB>,
     query: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>,
@@ -253,21 +257,73 @@ async fn fetch<'q, DB>(
 where
     DB: sqlx::Database,
     <DB as sqlx::Database>::Arguments: sqlx::IntoArguments<DB>,
-    for<'c> &'c sqlx::Pool<DB>: sqlx::Executor<'c, Database = DB>,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
 {
     use futures::TryStreamExt as _;
-    if one {
-        return Ok(query.fetch_optional(pool).await?.into_iter().collect());
-    }
-    let mut rows = Vec::new();
-    let mut stream = query.fetch(pool);
-    while let Some(row) = stream.try_next().await? {
-        if rows.len() == max_rows {
-            return Err(RunError::TooManyRows(max_rows));
+    let mut conn = CutOff(Some(pool.acquire().await?));
+    let Some(c) = conn.0.as_deref_mut() else {
+        unreachable!("set just above")
+    };
+    let rows = if one {
+        (query.fetch_optional(c).await)
+            .map(|r| r.into_iter().collect())
+            .map_err(RunError::from)
+    } else {
+        let mut rows = Vec::new();
+        let mut stream = query.fetch(c);
+        loop {
+            match stream.try_next().await {
+                Ok(Some(_)) if rows.len() == max_rows => {
+                    break Err(RunError::TooManyRows(max_rows));
+                }
+                Ok(Some(row)) => rows.push(row),
+                Ok(None) => break Ok(rows),
+                Err(e) => break Err(e.into()),
+            }
         }
-        rows.push(row);
+    };
+    conn.finish();
+    rows
+}
+
+/// A pooled connection with a statement running on it: dropped before [`CutOff::finish`], it
+/// leaves the pool (which opens a new one when needed) and is closed.
+struct CutOff<DB: sqlx::Database>(Option<sqlx::pool::PoolConnection<DB>>);
+
+impl<DB: sqlx::Database> CutOff<DB> {
+    /// The statement is over: the connection goes back to the pool.
+    fn finish(mut self) {
+        drop(self.0.take());
     }
-    Ok(rows)
+}
+
+impl<DB: sqlx::Database> Drop for CutOff<DB> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.0.take() {
+            drop(conn.detach());
+        }
+    }
+}
+
+/// Fails at once with `Unavailable` when the pool has no connection and the database's TCP
+/// port refuses connections: sqlx would retry until the acquire timeout, so a database that
+/// is down would hold every request for that long. A pool with a live connection, a Unix
+/// socket and a slow network are left to sqlx.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+async fn refused(
+    socket: Option<&std::path::PathBuf>,
+    host: &str,
+    port: u16,
+) -> Result<(), RunError> {
+    if socket.is_some() || host.starts_with('/') {
+        return Ok(());
+    }
+    match tokio::net::TcpStream::connect((host, port)).await {
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            Err(RunError::Sqlx(sqlx::Error::Io(e)))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// One decoded row, columns in select order.

@@ -63,6 +63,10 @@ pub(super) async fn run<'a>(
             Bind::Json(v) => query.bind(Json(v)),
         };
     }
+    if pool.size() == 0 {
+        let o = pool.connect_options();
+        super::refused(o.get_socket(), o.get_host(), o.get_port()).await?;
+    }
     super::fetch(pool, query, one, max_rows)
         .await?
         .iter()

@@ -19,7 +19,22 @@ pub(super) fn connect_lazy(url: &str, settings: &PoolSettings) -> Result<PgPool,
     if let Some(t) = settings.statement_timeout {
         options = options.options([("statement_timeout", format!("{}ms", t.as_millis().max(1)))]);
     }
-    Ok(settings.options().connect_lazy_with(options))
+    // A statement cut off by the source's timeout leaves with its connection (see `fetch`);
+    // PostgreSQL 14+ then notices within a second that nobody waits and cancels it. Older
+    // servers reject the setting; the connection is fine without it.
+    let pool = settings
+        .options()
+        .after_connect(|conn: &mut sqlx::PgConnection, _| {
+            Box::pin(async move {
+                let _ = sqlx::Executor::execute(
+                    &mut *conn,
+                    "SET client_connection_check_interval = 1000",
+                )
+                .await;
+                Ok(())
+            })
+        });
+    Ok(pool.connect_lazy_with(options))
 }
 
 pub(super) async fn run<'a>(
@@ -44,6 +59,10 @@ pub(super) async fn run<'a>(
             Bind::Text(v) => query.bind(v.as_str()),
             Bind::Json(v) => query.bind(Json(v)),
         };
+    }
+    if pool.size() == 0 {
+        let o = pool.connect_options();
+        super::refused(o.get_socket(), o.get_host(), o.get_port()).await?;
     }
     super::fetch(pool, query, one, max_rows)
         .await?
