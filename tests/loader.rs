@@ -165,7 +165,7 @@ fn seed_integrations_and_settings() {
     let conn = &i.database.sources["default"];
     let expected_db = fixture("valid/seed").join("customer360.db");
     assert_eq!(
-        conn.url,
+        conn.url.expose(),
         format!("sqlite://{}", expected_db.display()),
         "relative SQLite paths resolve against the config dir"
     );
@@ -183,9 +183,9 @@ fn seed_integrations_and_settings() {
     );
 
     let api = &i.api.sources["credit_api"];
-    assert_eq!(api.base_url, "http://127.0.0.1:5000/api/v1");
+    assert_eq!(api.base_url.expose(), "http://127.0.0.1:5000/api/v1");
     assert_eq!(api.http.timeout, Some(Duration::from_secs(5)));
-    assert_eq!(api.http.headers["Accept"], "application/json");
+    assert_eq!(api.http.headers["Accept"].expose(), "application/json");
     assert_eq!(
         api.auth,
         Some(ApiAuth::Bearer {
@@ -200,7 +200,7 @@ fn seed_integrations_and_settings() {
     );
 
     let feast = &i.feast.sources["default"];
-    assert_eq!(feast.url, "http://127.0.0.1:6566");
+    assert_eq!(feast.url.expose(), "http://127.0.0.1:6566");
     let features = &feast.operations["get_customer_features"];
     assert_eq!(
         features.features,
@@ -274,7 +274,7 @@ fn per_domain_files_override_the_global_ones() {
     );
     let b_db = &plan.integrations_for(b).database;
     assert!(b_db.operations.contains_key("local_op") && !b_db.operations.contains_key("global_op"));
-    assert!(b_db.sources["default"].url.ends_with("b.db"));
+    assert!(b_db.sources["default"].url.expose().ends_with("b.db"));
 
     // The global operation is not visible in domain `b`: a reference to it is an error there.
     write(

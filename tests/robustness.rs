@@ -384,3 +384,40 @@ async fn a_sqlite_file_that_cannot_be_opened_is_unavailable_and_retried() {
         other => panic!("expected the file to be unavailable, got {other:?}"),
     }
 }
+
+/// Credentials held by a plan are [`Secret`](api_orchestrator::plan::Secret)s: printing the
+/// whole plan with `{:?}` (as a host might, logging what it loaded) shows none of them.
+#[test]
+fn a_plan_printed_with_debug_shows_no_credential() {
+    let files = ConfigFiles::new()
+        .with_file(
+            "config.yaml",
+            "auth: {enabled: true, jwt_secret: s3cret-jwt-0-long-enough}\ncache: {store: redis, url: \"redis://:s3cret-redis-1@127.0.0.1:6379/0\"}\n",
+        )
+        .with_file(
+            "database.yaml",
+            "database:\n  sources:\n    default: {connection_string: \"postgres://app:s3cret-db-2@db/orders?sslpassword=s3cret-db-3\"}\n  operations: {}\n",
+        )
+        .with_file(
+            "integrations/api_sources.yaml",
+            "api:\n  sources:\n    up:\n      base_url: \"http://app:s3cret-url-4@api.example.com/v1\"\n      headers: {X-API-Key: s3cret-header-6}\n      auth: {type: bearer, token: s3cret-token-7}\n      operations:\n        x: {path: /x}\n    keyed:\n      base_url: \"http://api.example.com\"\n      auth: {type: api_key, query: key, key: s3cret-key-8}\n      operations:\n        y: {path: /y}\n    basic:\n      base_url: \"http://api.example.com\"\n      auth: {type: basic, username: app, password: s3cret-basic-9}\n      operations:\n        z: {path: /z}\n",
+        )
+        .with_file(
+            "integrations/ml_config.yaml",
+            "ml:\n  sources:\n    models:\n      base_url: \"http://m:s3cret-ml-10@127.0.0.1:8080\"\n      headers: {Authorization: \"Bearer s3cret-ml-11\"}\n      models:\n        churn: {endpoint: /predict, headers: {X-Model-Key: s3cret-ml-12}}\n",
+        )
+        .with_file(
+            "domains/shop.yaml",
+            "endpoints:\n  x:\n    data_sources:\n      - {name: x, type: api, operation: x}\n",
+        );
+    let plan = Loader::new()
+        .load(&files)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_plan();
+    let shown = format!("{plan:?}");
+    assert!(shown.contains("api.example.com"), "URLs stay readable");
+    assert!(!shown.contains("s3cret"), "{shown}");
+    // …while the code that sends them still has them.
+    let api = &plan.integrations.global.api.sources["up"];
+    assert_eq!(api.http.headers["X-API-Key"].expose(), "s3cret-header-6");
+}

@@ -16,7 +16,7 @@ use api_orchestrator_core::plan::{
     InputField, InputSchema, InputType, Integrations, LogFile, LogFormat, LogRotation,
     LoggingSettings, MlConfig, Model, ModelProtocol, ModelServer, OnDegraded, OnError, OnMissing,
     Origin, Plan, RateLimit, RateLimitKey, RetryPolicy, ReturnType, RouteTemplate,
-    ScopedIntegrations, ServerSettings, Settings, SourceStep, SqlType, TelemetrySettings,
+    ScopedIntegrations, Secret, ServerSettings, Settings, SourceStep, SqlType, TelemetrySettings,
     TrackingSettings, Transform,
 };
 use proc_macro2::TokenStream;
@@ -71,6 +71,13 @@ fn unknown(value: &impl std::fmt::Debug) -> TokenStream {
 impl Emit for String {
     fn emit(&self) -> TokenStream {
         quote!(::api_orchestrator::__private::s(#self))
+    }
+}
+
+impl Emit for Secret {
+    fn emit(&self) -> TokenStream {
+        let text = self.expose();
+        quote!(::api_orchestrator::plan::Secret::new(#text))
     }
 }
 
@@ -435,7 +442,7 @@ record!(DomainInfo {
 
 impl Emit for AuthSettings {
     fn emit(&self) -> TokenStream {
-        let secret = self.jwt_secret.emit();
+        let secret = self.jwt_secret.expose();
         quote!(::api_orchestrator::plan::AuthSettings::hs256(#secret))
     }
 }

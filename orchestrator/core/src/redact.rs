@@ -79,20 +79,14 @@ pub fn excerpt(text: &str, max: usize) -> String {
     out
 }
 
-/// Keys whose values are credentials wherever they appear in a config.
-const SECRET_KEYS: &[&str] = &[
-    "password",
-    "token",
-    "secret",
-    "jwt_secret",
-    "client_secret",
-    "key",
-    "api_key",
-];
+/// Keys whose values are credentials wherever they appear in a config: any key whose name ends
+/// with one of these (`token`, `jwt_secret`, `X-API-Key`, `Authorization` …).
+const SECRET_KEYS: &[&str] = &["password", "token", "secret", "key", "authorization"];
 
-/// A line of a config file fit to quote under a diagnostic: URL passwords, `password=…`
-/// pairs and the values of secret keys (`token:`, `password:`, `key:` …) are masked with `*`,
-/// one per character, so a caret under the line still points at the same column.
+/// A line of a config file fit to quote under a diagnostic: URL passwords and query values,
+/// `password=…` pairs and the values of secret keys (`token:`, `password:`, `X-API-Key:`,
+/// `Authorization:` …) are masked with `*`, one per character, so a caret under the line
+/// still points at the same column.
 pub fn line(text: &str) -> String {
     let mut chars: Vec<char> = text.chars().collect();
     // An environment reference (`${env:TOKEN}`) names the secret without holding it: it stays.
@@ -124,7 +118,21 @@ pub fn line(text: &str) -> String {
             {
                 mask(&mut chars, colon + 1, at);
             }
-            i = end;
+            // Its query values: `?key=…&sig=…`.
+            let url_end = (end..chars.len())
+                .find(|&j| stop(chars[j]) && chars[j] != '&' || chars[j] == '#')
+                .unwrap_or(chars.len());
+            if let Some(q) = (end..url_end).find(|&j| chars[j] == '?') {
+                let mut j = q + 1;
+                while j < url_end {
+                    let pair_end = (j..url_end).find(|&k| chars[k] == '&').unwrap_or(url_end);
+                    if let Some(eq) = (j..pair_end).find(|&k| chars[k] == '=') {
+                        mask(&mut chars, eq + 1, pair_end);
+                    }
+                    j = pair_end + 1;
+                }
+            }
+            i = url_end;
             continue;
         }
         // `password=…` in a connection string.
@@ -139,12 +147,17 @@ pub fn line(text: &str) -> String {
         }
         // `token: value`, in block or flow style.
         let boundary = i == 0 || matches!(chars[i - 1], ' ' | '{' | ',' | '\t');
+        let name_end = (i..chars.len())
+            .find(|&j| !(chars[j].is_ascii_alphanumeric() || "_-".contains(chars[j])))
+            .unwrap_or(chars.len());
         if boundary
-            && let Some(key) = SECRET_KEYS
+            && name_end > i
+            && chars.get(name_end) == Some(&':')
+            && SECRET_KEYS
                 .iter()
-                .find(|k| starts(i, k) && chars.get(i + k.len()) == Some(&':'))
+                .any(|k| name_end - i >= k.len() && starts(name_end - k.len(), k))
         {
-            let mut from = i + key.len() + 1;
+            let mut from = name_end + 1;
             while chars.get(from).is_some_and(|c| *c == ' ') {
                 from += 1;
             }
@@ -213,6 +226,15 @@ mod tests {
                 "      auth: {type: api_key, query: api_key, key: *****}",
             ),
             ("  name: keyboard", "  name: keyboard"),
+            ("  keys: [a, b]", "  keys: [a, b]"),
+            (
+                "      headers: {X-API-Key: k-1, Accept: json}",
+                "      headers: {X-API-Key: ***, Accept: json}",
+            ),
+            (
+                "      base_url: \"http://h/v1?key=s-1&x=2\"",
+                "      base_url: \"http://h/v1?key=***&x=*\"",
+            ),
             (
                 "      auth: {type: bearer, token: \"${env:TOKEN}\"}",
                 "      auth: {type: bearer, token: \"${env:TOKEN}\"}",

@@ -728,9 +728,9 @@ fn service_policies(
         return ServicePolicies::default();
     }
     let url = match svc.entry {
-        plan::ServiceEntry::Api(a) => a.base_url.as_str(),
-        plan::ServiceEntry::Feast(f) => f.url.as_str(),
-        plan::ServiceEntry::Ml(m) => m.base_url.as_str(),
+        plan::ServiceEntry::Api(a) => a.base_url.expose(),
+        plan::ServiceEntry::Feast(f) => f.url.expose(),
+        plan::ServiceEntry::Ml(m) => m.base_url.expose(),
         _ => "",
     };
     // A domain may define a service of the same name elsewhere: the URL tells them apart.

@@ -162,7 +162,7 @@ pub(crate) fn store(settings: &CacheSettings) -> Result<Arc<dyn Store>, SourceEr
         CacheStore::Memory => Ok(Arc::new(MemoryStore::new(settings))),
         #[cfg(feature = "redis")]
         CacheStore::Redis { url } => Ok(Arc::new(super::redis::RedisStore::new(
-            url,
+            url.expose(),
             settings.timeout,
         )?)),
         #[cfg(not(feature = "redis"))]

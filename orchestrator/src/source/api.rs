@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 
 use super::http::{HttpClient, Outgoing, encode_component, scalar_text};
 use super::{DataSource, SourceCall, SourceError, SourceErrorKind, SourceFactory};
-use crate::plan::{ApiAuth, ApiOperation, ApiService, Integrations, placeholders};
+use crate::plan::{ApiAuth, ApiOperation, ApiService, Integrations, Secret, placeholders};
 
 /// Builds the `api` source for each config version and domain scope: one client per service.
 #[derive(Debug, Clone, Copy, Default)]
@@ -54,11 +54,14 @@ fn client(id: &str, svc: &ApiService) -> Result<HttpClient, SourceError> {
         Some(ApiAuth::Bearer { token }) => {
             headers.push((
                 AUTHORIZATION,
-                HeaderValue::from_str(&format!("Bearer {token}")).map_err(bad)?,
+                HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(bad)?,
             ));
         }
         Some(ApiAuth::Basic { username, password }) => {
-            let pair = format!("{username}:{}", password.as_deref().unwrap_or(""));
+            let pair = format!(
+                "{username}:{}",
+                password.as_ref().map_or("", Secret::expose)
+            );
             let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
             headers.push((
                 AUTHORIZATION,
@@ -77,10 +80,10 @@ fn client(id: &str, svc: &ApiService) -> Result<HttpClient, SourceError> {
                         format!("service `{id}`: header `{h}`: {e}"),
                     )
                 })?;
-                headers.push((name, HeaderValue::from_str(key).map_err(bad)?));
+                headers.push((name, HeaderValue::from_str(key.expose()).map_err(bad)?));
             }
             if let Some(q) = q {
-                query.push((q.clone(), key.clone()));
+                query.push((q.clone(), key.expose().to_owned()));
             }
         }
         Some(_) => {
@@ -90,7 +93,7 @@ fn client(id: &str, svc: &ApiService) -> Result<HttpClient, SourceError> {
             ));
         }
     }
-    HttpClient::new(id, &svc.base_url, &svc.http, headers, query)
+    HttpClient::new(id, svc.base_url.expose(), &svc.http, headers, query)
 }
 
 struct Service {

@@ -56,7 +56,7 @@ impl SourceFactory for FeastFactory {
         for (id, server) in &integrations.feast.sources {
             let client = Arc::new(HttpClient::new(
                 id,
-                &server.url,
+                server.url.expose(),
                 &server.http,
                 Vec::new(),
                 Vec::new(),

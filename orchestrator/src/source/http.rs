@@ -106,7 +106,7 @@ impl HttpClient {
         for (k, v) in &http.headers {
             let name = HeaderName::from_bytes(k.as_bytes())
                 .map_err(|e| config_error(service, format_args!("header `{k}`: {e}")))?;
-            let value = HeaderValue::from_str(v)
+            let value = HeaderValue::from_str(v.expose())
                 .map_err(|e| config_error(service, format_args!("header `{k}`: {e}")))?;
             headers.insert(name, value);
         }

@@ -50,7 +50,7 @@ impl SourceFactory for MlFactory {
         for (id, server) in &integrations.ml.sources {
             let client = Arc::new(HttpClient::new(
                 id,
-                &server.base_url,
+                server.base_url.expose(),
                 &server.http,
                 Vec::new(),
                 Vec::new(),
@@ -114,7 +114,7 @@ impl PreparedModel {
         for (k, v) in &model.headers {
             let name = reqwest::header::HeaderName::try_from(k.as_str())
                 .map_err(|_| config(format!("`{k}` is not a header name")))?;
-            let mut value = reqwest::header::HeaderValue::try_from(v.as_str())
+            let mut value = reqwest::header::HeaderValue::try_from(v.expose())
                 .map_err(|_| config(format!("the value of header `{k}` is not valid")))?;
             value.set_sensitive(true);
             headers.push((name, value));
@@ -470,9 +470,13 @@ pub async fn check_models(plan: &Plan) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     for (_, integrations) in plan.integrations.iter() {
         for (id, server) in &integrations.ml.sources {
-            let Ok(client) =
-                HttpClient::new(id, &server.base_url, &server.http, Vec::new(), Vec::new())
-            else {
+            let Ok(client) = HttpClient::new(
+                id,
+                server.base_url.expose(),
+                &server.http,
+                Vec::new(),
+                Vec::new(),
+            ) else {
                 continue;
             };
             for (name, model) in server

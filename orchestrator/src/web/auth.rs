@@ -61,7 +61,10 @@ pub(super) fn verify(
     if header.get("alg").and_then(Value::as_str) != Some("HS256") {
         return Err(Rejected::Invalid);
     }
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, settings.jwt_secret.as_bytes());
+    let key = ring::hmac::Key::new(
+        ring::hmac::HMAC_SHA256,
+        settings.jwt_secret.expose().as_bytes(),
+    );
     let signed = &token[..token.len() - signature.len() - 1];
     ring::hmac::verify(&key, signed.as_bytes(), &decode(signature)?)
         .map_err(|_| Rejected::Invalid)?;
@@ -110,18 +113,22 @@ mod tests {
     fn checks_signature_algorithm_and_expiry() {
         let s = AuthSettings::hs256("a-secret-of-some-length");
         let hs = json!({"alg": "HS256", "typ": "JWT"});
-        let good = token(&s.jwt_secret, &hs, &json!({"sub": "ada", "exp": 2_000}));
+        let good = token(
+            s.jwt_secret.expose(),
+            &hs,
+            &json!({"sub": "ada", "exp": 2_000}),
+        );
         assert_eq!(verify(&s, &headers(&good), 1_000).unwrap()["sub"], "ada");
         assert_eq!(verify(&s, &headers(&good), 3_000), Err(Rejected::Expired));
         let forged = token("another-secret-entirely", &hs, &json!({"exp": 2_000}));
         assert_eq!(verify(&s, &headers(&forged), 1_000), Err(Rejected::Invalid));
         let none = token(
-            &s.jwt_secret,
+            s.jwt_secret.expose(),
             &json!({"alg": "none"}),
             &json!({"exp": 2_000}),
         );
         assert_eq!(verify(&s, &headers(&none), 1_000), Err(Rejected::Invalid));
-        let no_exp = token(&s.jwt_secret, &hs, &json!({"sub": "ada"}));
+        let no_exp = token(s.jwt_secret.expose(), &hs, &json!({"sub": "ada"}));
         assert_eq!(verify(&s, &headers(&no_exp), 1_000), Err(Rejected::Expired));
         assert_eq!(verify(&s, &HeaderMap::new(), 1_000), Err(Rejected::Missing));
         assert_eq!(

@@ -42,7 +42,7 @@ pub(crate) fn cache_settings(cx: &mut ValueReader, path: &KeyPath, v: &Value) ->
                 || url.starts_with("rediss://")
                 || url.starts_with("redis+unix://")
             {
-                settings.store = CacheStore::Redis { url };
+                settings.store = CacheStore::Redis { url: url.into() };
             } else {
                 cx.report(
                     Diagnostic::new(

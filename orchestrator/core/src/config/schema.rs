@@ -1,5 +1,6 @@
 //! Readers for each config document. Every key is declared here once; anything else is rejected.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde_json::Value;
@@ -13,8 +14,8 @@ use crate::plan::{
     DbParam, DomainInfo, Endpoint, EndpointType, Fallback, FeastConfig, FeastOperation,
     FeastServer, FeatureFallback, HttpMethod, HttpSettings, InputField, InputSchema, InputType,
     MlConfig, Model, ModelProtocol, ModelServer, OnError, OnMissing, Origin, OutputPath,
-    RetryPolicy, ReturnType, RouteTemplate, Settings, SourceStep, SqlType, TrackingSettings,
-    Transform,
+    RetryPolicy, ReturnType, RouteTemplate, Secret, Settings, SourceStep, SqlType,
+    TrackingSettings, Transform,
 };
 
 fn origin(cx: &ValueReader) -> Origin {
@@ -1014,7 +1015,7 @@ fn db_connection(
     let acquire_timeout = either(cx, "acquire_timeout", "pool_timeout");
     let max_lifetime = either(cx, "max_lifetime", "pool_recycle");
     Some(DbConnection {
-        url,
+        url: url.into(),
         pool_size,
         acquire_timeout,
         max_lifetime,
@@ -1245,7 +1246,9 @@ pub(crate) fn api(cx: &mut ValueReader, doc: &Value) -> ApiConfig {
             "answers are never mocked in the server: run a stub server for tests and point `base_url` at it",
         );
         Some(ApiService {
-            base_url: o.req(cx, "base_url", "the service's base URL", base_url)?,
+            base_url: o
+                .req(cx, "base_url", "the service's base URL", base_url)?
+                .into(),
             http: http_settings(cx, &o),
             auth: o.opt(cx, "auth", auth),
             operations: o.map_of(
@@ -1294,7 +1297,7 @@ fn http_settings(cx: &mut ValueReader, o: &Object<'_>) -> HttpSettings {
     };
     HttpSettings {
         timeout: o.opt_duration(cx, "timeout"),
-        headers: o.string_map(cx, "headers"),
+        headers: secrets(o.string_map(cx, "headers")),
         retries,
         max_response_bytes: o.opt(cx, "max_response_bytes", ValueReader::uint),
         cache: o.opt(cx, "cache", policy::cache_policy),
@@ -1315,7 +1318,7 @@ fn base_url(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> Option<String> {
         }
         _ => {
             cx.report(
-                Diagnostic::new(Code::InvalidValue, path.clone(), format!("`{s}` is not an http(s) base URL"))
+                Diagnostic::new(Code::InvalidValue, path.clone(), format!("`{}` is not an http(s) base URL", crate::redact::url(&s)))
                     .with_help("write `http://host:port/prefix` (no query or fragment; operation paths are appended)"),
             );
             None
@@ -1385,12 +1388,14 @@ fn auth(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> Option<ApiAuth> {
     }
     Some(match kind.as_str() {
         "bearer" => ApiAuth::Bearer {
-            token: o.req(
-                cx,
-                "token",
-                "the token (use `${env:NAME}`)",
-                ValueReader::string,
-            )?,
+            token: o
+                .req(
+                    cx,
+                    "token",
+                    "the token (use `${env:NAME}`)",
+                    ValueReader::string,
+                )?
+                .into(),
         },
         "api_key" => {
             let header = o.opt_string(cx, "header");
@@ -1408,17 +1413,19 @@ fn auth(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> Option<ApiAuth> {
             ApiAuth::ApiKey {
                 header,
                 query,
-                key: o.req(
-                    cx,
-                    "key",
-                    "the key (use `${env:NAME}`)",
-                    ValueReader::string,
-                )?,
+                key: o
+                    .req(
+                        cx,
+                        "key",
+                        "the key (use `${env:NAME}`)",
+                        ValueReader::string,
+                    )?
+                    .into(),
             }
         }
         _ => ApiAuth::Basic {
             username: o.req(cx, "username", "the user name", ValueReader::string)?,
-            password: o.opt_string(cx, "password"),
+            password: o.opt_string(cx, "password").map(Secret::from),
         },
     })
 }
@@ -1553,7 +1560,7 @@ pub(crate) fn feast(cx: &mut ValueReader, doc: &Value) -> FeastConfig {
             (None, None) => o.req(cx, "url", "the feature server URL", base_url),
         }?;
         Some(FeastServer {
-            url,
+            url: url.into(),
             http: http_settings(cx, &o),
             operations: o.map_of(
                 cx,
@@ -1664,7 +1671,9 @@ pub(crate) fn ml(cx: &mut ValueReader, doc: &Value) -> MlConfig {
     let sources = services(cx, doc, "ml", |cx, p, v| {
         let o = cx.object(p, v, &http_keys(&["base_url", "models"]))?;
         Some(ModelServer {
-            base_url: o.req(cx, "base_url", "the model server's base URL", base_url)?,
+            base_url: o
+                .req(cx, "base_url", "the model server's base URL", base_url)?
+                .into(),
             http: http_settings(cx, &o),
             models: o.map_of(
                 cx,
@@ -1775,7 +1784,7 @@ fn model(cx: &mut ValueReader, _: &str, path: &KeyPath, v: &Value) -> Option<Mod
         format,
         outputs,
         timeout: o.opt_duration(cx, "timeout"),
-        headers: o.string_map(cx, "headers"),
+        headers: secrets(o.string_map(cx, "headers")),
         origin: origin(cx),
     })
 }
@@ -1785,6 +1794,11 @@ pub(crate) const TENSOR_DATATYPES: &[&str] = &[
     "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16",
     "FP32", "FP64", "BYTES",
 ];
+
+/// Header values: they may hold tokens.
+fn secrets(map: BTreeMap<String, String>) -> BTreeMap<String, Secret> {
+    map.into_iter().map(|(k, v)| (k, v.into())).collect()
+}
 
 #[cfg(test)]
 mod tests {

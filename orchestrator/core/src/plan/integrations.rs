@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{CachePolicy, CircuitBreaker, NamedMap, Origin, RetryPolicy};
+use super::{CachePolicy, CircuitBreaker, NamedMap, Origin, RetryPolicy, Secret};
 
 /// All integration definitions visible to one set of endpoints.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -223,7 +223,7 @@ pub struct DbConnection {
     /// sqlx URL, translated from SQLAlchemy style where needed (`sqlite:///x.db` becomes
     /// `sqlite://x.db` resolved against the config directory, `postgresql+psycopg2://` becomes
     /// `postgres://`, `mysql+pymysql://` becomes `mysql://`).
-    pub url: String,
+    pub url: Secret,
     /// Maximum pool size (`pool_size`).
     pub pool_size: Option<u32>,
     /// How long to wait for a pooled connection (`acquire_timeout`).
@@ -245,7 +245,7 @@ pub struct DbConnection {
 impl DbConnection {
     /// Which driver the URL names (`None` for a scheme no driver handles).
     pub fn driver(&self) -> Option<SqlDriver> {
-        SqlDriver::of_url(&self.url)
+        SqlDriver::of_url(self.url.expose())
     }
 }
 
@@ -462,7 +462,7 @@ pub struct HttpSettings {
     /// `defaults.source_timeout` applies when neither is set.
     pub timeout: Option<Duration>,
     /// Headers sent with every call (`headers`).
-    pub headers: BTreeMap<String, String>,
+    pub headers: BTreeMap<String, Secret>,
     /// Retries for transient failures (`retries`) of the calls that may be repeated: every
     /// feature lookup and inference, and API operations with `GET`, `PUT` or `DELETE`. The data
     /// source's or the operation's own `retries` wins.
@@ -496,7 +496,7 @@ pub struct ApiConfig {
 #[non_exhaustive]
 pub struct ApiService {
     /// Base URL that operation paths are appended to.
-    pub base_url: String,
+    pub base_url: Secret,
     /// Timeout, headers, retries, response size limit.
     pub http: HttpSettings,
     /// Authentication.
@@ -514,7 +514,7 @@ pub enum ApiAuth {
     /// `{type: bearer, token}`: `Authorization: Bearer <token>`.
     Bearer {
         /// The token.
-        token: String,
+        token: Secret,
     },
     /// `{type: api_key, header | query, key}`: the key in a header or a query parameter.
     ApiKey {
@@ -523,14 +523,14 @@ pub enum ApiAuth {
         /// Query parameter name, when sent in the query.
         query: Option<String>,
         /// The key.
-        key: String,
+        key: Secret,
     },
     /// `{type: basic, username, password}`.
     Basic {
         /// User name.
         username: String,
         /// Password.
-        password: Option<String>,
+        password: Option<Secret>,
     },
 }
 
@@ -626,7 +626,7 @@ pub struct FeastConfig {
 #[non_exhaustive]
 pub struct FeastServer {
     /// Feature server URL (`url`, or `base_url` like the other integration files).
-    pub url: String,
+    pub url: Secret,
     /// Timeout, headers, retries, response size limit.
     pub http: HttpSettings,
     /// `feast.sources.<id>.operations.<name>`.
@@ -710,7 +710,7 @@ pub struct MlConfig {
 #[non_exhaustive]
 pub struct ModelServer {
     /// Base URL.
-    pub base_url: String,
+    pub base_url: Secret,
     /// Timeout, headers, retries, response size limit.
     pub http: HttpSettings,
     /// `ml.sources.<id>.models.<name>`.
@@ -776,7 +776,7 @@ pub struct Model {
     /// Timeout of a call to this model (`timeout`), before the server's.
     pub timeout: Option<Duration>,
     /// Headers sent with each call to this model (`headers`), besides the server's.
-    pub headers: BTreeMap<String, String>,
+    pub headers: BTreeMap<String, Secret>,
     /// Where it was declared.
     pub origin: Origin,
 }

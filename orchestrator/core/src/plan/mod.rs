@@ -33,6 +33,7 @@
 mod integrations;
 mod policy;
 mod route;
+mod secret;
 mod serving;
 
 use std::collections::BTreeMap;
@@ -54,6 +55,7 @@ pub use policy::{
     RateLimitKey,
 };
 pub use route::{ENTITY_ID, Route, RouteError, RouteTemplate, id_param_of};
+pub use secret::Secret;
 pub use serving::{
     AppSettings, AuthSettings, CorsSettings, DomainInfo, LogFile, LogFormat, LogRotation,
     LoggingSettings, TelemetrySettings,

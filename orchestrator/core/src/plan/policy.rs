@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use super::Secret;
+
 /// Caching of a data source's results (`cache:` on a data source, or on an HTTP integration
 /// service for every call to it). Identical calls in flight at once share one upstream call.
 ///
@@ -57,7 +59,7 @@ impl Default for CacheSettings {
 }
 
 /// Where cached answers live (`cache.store`).
-#[derive(Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum CacheStore {
     /// In this process, bounded (`memory`, the default).
@@ -65,18 +67,9 @@ pub enum CacheStore {
     Memory,
     /// A Redis server every replica shares (`redis`, with `url`; crate feature `redis`).
     Redis {
-        /// `redis://host:port/db` (may carry a password: never printed).
-        url: String,
+        /// `redis://host:port/db` (may carry a password).
+        url: Secret,
     },
-}
-
-impl std::fmt::Debug for CacheStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Memory => f.write_str("Memory"),
-            Self::Redis { .. } => f.write_str("Redis { url: <hidden> }"),
-        }
-    }
 }
 
 impl CacheStore {

@@ -2,7 +2,7 @@
 //! authentication, logging): the library reads them, the web integrations and the demo server
 //! apply them, and a host that mounts the plans itself can apply them with the same layers.
 
-use std::fmt;
+use super::Secret;
 
 /// About the application (`app:` in `config.yaml`, the original service's section).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,27 +144,19 @@ impl Default for CorsSettings {
 /// Bearer-token authentication of the orchestrated routes (`auth:` with `enabled: true`): an
 /// HS256 JWT signed with `jwt_secret`, its `exp` enforced. Verified claims are readable as
 /// `$request.auth.<claim>`.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct AuthSettings {
-    /// The HMAC secret (`jwt_secret`). Never printed.
-    pub jwt_secret: String,
+    /// The HMAC secret (`jwt_secret`).
+    pub jwt_secret: Secret,
 }
 
 impl AuthSettings {
     /// Settings checking tokens signed with `secret`.
     pub fn hs256(secret: impl Into<String>) -> Self {
         Self {
-            jwt_secret: secret.into(),
+            jwt_secret: Secret::new(secret),
         }
-    }
-}
-
-impl fmt::Debug for AuthSettings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AuthSettings")
-            .field("jwt_secret", &"<redacted>")
-            .finish()
     }
 }
 

@@ -139,7 +139,7 @@ impl SqlPool {
         let driver = conn.driver().ok_or_else(|| {
             config(format!(
                 "`{}` is not a supported database URL",
-                crate::redact::url(&conn.url)
+                crate::redact::url(conn.url.expose())
             ))
         })?;
         let settings = PoolSettings {
@@ -150,11 +150,15 @@ impl SqlPool {
         };
         let built = match driver {
             #[cfg(feature = "sqlite")]
-            SqlDriver::Sqlite => sqlite::connect_lazy(&conn.url, &settings).map(Self::Sqlite),
+            SqlDriver::Sqlite => {
+                sqlite::connect_lazy(conn.url.expose(), &settings).map(Self::Sqlite)
+            }
             #[cfg(feature = "postgres")]
-            SqlDriver::Postgres => postgres::connect_lazy(&conn.url, &settings).map(Self::Postgres),
+            SqlDriver::Postgres => {
+                postgres::connect_lazy(conn.url.expose(), &settings).map(Self::Postgres)
+            }
             #[cfg(feature = "mysql")]
-            SqlDriver::MySql => mysql::connect_lazy(&conn.url, &settings).map(Self::MySql),
+            SqlDriver::MySql => mysql::connect_lazy(conn.url.expose(), &settings).map(Self::MySql),
             #[allow(unreachable_patterns)]
             other => {
                 return Err(config(format!(
@@ -396,7 +400,7 @@ impl Tracked {
 /// What makes two connections the same pool.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct PoolKey {
-    url: String,
+    url: crate::plan::Secret,
     /// In-memory SQLite databases are private to their connection name.
     memory_name: Option<String>,
     size: Option<u32>,
@@ -424,7 +428,11 @@ impl SqlFactory {
         }
         let key = PoolKey {
             url: conn.url.clone(),
-            memory_name: conn.url.contains(":memory:").then(|| name.to_owned()),
+            memory_name: conn
+                .url
+                .expose()
+                .contains(":memory:")
+                .then(|| name.to_owned()),
             size: conn.pool_size,
             acquire_timeout: conn.acquire_timeout,
             statement_timeout: conn.statement_timeout,
