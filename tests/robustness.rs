@@ -421,3 +421,64 @@ fn a_plan_printed_with_debug_shows_no_credential() {
     let api = &plan.integrations.global.api.sources["up"];
     assert_eq!(api.http.headers["X-API-Key"].expose(), "s3cret-header-6");
 }
+
+/// An upstream's 404 is a failure by default (502), nothing found with `on_not_found: empty`
+/// (a null result; `required: true` answers 404), and the endpoint's own 404 with
+/// `on_not_found: 404`, before `on_error` or a fallback sees it.
+#[tokio::test]
+async fn an_upstream_404_answers_what_on_not_found_says() {
+    let upstream = Upstream::start().await;
+    let dir = config_dir(&[
+        (
+            "integrations/api_sources.yaml",
+            &format!(
+                "api:\n  sources:\n    up:\n      base_url: \"{}\"\n      operations:\n        item: {{path: \"/missing/{{id}}\"}}\n",
+                upstream.url()
+            ),
+        ),
+        (
+            "domains/shop.yaml",
+            r#"
+endpoints:
+  plain:
+    path: /plain/{id}
+    data_sources:
+      - {name: thing, type: api, operation: item, params: {id: "$request.id"}}
+  empty:
+    path: /empty/{id}
+    data_sources:
+      - {name: thing, type: api, operation: item, params: {id: "$request.id"}, on_not_found: empty}
+    response_mapping: {thing: $thing, found: "$= $thing != null"}
+  required:
+    path: /required/{id}
+    data_sources:
+      - {name: thing, type: api, operation: item, params: {id: "$request.id"}, on_not_found: empty, required: true}
+  answers:
+    path: /answers/{id}
+    data_sources:
+      - {name: thing, type: api, operation: item, params: {id: "$request.id"}, on_not_found: 404, on_error: skip}
+"#,
+        ),
+    ]);
+    let o = Orchestrator::from_dir(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let api = Api::new(&o);
+    let (status, _, body) = call(&api, "GET", "/plain/7").await;
+    assert_eq!(status, 502, "{body}");
+    let (status, _, body) = call(&api, "GET", "/empty/7").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, json!({"thing": null, "found": false}));
+    for path in ["/required/7", "/answers/7"] {
+        let (status, _, body) = call(&api, "GET", path).await;
+        assert_eq!(status, 404, "{path}: {body}");
+        assert_eq!(body["type"], "urn:orchestrator:problem:no-result", "{body}");
+    }
+    assert_eq!(upstream.calls("/missing/7"), 4, "one call each, no retry of a 404");
+
+    // A misspelt mode is a load error listing the choices.
+    let bad = ConfigFiles::new().with_file(
+        "domains/x.yaml",
+        "endpoints:\n  x:\n    data_sources:\n      - {name: d, type: direct, on_not_found: nothing}\n",
+    );
+    let text = rejected(bad);
+    assert!(text.contains("fail") && text.contains("empty"), "{text}");
+}

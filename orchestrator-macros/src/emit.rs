@@ -15,7 +15,7 @@ use api_orchestrator_core::plan::{
     FeastOperation, FeastServer, FeatureFallback, HttpMethod, HttpSettings, InFlightLimit,
     InputField, InputSchema, InputType, Integrations, LogFile, LogFormat, LogRotation,
     LoggingSettings, MlConfig, Model, ModelProtocol, ModelServer, OnDegraded, OnError, OnMissing,
-    Origin, Plan, RateLimit, RateLimitKey, RetryPolicy, ReturnType, RouteTemplate,
+    OnNotFound, Origin, Plan, RateLimit, RateLimitKey, RetryPolicy, ReturnType, RouteTemplate,
     ScopedIntegrations, Secret, ServerSettings, Settings, SourceStep, SqlType, TelemetrySettings,
     TrackingSettings, Transform,
 };
@@ -547,7 +547,9 @@ record!(SourceStep {
     no_cache,
     params_from,
     required,
+    on_not_found,
 });
+unit_enum!(OnNotFound: Fail, Empty, Respond);
 record!(RetryPolicy {
     max_retries,
     backoff,

@@ -33,7 +33,7 @@ use crate::RequestContext;
 use crate::ValidPlan;
 use crate::expr::{Scope, truthy};
 use crate::layer::{self, Policies, ServicePolicies, StepInfo};
-use crate::plan::{self, Endpoint, Plan};
+use crate::plan::{self, Endpoint, OnNotFound, Plan};
 use crate::source::{
     CacheStatus, CallRecord, CircuitState, DataSource, Notes, Recovery, Registry, SourceCall,
     SourceError, SourceErrorKind, TraceContext,
@@ -854,6 +854,8 @@ struct Finished {
     circuit: Option<CircuitState>,
     notes: Vec<String>,
     recovered: Option<(Recovery, SourceError)>,
+    /// The upstream's 404 was read as nothing found (`on_not_found`).
+    not_found: bool,
     result: Result<Value, SourceError>,
 }
 
@@ -1006,6 +1008,7 @@ impl Run<'_> {
             circuit,
             notes,
             recovered,
+            not_found,
             result,
         } = finished;
         let t = &mut state.sources[i];
@@ -1064,7 +1067,9 @@ impl Run<'_> {
             return Ok(());
         }
         // Judged on the source's own answer, before its transform filters it.
-        if self.endpoint.sources[i].required && found_nothing(&value) {
+        let step = &self.endpoint.sources[i];
+        let answers_404 = not_found && step.on_not_found == OnNotFound::Respond;
+        if (step.required || answers_404) && found_nothing(&value) {
             state.results[i] = Some(value);
             return Err(Stop::NotFound(i));
         }
@@ -1129,6 +1134,7 @@ impl Finished {
             circuit: call.record.circuit(),
             notes: call.notes.take(),
             recovered: call.record.take_recovery(),
+            not_found: call.record.was_not_found(),
             result,
         }
     }

@@ -81,7 +81,8 @@ use tokio::time::Instant;
 use tower::retry::budget::{Budget as _, TpsBudget};
 
 use crate::plan::{
-    CachePolicy, CacheSettings, CircuitBreaker, Endpoint, OnError, RetryPolicy, SourceStep,
+    CachePolicy, CacheSettings, CircuitBreaker, Endpoint, OnError, OnNotFound, RetryPolicy,
+    SourceStep,
 };
 use crate::source::{DataSource, Recovery, SourceCall, SourceError, SourceErrorKind};
 
@@ -321,6 +322,9 @@ impl Layers {
                 stale_if_error: policy.stale_if_error,
                 error_ttl: policy.error_ttl,
             });
+        }
+        if info.step.on_not_found != OnNotFound::Fail {
+            s = Arc::new(NotFoundLayer { inner: s });
         }
         if let Some(to) = fallback {
             s = Arc::new(FallbackLayer::new(s, to));
@@ -685,6 +689,33 @@ impl DataSource for FallbackLayer {
         });
         call.record.recover(Recovery::Fallback, error);
         Ok(value)
+    }
+}
+
+/// `on_not_found: empty | 404`: an upstream's `404 Not Found` is nothing found, a null
+/// result (the engine answers 404 for `on_not_found: 404`), before a fallback or `on_error`
+/// sees it.
+pub struct NotFoundLayer {
+    inner: Arc<dyn DataSource>,
+}
+
+impl fmt::Debug for NotFoundLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NotFoundLayer").finish_non_exhaustive()
+    }
+}
+
+#[async_trait::async_trait]
+impl DataSource for NotFoundLayer {
+    async fn fetch(&self, call: SourceCall<'_>) -> Result<Value, SourceError> {
+        match self.inner.fetch(call).await {
+            Err(e) if e.kind == SourceErrorKind::Upstream { status: 404 } => {
+                call.notes.push("the upstream answered 404: nothing found");
+                call.record.not_found();
+                Ok(Value::Null)
+            }
+            other => other,
+        }
     }
 }
 

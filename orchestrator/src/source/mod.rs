@@ -103,6 +103,8 @@ pub struct CallRecord {
     cache: std::sync::atomic::AtomicU8,
     /// The circuit breaker's [`CircuitState`] plus one, or 0.
     circuit: std::sync::atomic::AtomicU8,
+    /// The upstream answered 404, read as nothing found (`on_not_found`).
+    not_found: std::sync::atomic::AtomicBool,
 }
 
 /// What the cache did for a call (`cache:`), in the trace, `Server-Timing` and the source's
@@ -189,6 +191,17 @@ impl CallRecord {
     /// How many attempts reached the source.
     pub fn attempts(&self) -> u32 {
         self.attempts.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Records that the upstream's 404 was read as nothing found (`on_not_found`).
+    pub fn not_found(&self) {
+        self.not_found
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether [`Self::not_found`] was recorded.
+    pub(crate) fn was_not_found(&self) -> bool {
+        self.not_found.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Records that `how` turned `error` into a result. The outermost policy's record wins (an

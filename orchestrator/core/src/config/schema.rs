@@ -13,8 +13,8 @@ use crate::plan::{
     ApiAuth, ApiConfig, ApiOperation, ApiService, DatabaseConfig, DbConnection, DbOperation,
     DbParam, DomainInfo, Endpoint, EndpointType, Fallback, FeastConfig, FeastOperation,
     FeastServer, FeatureFallback, HttpMethod, HttpSettings, InputField, InputSchema, InputType,
-    MlConfig, Model, ModelProtocol, ModelServer, OnError, OnMissing, Origin, OutputPath,
-    RetryPolicy, ReturnType, RouteTemplate, Secret, Settings, SourceStep, SqlType,
+    MlConfig, Model, ModelProtocol, ModelServer, OnError, OnMissing, OnNotFound, Origin,
+    OutputPath, RetryPolicy, ReturnType, RouteTemplate, Secret, Settings, SourceStep, SqlType,
     TrackingSettings, Transform,
 };
 
@@ -573,6 +573,7 @@ const SOURCE_KEYS: &[&str] = &[
     "transform",
     "cache",
     "required",
+    "on_not_found",
 ];
 
 fn source(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> Option<SourceStep> {
@@ -605,6 +606,7 @@ fn source(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> Option<SourceStep>
         no_cache: false,
         params_from: None,
         required: o.opt(cx, "required", ValueReader::boolean).unwrap_or(false),
+        on_not_found: o.opt(cx, "on_not_found", on_not_found).unwrap_or_default(),
     };
     match o.get("cache") {
         Some(Value::Bool(false)) => step.no_cache = true,
@@ -756,6 +758,14 @@ fn fallback(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> Option<Fallback>
             None
         }
     }
+}
+
+/// `on_not_found: fail | empty | 404` (`404` as a number or a string).
+fn on_not_found(cx: &mut ValueReader, p: &KeyPath, v: &Value) -> Option<OnNotFound> {
+    if v.as_u64() == Some(404) {
+        return Some(OnNotFound::Respond);
+    }
+    cx.choice(p, v, OnNotFound::NAMES, OnNotFound::parse)
 }
 
 fn on_error(cx: &mut ValueReader, o: &Object<'_>) -> OnError {

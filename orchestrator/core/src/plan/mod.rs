@@ -489,6 +489,36 @@ pub struct SourceStep {
     /// The endpoint answers 404 when this source finds nothing (`required: true`): a null
     /// result, no row, an empty object, or skipped by its condition.
     pub required: bool,
+    /// What an upstream's `404 Not Found` means (`on_not_found`): by default a failure like
+    /// any other status.
+    pub on_not_found: OnNotFound,
+}
+
+/// What an upstream's `404 Not Found` means for a data source (`on_not_found:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnNotFound {
+    /// A failure like any other status (`fail`, the default): `on_error` applies, else 502.
+    #[default]
+    Fail,
+    /// Nothing found (`empty`): the result is null, and `required: true` answers 404.
+    Empty,
+    /// The endpoint answers 404 `no-result` naming the source (`404`), as the upstream did.
+    Respond,
+}
+
+impl OnNotFound {
+    /// Accepted spellings (`404` may be written as a number).
+    pub const NAMES: &'static [&'static str] = &["fail", "empty", "404"];
+
+    /// Parses the YAML spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "fail" => Self::Fail,
+            "empty" => Self::Empty,
+            "404" => Self::Respond,
+            _ => return None,
+        })
+    }
 }
 
 /// Retries with exponential backoff and full jitter.
