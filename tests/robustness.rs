@@ -116,7 +116,14 @@ fn shop(upstream: &Upstream) -> (tempfile::TempDir, Api) {
         (
             "integrations/api_sources.yaml",
             &format!(
-                "api:\n  sources:\n    up:\n      base_url: \"{}\"\n      operations:\n        item: {{path: \"/items/{{id}}\"}}\n",
+                "api:\n  sources:\n    up:\n      base_url: \"{}\"\n      operations:\n        item: {{path: \"/items/{{id}}\"}}\n        strict: {{path: \"/invalid/{{id}}\"}}\n",
+                upstream.url()
+            ),
+        ),
+        (
+            "integrations/feast_config.yaml",
+            &format!(
+                "feast:\n  sources:\n    rows:\n      url: \"{}/rows\"\n      operations:\n        stats: {{features: [\"customer_stats:num_orders\"], entity_key: customer_id}}\n",
                 upstream.url()
             ),
         ),
@@ -132,6 +139,14 @@ endpoints:
     path: /remote/{id}
     data_sources:
       - {name: thing, type: api, operation: item, params: {id: "$request.id"}}
+  strict:
+    path: /strict/{id}
+    data_sources:
+      - {name: thing, type: api, operation: strict, params: {id: "$request.id"}}
+  features:
+    path: /features
+    data_sources:
+      - {name: f, type: feast, operation: stats, params: {customer_id: "$request.customer_id"}}
   echo:
     path: /echo
     method: [POST]
@@ -176,6 +191,15 @@ async fn a_value_the_request_alone_supplies_and_a_source_rejects_is_a_400_naming
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["parameter"], "id");
     assert_eq!(upstream.calls("/items/.."), 0);
+
+    // An upstream's 400 to a call built from the request alone: the client's values.
+    let (status, _, body) = call(&api, "GET", "/strict/x1").await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["parameter"], "id", "{body}");
+    // A missing entity key of a feature lookup, taken from the request: the client's too.
+    let (status, _, body) = call(&api, "GET", "/features").await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["parameter"], "customer_id", "{body}");
 
     // A value another source produced is not the client's mistake.
     let (status, _, body) = call(&api, "GET", "/chained").await;
@@ -472,7 +496,11 @@ endpoints:
         assert_eq!(status, 404, "{path}: {body}");
         assert_eq!(body["type"], "urn:orchestrator:problem:no-result", "{body}");
     }
-    assert_eq!(upstream.calls("/missing/7"), 4, "one call each, no retry of a 404");
+    assert_eq!(
+        upstream.calls("/missing/7"),
+        4,
+        "one call each, no retry of a 404"
+    );
 
     // A misspelt mode is a load error listing the choices.
     let bad = ConfigFiles::new().with_file(

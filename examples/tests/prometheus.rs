@@ -5,11 +5,10 @@
 
 mod support;
 
-use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::{copy_dir, start_server};
+use support::{demo_config, start_server};
 
 const REQUESTS: usize = 5;
 
@@ -44,12 +43,7 @@ async fn prometheus_scrapes_requests_and_source_latencies() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config");
-    copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("config"),
-        &config,
-        &["data"],
-    );
+    let config = demo_config(dir.path());
     let (_server, base) = start_server(&config, &[]).await;
     let client = reqwest::Client::new();
     for _ in 0..REQUESTS {

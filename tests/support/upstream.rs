@@ -260,6 +260,9 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
                 "outputs": [{"name": "score", "datatype": "FP32", "shape": [-1, 1]}]
             }),
         ),
+        p if p.starts_with("/invalid/") => {
+            json_response(StatusCode::BAD_REQUEST, json!({"error": "ids are numbers"}))
+        }
         p if p.starts_with("/missing/") => {
             json_response(StatusCode::NOT_FOUND, json!({"detail": "no such item"}))
         }

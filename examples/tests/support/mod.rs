@@ -32,6 +32,19 @@ pub(crate) fn copy_dir(from: &Path, to: &Path, skip: &[&str]) {
     }
 }
 
+/// A copy of the shipped demo config in `dir/config`, without its generated data (the server
+/// seeds its own database).
+#[allow(dead_code)] // each test binary compiles this module; not all use it
+pub(crate) fn demo_config(dir: &Path) -> PathBuf {
+    let config = dir.join("config");
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("config"),
+        &config,
+        &["data"],
+    );
+    config
+}
+
 /// Starts the server on `config` (working directory `config`, a free port, `RUST_LOG=warn`)
 /// with `env` set and the demo's service variables unset unless `env` sets them; returns it
 /// and its `http://addr` once it listens.

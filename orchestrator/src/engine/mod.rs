@@ -665,6 +665,20 @@ impl Engine {
                     trace: Box::new(trace(state)),
                 })
             }
+            // The upstream refused a call built from the request alone (`400`, `422`): the
+            // client's values were wrong, so the client hears it.
+            Err(Stop::Failed(i, error))
+                if matches!(error.kind, SourceErrorKind::Upstream { status: 400 | 422 })
+                    && request_params(&endpoint.sources[i]).is_some() =>
+            {
+                Err(ExecuteError::InvalidParameter {
+                    endpoint: endpoint.name.clone(),
+                    source_name: endpoint.sources[i].name.clone(),
+                    param: request_params(&endpoint.sources[i]).unwrap_or_default(),
+                    message: error.message,
+                    trace: Box::new(trace(state)),
+                })
+            }
             Err(Stop::Failed(i, error)) => Err(ExecuteError::SourceFailed {
                 source_name: endpoint.sources[i].name.clone(),
                 error,
@@ -682,6 +696,38 @@ impl Engine {
             }),
         }
     }
+}
+
+/// The names of `step`'s params (`, `-separated) when they are built from the request and
+/// literals alone, at least one from the request: then an upstream that refuses the call
+/// refuses the client's values.
+fn request_params(step: &plan::SourceStep) -> Option<String> {
+    let mut names = Vec::new();
+    for (name, template) in step.params.iter() {
+        match reads_only_request(|f| template.visit_references(f)) {
+            Some(true) => names.push(name.as_str()),
+            Some(false) => return None,
+            None => {}
+        }
+    }
+    if let Some(whole) = &step.params_from {
+        match reads_only_request(|f| whole.visit_references(f)) {
+            Some(true) => names.push("params"),
+            Some(false) => return None,
+            None => {}
+        }
+    }
+    (!names.is_empty()).then(|| names.join(", "))
+}
+
+/// Whether what `visit` visits reads the request and nothing else (`None`: reads nothing).
+fn reads_only_request(visit: impl FnOnce(&mut dyn FnMut(&crate::expr::Reference))) -> Option<bool> {
+    let (mut any, mut only_request) = (false, true);
+    visit(&mut |r| {
+        any = true;
+        only_request &= matches!(r.root, crate::expr::Root::Request(_));
+    });
+    any.then_some(only_request)
 }
 
 /// Whether `step` takes parameter `param` from the request and nothing else: then a value the

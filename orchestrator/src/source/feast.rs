@@ -196,23 +196,33 @@ struct Entities {
 }
 
 impl Entities {
-    fn from_params(op: &FeastOperation, params: &Map<String, Value>) -> Result<Self, String> {
+    /// The entity rows of a lookup; an error says why, and names the entity key (a param)
+    /// when its value is missing.
+    fn from_params(
+        op: &FeastOperation,
+        params: &Map<String, Value>,
+    ) -> Result<Self, (String, Option<String>)> {
         let mut keys = Vec::with_capacity(op.entity_keys.len());
         let mut single = None;
         let mut len = None;
         for key in &op.entity_keys {
             let values = match params.get(key) {
-                None | Some(Value::Null) => return Err(format!("entity key `{key}` has no value")),
+                None | Some(Value::Null) => {
+                    return Err((
+                        format!("entity key `{key}` has no value"),
+                        Some(key.clone()),
+                    ));
+                }
                 Some(Value::Array(items)) => {
                     if single == Some(true) {
-                        return Err("entity keys mix single values and lists".into());
+                        return Err(("entity keys mix single values and lists".into(), None));
                     }
                     single = Some(false);
                     items.clone()
                 }
                 Some(v) => {
                     if single == Some(false) {
-                        return Err("entity keys mix single values and lists".into());
+                        return Err(("entity keys mix single values and lists".into(), None));
                     }
                     single = Some(true);
                     vec![v.clone()]
@@ -221,7 +231,7 @@ impl Entities {
             if let Some(n) = len
                 && n != values.len()
             {
-                return Err("entity key lists differ in length".into());
+                return Err(("entity key lists differ in length".into(), None));
             }
             len = Some(values.len());
             keys.push((key.clone(), values));
@@ -258,11 +268,15 @@ impl DataSource for FeastSource {
             )
         })?;
         let op = &lookup.op;
-        let entities = Entities::from_params(op, call.params).map_err(|e| {
-            SourceError::new(
+        let entities = Entities::from_params(op, call.params).map_err(|(e, key)| {
+            let error = SourceError::new(
                 SourceErrorKind::Rejected,
                 format!("feature lookup `{name}`: {e}"),
-            )
+            );
+            match key {
+                Some(key) => error.with_param(key),
+                None => error,
+            }
         })?;
         if entities.rows() == 0 {
             return Ok(Value::Array(Vec::new()));
