@@ -24,7 +24,7 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 
 use super::http::{HttpClient, Outgoing};
-use super::{DataSource, SourceCall, SourceError, SourceErrorKind, SourceFactory};
+use super::{DataSource, Notes, SourceCall, SourceError, SourceErrorKind, SourceFactory};
 use crate::plan::{FeastOperation, Integrations, OnMissing};
 
 /// Builds the `feast` source for each config version and domain scope.
@@ -316,7 +316,7 @@ impl DataSource for FeastSource {
             })
         });
         let rows = match (rows, &lookup.fallback) {
-            (Ok(rows), _) => self::statuses(rows, op, &call).map_err(|e| {
+            (Ok(rows), _) => self::statuses(rows, op, call.notes).map_err(|e| {
                 SourceError::new(
                     SourceErrorKind::InvalidResponse,
                     format!("feature lookup `{name}`: {e}"),
@@ -351,6 +351,18 @@ impl DataSource for FeastSource {
             Value::Array(rows.into_iter().map(Value::Object).collect())
         })
     }
+}
+
+/// For the fuzzer (`orchestrator/core/fuzz`, target `upstream`): `body` read as a feature
+/// server's answer to a lookup of `rows` entities, as a lookup with `on_missing: null` reads it.
+#[doc(hidden)]
+pub fn __fuzz_answer(body: &[u8], rows: usize) -> Result<Vec<Map<String, Value>>, String> {
+    let answer: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    statuses(
+        parse(&answer, rows)?,
+        &FeastOperation::default(),
+        &Notes::default(),
+    )
 }
 
 fn kind_name(kind: SourceErrorKind) -> String {
@@ -440,7 +452,7 @@ fn parse(v: &Value, n: usize) -> Result<Vec<Vec<(String, Cell)>>, String> {
 fn statuses(
     rows: Vec<Vec<(String, Cell)>>,
     op: &FeastOperation,
-    call: &SourceCall<'_>,
+    notes: &Notes,
 ) -> Result<Vec<Map<String, Value>>, String> {
     let mut missing: Vec<(String, String, usize)> = Vec::new();
     let total = rows.len();
@@ -475,7 +487,7 @@ fn statuses(
         return Err(format!("missing features: {}", described.join(", ")));
     }
     for d in described {
-        call.notes.push(format!("feature {d}; returned null"));
+        notes.push(format!("feature {d}; returned null"));
     }
     Ok(out)
 }

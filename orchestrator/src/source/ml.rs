@@ -346,6 +346,28 @@ fn request_body(m: &PreparedModel, rows: &[Vec<Value>], request_id: &str) -> Val
 }
 
 /// One prediction per row.
+/// For the fuzzer (`orchestrator/core/fuzz`, target `upstream`): `body` read as a model
+/// server's answer for `rows` rows in `protocol`, each prediction mapped by `outputs` (`field`
+/// → `tensor[k]`, `[k]`, `key` …) as the model's `outputs:` would.
+#[doc(hidden)]
+pub fn __fuzz_answer(
+    protocol: ModelProtocol,
+    body: &[u8],
+    rows: usize,
+    outputs: &[(&str, &str)],
+) -> Result<Vec<Value>, String> {
+    let outputs = outputs
+        .iter()
+        .map(|(field, spec)| OutputPath::parse(spec).map(|p| ((*field).to_owned(), p)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    let answer: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    predictions(protocol, &answer, rows)?
+        .into_iter()
+        .map(|p| map_outputs(&outputs, p))
+        .collect()
+}
+
 fn predictions(protocol: ModelProtocol, answer: &Value, rows: usize) -> Result<Vec<Value>, String> {
     let list = match protocol {
         ModelProtocol::Json => return Ok(vec![answer.clone()]),
