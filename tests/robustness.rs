@@ -69,6 +69,80 @@ fn expressions_nested_too_deep_or_too_long_are_errors_not_stack_overflows() {
         .unwrap_or_else(|e| panic!("{e}"));
 }
 
+/// `limits:` in config.yaml raises the expression and YAML limits up to `Limits::MAX`, and
+/// no further; at the maximum, the deepest and the longest expression and the deepest YAML
+/// load and answer on a thread with a 2 MiB stack (a tokio worker's), in a debug build.
+#[test]
+fn limits_are_configurable_up_to_a_maximum_that_is_still_stack_safe() {
+    use api_orchestrator::plan::Limits;
+    let max = Limits::MAX;
+    let deep = format!(
+        "{}1{}",
+        "(".repeat(max.expression_nesting - 1),
+        ")".repeat(max.expression_nesting - 1)
+    );
+    let long = vec!["$it.a"; max.expression_operators + 1].join(" + ");
+    let nested = format!(
+        "{}7{}",
+        "[".repeat(max.yaml_nesting - 4),
+        "]".repeat(max.yaml_nesting - 4)
+    );
+    let domain = format!(
+        "endpoints:\n  e:\n    data_sources:\n      - {{name: it, type: direct, params: {{a: 1}}}}\n    response_mapping:\n      deep: \"$= {deep}\"\n      long: \"$= {long}\"\n      nested: {nested}\n"
+    );
+    // With the defaults, all three are refused.
+    let text = rejected(ConfigFiles::new().with_file("domains/shop.yaml", domain.clone()));
+    assert!(text.contains("deeper than 64 levels"), "{text}");
+    let refused = ConfigFiles::new().with_file("domains/shop.yaml", domain.replace(&nested, "7"));
+    let text = rejected(refused);
+    assert!(
+        text.contains("nests deeper than 32") && text.contains("more than 256"),
+        "{text}"
+    );
+
+    let raised = format!(
+        "limits: {{expression_nesting: {}, expression_operators: {}, yaml_nesting: {}}}\n",
+        max.expression_nesting, max.expression_operators, max.yaml_nesting
+    );
+    let answer = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(move || {
+            let files = ConfigFiles::new()
+                .with_file("config.yaml", raised)
+                .with_file("domains/shop.yaml", domain);
+            let plan = Loader::new().load(&files).unwrap_or_else(|e| panic!("{e}"));
+            let o = Orchestrator::builder().build(plan).unwrap();
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(o.execute("e", api_orchestrator::RequestContext::new()))
+                .unwrap()
+                .response
+        })
+        .unwrap()
+        .join()
+        .expect("no stack overflow");
+    assert_eq!(answer["deep"], 1);
+    assert_eq!(answer["long"], max.expression_operators + 1);
+    let mut v = &answer["nested"];
+    while let Some(inner) = v.get(0) {
+        v = inner;
+    }
+    assert_eq!(*v, 7);
+
+    // Past the maximum: an error naming the key and the bound.
+    let files = ConfigFiles::new()
+        .with_file("config.yaml", "limits: {expression_nesting: 100000}\n")
+        .with_file("domains/shop.yaml", "endpoints: {}\n");
+    let text = rejected(files);
+    let bound = format!(
+        "`expression_nesting` is 100000; it may be 1 to {}",
+        max.expression_nesting
+    );
+    assert!(text.contains(&bound), "{text}");
+}
+
 /// A host source type whose factory panics once told to.
 struct Fragile(Arc<AtomicBool>);
 

@@ -378,6 +378,24 @@ async fn suite(host: Host) {
             .any(|e| e["request_id"] == "req-42")
     );
 
+    // A request target or headers longer than the library reads: 414 / 431, as problems.
+    let long = "x".repeat(api_orchestrator::web::Api::MAX_URI_BYTES);
+    let r = send(c.get(url(&format!("/api/greet/{long}")))).await;
+    assert_eq!(r.status, 414, "{host:?}: {}", r.text);
+    assert_eq!(r.header("content-type"), "application/problem+json");
+    assert_eq!(r.json()["type"], "urn:orchestrator:problem:uri-too-long");
+    let big = "y".repeat(8 * 1024);
+    let mut req = c.get(url("/api/greet/Ada?times=1"));
+    for i in 0..5 {
+        req = req.header(format!("x-big-{i}"), big.as_str());
+    }
+    let r = send(req).await;
+    assert_eq!(r.status, 431, "{host:?}: {}", r.text);
+    assert_eq!(
+        r.json()["type"],
+        "urn:orchestrator:problem:headers-too-large"
+    );
+
     // The OpenAPI document and the docs page, both below the mount point.
     let doc = send(c.get(url("/api/openapi.json"))).await.json();
     assert_eq!(doc["openapi"], "3.1.0");

@@ -13,7 +13,7 @@ use api_orchestrator_core::plan::{
     CacheSettings, CacheStore, CircuitBreaker, CorsSettings, DatabaseConfig, DbConnection,
     DbOperation, DbParam, DomainInfo, Endpoint, EndpointType, Fallback, FeastConfig,
     FeastOperation, FeastServer, FeatureFallback, HttpMethod, HttpSettings, InFlightLimit,
-    InputField, InputSchema, InputType, Integrations, LogFile, LogFormat, LogRotation,
+    InputField, InputSchema, InputType, Integrations, Limits, LogFile, LogFormat, LogRotation,
     LoggingSettings, MlConfig, Model, ModelProtocol, ModelServer, OnDegraded, OnError, OnMissing,
     OnNotFound, Origin, Plan, RateLimit, RateLimitKey, RetryPolicy, ReturnType, RouteTemplate,
     ScopedIntegrations, Secret, ServerSettings, Settings, SourceStep, SqlType, TelemetrySettings,
@@ -406,6 +406,12 @@ record!(Settings {
     cors,
     auth,
     telemetry,
+    limits,
+});
+record!(Limits {
+    expression_nesting,
+    expression_operators,
+    yaml_nesting
 });
 record!(TelemetrySettings {
     service_name,

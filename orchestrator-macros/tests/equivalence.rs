@@ -32,7 +32,7 @@ fn every_example_endpoint_written_in_tokens_equals_its_yaml() {
                 endpoint_type: api,
                 data_sources: [
                     { name: credit_data, type: api, operation: get_customer_credit,
-                      params: { customer_id: $request.customer_id } },
+                      params: { customer_id: $request.customer_id }, on_not_found: 404 },
                 ],
                 primary_source: credit_data,
                 response_mapping: null,

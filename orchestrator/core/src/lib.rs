@@ -22,6 +22,7 @@
 pub mod config;
 pub mod diagnostic;
 pub mod expr;
+mod limits;
 pub mod macro_support;
 pub mod plan;
 pub mod redact;

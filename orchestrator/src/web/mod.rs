@@ -428,6 +428,14 @@ impl Api {
         m
     }
 
+    /// The longest request target (path and query) read: a longer one answers 414
+    /// `uri-too-long`. (hyper itself answers 414 or 431, without a body, to a request head
+    /// over its buffer, about 400 KiB.)
+    pub const MAX_URI_BYTES: usize = 8 * 1024;
+
+    /// The most header bytes (names and values) read: more answer 431 `headers-too-large`.
+    pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+
     /// Handles one request; its path is relative to where the API is mounted
     /// (`/customers/get_customer/42`).
     pub async fn handle(&self, req: Request<Body>) -> Response<Bytes> {
@@ -548,6 +556,9 @@ impl Api {
     ) -> (Response<Bytes>, Option<&'m RouteEntry>) {
         let response = |r| (r, None);
         let (parts, body) = req.into_parts();
+        if let Some(problem) = Problem::oversized(&parts) {
+            return response(problem.into_response(id));
+        }
         let path = parts.uri.path();
         #[cfg(feature = "openapi")]
         if let Some(r) = openapi::serve(m, path, parts.method == Method::GET).await {

@@ -171,6 +171,40 @@ impl Problem {
         )
     }
 
+    /// 414 or 431: the request target or the headers are longer than the library reads
+    /// ([`Api::MAX_URI_BYTES`](super::Api::MAX_URI_BYTES),
+    /// [`Api::MAX_HEADER_BYTES`](super::Api::MAX_HEADER_BYTES)).
+    pub(crate) fn oversized(head: &http::request::Parts) -> Option<Self> {
+        let uri = head.uri.path().len() + head.uri.query().map_or(0, |q| q.len() + 1);
+        if uri > super::Api::MAX_URI_BYTES {
+            return Some(Self::new(
+                414,
+                "uri-too-long",
+                "URI too long",
+                format!(
+                    "the request target has {uri} bytes; at most {} are read",
+                    super::Api::MAX_URI_BYTES
+                ),
+            ));
+        }
+        let headers: usize = head
+            .headers
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len())
+            .sum();
+        (headers > super::Api::MAX_HEADER_BYTES).then(|| {
+            Self::new(
+                431,
+                "headers-too-large",
+                "Request header fields too large",
+                format!(
+                    "the headers have {headers} bytes; at most {} are read",
+                    super::Api::MAX_HEADER_BYTES
+                ),
+            )
+        })
+    }
+
     /// 401 with `WWW-Authenticate: Bearer`.
     pub(crate) fn unauthorized(detail: &str) -> Self {
         let mut p = Self::new(401, "unauthorized", "Unauthorized", detail);

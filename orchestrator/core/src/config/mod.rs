@@ -212,6 +212,8 @@ impl Loader {
             plan.settings = schema::settings(&mut cx, &doc);
             load.diags.append(&mut cx.diags);
         }
+        // The rest of the load reads with the config's limits.
+        let _limits = crate::limits::Scope::enter(plan.settings.limits);
         plan.integrations.global = load.integrations("", None);
 
         // Domains.
@@ -436,14 +438,14 @@ fn locate(files: &ConfigFiles, mut diags: Vec<Diagnostic>) -> Diagnostics {
     Diagnostics(diags)
 }
 
-/// How deep `[` and `{` may nest in a config file. YAML parsers take time quadratic in the
-/// nesting of flow collections (200 KB of `[` took 90 s), so deeper text is refused before it
-/// is parsed.
+/// How deep `[` and `{` may nest in a config file unless `limits.yaml_nesting` says otherwise
+/// ([`Limits`](crate::plan::Limits)). YAML parsers take time quadratic in the nesting of flow
+/// collections (200 KB of `[` took 90 s), so deeper text is refused before it is parsed.
 pub const MAX_FLOW_NESTING: usize = 64;
 
-/// Where `text` first nests flow collections deeper than [`MAX_FLOW_NESTING`] (1-based line and
-/// column), skipping quoted strings and comments.
-fn too_deep(text: &str) -> Option<(usize, usize)> {
+/// Where `text` first nests flow collections deeper than `max` (1-based line and column),
+/// skipping quoted strings and comments.
+fn too_deep(text: &str, max: usize) -> Option<(usize, usize)> {
     let (mut depth, mut line, mut column) = (0usize, 1usize, 0usize);
     let mut quote: Option<char> = None;
     let mut comment = false;
@@ -473,7 +475,7 @@ fn too_deep(text: &str) -> Option<(usize, usize)> {
                 }
                 '[' | '{' => {
                     depth += 1;
-                    if depth > MAX_FLOW_NESTING {
+                    if depth > max {
                         return Some((line, column));
                     }
                 }
@@ -489,16 +491,15 @@ fn too_deep(text: &str) -> Option<(usize, usize)> {
 /// Parses YAML text into a JSON tree (keys kept in order). Mapping keys must be scalars; tags
 /// are rejected.
 fn parse_yaml(text: &str, file: &Arc<str>) -> Result<Value, Box<Diagnostic>> {
-    if let Some((line, column)) = too_deep(text) {
+    let max = crate::limits::current().yaml_nesting;
+    if let Some((line, column)) = too_deep(text, max) {
         let mut d = Diagnostic::new(
             Code::Syntax,
             KeyPath::root(),
-            format!(
-                "the YAML nests flow collections (`[`, `{{`) deeper than {MAX_FLOW_NESTING} levels"
-            ),
+            format!("the YAML nests flow collections (`[`, `{{`) deeper than {max} levels"),
         )
         .in_file(Some(file.clone()))
-        .with_help("no config needs this much nesting: check the brackets");
+        .with_help("check the brackets (`limits.yaml_nesting` in config.yaml raises the limit)");
         d.location = Some(diagnostic_location(text, line, column));
         return Err(Box::new(d));
     }

@@ -13,7 +13,7 @@ use crate::plan::{
     ApiAuth, ApiConfig, ApiOperation, ApiService, DatabaseConfig, DbConnection, DbOperation,
     DbParam, DomainInfo, Endpoint, EndpointType, Fallback, FeastConfig, FeastOperation,
     FeastServer, FeatureFallback, HttpMethod, HttpSettings, InputField, InputSchema, InputType,
-    MlConfig, Model, ModelProtocol, ModelServer, OnError, OnMissing, OnNotFound, Origin,
+    Limits, MlConfig, Model, ModelProtocol, ModelServer, OnError, OnMissing, OnNotFound, Origin,
     OutputPath, RetryPolicy, ReturnType, RouteTemplate, Secret, Settings, SourceStep, SqlType,
     TrackingSettings, Transform,
 };
@@ -44,10 +44,14 @@ pub(crate) fn settings(cx: &mut ValueReader, doc: &Value) -> Settings {
             "execution",
             "api",
             "telemetry",
+            "limits",
         ],
     ) else {
         return settings;
     };
+    if let Some(l) = o.get("limits") {
+        settings.limits = limits(cx, &o.at("limits"), l);
+    }
     serving::logging(cx, &o, &mut settings);
     serving::server(cx, &o, &mut settings);
     serving::execution(cx, &o, &mut settings);
@@ -758,6 +762,51 @@ fn fallback(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> Option<Fallback>
             None
         }
     }
+}
+
+/// `limits:` in `config.yaml`, each within 1 and [`Limits::MAX`].
+fn limits(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> Limits {
+    let mut out = Limits::DEFAULT;
+    let Some(o) = cx.object(
+        path,
+        v,
+        &["expression_nesting", "expression_operators", "yaml_nesting"],
+    ) else {
+        return out;
+    };
+    for (key, slot, most) in [
+        (
+            "expression_nesting",
+            &mut out.expression_nesting,
+            Limits::MAX.expression_nesting,
+        ),
+        (
+            "expression_operators",
+            &mut out.expression_operators,
+            Limits::MAX.expression_operators,
+        ),
+        (
+            "yaml_nesting",
+            &mut out.yaml_nesting,
+            Limits::MAX.yaml_nesting,
+        ),
+    ] {
+        match o.opt(cx, key, ValueReader::uint) {
+            Some(n) if (1..=most).contains(&n) => *slot = n,
+            Some(n) => cx.report(
+                Diagnostic::new(
+                    Code::InvalidValue,
+                    o.at(key),
+                    format!("`{key}` is {n}; it may be 1 to {most}"),
+                )
+                .with_help(format!(
+                    "deeper or longer than {most} risks a thread's stack: split the expression or the file instead"
+                )),
+            ),
+            None => {}
+        }
+    }
+    out
 }
 
 /// `on_not_found: fail | empty | 404` (`404` as a number or a string).

@@ -38,12 +38,15 @@ pub(super) fn parse(text: &str) -> Result<Expr, ParseError> {
 /// Parses `text`, reporting offsets shifted by `base` (the length of a stripped `$=` marker).
 pub(super) fn parse_at(text: &str, base: usize) -> Result<Expr, ParseError> {
     let tokens = lex(text).map_err(|e| shift(e, base))?;
+    let limits = crate::limits::current();
     let mut p = Parser {
         tokens,
         pos: 0,
         end: text.len(),
         depth: 0,
         operators: 0,
+        max_nesting: limits.expression_nesting,
+        max_operators: limits.expression_operators,
     };
     let expr = p.expr().map_err(|e| shift(e, base))?;
     match p.peek() {
@@ -369,11 +372,13 @@ fn negate(inner: Expr) -> Expr {
     Expr::Neg(Box::new(inner))
 }
 
-/// How deep parentheses, lists, calls and unary operators may nest in one expression.
+/// How deep parentheses, lists, calls and unary operators may nest in one expression, unless
+/// `limits.expression_nesting` says otherwise ([`Limits`](crate::plan::Limits)).
 pub const MAX_NESTING: usize = 32;
-/// How many operators one expression may have. Together with [`MAX_NESTING`] this bounds
-/// the depth of the tree every later pass (validation, evaluation, drop) recurses over, so a
-/// config cannot overflow a thread's stack.
+/// How many operators one expression may have, unless `limits.expression_operators` says
+/// otherwise. Together with [`MAX_NESTING`] this bounds the depth of the tree every later
+/// pass (validation, evaluation, drop) recurses over, so a config cannot overflow a thread's
+/// stack.
 pub const MAX_OPERATORS: usize = 256;
 
 struct Parser {
@@ -384,6 +389,9 @@ struct Parser {
     depth: usize,
     /// Operators so far.
     operators: usize,
+    /// The limits in force ([`MAX_NESTING`], [`MAX_OPERATORS`] unless raised).
+    max_nesting: usize,
+    max_operators: usize,
 }
 
 impl Parser {
@@ -392,17 +400,20 @@ impl Parser {
         self.peek().map_or(self.end, |(_, at)| at)
     }
 
-    /// Runs `f` one nesting level deeper, within [`MAX_NESTING`].
+    /// Runs `f` one nesting level deeper, within the nesting limit.
     fn nested<T>(
         &mut self,
         f: impl FnOnce(&mut Self) -> Result<T, ParseError>,
     ) -> Result<T, ParseError> {
-        if self.depth >= MAX_NESTING {
+        if self.depth >= self.max_nesting {
             return Err(ParseError::new(
-                format!("the expression nests deeper than {MAX_NESTING} levels"),
+                format!(
+                    "the expression nests deeper than {} levels",
+                    self.max_nesting
+                ),
                 self.here(),
             )
-            .help("split it: compute parts in a `transform` step or another source"));
+            .help("split it: compute parts in a `transform` step or another source (or raise `limits.expression_nesting` in config.yaml)"));
         }
         self.depth += 1;
         let out = f(self);
@@ -410,15 +421,18 @@ impl Parser {
         out
     }
 
-    /// Counts one more operator, within [`MAX_OPERATORS`].
+    /// Counts one more operator, within the operator limit.
     fn operator(&mut self) -> Result<(), ParseError> {
         self.operators += 1;
-        if self.operators > MAX_OPERATORS {
+        if self.operators > self.max_operators {
             return Err(ParseError::new(
-                format!("the expression has more than {MAX_OPERATORS} operators"),
+                format!(
+                    "the expression has more than {} operators",
+                    self.max_operators
+                ),
                 self.here(),
             )
-            .help("split it: compute parts in a `transform` step or another source"));
+            .help("split it: compute parts in a `transform` step or another source (or raise `limits.expression_operators` in config.yaml)"));
         }
         Ok(())
     }

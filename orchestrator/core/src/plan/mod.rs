@@ -142,6 +142,49 @@ pub struct Settings {
     pub auth: Option<AuthSettings>,
     /// Traces and metrics (`telemetry:`).
     pub telemetry: TelemetrySettings,
+    /// How much nesting and how many operators a config may use (`limits:`).
+    pub limits: Limits,
+}
+
+/// What a config may ask of the loader (`limits:` in `config.yaml`): the nesting and length
+/// of one expression, and the nesting of `[` / `{` in a YAML file. They bound the recursion of
+/// every later pass, so no config can overflow a thread's stack; raise them, up to
+/// [`Limits::MAX`], only for a config that needs it. They apply to every file read after
+/// `config.yaml` (which itself is read with the defaults).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Limits {
+    /// How deep parentheses, lists, calls and unary operators may nest in one expression
+    /// (`expression_nesting`, default 32).
+    pub expression_nesting: usize,
+    /// How many operators one expression may have (`expression_operators`, default 256).
+    pub expression_operators: usize,
+    /// How deep flow collections (`[`, `{`) may nest in one YAML file (`yaml_nesting`,
+    /// default 64); YAML parsers take time quadratic in it.
+    pub yaml_nesting: usize,
+}
+
+impl Limits {
+    /// The defaults.
+    pub const DEFAULT: Self = Self {
+        expression_nesting: crate::expr::MAX_NESTING,
+        expression_operators: crate::expr::MAX_OPERATORS,
+        yaml_nesting: crate::config::MAX_FLOW_NESTING,
+    };
+
+    /// The most a config may raise them to: still safe on a 2 MiB thread stack (and, for
+    /// YAML, within the parser's own bound of 128 levels in all).
+    pub const MAX: Self = Self {
+        expression_nesting: 64,
+        expression_operators: 1024,
+        yaml_nesting: 100,
+    };
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
 }
 
 impl Default for Settings {
@@ -160,6 +203,7 @@ impl Default for Settings {
             cors: None,
             auth: None,
             telemetry: TelemetrySettings::default(),
+            limits: Limits::DEFAULT,
         }
     }
 }
