@@ -464,8 +464,15 @@ impl<'p> Validator<'p> {
                 .with_help("name endpoints with letters, digits, `_`, `-` and `.` (no `/`, `{`, `}`, `?`, `#`, `%` or spaces): the name is part of the endpoint's URL"),
             );
         }
+        // A bad domain is reported once, at its first endpoint.
         if let Some(d) = &e.domain
             && bad(d)
+            && self
+                .plan
+                .endpoints
+                .iter()
+                .find(|x| x.domain == e.domain)
+                .is_some_and(|first| std::ptr::eq(first, e))
         {
             self.report(
                 Diagnostic::new(
