@@ -249,9 +249,10 @@ impl PoolSettings {
 /// Runs a bound query: its first row when `one`, every row otherwise, failing as soon as there
 /// are more than `max_rows` (the rest is never read).
 ///
-/// When the caller stops waiting (the source's timeout, a client gone), the connection is taken
-/// out of the pool and dropped instead of returned: returning it would wait for the abandoned
-/// statement to finish first, and the pool would stay short of a connection meanwhile.
+/// When the caller stops waiting (the source's timeout, a client gone) or the rows are cut at
+/// `max_rows`, the connection is taken out of the pool and dropped instead of returned:
+/// returning it would wait for the abandoned statement to finish first, and the pool would
+/// stay short of a connection meanwhile.
 async fn fetch<'q, DB>(
     pool: &sqlx::Pool<DB>,
     query: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>,
@@ -286,7 +287,10 @@ where
             }
         }
     };
-    conn.finish();
+    // Rows left unread keep the statement running: that connection leaves the pool too.
+    if !matches!(rows, Err(RunError::TooManyRows(_))) {
+        conn.finish();
+    }
     rows
 }
 
