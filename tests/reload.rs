@@ -68,14 +68,20 @@ where
     panic!("not observed within 20 s: {what}");
 }
 
+/// A config in `dir` that greets with "Hello", loaded and watched (debounce 100 ms).
+fn watched_greeting(dir: &Path) -> (Orchestrator, api_orchestrator::Watcher, Api) {
+    write(dir, "config.yaml", CONFIG);
+    write(dir, "domains/greet.yaml", &greeting("Hello"));
+    let o = Orchestrator::from_dir(dir).unwrap_or_else(|e| panic!("{e}"));
+    let watcher = o.watch(Duration::from_millis(100)).unwrap();
+    let api = Api::new(&o);
+    (o, watcher, api)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn file_changes_reach_http_and_a_broken_file_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "config.yaml", CONFIG);
-    write(dir.path(), "domains/greet.yaml", &greeting("Hello"));
-    let o = Orchestrator::from_dir(dir.path()).unwrap_or_else(|e| panic!("{e}"));
-    let _watcher = o.watch(Duration::from_millis(100)).unwrap();
-    let api = Api::new(&o);
+    let (o, _watcher, api) = watched_greeting(dir.path());
     let (status, body) = call(&api, "/hello/Ada").await;
     assert_eq!((status, &body["data"]["text"]), (200, &json!("Hello, Ada")));
     assert_eq!(body["trace"]["config_version"], 1);
@@ -277,11 +283,7 @@ async fn a_swapped_symlink_and_a_recreated_directory_are_followed() {
 async fn a_file_still_open_for_writing_is_not_published_half_written() {
     use std::io::Write as _;
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "config.yaml", CONFIG);
-    write(dir.path(), "domains/greet.yaml", &greeting("Hello"));
-    let o = Orchestrator::from_dir(dir.path()).unwrap_or_else(|e| panic!("{e}"));
-    let _watcher = o.watch(Duration::from_millis(100)).unwrap();
-    let api = Api::new(&o);
+    let (o, _watcher, api) = watched_greeting(dir.path());
     let before = o.last_reload().map(|r| r.at);
 
     let both = format!("{}{}", greeting("Hi"), &EXTRA["endpoints:\n".len()..]);

@@ -651,39 +651,34 @@ impl Engine {
                     trace: Box::new(trace(state)),
                 })
             }
-            Err(Stop::Failed(i, error))
-                if error.kind == SourceErrorKind::Rejected
-                    && error
+            Err(Stop::Failed(i, error)) => {
+                let step = &endpoint.sources[i];
+                // The client's mistake: a value taken from the request alone that the source
+                // rejected, or an upstream refusing (`400`, `422`) a call built from the
+                // request alone.
+                let client_param = match error.kind {
+                    SourceErrorKind::Rejected => error
                         .param()
-                        .is_some_and(|p| from_request_alone(&endpoint.sources[i], p)) =>
-            {
-                Err(ExecuteError::InvalidParameter {
-                    endpoint: endpoint.name.clone(),
-                    source_name: endpoint.sources[i].name.clone(),
-                    param: error.param().unwrap_or_default().to_owned(),
-                    message: error.message,
-                    trace: Box::new(trace(state)),
+                        .filter(|p| from_request_alone(step, p))
+                        .map(str::to_owned),
+                    SourceErrorKind::Upstream { status: 400 | 422 } => request_params(step),
+                    _ => None,
+                };
+                Err(match client_param {
+                    Some(param) => ExecuteError::InvalidParameter {
+                        endpoint: endpoint.name.clone(),
+                        source_name: step.name.clone(),
+                        param,
+                        message: error.message,
+                        trace: Box::new(trace(state)),
+                    },
+                    None => ExecuteError::SourceFailed {
+                        source_name: step.name.clone(),
+                        error,
+                        trace: Box::new(trace(state)),
+                    },
                 })
             }
-            // The upstream refused a call built from the request alone (`400`, `422`): the
-            // client's values were wrong, so the client hears it.
-            Err(Stop::Failed(i, error))
-                if matches!(error.kind, SourceErrorKind::Upstream { status: 400 | 422 })
-                    && request_params(&endpoint.sources[i]).is_some() =>
-            {
-                Err(ExecuteError::InvalidParameter {
-                    endpoint: endpoint.name.clone(),
-                    source_name: endpoint.sources[i].name.clone(),
-                    param: request_params(&endpoint.sources[i]).unwrap_or_default(),
-                    message: error.message,
-                    trace: Box::new(trace(state)),
-                })
-            }
-            Err(Stop::Failed(i, error)) => Err(ExecuteError::SourceFailed {
-                source_name: endpoint.sources[i].name.clone(),
-                error,
-                trace: Box::new(trace(state)),
-            }),
             Err(Stop::Deadline) => Err(ExecuteError::DeadlineExceeded {
                 endpoint: endpoint.name.clone(),
                 budget: compiled.budget,
@@ -733,20 +728,14 @@ fn reads_only_request(visit: impl FnOnce(&mut dyn FnMut(&crate::expr::Reference)
 /// Whether `step` takes parameter `param` from the request and nothing else: then a value the
 /// source rejects is the client's mistake.
 fn from_request_alone(step: &plan::SourceStep, param: &str) -> bool {
-    let (mut any, mut only_request) = (false, true);
-    let mut check = |r: &crate::expr::Reference| {
-        any = true;
-        only_request &= matches!(r.root, crate::expr::Root::Request(_));
+    let read = match step.params.iter().find(|(name, _)| name == param) {
+        Some((_, template)) => reads_only_request(|f| template.visit_references(f)),
+        None => match &step.params_from {
+            Some(whole) => reads_only_request(|f| whole.visit_references(f)),
+            None => None,
+        },
     };
-    match (
-        step.params.iter().find(|(name, _)| name == param),
-        &step.params_from,
-    ) {
-        (Some((_, template)), _) => template.visit_references(&mut check),
-        (None, Some(whole)) => whole.visit_references(&mut check),
-        (None, None) => return false,
-    }
-    any && only_request
+    read == Some(true)
 }
 
 /// Whether a result counts as "nothing found" for a `required` source: null, no rows, an

@@ -345,7 +345,6 @@ fn request_body(m: &PreparedModel, rows: &[Vec<Value>], request_id: &str) -> Val
     }
 }
 
-/// One prediction per row.
 /// For the fuzzer (`orchestrator/core/fuzz`, target `upstream`): `body` read as a model
 /// server's answer for `rows` rows in `protocol`, each prediction mapped by `outputs` (`field`
 /// → `tensor[k]`, `[k]`, `key` …) as the model's `outputs:` would.
@@ -368,6 +367,7 @@ pub fn __fuzz_answer(
         .collect()
 }
 
+/// One prediction per row.
 fn predictions(protocol: ModelProtocol, answer: &Value, rows: usize) -> Result<Vec<Value>, String> {
     let list = match protocol {
         ModelProtocol::Json => return Ok(vec![answer.clone()]),
