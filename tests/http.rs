@@ -59,6 +59,8 @@ api:
         big: {{path: "/big"}}
         drip: {{path: "/drip"}}
         redirect: {{path: "/redirect"}}
+        closing: {{path: "/close"}}
+        bigstream: {{path: "/bigstream"}}
     refused:
       base_url: "http://127.0.0.1:1"
       operations:
@@ -105,6 +107,10 @@ endpoints:
     data_sources: [{name: f, type: api, operation: redirect}]
   nothing:
     data_sources: [{name: f, type: api, operation: nothing, retries: 0}]
+  closing:
+    data_sources: [{name: f, type: api, operation: closing}]
+  bigstream:
+    data_sources: [{name: f, type: api, operation: bigstream}]
   two_calls:
     primary_source: a
     data_sources:
@@ -414,6 +420,10 @@ async fn each_fault_has_its_documented_error_kind() {
     assert_eq!(e.kind, SourceErrorKind::InvalidResponse);
     assert!(e.message.contains("max_response_bytes"), "{}", e.message);
 
+    let (e, _) = failure(&o, "bigstream").await;
+    assert_eq!(e.kind, SourceErrorKind::InvalidResponse);
+    assert!(e.message.contains("larger than"), "{}", e.message);
+
     let (e, _) = failure(&o, "drip").await;
     assert_eq!(e.kind, SourceErrorKind::Timeout, "{}", e.message);
 
@@ -426,6 +436,39 @@ async fn each_fault_has_its_documented_error_kind() {
 
     let (e, _) = failure(&o, "nothing").await;
     assert_eq!(e.kind, SourceErrorKind::Unavailable, "{}", e.message);
+}
+
+#[tokio::test]
+async fn calls_reuse_kept_alive_connections_and_replace_closed_ones() {
+    let up = Upstream::start().await;
+    let (_dir, o) = api_orchestrator(&up);
+    for _ in 0..5 {
+        o.execute("keyed", RequestContext::new()).await.unwrap();
+    }
+    assert_eq!(
+        up.connections(),
+        1,
+        "one service, one kept-alive connection"
+    );
+
+    // The upstream closes each connection after answering: each call of that service needs a
+    // new one, and none fails for finding its pooled connection closed. The other service's
+    // connection stays as it was.
+    for _ in 0..3 {
+        let out = o.execute("closing", RequestContext::new()).await.unwrap();
+        assert_eq!(out.response, json!({"closing": true}));
+    }
+    assert_eq!(up.connections(), 1 + 3);
+    o.execute("keyed", RequestContext::new()).await.unwrap();
+    assert_eq!(up.connections(), 4);
+
+    // An answer cut at `max_response_bytes` is not read to its end: its connection is closed,
+    // not pooled. An error status read to its end keeps the connection.
+    failure(&o, "big").await;
+    assert_eq!(up.connections(), 5);
+    failure(&o, "fail500").await;
+    failure(&o, "fail500").await;
+    assert_eq!(up.connections(), 6);
 }
 
 #[tokio::test]

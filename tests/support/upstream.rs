@@ -32,6 +32,7 @@ struct Shared {
     seen: Mutex<Vec<Seen>>,
     flaky: AtomicUsize,
     down: AtomicBool,
+    connections: AtomicUsize,
 }
 
 /// A running upstream on a free loopback port; it stops when dropped.
@@ -56,6 +57,10 @@ impl Upstream {
         let app = Router::new().fallback(handle).with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let counter = shared.clone();
+        let listener = axum::serve::ListenerExt::tap_io(listener, move |_| {
+            counter.connections.fetch_add(1, Ordering::SeqCst);
+        });
         let task = tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
         });
@@ -78,6 +83,11 @@ impl Upstream {
             .iter()
             .filter(|s| s.target.split('?').next() == Some(path))
             .count()
+    }
+
+    /// How many connections the server has accepted.
+    pub fn connections(&self) -> usize {
+        self.shared.connections.load(Ordering::SeqCst)
     }
 
     /// While down, every request is answered 503 (it is still recorded).
@@ -168,6 +178,25 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
                 StatusCode::OK,
                 [(header::CONTENT_TYPE, "application/json")],
                 big,
+            )
+                .into_response()
+        }
+        // Answers, then closes the connection (`Connection: close`).
+        "/faults/close" => (
+            [
+                (header::CONTENT_TYPE, "application/json"),
+                (header::CONNECTION, "close"),
+            ],
+            "{\"closing\": true}",
+        )
+            .into_response(),
+        // 11 MiB in chunks, without a `Content-Length`.
+        "/faults/bigstream" => {
+            let chunks = (0..11).map(|_| Ok::<_, std::io::Error>(Bytes::from(vec![b' '; 1 << 20])));
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                Body::from_stream(futures::stream::iter(chunks)),
             )
                 .into_response()
         }

@@ -1,7 +1,13 @@
-//! The HTTP call stack shared by the `api`, `feast` and `ml` sources: one reqwest client per
-//! service and config version, request id and W3C `traceparent` on every call (and the
-//! request's `tracestate` when the trace continues the request's), a response size limit, and
-//! one mapping of failures to [`SourceErrorKind`]s.
+//! The HTTP call stack shared by the `api`, `feast` and `ml` sources: one client per service
+//! and config version, request id and W3C `traceparent` on every call (and the request's
+//! `tracestate` when the trace continues the request's), a response size limit, and one
+//! mapping of failures to [`SourceErrorKind`]s.
+//!
+//! Two transports sit under that one stack. Plain `http://` calls to the service's own
+//! authority go over [`lean`] (hyper's HTTP/1.1 connections, pooled per service); TLS, HTTP/2,
+//! an ML model's `endpoint` on another host, and every call while an `HTTP_PROXY` /
+//! `ALL_PROXY` variable is set go through reqwest. Both send the same headers and end in the
+//! same errors.
 //!
 //! | failure | kind |
 //! |---|---|
@@ -15,13 +21,23 @@
 //! reaches a client: a short excerpt goes into the error message, for logs and traces.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 
+use bytes::Bytes;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HOST, HeaderMap, HeaderName, HeaderValue, USER_AGENT};
 use serde_json::Value;
 
 use super::{SourceCall, SourceError, SourceErrorKind};
 use crate::plan::HttpSettings;
+
+mod lean;
+
+/// The `User-Agent` of every call.
+const AGENT: HeaderValue =
+    HeaderValue::from_static(concat!("orchestrator/", env!("CARGO_PKG_VERSION")));
+/// The environment variables through which reqwest takes an HTTP proxy.
+const PROXY_VARIABLES: [&str; 4] = ["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"];
 
 // Not among `http`'s standard names: built once here, not parsed (and allocated) per call.
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -56,6 +72,11 @@ pub(crate) fn scalar_text(v: &Value) -> Option<String> {
 #[derive(Debug, Clone)]
 pub(crate) struct HttpClient {
     client: reqwest::Client,
+    /// Plain `http://` calls to the base URL's authority, when no proxy is configured.
+    lean: Option<Arc<lean::Lean>>,
+    /// What reqwest's client adds to every request, for the lean transport: `User-Agent`,
+    /// `Accept: */*` and the service's headers (authentication marked sensitive).
+    defaults: HeaderMap,
     base: reqwest::Url,
     /// Appended to every query (API keys sent as a query parameter).
     query: Vec<(String, String)>,
@@ -103,6 +124,9 @@ impl HttpClient {
             )
         })?;
         let mut headers = HeaderMap::new();
+        // reqwest's own defaults, which the service's headers may replace.
+        headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
+        headers.insert(USER_AGENT, AGENT);
         for (k, v) in &http.headers {
             let name = HeaderName::from_bytes(k.as_bytes())
                 .map_err(|e| config_error(service, format_args!("header `{k}`: {e}")))?;
@@ -117,8 +141,7 @@ impl HttpClient {
         // Sent by the client itself: nothing to copy per request.
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("orchestrator/", env!("CARGO_PKG_VERSION")))
-            .default_headers(headers);
+            .default_headers(headers.clone());
         if let Some(t) = http.timeout {
             builder = builder.connect_timeout(t);
         }
@@ -131,8 +154,18 @@ impl HttpClient {
         let client = builder.build().map_err(|e| {
             config_error(service, format_args!("cannot build the HTTP client: {e}"))
         })?;
+        let proxied = PROXY_VARIABLES
+            .iter()
+            .any(|v| std::env::var_os(v).is_some_and(|v| !v.is_empty()));
+        let lean = if proxied {
+            None
+        } else {
+            lean::Lean::new(&base, http.timeout).map(Arc::new)
+        };
         Ok(Self {
             client,
+            lean,
+            defaults: headers,
             base,
             query,
             max_response_bytes: http
@@ -190,15 +223,15 @@ impl HttpClient {
                 span.set_attribute(KeyValue::new("server.port", i64::from(port)));
             }
         });
-        let mut req = self.client.request(out.method.clone(), url);
+        let mut headers = HeaderMap::with_capacity(self.defaults.len() + out.headers.len() + 4);
         if !call.request.request_id.is_empty()
             && let Ok(id) = HeaderValue::from_str(&call.request.request_id)
         {
-            req = req.header(X_REQUEST_ID, id);
+            headers.insert(X_REQUEST_ID, id);
         }
         // Hex digits and dashes: always a valid header value.
         if let Ok(tp) = HeaderValue::from_bytes(&call.trace.traceparent_bytes()) {
-            req = req.header(TRACEPARENT, tp);
+            headers.insert(TRACEPARENT, tp);
         }
         // Vendor data of the trace this continues, passed on unchanged (W3C Trace Context).
         if call.trace.continued()
@@ -209,24 +242,41 @@ impl HttpClient {
                 .and_then(Value::as_str)
             && let Ok(state) = HeaderValue::from_str(state)
         {
-            req = req.header(TRACESTATE, state);
+            headers.insert(TRACESTATE, state);
         }
         for (k, v) in &out.headers {
-            req = req.header(k, v);
+            headers.append(k, v.clone());
         }
-        if let Some(body) = &out.body {
-            let bytes = serde_json::to_vec(body).map_err(|e| {
-                SourceError::new(
-                    SourceErrorKind::Internal,
-                    format!("cannot encode the request body: {e}"),
-                )
-            })?;
-            req = req
-                .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-                .body(bytes);
-        }
-        let mut resp = req.send().await.map_err(|e| transport_error(&what(), e))?;
-        let status = resp.status();
+        let body = match &out.body {
+            None => Bytes::new(),
+            Some(body) => {
+                headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                serde_json::to_vec(body)
+                    .map_err(|e| {
+                        SourceError::new(
+                            SourceErrorKind::Internal,
+                            format!("cannot encode the request body: {e}"),
+                        )
+                    })?
+                    .into()
+            }
+        };
+        let (status, content_type, body) = match &self.lean {
+            Some(lean) if lean.serves(&url) => {
+                self.send_lean(lean, out.method.clone(), &url, headers, body, &what)
+                    .await?
+            }
+            _ => {
+                let mut req = self
+                    .client
+                    .request(out.method.clone(), url)
+                    .headers(headers);
+                if !body.is_empty() {
+                    req = req.body(body);
+                }
+                self.send_reqwest(req, &what).await?
+            }
+        };
         #[cfg(feature = "otel")]
         crate::telemetry::otel::annotate(|span| {
             span.set_attribute(opentelemetry::KeyValue::new(
@@ -234,45 +284,6 @@ impl HttpClient {
                 i64::from(status.as_u16()),
             ));
         });
-        let content_type = resp.headers().get(CONTENT_TYPE).cloned();
-        let body = match resp.content_length() {
-            Some(len) if len > self.max_response_bytes => {
-                return Err(SourceError::new(
-                    SourceErrorKind::InvalidResponse,
-                    format!(
-                        "{}: the response has {len} bytes, more than the {} allowed (`max_response_bytes`)",
-                        what(),
-                        self.max_response_bytes
-                    ),
-                ));
-            }
-            // Within the limit by its own account: take it whole, without copying chunks.
-            Some(_) => resp
-                .bytes()
-                .await
-                .map_err(|e| transport_error(&what(), e))?,
-            None => {
-                let mut body = Vec::new();
-                while let Some(chunk) = resp
-                    .chunk()
-                    .await
-                    .map_err(|e| transport_error(&what(), e))?
-                {
-                    if (body.len() + chunk.len()) as u64 > self.max_response_bytes {
-                        return Err(SourceError::new(
-                            SourceErrorKind::InvalidResponse,
-                            format!(
-                                "{}: the response is larger than the {} bytes allowed (`max_response_bytes`)",
-                                what(),
-                                self.max_response_bytes
-                            ),
-                        ));
-                    }
-                    body.extend_from_slice(&chunk);
-                }
-                body.into()
-            }
-        };
         if !status.is_success() {
             return Err(SourceError::new(
                 SourceErrorKind::Upstream {
@@ -300,6 +311,88 @@ impl HttpClient {
         })
     }
 
+    /// The call over reqwest: status, content type and the body within the size limit.
+    async fn send_reqwest(
+        &self,
+        req: reqwest::RequestBuilder,
+        what: &(dyn Fn() -> String + Sync),
+    ) -> Result<(http::StatusCode, Option<HeaderValue>, Bytes), SourceError> {
+        let mut resp = req.send().await.map_err(|e| reqwest_error(&what(), e))?;
+        let status = resp.status();
+        let content_type = resp.headers().get(CONTENT_TYPE).cloned();
+        let body = match resp.content_length() {
+            Some(len) if len > self.max_response_bytes => {
+                return Err(self.too_large(&what(), Some(len)));
+            }
+            // Within the limit by its own account: take it whole, without copying chunks.
+            Some(_) => resp.bytes().await.map_err(|e| reqwest_error(&what(), e))?,
+            None => {
+                let mut body = Vec::new();
+                while let Some(chunk) = resp.chunk().await.map_err(|e| reqwest_error(&what(), e))? {
+                    if (body.len() + chunk.len()) as u64 > self.max_response_bytes {
+                        return Err(self.too_large(&what(), None));
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                body.into()
+            }
+        };
+        Ok((status, content_type, body))
+    }
+
+    /// The call over the lean transport: the same answer as [`Self::send_reqwest`]'s.
+    async fn send_lean(
+        &self,
+        lean: &Arc<lean::Lean>,
+        method: reqwest::Method,
+        url: &reqwest::Url,
+        mut headers: HeaderMap,
+        body: Bytes,
+        what: &(dyn Fn() -> String + Sync),
+    ) -> Result<(http::StatusCode, Option<HeaderValue>, Bytes), SourceError> {
+        let target = http::Uri::try_from(&url[url::Position::BeforePath..])
+            .map_err(|e| SourceError::new(SourceErrorKind::Rejected, format!("{}: {e}", what())))?;
+        // reqwest's order: the call's own headers, then each default it does not set.
+        for (name, value) in &self.defaults {
+            if !headers.contains_key(name) {
+                headers.append(name, value.clone());
+            }
+        }
+        headers.insert(HOST, lean.host().clone());
+        let mut req = http::Request::new(http_body_util::Full::new(body));
+        *req.method_mut() = method;
+        *req.uri_mut() = target;
+        *req.headers_mut() = headers;
+        let (resp, connection) = lean.send(req).await.map_err(|e| lean_error(&what(), e))?;
+        let (parts, incoming) = resp.into_parts();
+        let length = http_body::Body::size_hint(&incoming).exact();
+        if let Some(len) = length.filter(|&len| len > self.max_response_bytes) {
+            return Err(self.too_large(&what(), Some(len)));
+        }
+        let body = lean::read_body(incoming, self.max_response_bytes)
+            .await
+            .map_err(|e| lean_error(&what(), e))?
+            .ok_or_else(|| self.too_large(&what(), None))?;
+        // Read to its end: the connection can take the service's next call.
+        connection.release();
+        Ok((parts.status, parts.headers.get(CONTENT_TYPE).cloned(), body))
+    }
+
+    /// The error of an answer over `max_response_bytes` (`len` when it said its length).
+    fn too_large(&self, what: &str, len: Option<u64>) -> SourceError {
+        let message = match len {
+            Some(len) => format!(
+                "{what}: the response has {len} bytes, more than the {} allowed (`max_response_bytes`)",
+                self.max_response_bytes
+            ),
+            None => format!(
+                "{what}: the response is larger than the {} bytes allowed (`max_response_bytes`)",
+                self.max_response_bytes
+            ),
+        };
+        SourceError::new(SourceErrorKind::InvalidResponse, message)
+    }
+
     /// `GET path` (for metadata).
     pub(crate) async fn get(
         &self,
@@ -318,7 +411,7 @@ impl HttpClient {
     }
 }
 
-fn transport_error(what: &str, e: reqwest::Error) -> SourceError {
+fn reqwest_error(what: &str, e: reqwest::Error) -> SourceError {
     // The URL may carry credentials (an API key in the query): it stays out of the message.
     let e = e.without_url();
     let kind = if e.is_timeout() {
@@ -331,8 +424,20 @@ fn transport_error(what: &str, e: reqwest::Error) -> SourceError {
         // connect, request, body: the peer could not be reached or went away
         SourceErrorKind::Unavailable
     };
-    let mut message = format!("{what}: {e}");
-    let mut source = std::error::Error::source(&e);
+    transport_error(kind, format!("{what}: {e}"), std::error::Error::source(&e))
+}
+
+fn lean_error(what: &str, e: lean::Error) -> SourceError {
+    let message = format!("{what}: {} failed: {}", e.context, e.source);
+    transport_error(e.kind, message, e.source.source())
+}
+
+/// `message`, then each error of the `source` chain after a colon.
+fn transport_error(
+    kind: SourceErrorKind,
+    mut message: String,
+    mut source: Option<&(dyn std::error::Error + 'static)>,
+) -> SourceError {
     while let Some(s) = source {
         let _ = write!(message, ": {s}");
         source = s.source();
