@@ -389,6 +389,35 @@ fn serve_axum(rt: &tokio::runtime::Runtime, app: axum::Router) -> Served {
     }
 }
 
+/// `api` mounted at the root of a bare hyper HTTP/1.1 server (no axum router): what axum
+/// costs around the library's own routing.
+fn serve_hyper(rt: &tokio::runtime::Runtime, api: Api) -> Served {
+    let (addr, task) = rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let api = api.clone();
+                let service = hyper::service::service_fn(move |req| {
+                    tower::Service::call(&mut api.clone(), req)
+                });
+                tokio::spawn(
+                    hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service),
+                );
+            }
+        });
+        (addr, task)
+    });
+    Served {
+        base: format!("http://{addr}"),
+        stop: Box::new(move || task.abort()),
+    }
+}
+
 /// Scenario (vi)'s servers in actix-web, each with HTTP clients and pools of its own, so that
 /// their connections are made (and their I/O driven) on actix's worker rather than on the axum
 /// server's runtime: (a) the plans of `config` below `/api`, (b) the hand-written handler at
@@ -837,6 +866,16 @@ impl Harness {
                 (url, self.budget.concurrency)
             }
             None if variant == "b" => (self.b.clone(), self.budget.concurrency),
+            // Scenario (i)'s plans on a bare hyper server instead of axum.
+            None if variant == "hyper-a" => {
+                let plans = self
+                    .server_rt
+                    .block_on(async { Orchestrator::from_dir(&self.config).unwrap() });
+                let served = serve_hyper(&self.server_rt, Api::new(&plans));
+                let url = format!("{}/overview/42", served.base);
+                _served.push(served);
+                (url, self.budget.concurrency)
+            }
             None if variant == "actix-a" || variant == "actix-b" => {
                 let (library, hand) = self.actix_pair();
                 let url = if variant == "actix-a" {

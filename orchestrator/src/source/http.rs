@@ -4,16 +4,16 @@
 //! mapping of failures to [`SourceErrorKind`]s.
 //!
 //! Two transports sit under that one stack. Plain `http://` calls to the service's own
-//! authority go over [`lean`] (hyper's HTTP/1.1 connections, pooled per service); TLS, HTTP/2,
-//! an ML model's `endpoint` on another host, and every call while an `HTTP_PROXY` /
-//! `ALL_PROXY` variable is set go through reqwest. Both send the same headers and end in the
-//! same errors.
+//! authority go over [`lean`] (HTTP/1.1 over kept-alive connections pooled per service, read by
+//! the calling future); TLS, HTTP/2, an ML model's `endpoint` on another host, and every call
+//! while an `HTTP_PROXY` / `ALL_PROXY` variable is set go through reqwest. Both send the same
+//! headers and end in the same errors.
 //!
 //! | failure | kind |
 //! |---|---|
-//! | connection refused, reset, DNS, TLS | `unavailable` |
+//! | connection refused, reset, DNS, TLS, a connection that ends before the answer does | `unavailable` |
 //! | the server answered with a non-2xx status (redirects are not followed) | `upstream` with the status |
-//! | a body that is not JSON, or larger than `max_response_bytes` | `invalid_response` |
+//! | a body that is not JSON, or larger than `max_response_bytes`; an answer that is not HTTP/1.1 (lean transport) | `invalid_response` |
 //! | a request value that cannot be sent (a header with a line break, a `..` path segment) | `rejected` |
 //!
 //! Slow servers, including ones that drip their body, are cut by the data source's timeout
@@ -25,13 +25,16 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HOST, HeaderMap, HeaderName, HeaderValue, USER_AGENT};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, USER_AGENT};
 use serde_json::Value;
 
 use super::{SourceCall, SourceError, SourceErrorKind};
 use crate::plan::HttpSettings;
 
 mod lean;
+
+#[doc(hidden)]
+pub use lean::__fuzz_answer as __fuzz_http_answer;
 
 /// The `User-Agent` of every call.
 const AGENT: HeaderValue =
@@ -263,7 +266,7 @@ impl HttpClient {
         };
         let (status, content_type, body) = match &self.lean {
             Some(lean) if lean.serves(&url) => {
-                self.send_lean(lean, out.method.clone(), &url, headers, body, &what)
+                self.send_lean(lean, &out.method, &url, &headers, &body, &what)
                     .await?
             }
             _ => {
@@ -343,39 +346,67 @@ impl HttpClient {
     /// The call over the lean transport: the same answer as [`Self::send_reqwest`]'s.
     async fn send_lean(
         &self,
-        lean: &Arc<lean::Lean>,
-        method: reqwest::Method,
+        lean: &lean::Lean,
+        method: &reqwest::Method,
         url: &reqwest::Url,
-        mut headers: HeaderMap,
-        body: Bytes,
+        headers: &HeaderMap,
+        body: &[u8],
         what: &(dyn Fn() -> String + Sync),
     ) -> Result<(http::StatusCode, Option<HeaderValue>, Bytes), SourceError> {
-        let target = http::Uri::try_from(&url[url::Position::BeforePath..])
-            .map_err(|e| SourceError::new(SourceErrorKind::Rejected, format!("{}: {e}", what())))?;
-        // reqwest's order: the call's own headers, then each default it does not set.
-        for (name, value) in &self.defaults {
-            if !headers.contains_key(name) {
-                headers.append(name, value.clone());
-            }
+        let request = self.request_bytes(lean, method, url, headers, body);
+        match lean.call(method, &request, self.max_response_bytes).await {
+            Ok(answer) => Ok((answer.status, answer.content_type, answer.body)),
+            Err(e) if e.too_large => Err(self.too_large(&what(), None)),
+            Err(e) => Err(SourceError::new(
+                e.kind,
+                format!("{}: {}", what(), e.message),
+            )),
         }
-        headers.insert(HOST, lean.host().clone());
-        let mut req = http::Request::new(http_body_util::Full::new(body));
-        *req.method_mut() = method;
-        *req.uri_mut() = target;
-        *req.headers_mut() = headers;
-        let (resp, connection) = lean.send(req).await.map_err(|e| lean_error(&what(), e))?;
-        let (parts, incoming) = resp.into_parts();
-        let length = http_body::Body::size_hint(&incoming).exact();
-        if let Some(len) = length.filter(|&len| len > self.max_response_bytes) {
-            return Err(self.too_large(&what(), Some(len)));
+    }
+
+    /// The whole HTTP/1.1 request: request line, `Host`, the call's headers, then each default
+    /// header the call does not set (reqwest's order), `Content-Length`, and the body. The
+    /// target is the URL's path and query as the URL type serializes them: percent-encoded,
+    /// no space or control character.
+    fn request_bytes(
+        &self,
+        lean: &lean::Lean,
+        method: &reqwest::Method,
+        url: &reqwest::Url,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Vec<u8> {
+        let target = &url[url::Position::BeforePath..];
+        let mut out = Vec::with_capacity(256 + target.len() + body.len());
+        out.extend_from_slice(method.as_str().as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(target.as_bytes());
+        out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+        out.extend_from_slice(lean.host().as_bytes());
+        out.extend_from_slice(b"\r\n");
+        let defaults = self
+            .defaults
+            .iter()
+            .filter(|(name, _)| !headers.contains_key(*name));
+        for (name, value) in headers.iter().chain(defaults) {
+            out.extend_from_slice(name.as_str().as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
         }
-        let body = lean::read_body(incoming, self.max_response_bytes)
-            .await
-            .map_err(|e| lean_error(&what(), e))?
-            .ok_or_else(|| self.too_large(&what(), None))?;
-        // Read to its end: the connection can take the service's next call.
-        connection.release();
-        Ok((parts.status, parts.headers.get(CONTENT_TYPE).cloned(), body))
+        let has_body = !body.is_empty()
+            || matches!(
+                *method,
+                reqwest::Method::POST | reqwest::Method::PUT | reqwest::Method::PATCH
+            );
+        if has_body {
+            out.extend_from_slice(b"content-length: ");
+            out.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(body);
+        out
     }
 
     /// The error of an answer over `max_response_bytes` (`len` when it said its length).
@@ -425,11 +456,6 @@ fn reqwest_error(what: &str, e: reqwest::Error) -> SourceError {
         SourceErrorKind::Unavailable
     };
     transport_error(kind, format!("{what}: {e}"), std::error::Error::source(&e))
-}
-
-fn lean_error(what: &str, e: lean::Error) -> SourceError {
-    let message = format!("{what}: {} failed: {}", e.context, e.source);
-    transport_error(e.kind, message, e.source.source())
 }
 
 /// `message`, then each error of the `source` chain after a colon.

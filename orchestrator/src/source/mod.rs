@@ -33,6 +33,9 @@ pub mod feast;
 #[cfg(feature = "http")]
 mod http;
 #[cfg(feature = "http")]
+#[doc(hidden)]
+pub use http::__fuzz_http_answer;
+#[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod ml;
 #[cfg(feature = "sql")]

@@ -1,33 +1,42 @@
-//! The lean transport: plain `http://` calls over kept-alive HTTP/1.1 connections, spoken
-//! with hyper's connection API and pooled per service.
+//! The lean transport: plain `http://` JSON calls over kept-alive HTTP/1.1 connections, pooled
+//! per service, each call written and its answer read by the calling future itself.
 //!
 //! reqwest is a general client: per call it re-parses the URL, copies the default headers,
-//! runs a redirect layer and a proxy matcher and checks a connection out of a pool keyed by
-//! scheme and authority. A service's calls all go to one authority with the same headers, so
-//! this transport keeps only what such a call needs: an idle list of connections to that
-//! authority (most recently used first), a request with origin-form target, and the
-//! `Host`, `User-Agent` and `Accept` headers reqwest would have sent. On the load harness a
-//! call costs 47,700 instructions this way against 85,500 through reqwest (BENCHMARKS.md,
-//! "The upstream call").
+//! runs a redirect layer and a proxy matcher, and hands the request over a channel to a
+//! connection task that parses the answer into a header map and passes the body back through
+//! another channel. A service's calls all go to one authority, carry a handful of headers
+//! and answer with one small JSON document, so this transport keeps only that: an idle list of
+//! connections (most recently used first), the request written in one `write`, the answer's
+//! head parsed by `httparse` in the connection's own buffer, and the body framed by its
+//! `Content-Length`, by `chunked` transfer coding or by the end of the connection (RFC 9112
+//! §6.3). On the load harness a call costs 34,000 instructions this way, 47,700 over hyper's
+//! connection API and 85,500 through reqwest (BENCHMARKS.md, "The upstream call").
 //!
-//! Behaviour the HTTP sources document stays the same: redirects are not followed, the
-//! connect timeout is the service's `timeout`, a connection found closed when it is taken from
-//! the idle list is replaced (a request hyper did not start writing is sent again on a new
-//! connection; anything else is the caller's failure to map), a request dropped mid-call (the
-//! data source's timeout) closes its connection, and an answer not read to the end never
-//! returns its connection to the pool. Idle connections are dropped after [`IDLE_TIMEOUT`],
-//! like reqwest's, and at most [`MAX_IDLE`] are kept per service.
+//! What the HTTP sources document stays the same: redirects are not followed, the connect
+//! timeout is the service's `timeout`, and a call dropped mid-way (the data source's timeout)
+//! closes its connection. A connection goes back to the idle list only when its answer was
+//! read exactly to its end and neither side said `Connection: close`; idle connections are
+//! closed after [`IDLE_TIMEOUT`] (reqwest's default) and at most [`MAX_IDLE`] are kept per
+//! service. A kept-alive connection the server closed while it sat idle is noticed before it
+//! is reused when the close has arrived; when it arrives only as the answer to the request
+//! written on it (nothing of an answer read), an idempotent request (RFC 9110 §9.2.2) is sent
+//! again on a new connection and any other fails as `unavailable`.
+//!
+//! Answers are untrusted: the head is limited to [`MAX_HEAD_BYTES`] and [`MAX_HEADERS`]
+//! headers, chunk-size lines and trailers are limited too, and the body to the service's
+//! `max_response_bytes`. A malformed head or chunk is an `invalid_response`; a connection that
+//! fails or ends early is `unavailable`.
 
+use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full};
-use hyper::body::Incoming;
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
+use reqwest::Method;
 use reqwest::header::HeaderValue;
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+use tokio::net::TcpStream;
 
 use super::super::SourceErrorKind;
 
@@ -36,6 +45,15 @@ use super::super::SourceErrorKind;
 pub(super) const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// Idle connections kept per service; more are closed when their call ends.
 pub(super) const MAX_IDLE: usize = 256;
+/// The largest answer head (status line and headers) read.
+pub(crate) const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// The most headers an answer may have.
+pub(crate) const MAX_HEADERS: usize = 100;
+/// The longest chunk-size line (with extensions) and the most trailer bytes read.
+const MAX_CHUNK_LINE: usize = 4 * 1024;
+const MAX_TRAILER_BYTES: usize = 16 * 1024;
+/// What a connection's buffer starts with: enough for a typical answer in one read.
+const BUFFER: usize = 4 * 1024;
 
 /// Where a service's connections go: an address, or a name resolved per connection.
 #[derive(Debug)]
@@ -54,57 +72,71 @@ pub(super) struct Lean {
     idle: Mutex<Vec<Idle>>,
 }
 
+#[derive(Debug)]
 struct Idle {
-    sender: SendRequest<Full<Bytes>>,
+    conn: Conn<TcpStream>,
     since: Instant,
 }
 
-impl std::fmt::Debug for Idle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Idle").field("since", &self.since).finish()
-    }
+/// A connection and its read buffer (bytes read but not yet consumed sit at its start).
+#[derive(Debug)]
+pub(crate) struct Conn<S> {
+    stream: S,
+    buf: Vec<u8>,
+}
+
+/// An answer read to its end.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub(crate) status: http::StatusCode,
+    pub(crate) content_type: Option<HeaderValue>,
+    pub(crate) body: Bytes,
+    /// Whether the connection may carry the next call.
+    reusable: bool,
 }
 
 /// A transport failure, classified for the one failure mapping in [`super`].
 #[derive(Debug)]
-pub(super) struct Error {
-    pub(super) kind: SourceErrorKind,
-    pub(super) context: &'static str,
-    pub(super) source: Box<dyn std::error::Error + Send + Sync>,
+pub(crate) struct Error {
+    pub(crate) kind: SourceErrorKind,
+    /// Empty when `too_large`: the caller words that error.
+    pub(crate) message: String,
+    /// The body is longer than the limit.
+    pub(crate) too_large: bool,
+    /// Nothing of an answer was read: the request may never have reached a server.
+    unanswered: bool,
 }
 
 impl Error {
-    fn unavailable(
-        context: &'static str,
-        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
-    ) -> Self {
+    fn new(kind: SourceErrorKind, message: String) -> Self {
         Self {
-            kind: SourceErrorKind::Unavailable,
-            context,
-            source: source.into(),
+            kind,
+            message,
+            too_large: false,
+            unanswered: false,
         }
     }
-}
 
-/// A connection lent to one call: back to the idle list when the answer has been read to
-/// its end ([`Lent::release`]), closed if it is dropped before.
-#[derive(Debug)]
-pub(super) struct Lent {
-    pool: Arc<Lean>,
-    sender: Option<SendRequest<Full<Bytes>>>,
-}
+    fn unavailable(context: &str, e: &io::Error) -> Self {
+        Self::new(SourceErrorKind::Unavailable, format!("{context}: {e}"))
+    }
 
-impl Lent {
-    pub(super) fn release(mut self) {
-        if let Some(sender) = self.sender.take() {
-            let mut idle = self.pool.idle.lock().unwrap_or_else(|e| e.into_inner());
-            if idle.len() < MAX_IDLE {
-                idle.push(Idle {
-                    sender,
-                    since: Instant::now(),
-                });
-            }
+    fn invalid(message: impl Into<String>) -> Self {
+        Self::new(SourceErrorKind::InvalidResponse, message.into())
+    }
+
+    fn too_large() -> Self {
+        Self {
+            too_large: true,
+            ..Self::invalid(String::new())
         }
+    }
+
+    fn ended_early() -> Self {
+        Self::new(
+            SourceErrorKind::Unavailable,
+            "answer: the connection closed before the end of the body".to_owned(),
+        )
     }
 }
 
@@ -141,109 +173,579 @@ impl Lean {
         &self.host
     }
 
-    /// Sends `req` (origin-form target, all headers set) on an idle connection or a new one.
-    pub(super) async fn send(
-        self: &Arc<Self>,
-        mut req: http::Request<Full<Bytes>>,
-    ) -> Result<(http::Response<Incoming>, Lent), Error> {
-        while let Some(mut sender) = self.checkout().await {
-            match sender.try_send_request(req).await {
-                Ok(resp) => return Ok((resp, self.lend(sender))),
-                // The connection closed before hyper started writing: a new one takes it.
-                Err(mut e) => match e.take_message() {
-                    Some(back) => req = back,
-                    None => return Err(Error::unavailable("request", e.into_error())),
-                },
+    /// Writes `request` (a whole HTTP/1.1 request: head and body) and reads the answer, on an
+    /// idle connection or a new one.
+    pub(super) async fn call(
+        &self,
+        method: &Method,
+        request: &[u8],
+        limit: u64,
+    ) -> Result<Answer, Error> {
+        while let Some(mut conn) = self.checkout() {
+            match conn.exchange(method, request, limit).await {
+                Ok(answer) => return Ok(self.checkin(conn, answer)),
+                // The server closed the kept-alive connection as the request reached it.
+                Err(e) if e.unanswered && method.is_idempotent() => continue,
+                Err(e) => return Err(e),
             }
         }
-        let mut sender = self.connect().await?;
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| Error::unavailable("request", e))?;
-        Ok((resp, self.lend(sender)))
-    }
-
-    fn lend(self: &Arc<Self>, sender: SendRequest<Full<Bytes>>) -> Lent {
-        Lent {
-            pool: Arc::clone(self),
-            sender: Some(sender),
-        }
+        let mut conn = self.connect().await?;
+        let answer = conn.exchange(method, request, limit).await?;
+        Ok(self.checkin(conn, answer))
     }
 
     /// The most recently used idle connection that is still open, if any.
-    async fn checkout(&self) -> Option<SendRequest<Full<Bytes>>> {
+    fn checkout(&self) -> Option<Conn<TcpStream>> {
         loop {
-            let Idle { mut sender, since } = {
+            let Idle { conn, since } = {
                 let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
                 idle.pop()?
             };
-            if since.elapsed() < IDLE_TIMEOUT && sender.ready().await.is_ok() {
-                return Some(sender);
+            if since.elapsed() < IDLE_TIMEOUT && conn.still_open() {
+                return Some(conn);
             }
         }
     }
 
-    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, Error> {
+    fn checkin(&self, conn: Conn<TcpStream>, answer: Answer) -> Answer {
+        if answer.reusable {
+            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            if idle.len() < MAX_IDLE {
+                idle.push(Idle {
+                    conn,
+                    since: Instant::now(),
+                });
+            }
+        }
+        answer
+    }
+
+    async fn connect(&self) -> Result<Conn<TcpStream>, Error> {
         let connecting = async {
             match &self.target {
-                Target::Addr(addr) => tokio::net::TcpStream::connect(addr).await,
-                Target::Name(name, port) => {
-                    tokio::net::TcpStream::connect((name.as_str(), *port)).await
-                }
+                Target::Addr(addr) => TcpStream::connect(addr).await,
+                Target::Name(name, port) => TcpStream::connect((name.as_str(), *port)).await,
             }
         };
         let stream = match self.connect_timeout {
-            Some(limit) => tokio::time::timeout(limit, connecting)
-                .await
-                .map_err(|elapsed| Error {
-                    kind: SourceErrorKind::Timeout,
-                    context: "connect",
-                    source: elapsed.into(),
-                })?,
+            Some(limit) => tokio::time::timeout(limit, connecting).await.map_err(|_| {
+                Error::new(
+                    SourceErrorKind::Timeout,
+                    format!("connect: no connection within {limit:?}"),
+                )
+            })?,
             None => connecting.await,
         }
-        .map_err(|e| Error::unavailable("connect", e))?;
-        // Requests are small and written whole: no reason to wait for more.
+        .map_err(|e| Error::unavailable("connect", &e))?;
+        // Requests are written whole: no reason to wait for more.
         let _ = stream.set_nodelay(true);
-        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| Error::unavailable("connect", e))?;
-        // Reads and writes the socket until the connection closes: the peer hangs up, the
-        // sender is dropped while idle, or a call is cut mid-answer.
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        Ok(sender)
+        Ok(Conn::new(stream))
     }
 }
 
-/// Reads `body` to its end, at most `limit` bytes; `Ok(None)` when it is longer.
-pub(super) async fn read_body(mut body: Incoming, limit: u64) -> Result<Option<Bytes>, Error> {
-    let mut first: Option<Bytes> = None;
-    let mut rest: Vec<u8> = Vec::new();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| Error::unavailable("body", e))?;
-        let Ok(chunk) = frame.into_data() else {
-            continue; // trailers
-        };
-        let read = first.as_ref().map_or(0, Bytes::len) + rest.len();
-        if (read + chunk.len()) as u64 > limit {
-            return Ok(None);
+impl Conn<TcpStream> {
+    /// Whether an idle connection has not been closed by its server (as far as the runtime
+    /// has seen: no system call unless the socket was reported readable).
+    fn still_open(&self) -> bool {
+        let mut byte = [0u8; 1];
+        matches!(self.stream.try_read(&mut byte), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
+    pub(crate) fn new(stream: S) -> Self {
+        Self {
+            stream,
+            buf: Vec::with_capacity(BUFFER),
         }
-        // One chunk (the usual answer) is kept as it came, without a copy.
-        match &first {
-            None if rest.is_empty() => first = Some(chunk),
-            _ => {
-                if let Some(f) = first.take() {
-                    rest.extend_from_slice(&f);
+    }
+
+    /// Writes `request` and reads its answer.
+    pub(crate) async fn exchange(
+        &mut self,
+        method: &Method,
+        request: &[u8],
+        limit: u64,
+    ) -> Result<Answer, Error> {
+        self.buf.clear();
+        if let Err(e) = self.stream.write_all(request).await {
+            let mut error = Error::unavailable("request", &e);
+            error.unanswered = true;
+            return Err(error);
+        }
+        self.read_answer(method, limit).await
+    }
+
+    /// Reads more into the buffer; `Ok(0)` at the end of the connection.
+    async fn fill(&mut self) -> Result<usize, Error> {
+        if self.buf.capacity() - self.buf.len() < 512 {
+            self.buf.reserve(self.buf.capacity().max(BUFFER));
+        }
+        self.stream
+            .read_buf(&mut self.buf)
+            .await
+            .map_err(|e| Error::unavailable("answer", &e))
+    }
+
+    /// Reads one answer (after any interim `1xx` ones) to its end.
+    pub(crate) async fn read_answer(
+        &mut self,
+        method: &Method,
+        limit: u64,
+    ) -> Result<Answer, Error> {
+        loop {
+            let head = loop {
+                if let Some(head) = parse_head(&self.buf)? {
+                    break head;
                 }
-                rest.extend_from_slice(&chunk);
+                if self.buf.len() >= MAX_HEAD_BYTES {
+                    return Err(Error::invalid(format!(
+                        "the answer's head is longer than {MAX_HEAD_BYTES} bytes"
+                    )));
+                }
+                if self.fill().await? == 0 {
+                    return Err(Error {
+                        unanswered: self.buf.is_empty(),
+                        ..Error::new(
+                            SourceErrorKind::Unavailable,
+                            "answer: the connection closed before a complete answer".to_owned(),
+                        )
+                    });
+                }
+            };
+            self.buf.drain(..head.len);
+            match head.status.as_u16() {
+                // Interim answers (`100 Continue`, `103 Early Hints`): the real one follows.
+                100 | 102..=199 => continue,
+                101 => return Err(Error::invalid("the server switched protocols (101)")),
+                _ => {}
+            }
+            let no_body = *method == Method::HEAD
+                || head.status == http::StatusCode::NO_CONTENT
+                || head.status == http::StatusCode::NOT_MODIFIED;
+            let (body, framed) = match head.framing {
+                _ if no_body => (Bytes::new(), true),
+                Framing::Length(len) => (self.read_length(len, limit).await?, true),
+                Framing::Chunked => (self.read_chunked(limit).await?, true),
+                Framing::Close => (self.read_to_close(limit).await?, false),
+            };
+            return Ok(Answer {
+                status: head.status,
+                content_type: head.content_type,
+                body,
+                // Nothing may follow an answer that was not asked for.
+                reusable: head.keep_alive && framed && self.buf.is_empty(),
+            });
+        }
+    }
+
+    async fn read_length(&mut self, len: u64, limit: u64) -> Result<Bytes, Error> {
+        if len > limit {
+            return Err(Error::too_large());
+        }
+        let len = usize::try_from(len).map_err(|_| Error::too_large())?;
+        self.buf.reserve(len.saturating_sub(self.buf.len()));
+        while self.buf.len() < len {
+            if self.fill().await? == 0 {
+                return Err(Error::ended_early());
+            }
+        }
+        Ok(self.take(len))
+    }
+
+    async fn read_to_close(&mut self, limit: u64) -> Result<Bytes, Error> {
+        loop {
+            if self.buf.len() as u64 > limit {
+                return Err(Error::too_large());
+            }
+            if self.fill().await? == 0 {
+                let len = self.buf.len();
+                return Ok(self.take(len));
             }
         }
     }
-    Ok(Some(match first {
-        Some(f) => f,
-        None => rest.into(),
+
+    async fn read_chunked(&mut self, limit: u64) -> Result<Bytes, Error> {
+        let mut body = Vec::new();
+        loop {
+            let size = loop {
+                match chunk_size(&self.buf)? {
+                    Some((size, line)) => {
+                        self.buf.drain(..line);
+                        break size;
+                    }
+                    None if self.buf.len() > MAX_CHUNK_LINE => {
+                        return Err(Error::invalid("a chunk-size line is too long"));
+                    }
+                    None => {
+                        if self.fill().await? == 0 {
+                            return Err(Error::ended_early());
+                        }
+                    }
+                }
+            };
+            if size == 0 {
+                self.skip_trailers().await?;
+                return Ok(body.into());
+            }
+            if body.len() as u64 + size > limit {
+                return Err(Error::too_large());
+            }
+            // `size` is within the limit, and the limit within memory the caller allows.
+            let size = usize::try_from(size).map_err(|_| Error::too_large())?;
+            while self.buf.len() < size + 2 {
+                if self.fill().await? == 0 {
+                    return Err(Error::ended_early());
+                }
+            }
+            if &self.buf[size..size + 2] != b"\r\n" {
+                return Err(Error::invalid("a chunk does not end with CRLF"));
+            }
+            body.extend_from_slice(&self.buf[..size]);
+            self.buf.drain(..size + 2);
+        }
+    }
+
+    /// Skips the trailer fields after the last chunk, up to the empty line.
+    async fn skip_trailers(&mut self) -> Result<(), Error> {
+        let mut skipped = 0;
+        loop {
+            match self.buf.windows(2).position(|w| w == b"\r\n") {
+                Some(0) => {
+                    self.buf.drain(..2);
+                    return Ok(());
+                }
+                Some(end) => {
+                    skipped += end + 2;
+                    self.buf.drain(..end + 2);
+                }
+                None => {
+                    if skipped + self.buf.len() > MAX_TRAILER_BYTES {
+                        return Err(Error::invalid("the answer's trailers are too long"));
+                    }
+                    if self.fill().await? == 0 {
+                        return Err(Error::ended_early());
+                    }
+                }
+            }
+            if skipped > MAX_TRAILER_BYTES {
+                return Err(Error::invalid("the answer's trailers are too long"));
+            }
+        }
+    }
+
+    /// The first `len` bytes of the buffer, as the body.
+    fn take(&mut self, len: usize) -> Bytes {
+        if len == self.buf.len() && len > BUFFER {
+            // A large body that is all the buffer holds: handed over without a copy.
+            Bytes::from(std::mem::take(&mut self.buf))
+        } else if len == self.buf.len() {
+            // The usual case: a small body, all that is left. The buffer stays allocated for
+            // the next answer.
+            let body = Bytes::copy_from_slice(&self.buf);
+            self.buf.clear();
+            body
+        } else {
+            let body = Bytes::copy_from_slice(&self.buf[..len]);
+            self.buf.drain(..len);
+            body
+        }
+    }
+}
+
+/// How the body of an answer ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    Length(u64),
+    Chunked,
+    Close,
+}
+
+/// What the rest of an exchange needs of an answer's head.
+#[derive(Debug)]
+struct Head {
+    /// Its length in the buffer.
+    len: usize,
+    status: http::StatusCode,
+    content_type: Option<HeaderValue>,
+    framing: Framing,
+    keep_alive: bool,
+}
+
+/// Parses an answer's head at the start of `buf`; `None` while it is incomplete.
+fn parse_head(buf: &[u8]) -> Result<Option<Head>, Error> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut headers);
+    let len = match response.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(Error::invalid(format!("the answer is not HTTP/1.1 ({e})"))),
+    };
+    let status = response
+        .code
+        .and_then(|c| http::StatusCode::from_u16(c).ok())
+        .ok_or_else(|| Error::invalid("the answer's status is not valid"))?;
+    // HTTP/1.1 keeps the connection unless told otherwise; HTTP/1.0 is not reused.
+    let mut keep_alive = response.version == Some(1);
+    let mut content_type = None;
+    let mut length: Option<u64> = None;
+    let mut chunked = None;
+    for h in response.headers.iter() {
+        if h.name.eq_ignore_ascii_case("content-length") {
+            let n = std::str::from_utf8(h.value)
+                .ok()
+                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|v| v.parse::<u64>().ok())
+                .ok_or_else(|| Error::invalid("the answer's Content-Length is not a number"))?;
+            if length.is_some_and(|l| l != n) {
+                return Err(Error::invalid(
+                    "the answer has two different Content-Lengths",
+                ));
+            }
+            length = Some(n);
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            // Chunked only when it is the last coding applied (RFC 9112 §6.3).
+            let last = h.value.rsplit(|&b| b == b',').next().unwrap_or_default();
+            chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            for token in h.value.split(|&b| b == b',') {
+                if token.trim_ascii().eq_ignore_ascii_case(b"close") {
+                    keep_alive = false;
+                }
+            }
+        } else if h.name.eq_ignore_ascii_case("content-type") {
+            content_type = HeaderValue::from_bytes(h.value).ok();
+        }
+    }
+    let framing = match (chunked, length) {
+        (Some(true), None) => Framing::Chunked,
+        // Both framings: a request smuggling pattern; read it the standard's way, then close.
+        (Some(true), Some(_)) => {
+            keep_alive = false;
+            Framing::Chunked
+        }
+        (Some(false), _) | (None, None) => Framing::Close,
+        (None, Some(n)) => Framing::Length(n),
+    };
+    Ok(Some(Head {
+        len,
+        status,
+        content_type,
+        framing,
+        keep_alive,
     }))
+}
+
+/// A chunk-size line at the start of `buf`: the size and the line's length with its CRLF;
+/// `None` while the line is incomplete.
+fn chunk_size(buf: &[u8]) -> Result<Option<(u64, usize)>, Error> {
+    let Some(end) = buf.windows(2).position(|w| w == b"\r\n") else {
+        return Ok(None);
+    };
+    let line = &buf[..end];
+    let digits = line
+        .split(|&b| b == b';')
+        .next()
+        .unwrap_or_default()
+        .trim_ascii();
+    if digits.is_empty() || digits.len() > 16 {
+        return Err(Error::invalid("a chunk size is not a hex number"));
+    }
+    let mut size: u64 = 0;
+    for &d in digits {
+        let v = match d {
+            b'0'..=b'9' => d - b'0',
+            b'a'..=b'f' => d - b'a' + 10,
+            b'A'..=b'F' => d - b'A' + 10,
+            _ => return Err(Error::invalid("a chunk size is not a hex number")),
+        };
+        size = size * 16 + u64::from(v);
+    }
+    Ok(Some((size, end + 2)))
+}
+
+/// The transport's answer reader over arbitrary bytes, for the fuzz target: never panics, and
+/// keeps every limit.
+#[doc(hidden)]
+pub fn __fuzz_answer(data: &[u8], head_request: bool) -> Option<(u16, usize)> {
+    let runtime = tokio::runtime::Builder::new_current_thread().build().ok()?;
+    runtime.block_on(async {
+        let mut conn = Conn::new(Fuzzed(data));
+        let method = if head_request {
+            Method::HEAD
+        } else {
+            Method::GET
+        };
+        let limit = 64 * 1024;
+        let answer = conn.read_answer(&method, limit).await.ok()?;
+        assert!(answer.body.len() as u64 <= limit);
+        Some((answer.status.as_u16(), answer.body.len()))
+    })
+}
+
+/// Bytes as a connection: reads them, accepts writes.
+#[derive(Debug)]
+struct Fuzzed<'a>(&'a [u8]);
+
+impl AsyncRead for Fuzzed<'_> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        // At most 7 bytes per read: every split of the answer across reads gets exercised.
+        let n = self.0.len().min(buf.remaining()).min(7);
+        let (now, rest) = self.0.split_at(n);
+        buf.put_slice(now);
+        self.0 = rest;
+        let _ = cx;
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for Fuzzed<'_> {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn read(answer: &[u8], method: Method) -> Result<Answer, Error> {
+        Conn::new(Fuzzed(answer)).read_answer(&method, 1024).await
+    }
+
+    fn ok(answer: &[u8]) -> Answer {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(read(answer, Method::GET)).unwrap()
+    }
+
+    fn err(answer: &[u8]) -> Error {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(read(answer, Method::GET)).unwrap_err()
+    }
+
+    #[test]
+    fn framings() {
+        let a = ok(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 7\r\n\r\n{\"a\":1}");
+        assert_eq!(
+            (a.status.as_u16(), &a.body[..], a.reusable),
+            (200, &b"{\"a\":1}"[..], true)
+        );
+        assert_eq!(a.content_type.unwrap(), "application/json");
+
+        let a = ok(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\n{\"a\r\n4\r\n\":1}\r\n0\r\nX-T: 1\r\n\r\n");
+        assert_eq!((&a.body[..], a.reusable), (&b"{\"a\":1}"[..], true));
+
+        let a = ok(b"HTTP/1.1 200 OK\r\n\r\n{\"until\": \"close\"}");
+        assert_eq!(
+            (&a.body[..], a.reusable),
+            (&b"{\"until\": \"close\"}"[..], false)
+        );
+
+        let a = ok(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n");
+        assert_eq!(
+            (a.status.as_u16(), a.body.len(), a.reusable),
+            (204, 0, true)
+        );
+
+        let a =
+            ok(b"HTTP/1.1 200 OK\r\nConnection: keep-alive, close\r\nContent-Length: 0\r\n\r\n");
+        assert!(!a.reusable);
+        let a = ok(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n");
+        assert!(!a.reusable, "HTTP/1.0 is not reused");
+        let a = ok(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 OK\r\n");
+        assert!(!a.reusable, "bytes after the answer");
+        let a = ok(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n");
+        assert_eq!((&a.body[..], a.reusable), (&b"x"[..], false));
+
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let a = rt
+            .block_on(read(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n",
+                Method::HEAD,
+            ))
+            .unwrap();
+        assert_eq!((a.body.len(), a.reusable), (0, true));
+    }
+
+    #[test]
+    fn faults_and_limits() {
+        let e = err(b"SSH-2.0-OpenSSH\r\n\r\n");
+        assert_eq!(e.kind, SourceErrorKind::InvalidResponse, "{}", e.message);
+        let e = err(b"HTTP/1.1 200 OK\r\nContent-Length: 1x\r\n\r\n");
+        assert_eq!(e.kind, SourceErrorKind::InvalidResponse, "{}", e.message);
+        let e = err(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n");
+        assert_eq!(e.kind, SourceErrorKind::InvalidResponse, "{}", e.message);
+        let e = err(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n");
+        assert_eq!(e.kind, SourceErrorKind::InvalidResponse, "{}", e.message);
+        let e = err(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n");
+        assert_eq!(e.kind, SourceErrorKind::InvalidResponse, "{}", e.message);
+        assert!(err(b"HTTP/1.1 200 OK\r\nContent-Length: 2000\r\n\r\n").too_large);
+        let chunk = format!("200\r\n{}\r\n", "x".repeat(512));
+        let chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let e = err(format!("{chunked}{chunk}").as_bytes());
+        assert_eq!(
+            e.kind,
+            SourceErrorKind::Unavailable,
+            "no last chunk: {}",
+            e.message
+        );
+        assert!(err(format!("{chunked}{}", chunk.repeat(3)).as_bytes()).too_large);
+        let e = err(b"HTTP/1.1 200 OK\r\n\r\n"
+            .iter()
+            .chain(&[b'x'; 2000])
+            .copied()
+            .collect::<Vec<_>>()
+            .as_slice());
+        assert!(e.too_large, "read to the close, over the limit");
+        let e = err(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc");
+        assert_eq!(
+            e.kind,
+            SourceErrorKind::Unavailable,
+            "ended early: {}",
+            e.message
+        );
+        let e = err(b"");
+        assert!(e.unanswered && e.kind == SourceErrorKind::Unavailable);
+        let e = err(b"HTTP/1.1 20");
+        assert!(!e.unanswered, "part of an answer was read");
+        let head = format!(
+            "HTTP/1.1 200 OK\r\n{}\r\n",
+            "X-A: b\r\n".repeat(MAX_HEADERS + 1)
+        );
+        assert_eq!(err(head.as_bytes()).kind, SourceErrorKind::InvalidResponse);
+        let head = format!("HTTP/1.1 200 OK\r\nX-A: {}", "b".repeat(MAX_HEAD_BYTES));
+        assert_eq!(err(head.as_bytes()).kind, SourceErrorKind::InvalidResponse);
+        assert_eq!(
+            err(b"HTTP/1.1 101 Switching\r\n\r\n").kind,
+            SourceErrorKind::InvalidResponse
+        );
+    }
 }
