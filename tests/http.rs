@@ -687,6 +687,83 @@ async fn tf_serving_and_mlflow_wire_shapes() {
     assert_eq!(up.seen().len(), before);
 }
 
+/// A model whose `endpoint` names another authority than its server's `base_url` is called
+/// through reqwest, not the lean transport: the same headers go out and the same faults end
+/// in the same error kinds.
+#[tokio::test]
+async fn both_transports_send_the_same_headers_and_map_faults_alike() {
+    let up = Upstream::start().await;
+    let other = format!("http://localhost:{}", up.addr.port());
+    let models = format!(
+        r#"
+ml:
+  sources:
+    stand_in:
+      base_url: "{base}"
+      models:
+        lean:
+          protocol: tfserving
+          endpoint: "/v1/models/churn:predict"
+          inputs: [tenure, spend]
+        through_reqwest:
+          protocol: tfserving
+          endpoint: "{other}/v1/models/churn:predict"
+          inputs: [tenure, spend]
+        html:
+          protocol: tfserving
+          endpoint: "{other}/faults/html"
+          inputs: [tenure, spend]
+        fail500:
+          protocol: tfserving
+          endpoint: "{other}/faults/500"
+          inputs: [tenure, spend]
+"#,
+        base = up.url()
+    );
+    let endpoints = ["lean", "through_reqwest", "html", "fail500"]
+        .map(|m| format!("  {m}:\n    data_sources: [{{name: m, type: ml, operation: {m}, params: {{tenure: 3, spend: 12.5}}}}]\n"))
+        .concat();
+    let dir = config_dir(&[
+        ("integrations/ml_config.yaml", &models),
+        ("domains/m.yaml", &format!("endpoints:\n{endpoints}")),
+    ]);
+    let o = Orchestrator::from_dir(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let mut seen = Vec::new();
+    let mut answers = Vec::new();
+    for endpoint in ["lean", "through_reqwest"] {
+        let out = o
+            .execute(endpoint, RequestContext::new().with_request_id("req-9"))
+            .await
+            .unwrap();
+        answers.push(out.response);
+        seen.push(up.last());
+    }
+    assert_eq!(answers[0], answers[1]);
+    assert!(answers[0].to_string().contains("0.75"), "{}", answers[0]);
+    assert_eq!(seen[1].headers["host"], other.trim_start_matches("http://"));
+    for (name, value) in [
+        ("accept", "*/*"),
+        ("content-type", "application/json"),
+        ("x-request-id", "req-9"),
+    ] {
+        assert_eq!(seen[0].headers[name], value, "{name}");
+        assert_eq!(seen[1].headers[name], value, "{name}");
+    }
+    assert_eq!(seen[0].headers["user-agent"], seen[1].headers["user-agent"]);
+    assert_eq!(seen[0].body, seen[1].body);
+
+    let (e, _) = failure(&o, "html").await;
+    assert_eq!(e.kind, SourceErrorKind::InvalidResponse, "{}", e.message);
+    assert!(e.message.contains("text/html"), "{}", e.message);
+    let (e, _) = failure(&o, "fail500").await;
+    assert_eq!(
+        e.kind,
+        SourceErrorKind::Upstream { status: 500 },
+        "{}",
+        e.message
+    );
+}
+
 #[tokio::test]
 async fn model_metadata_check_reports_mismatches() {
     let up = Upstream::start().await;
