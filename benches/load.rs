@@ -4,11 +4,11 @@
 //! cargo run --release -p benches --bin load            # full run (several minutes)
 //! cargo run --release -p benches --bin load -- --smoke # every scenario, tiny (what CI runs)
 //! load --only ii,iii                                   # some scenarios: i, ii, iii, iv, v, vi, vii, viii
-//! load --profile a|b|actix-a|actix-b|fanN-a|fanN-b SECS  # one variant only, for a profiler
+//! load --profile a|b|hyper-a|actix-a|actix-b|fanN-a|fanN-b SECS  # one variant, for a profiler
 //! ```
 //!
 //! `--profile a` / `b` drives scenario (i)'s library / hand-written variant at full
-//! concurrency, `actix-a` / `actix-b` scenario (vi)'s; `fanN-a` / `fanN-b` drives scenario
+//! concurrency (`hyper-a`: the library on a bare hyper server instead of axum), `actix-a` / `actix-b` scenario (vi)'s; `fanN-a` / `fanN-b` drives scenario
 //! (ii) with N sources and one client; `obs-metrics` / `obs-1` / `obs-100` scenario (i)'s
 //! plans with metrics, and traces sampled at 1 % or 100 % (scenario viii). It
 //! prints the requests answered, which `benches/serving-instructions.sh` divides callgrind's
@@ -888,7 +888,7 @@ impl Harness {
             }
             None => {
                 panic!(
-                    "--profile {variant}: use a, b, actix-a, actix-b, fanN-a, fanN-b, obs-metrics, obs-1 or obs-100"
+                    "--profile {variant}: use a, b, hyper-a, actix-a, actix-b, fanN-a, fanN-b, obs-metrics, obs-1 or obs-100"
                 )
             }
         };

@@ -4,7 +4,8 @@
 #
 #   bash benches/serving-instructions.sh [VARIANT ...]   # default: a b (scenario i)
 #
-# VARIANT is what `load --profile` takes: `a` / `b` (scenario i, library / hand-written),
+# VARIANT is what `load --profile` takes: `a` / `b` (scenario i, library / hand-written;
+# `hyper-a`: the library on a bare hyper server instead of axum),
 # `actix-a` / `actix-b` (scenario vi, in actix-web), `fanN-a` / `fanN-b` (scenario ii with
 # N sources) or `obs-metrics` / `obs-1` / `obs-100` (scenario i's plans with metrics, and traces
 # sampled at 1 % or 100 %; the OTLP export runs on the server thread too).
