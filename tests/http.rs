@@ -5,6 +5,9 @@
 use api_orchestrator::engine::{ExecuteError, Outcome};
 use api_orchestrator::source::{SourceError, SourceErrorKind};
 use api_orchestrator::{Orchestrator, RequestContext};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use serde_json::{Value, json};
 use tests::config_dir;
 use tests::upstream::Upstream;
@@ -469,6 +472,89 @@ async fn calls_reuse_kept_alive_connections_and_replace_closed_ones() {
     failure(&o, "fail500").await;
     failure(&o, "fail500").await;
     assert_eq!(up.connections(), 6);
+}
+
+/// A server that answers the first request of each connection as if it kept the connection
+/// alive (HTTP/1.1, no `Connection: close`), and closes it unanswered when a second request
+/// arrives: what a server whose keep-alive timeout has just run out does. A `GET` that meets
+/// this goes out again on a new connection; a `POST` fails as `unavailable` (it may have been
+/// processed), and its connection is not reused.
+#[tokio::test]
+async fn a_get_whose_kept_alive_connection_was_closed_goes_out_again() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    async fn read_head(socket: &mut tokio::net::TcpStream) -> bool {
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match socket.read(&mut buf).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
+        }
+        true
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counted = connections.clone();
+    let server = tokio::spawn(async move {
+        loop {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            counted.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                if read_head(&mut socket).await {
+                    let body = r#"{"ok":true}"#;
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = socket.write_all(answer.as_bytes()).await;
+                }
+                // The second request is read, then the connection closed unanswered.
+                read_head(&mut socket).await;
+            });
+        }
+    });
+    let dir = config_dir(&[
+        (
+            "integrations/api_sources.yaml",
+            &format!(
+                "api:\n  sources:\n    once:\n      base_url: \"http://{addr}\"\n      operations:\n        ping: {{path: /ping}}\n        post: {{path: /post, method: POST}}\n"
+            ),
+        ),
+        (
+            "domains/d.yaml",
+            "endpoints:\n  ping:\n    data_sources: [{name: p, type: api, operation: ping, retries: 0}]\n  post:\n    data_sources: [{name: p, type: api, operation: post, retries: 0}]\n",
+        ),
+    ]);
+    let o = Orchestrator::from_dir(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let ping = async || {
+        let out = o.execute("ping", RequestContext::new()).await.unwrap();
+        assert_eq!(out.response, json!({"ok": true}));
+        assert_eq!(
+            out.trace.sources[0].attempts, 1,
+            "not a retry of the data source"
+        );
+    };
+    ping().await;
+    assert_eq!(connections.load(Ordering::SeqCst), 1);
+    ping().await;
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        2,
+        "sent again on a new connection"
+    );
+    let (e, attempts) = failure(&o, "post").await;
+    assert_eq!(e.kind, SourceErrorKind::Unavailable, "{}", e.message);
+    assert_eq!(attempts, 1);
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        2,
+        "a POST is not sent again"
+    );
+    ping().await;
+    assert_eq!(connections.load(Ordering::SeqCst), 3);
+    server.abort();
 }
 
 #[tokio::test]

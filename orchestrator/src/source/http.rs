@@ -25,7 +25,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, USER_AGENT};
+use reqwest::header::{
+    ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderMap, HeaderName, HeaderValue, USER_AGENT,
+};
 use serde_json::Value;
 
 use super::{SourceCall, SourceError, SourceErrorKind};
@@ -381,14 +383,23 @@ impl HttpClient {
         out.extend_from_slice(method.as_str().as_bytes());
         out.push(b' ');
         out.extend_from_slice(target.as_bytes());
-        out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
-        out.extend_from_slice(lean.host().as_bytes());
-        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(b" HTTP/1.1\r\n");
+        // A `Host` the service configures replaces the URL's (as with reqwest).
+        if !headers.contains_key(HOST) && !self.defaults.contains_key(HOST) {
+            out.extend_from_slice(b"host: ");
+            out.extend_from_slice(lean.host().as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
         let defaults = self
             .defaults
             .iter()
             .filter(|(name, _)| !headers.contains_key(*name));
-        for (name, value) in headers.iter().chain(defaults) {
+        // The body's length is the transport's to say.
+        let headers = headers
+            .iter()
+            .chain(defaults)
+            .filter(|(name, _)| *name != CONTENT_LENGTH);
+        for (name, value) in headers {
             out.extend_from_slice(name.as_str().as_bytes());
             out.extend_from_slice(b": ");
             out.extend_from_slice(value.as_bytes());

@@ -293,6 +293,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         method: &Method,
         limit: u64,
     ) -> Result<Answer, Error> {
+        // An interim answer counts as an answer: the request reached a server.
+        let mut interim = false;
         loop {
             let head = loop {
                 if let Some(head) = parse_head(&self.buf)? {
@@ -303,20 +305,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                         "the answer's head is longer than {MAX_HEAD_BYTES} bytes"
                     )));
                 }
-                if self.fill().await? == 0 {
-                    return Err(Error {
-                        unanswered: self.buf.is_empty(),
-                        ..Error::new(
-                            SourceErrorKind::Unavailable,
-                            "answer: the connection closed before a complete answer".to_owned(),
-                        )
-                    });
+                // Closed or reset before the first byte of an answer: what a server does to a
+                // kept-alive connection it has given up on.
+                let unanswered = self.buf.is_empty() && !interim;
+                match self.fill().await {
+                    Ok(0) => {
+                        return Err(Error {
+                            unanswered,
+                            ..Error::new(
+                                SourceErrorKind::Unavailable,
+                                "answer: the connection closed before a complete answer".to_owned(),
+                            )
+                        });
+                    }
+                    Ok(_) => {}
+                    Err(e) => return Err(Error { unanswered, ..e }),
                 }
             };
             self.buf.drain(..head.len);
             match head.status.as_u16() {
                 // Interim answers (`100 Continue`, `103 Early Hints`): the real one follows.
-                100 | 102..=199 => continue,
+                100 | 102..=199 => {
+                    interim = true;
+                    continue;
+                }
                 101 => return Err(Error::invalid("the server switched protocols (101)")),
                 _ => {}
             }
@@ -736,6 +748,8 @@ mod tests {
         assert!(e.unanswered && e.kind == SourceErrorKind::Unavailable);
         let e = err(b"HTTP/1.1 20");
         assert!(!e.unanswered, "part of an answer was read");
+        let e = err(b"HTTP/1.1 100 Continue\r\n\r\n");
+        assert!(!e.unanswered, "an interim answer was read");
         let head = format!(
             "HTTP/1.1 200 OK\r\n{}\r\n",
             "X-A: b\r\n".repeat(MAX_HEADERS + 1)
