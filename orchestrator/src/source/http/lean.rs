@@ -386,7 +386,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                         self.buf.drain(..line);
                         break size;
                     }
-                    None if self.buf.len() > MAX_CHUNK_LINE => {
+                    None if self.buf.len() >= MAX_CHUNK_LINE + 2 => {
                         return Err(Error::invalid("a chunk-size line is too long"));
                     }
                     None => {
@@ -551,7 +551,9 @@ fn parse_head(buf: &[u8]) -> Result<Option<Head>, Error> {
 /// A chunk-size line at the start of `buf`: the size and the line's length with its CRLF;
 /// `None` while the line is incomplete.
 fn chunk_size(buf: &[u8]) -> Result<Option<(u64, usize)>, Error> {
-    let Some(end) = buf.windows(2).position(|w| w == b"\r\n") else {
+    // Only a line's worth is searched: the chunk's data may follow in the same buffer.
+    let line = &buf[..buf.len().min(MAX_CHUNK_LINE + 2)];
+    let Some(end) = line.windows(2).position(|w| w == b"\r\n") else {
         return Ok(None);
     };
     let line = &buf[..end];
@@ -714,6 +716,12 @@ mod tests {
         let e = err(b"HTTP/1.1 200 OK\r\nContent-Length: 1x\r\n\r\n");
         assert_eq!(e.kind, SourceErrorKind::InvalidResponse, "{}", e.message);
         let e = err(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n");
+        assert_eq!(e.kind, SourceErrorKind::InvalidResponse, "{}", e.message);
+        let long = format!(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1;{}\r\nx\r\n0\r\n\r\n",
+            "e".repeat(MAX_CHUNK_LINE)
+        );
+        let e = err(long.as_bytes());
         assert_eq!(e.kind, SourceErrorKind::InvalidResponse, "{}", e.message);
         let e = err(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n");
         assert_eq!(e.kind, SourceErrorKind::InvalidResponse, "{}", e.message);
