@@ -112,6 +112,72 @@ fn declared_inputs_and_outputs_shape_the_document() {
     assert_eq!(body["properties"]["weights"]["type"], "array");
 }
 
+/// Without an `output:`, the response schema follows the mapping: nested objects keep their
+/// properties, literals their type, expressions are left open.
+#[test]
+fn response_schemas_follow_the_mapping() {
+    let (_, plan) = configs().remove(0);
+    let doc = serde_json::to_value(api_orchestrator::web::openapi::document(&plan)).unwrap();
+    let (_, item) = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .find(|(path, _)| path.contains("get_customer_360"))
+        .expect("the customer 360 route");
+    let schema = &item["get"]["responses"]["200"]["content"]["application/json"]["schema"];
+    assert_eq!(schema["type"], "object", "{schema:#}");
+    assert_eq!(
+        schema["properties"]["personal_info"]["properties"]["email"],
+        serde_json::json!({}),
+        "{schema:#}"
+    );
+    assert_eq!(
+        schema["properties"]["account_info"]["type"], "object",
+        "{schema:#}"
+    );
+    // The document's only server is the mount point, relative to the document itself.
+    assert_eq!(doc["servers"][0]["url"], ".");
+
+    // Literals keep their type, nested; arrays of one shape have `items`, mixed ones
+    // `prefixItems`.
+    let dir = tests::config_dir(&[(
+        "domains/shapes.yaml",
+        r#"
+endpoints:
+  shapes:
+    data_sources: [{name: s, type: direct, params: {id: "$request.id"}}]
+    response_mapping:
+      id: "$s.id"
+      kind: customer
+      n: 3
+      ratio: 0.5
+      flags: [true, false]
+      pair: [1, "$s.id"]
+      nested: {ok: true, list: [{a: 1}, {a: 2}]}
+"#,
+    )]);
+    let plan = Loader::new().load_dir(dir.path()).unwrap();
+    let doc = serde_json::to_value(api_orchestrator::web::openapi::document(&plan)).unwrap();
+    let (_, item) = doc["paths"].as_object().unwrap().iter().next().unwrap();
+    let schema = &item["get"]["responses"]["200"]["content"]["application/json"]["schema"];
+    assert_eq!(
+        *schema,
+        serde_json::json!({"type": "object", "properties": {
+            "id": {},
+            "kind": {"type": "string"},
+            "n": {"type": "integer"},
+            "ratio": {"type": "number"},
+            "flags": {"type": "array", "items": {"type": "boolean"}},
+            "pair": {"type": "array", "prefixItems": [{"type": "integer"}, {}], "items": false},
+            "nested": {"type": "object", "properties": {
+                "ok": {"type": "boolean"},
+                "list": {"type": "array", "items": {"type": "object", "properties": {"a": {"type": "integer"}}}}
+            }}
+        }}),
+        "{schema:#}"
+    );
+}
+
 #[test]
 fn documents_pass_an_openapi_3_1_validator() {
     let Some(validator) =

@@ -179,3 +179,109 @@ async fn every_example_endpoint_answers() {
 
     demo.child.kill().await.unwrap();
 }
+
+/// Swagger UI's "Try it out" on the demo's `/api/docs/`: headless Chromium expands the
+/// customer 360 operation, clicks "Try it out", fills `customer_id`, clicks "Execute" and
+/// reads the status and the request URL the page shows (a content script does the clicking;
+/// the page itself is the one the server serves). Needs `ORCHESTRATOR_TEST_CHROMIUM`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn try_it_out_in_the_docs_page_calls_the_mounted_api() {
+    let Some(chromium) = std::env::var_os("ORCHESTRATOR_TEST_CHROMIUM").filter(|v| !v.is_empty())
+    else {
+        eprintln!(
+            "skipped: the Swagger UI \"Try it out\" check; set ORCHESTRATOR_TEST_CHROMIUM (`eval \"$(.ci/chromium)\"` installs it)"
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = support::demo_config(dir.path());
+    let demo = start(&config).await;
+
+    let extension = dir.path().join("try-it-out");
+    std::fs::create_dir_all(&extension).unwrap();
+    std::fs::write(
+        extension.join("manifest.json"),
+        r#"{"manifest_version": 3, "name": "try-it-out", "version": "1",
+            "content_scripts": [{"matches": ["http://127.0.0.1/*"], "js": ["click.js"], "run_at": "document_idle"}]}"#,
+    )
+    .unwrap();
+    std::fs::write(extension.join("click.js"), TRY_IT_OUT).unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let out = tokio::process::Command::new(&chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+            "--virtual-time-budget=30000",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("--load-extension={}", extension.display()))
+        .arg(format!("{}/docs/", demo.base))
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("chromium");
+    drop(demo);
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let result = dom
+        .split("<pre id=\"try-it-out\">")
+        .nth(1)
+        .and_then(|rest| rest.split("</pre>").next())
+        .unwrap_or_else(|| {
+            panic!(
+                "the content script left no result (stderr: {}):\n{dom}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+        .replace("&quot;", "\"")
+        .replace("&amp;", "&");
+    let result: Value = serde_json::from_str(&result).unwrap_or_else(|e| panic!("{e}: {result}"));
+    assert_eq!(result["status"], "200", "{result}");
+    let url = result["url"].as_str().unwrap_or_default();
+    assert!(
+        url.ends_with("/api/customers/get_customer_360/1"),
+        "Swagger UI called {url}"
+    );
+}
+
+/// The content script: waits for each element it needs, then writes `{status, url}` (or
+/// `{error}`) into `<pre id="try-it-out">` at the end of the page.
+const TRY_IT_OUT: &str = r#"
+(async () => {
+  const sleep = ms => new Promise(r => setTimeout(r, ms));
+  const until = async (find, what) => {
+    for (let i = 0; i < 300; i++) { const found = find(); if (found) return found; await sleep(50); }
+    throw new Error('no ' + what);
+  };
+  const out = document.createElement('pre');
+  out.id = 'try-it-out';
+  try {
+    const op = await until(() => document.getElementById('operations-customers-get_customer_360_get_by_id'), 'operation');
+    (op.querySelector('.opblock-summary-control') || op.querySelector('.opblock-summary')).click();
+    (await until(() => op.querySelector('button.try-out__btn'), 'Try it out button')).click();
+    await sleep(300);
+    const input = await until(() => op.querySelector('tr[data-param-name="customer_id"] input'), 'customer_id input');
+    // Typed, as a user does: the page's own handlers see the input events.
+    input.focus();
+    document.execCommand('insertText', false, '1');
+    // The page debounces typing (300 ms) before it takes the value.
+    await sleep(1000);
+    (await until(() => op.querySelector('button.execute'), 'Execute button')).click();
+    const status = await until(() => [...op.querySelectorAll('.live-responses-table .response-col_status')]
+      .find(cell => /^\d{3}/.test(cell.textContent.trim())), 'response');
+    const url = op.querySelector('.request-url pre');
+    out.textContent = JSON.stringify({status: status.textContent.trim().slice(0, 3), url: url ? url.textContent.trim() : null});
+  } catch (e) {
+    const op = document.getElementById('operations-customers-get_customer_360_get_by_id');
+    const row = op && op.querySelector('tr[data-param-name="customer_id"]');
+    out.textContent = JSON.stringify({error: String(e), row: row ? row.outerHTML.slice(0, 3000) : null});
+  }
+  document.body.appendChild(out);
+})();
+"#;

@@ -11,14 +11,6 @@
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
-use utoipa::openapi::path::{
-    HttpMethod as OaMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem,
-};
-use utoipa::openapi::request_body::RequestBodyBuilder;
-use utoipa::openapi::{
-    ComponentsBuilder, ContentBuilder, InfoBuilder, OpenApi, OpenApiBuilder, PathsBuilder, Ref,
-    RefOr, Required, ResponseBuilder, Schema,
-};
 
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderName, HeaderValue, LOCATION};
@@ -29,50 +21,73 @@ use crate::expr::Template;
 use crate::plan::{Endpoint, HttpMethod, InputField, Plan};
 
 /// The OpenAPI 3.1 document of `plan`'s endpoints, paths relative to where they are mounted.
-pub fn document(plan: &Plan) -> OpenApi {
-    let mut paths = PathsBuilder::new();
+///
+/// Built as JSON, not through a typed OpenAPI model: the schemas a config declares
+/// (`input:`, `output:`) and the ones derived from response mappings go in exactly as they
+/// are. Its one server is `.`, the mount point itself, resolved against the document's own
+/// URL (`<mount>/openapi.json`): Swagger UI's "Try it out" calls `<mount>/<path>` wherever
+/// the API is mounted.
+pub fn document(plan: &Plan) -> Value {
     // Linear in the endpoints: a config of 20,000 took over a minute when each endpoint looked
     // through all the others.
-    let mut items: Vec<(String, PathItem)> = Vec::new();
-    let mut at: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut paths = Map::new();
     let mut names: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
     for e in &plan.endpoints {
         *names.entry(e.name.as_str()).or_default() += 1;
     }
+    let auth = plan.settings.auth.is_some();
     for e in &plan.endpoints {
         let shared_name = names.get(e.name.as_str()).is_some_and(|&n| n > 1);
-        // Once per endpoint: turning JSON into utoipa's schema type is the slow part.
         let output = output_schema(e);
         for route in e.routes() {
-            let path = route.path.as_str().to_owned();
-            let op = operation(
-                e,
-                shared_name,
-                plan.settings.auth.is_some(),
-                route.method,
-                route.path.params().collect::<Vec<_>>().as_slice(),
-                &output,
-            );
-            let method = match route.method {
-                HttpMethod::Get => OaMethod::Get,
-                HttpMethod::Post => OaMethod::Post,
-                HttpMethod::Put => OaMethod::Put,
-                HttpMethod::Patch => OaMethod::Patch,
-                HttpMethod::Delete => OaMethod::Delete,
-            };
-            match at.get(&path) {
-                Some(&i) => items[i].1.merge_operations(PathItem::new(method, op)),
-                None => {
-                    at.insert(path.clone(), items.len());
-                    items.push((path, PathItem::new(method, op)));
-                }
-            }
+            let captures: Vec<&str> = route.path.params().collect();
+            let op = operation(e, shared_name, auth, route.method, &captures, &output);
+            let item = paths
+                .entry(route.path.as_str().to_owned())
+                .or_insert_with(|| json!({}));
+            item[route.method.as_str().to_ascii_lowercase()] = op;
         }
     }
-    for (path, item) in items {
-        paths = paths.path(path, item);
+    let tags: Vec<Value> = plan
+        .domains
+        .iter()
+        .map(|d| {
+            let mut tag = json!({"name": d.name});
+            let description = match (&d.title, &d.description) {
+                (Some(t), Some(desc)) => Some(format!("{t}: {desc}")),
+                (t, desc) => t.clone().or_else(|| desc.clone()),
+            };
+            if let Some(description) = description {
+                tag["description"] = json!(description);
+            }
+            tag
+        })
+        .collect();
+    let mut doc = json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": plan.settings.app.name.as_deref().unwrap_or("orchestrator"),
+            "description": "Endpoints served from the orchestrator plans.",
+            "version": env!("CARGO_PKG_VERSION"),
+        },
+        "servers": [{"url": ".", "description": "Where this document is served from"}],
+        "paths": paths,
+        "components": {"schemas": {"Problem": problem_schema()}},
+    });
+    if !tags.is_empty() {
+        doc["tags"] = Value::Array(tags);
     }
-    let problem: Schema = from_json(json!({
+    if auth {
+        doc["components"]["securitySchemes"] =
+            json!({"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}});
+        doc["security"] = json!([{"bearer": []}]);
+    }
+    doc
+}
+
+/// RFC 9457 problem details, as every error response carries them.
+fn problem_schema() -> Value {
+    json!({
         "type": "object",
         "description": "An RFC 9457 problem; `detail` is written for clients.",
         "required": ["type", "title", "status", "request_id"],
@@ -92,63 +107,7 @@ pub fn document(plan: &Plan) -> OpenApi {
                 }}
             }
         }
-    }));
-    let tags: Vec<_> = plan
-        .domains
-        .iter()
-        .map(|d| {
-            utoipa::openapi::tag::TagBuilder::new()
-                .name(d.name.clone())
-                .description(match (&d.title, &d.description) {
-                    (Some(t), Some(desc)) => Some(format!("{t}: {desc}")),
-                    (t, desc) => t.clone().or_else(|| desc.clone()),
-                })
-                .build()
-        })
-        .collect();
-    OpenApiBuilder::new()
-        .tags((!tags.is_empty()).then_some(tags))
-        .info(
-            InfoBuilder::new()
-                .title(
-                    plan.settings
-                        .app
-                        .name
-                        .clone()
-                        .unwrap_or_else(|| "orchestrator".into()),
-                )
-                .version(env!("CARGO_PKG_VERSION"))
-                .description(Some("Endpoints served from the orchestrator plans."))
-                .build(),
-        )
-        .paths(paths.build())
-        .components(Some({
-            let mut components = ComponentsBuilder::new().schema("Problem", problem);
-            if plan.settings.auth.is_some() {
-                use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-                components = components.security_scheme(
-                    "bearer",
-                    SecurityScheme::Http(
-                        HttpBuilder::new()
-                            .scheme(HttpAuthScheme::Bearer)
-                            .bearer_format("JWT")
-                            .build(),
-                    ),
-                );
-            }
-            components.build()
-        }))
-        .security(plan.settings.auth.as_ref().map(|_| {
-            vec![utoipa::openapi::security::SecurityRequirement::new(
-                "bearer",
-                Vec::<String>::new(),
-            )]
-        }))
-        .build()
-}
-
-fn from_json(v: Value) -> Schema {
-    serde_json::from_value(v).unwrap_or_default()
+    })
 }
 
 fn operation(
@@ -157,8 +116,8 @@ fn operation(
     auth: bool,
     method: HttpMethod,
     captures: &[&str],
-    output: &Schema,
-) -> utoipa::openapi::path::Operation {
+    output: &Value,
+) -> Value {
     let id_route = !captures.is_empty() && e.path.is_none();
     // Qualified by the domain when another domain has an endpoint of this name (every
     // model-scoring domain has a `predict`).
@@ -172,61 +131,63 @@ fn operation(
         method.as_str().to_ascii_lowercase(),
         if id_route { "_by_id" } else { "" }
     );
-    let mut op = OperationBuilder::new()
-        .operation_id(Some(operation_id))
-        .summary(
-            e.description
-                .clone()
-                .or_else(|| Some(e.name.replace('_', " "))),
-        )
-        .description(e.description.clone());
-    if let Some(domain) = &e.domain {
-        op = op.tag(domain.clone());
+    let mut op = json!({
+        "operationId": operation_id,
+        "summary": e.description.clone().unwrap_or_else(|| e.name.replace('_', " ")),
+    });
+    if let Some(d) = &e.description {
+        op["description"] = json!(d);
     }
-    op = parameters(op, e, captures);
+    if let Some(domain) = &e.domain {
+        op["tags"] = json!([domain]);
+    }
+    let parameters = parameters(e, captures);
+    if !parameters.is_empty() {
+        op["parameters"] = Value::Array(parameters);
+    }
     if matches!(
         method,
         HttpMethod::Post | HttpMethod::Put | HttpMethod::Patch
     ) {
-        op = request_body(op, e);
+        op["requestBody"] = request_body(e);
     }
-    responses(op, e, auth, output).build()
-}
-
-/// The path parameters (typed by `input.path`, text otherwise) and `input.query`.
-fn parameters(mut op: OperationBuilder, e: &Endpoint, captures: &[&str]) -> OperationBuilder {
-    for name in captures {
-        let declared = e.input.path.iter().find(|f| f.name == *name);
-        op = op.parameter(
-            ParameterBuilder::new()
-                .name(*name)
-                .parameter_in(ParameterIn::Path)
-                .required(Required::True)
-                .description(declared.and_then(|f| f.description.clone()))
-                .schema(Some(from_json(
-                    json!({"type": declared.map_or("string", |f| f.ty.as_str())}),
-                ))),
-        );
-    }
-    for f in &e.input.query {
-        op = op.parameter(
-            ParameterBuilder::new()
-                .name(&f.name)
-                .parameter_in(ParameterIn::Query)
-                .required(if f.required {
-                    Required::True
-                } else {
-                    Required::False
-                })
-                .description(f.description.clone())
-                .schema(Some(field_schema(f))),
-        );
-    }
+    op["responses"] = responses(e, auth, output);
     op
 }
 
+/// The path parameters (typed by `input.path`, text otherwise) and `input.query`.
+fn parameters(e: &Endpoint, captures: &[&str]) -> Vec<Value> {
+    let mut out = Vec::new();
+    for name in captures {
+        let declared = e.input.path.iter().find(|f| f.name == *name);
+        let mut p = json!({
+            "name": name,
+            "in": "path",
+            "required": true,
+            "schema": {"type": declared.map_or("string", |f| f.ty.as_str())},
+        });
+        if let Some(d) = declared.and_then(|f| f.description.as_ref()) {
+            p["description"] = json!(d);
+        }
+        out.push(p);
+    }
+    for f in &e.input.query {
+        let mut p = json!({
+            "name": f.name,
+            "in": "query",
+            "required": f.required,
+            "schema": field_json(f),
+        });
+        if let Some(d) = &f.description {
+            p["description"] = json!(d);
+        }
+        out.push(p);
+    }
+    out
+}
+
 /// A JSON body: `input.body`, or an open object.
-fn request_body(op: OperationBuilder, e: &Endpoint) -> OperationBuilder {
+fn request_body(e: &Endpoint) -> Value {
     let body = if e.input.body.is_empty() {
         json!({"type": "object", "description": "Fields the endpoint reads as `$request.<name>`."})
     } else {
@@ -245,49 +206,31 @@ fn request_body(op: OperationBuilder, e: &Endpoint) -> OperationBuilder {
             .collect();
         json!({"type": "object", "properties": props, "required": required})
     };
-    op.request_body(Some(
-        RequestBodyBuilder::new()
-            .content(
-                "application/json",
-                ContentBuilder::new().schema(Some(from_json(body))).build(),
-            )
-            .required(Some(if e.input.body.iter().any(|f| f.required) {
-                Required::True
-            } else {
-                Required::False
-            }))
-            .build(),
-    ))
+    json!({
+        "content": {"application/json": {"schema": body}},
+        "required": e.input.body.iter().any(|f| f.required),
+    })
 }
 
 /// The schema of an endpoint's answer: its `output`, or what its `response_mapping` shows.
-fn output_schema(e: &Endpoint) -> Schema {
-    from_json(
-        e.output
-            .clone()
-            .unwrap_or_else(|| match &e.response_mapping {
-                Some(t) => template_schema(t),
-                None => json!({"description": "The primary data source's result."}),
-            }),
-    )
+fn output_schema(e: &Endpoint) -> Value {
+    e.output
+        .clone()
+        .unwrap_or_else(|| match &e.response_mapping {
+            Some(t) => template_schema(t),
+            None => json!({"description": "The primary data source's result."}),
+        })
 }
 
 /// 200 with the endpoint's `output` schema, and the problems.
-fn responses(
-    mut op: OperationBuilder,
-    e: &Endpoint,
-    auth: bool,
-    output: &Schema,
-) -> OperationBuilder {
-    op = op.response(
-        "200",
-        ResponseBuilder::new()
-            .description("The endpoint's response.")
-            .content(
-                "application/json",
-                ContentBuilder::new().schema(Some(output.clone())).build(),
-            )
-            .build(),
+fn responses(e: &Endpoint, auth: bool, output: &Value) -> Value {
+    let mut out = Map::new();
+    out.insert(
+        "200".into(),
+        json!({
+            "description": "The endpoint's response.",
+            "content": {"application/json": {"schema": output}},
+        }),
     );
     let mut problems: Vec<(&str, &str)> = vec![
         (
@@ -319,20 +262,17 @@ fn responses(
     }
     problems.sort_unstable();
     for (status, description) in problems {
-        op = op.response(
-            status,
-            ResponseBuilder::new()
-                .description(description)
-                .content(
-                    "application/problem+json",
-                    ContentBuilder::new()
-                        .schema(Some(RefOr::Ref(Ref::from_schema_name("Problem"))))
-                        .build(),
-                )
-                .build(),
+        out.insert(
+            status.into(),
+            json!({
+                "description": description,
+                "content": {"application/problem+json": {
+                    "schema": {"$ref": "#/components/schemas/Problem"}
+                }},
+            }),
         );
     }
-    op
+    Value::Object(out)
 }
 
 fn field_json(f: &InputField) -> Value {
@@ -341,10 +281,6 @@ fn field_json(f: &InputField) -> Value {
         s["description"] = json!(d);
     }
     s
-}
-
-fn field_schema(f: &InputField) -> Schema {
-    from_json(field_json(f))
 }
 
 /// A schema from a response mapping: objects and arrays keep their shape, literals their type,
@@ -359,10 +295,7 @@ fn template_schema(t: &Template) -> Value {
                 .collect();
             json!({"type": "object", "properties": props})
         }
-        Template::Array(items) => match items.first() {
-            Some(first) => json!({"type": "array", "items": template_schema(first)}),
-            None => json!({"type": "array"}),
-        },
+        Template::Array(items) => array_schema(items.iter().map(template_schema).collect()),
         // An expression (or a template kind newer than this function): left open.
         _ => json!({}),
     }
@@ -375,8 +308,26 @@ fn literal_schema(v: &Value) -> Value {
         Value::Number(n) if n.is_i64() || n.is_u64() => json!({"type": "integer"}),
         Value::Number(_) => json!({"type": "number"}),
         Value::String(_) => json!({"type": "string"}),
-        Value::Array(_) => json!({"type": "array"}),
-        Value::Object(_) => json!({"type": "object"}),
+        Value::Array(items) => array_schema(items.iter().map(literal_schema).collect()),
+        Value::Object(fields) => {
+            let props: Map<String, Value> = fields
+                .iter()
+                .map(|(k, v)| (k.clone(), literal_schema(v)))
+                .collect();
+            json!({"type": "object", "properties": props})
+        }
+    }
+}
+
+/// An array whose items have these schemas: one `items` schema when they agree, each in its
+/// place (`prefixItems`) when they do not.
+fn array_schema(schemas: Vec<Value>) -> Value {
+    match schemas.first() {
+        None => json!({"type": "array", "maxItems": 0}),
+        Some(first) if schemas.iter().all(|s| s == first) => {
+            json!({"type": "array", "items": first})
+        }
+        Some(_) => json!({"type": "array", "prefixItems": schemas, "items": false}),
     }
 }
 
