@@ -13,6 +13,7 @@ use tests::config_dir;
 use tests::upstream::Upstream;
 
 fn api_config(base: &str) -> String {
+    let host = base.trim_start_matches("http://");
     format!(
         r#"
 api:
@@ -49,6 +50,10 @@ api:
       auth: {{type: basic, username: ada, password: "s3cret"}}
       operations:
         basic_auth: {{path: "/basic"}}
+    userinfo:
+      base_url: "http://ada:s3cret@{host}"
+      operations:
+        userinfo_auth: {{path: "/basic"}}
     faults:
       base_url: "{base}/faults"
       timeout: 500ms
@@ -92,6 +97,8 @@ endpoints:
     data_sources: [{name: k, type: api, operation: keyed_q}]
   basic_auth:
     data_sources: [{name: b, type: api, operation: basic_auth}]
+  userinfo_auth:
+    data_sources: [{name: b, type: api, operation: userinfo_auth}]
   slow:
     data_sources: [{name: f, type: api, operation: slow, retries: 0}]
   fail500:
@@ -314,6 +321,11 @@ async fn templates_auth_and_tracing_headers_reach_the_upstream() {
     o.execute("keyed_q", RequestContext::new()).await.unwrap();
     assert_eq!(up.last().target, "/keyed?api_key=q-456");
     o.execute("basic_auth", RequestContext::new())
+        .await
+        .unwrap();
+    assert_eq!(up.last().headers["authorization"], "Basic YWRhOnMzY3JldA==");
+    // Credentials in the base URL become the same header.
+    o.execute("userinfo_auth", RequestContext::new())
         .await
         .unwrap();
     assert_eq!(up.last().headers["authorization"], "Basic YWRhOnMzY3JldA==");

@@ -26,7 +26,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::header::{
-    ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderMap, HeaderName, HeaderValue, USER_AGENT,
+    ACCEPT, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderMap, HeaderName, HeaderValue, TE,
+    TRANSFER_ENCODING, UPGRADE, USER_AGENT,
 };
 use serde_json::Value;
 
@@ -41,6 +42,17 @@ pub use lean::__fuzz_answer as __fuzz_http_answer;
 /// The `User-Agent` of every call.
 const AGENT: HeaderValue =
     HeaderValue::from_static(concat!("orchestrator/", env!("CARGO_PKG_VERSION")));
+/// Headers the lean transport writes itself or never sends: they frame the message or manage
+/// the connection.
+const HOP_BY_HOP: [HeaderName; 7] = [
+    CONTENT_LENGTH,
+    TRANSFER_ENCODING,
+    CONNECTION,
+    UPGRADE,
+    TE,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+];
 /// The environment variables through which reqwest takes an HTTP proxy.
 const PROXY_VARIABLES: [&str; 4] = ["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"];
 
@@ -358,7 +370,10 @@ impl HttpClient {
         let request = self.request_bytes(lean, method, url, headers, body);
         match lean.call(method, &request, self.max_response_bytes).await {
             Ok(answer) => Ok((answer.status, answer.content_type, answer.body)),
-            Err(e) if e.too_large => Err(self.too_large(&what(), None)),
+            Err(lean::Error {
+                too_large: Some(declared),
+                ..
+            }) => Err(self.too_large(&what(), declared)),
             Err(e) => Err(SourceError::new(
                 e.kind,
                 format!("{}: {}", what(), e.message),
@@ -378,7 +393,8 @@ impl HttpClient {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Vec<u8> {
-        let target = &url[url::Position::BeforePath..];
+        // Path and query: a fragment is not sent.
+        let target = &url[url::Position::BeforePath..url::Position::AfterQuery];
         let mut out = Vec::with_capacity(256 + target.len() + body.len());
         out.extend_from_slice(method.as_str().as_bytes());
         out.push(b' ');
@@ -394,11 +410,12 @@ impl HttpClient {
             .defaults
             .iter()
             .filter(|(name, _)| !headers.contains_key(*name));
-        // The body's length is the transport's to say.
+        // The message's framing and the connection are the transport's to say: the length of
+        // the body, and no hop-by-hop header from a config.
         let headers = headers
             .iter()
             .chain(defaults)
-            .filter(|(name, _)| *name != CONTENT_LENGTH);
+            .filter(|(name, _)| !HOP_BY_HOP.contains(*name));
         for (name, value) in headers {
             out.extend_from_slice(name.as_str().as_bytes());
             out.extend_from_slice(b": ");

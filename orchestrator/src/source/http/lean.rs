@@ -9,22 +9,25 @@
 //! connections (most recently used first), the request written in one `write`, the answer's
 //! head parsed by `httparse` in the connection's own buffer, and the body framed by its
 //! `Content-Length`, by `chunked` transfer coding or by the end of the connection (RFC 9112
-//! §6.3). On the load harness a call costs 34,000 instructions this way, 47,700 over hyper's
+//! §6.3). On the load harness a call costs 35,200 instructions this way, 47,700 over hyper's
 //! connection API and 85,500 through reqwest (BENCHMARKS.md, "The upstream call").
 //!
 //! What the HTTP sources document stays the same: redirects are not followed, the connect
 //! timeout is the service's `timeout`, and a call dropped mid-way (the data source's timeout)
 //! closes its connection. A connection goes back to the idle list only when its answer was
-//! read exactly to its end and neither side said `Connection: close`; idle connections are
-//! closed after [`IDLE_TIMEOUT`] (reqwest's default) and at most [`MAX_IDLE`] are kept per
-//! service. A kept-alive connection the server closed while it sat idle is noticed before it
-//! is reused when the close has arrived; when it arrives only as the answer to the request
-//! written on it (nothing of an answer read), an idempotent request (RFC 9110 §9.2.2) is sent
-//! again on a new connection and any other fails as `unavailable`.
+//! read exactly to its end and neither side said `Connection: close`; a connection idle for
+//! [`IDLE_TIMEOUT`] (reqwest's default) is not reused, and is closed when the service's next
+//! call ends; at most [`MAX_IDLE`] are kept per service. A kept-alive connection the server
+//! closed while it sat idle is noticed before it is reused when the close has arrived; when it
+//! arrives only as the answer to the request written on it (nothing of an answer read), a safe
+//! request (`GET`, `HEAD`; RFC 9110 §9.2.1) is sent again on a new connection and any other
+//! fails as `unavailable`, for the data source's retry policy to decide. URLs with credentials
+//! (`http://user:pass@host`) go through reqwest, which turns them into `Authorization: Basic`.
 //!
 //! Answers are untrusted: the head is limited to [`MAX_HEAD_BYTES`] and [`MAX_HEADERS`]
-//! headers, chunk-size lines and trailers are limited too, and the body to the service's
-//! `max_response_bytes`. A malformed head or chunk is an `invalid_response`; a connection that
+//! headers, interim answers to [`MAX_INTERIM`], chunk-size lines and trailers are limited too,
+//! and the body to the service's `max_response_bytes`; consumed bytes are skipped by an offset
+//! (one copy per read, not per chunk). A malformed head or chunk is an `invalid_response`; a connection that
 //! fails or ends early is `unavailable`.
 
 use std::io;
@@ -54,6 +57,11 @@ const MAX_CHUNK_LINE: usize = 4 * 1024;
 const MAX_TRAILER_BYTES: usize = 16 * 1024;
 /// What a connection's buffer starts with: enough for a typical answer in one read.
 const BUFFER: usize = 4 * 1024;
+/// A pooled connection whose buffer grew past this gets a new one (a large answer's buffer is
+/// not kept for every later call).
+const KEPT_BUFFER: usize = 64 * 1024;
+/// Interim `1xx` answers read before the real one.
+const MAX_INTERIM: usize = 8;
 
 /// Where a service's connections go: an address, or a name resolved per connection.
 #[derive(Debug)]
@@ -78,11 +86,12 @@ struct Idle {
     since: Instant,
 }
 
-/// A connection and its read buffer (bytes read but not yet consumed sit at its start).
+/// A connection and its read buffer (bytes from `start` on are read but not yet consumed).
 #[derive(Debug)]
 pub(crate) struct Conn<S> {
     stream: S,
     buf: Vec<u8>,
+    start: usize,
 }
 
 /// An answer read to its end.
@@ -101,8 +110,8 @@ pub(crate) struct Error {
     pub(crate) kind: SourceErrorKind,
     /// Empty when `too_large`: the caller words that error.
     pub(crate) message: String,
-    /// The body is longer than the limit.
-    pub(crate) too_large: bool,
+    /// The body is longer than the limit (`Some(Some(n))` when the answer said `n` bytes).
+    pub(crate) too_large: Option<Option<u64>>,
     /// Nothing of an answer was read: the request may never have reached a server.
     unanswered: bool,
 }
@@ -112,7 +121,7 @@ impl Error {
         Self {
             kind,
             message,
-            too_large: false,
+            too_large: None,
             unanswered: false,
         }
     }
@@ -125,9 +134,9 @@ impl Error {
         Self::new(SourceErrorKind::InvalidResponse, message.into())
     }
 
-    fn too_large() -> Self {
+    fn too_large(declared: Option<u64>) -> Self {
         Self {
-            too_large: true,
+            too_large: Some(declared),
             ..Self::invalid(String::new())
         }
     }
@@ -144,7 +153,8 @@ impl Lean {
     /// The transport for `url`'s authority, or `None` when the URL is not plain `http://`
     /// (TLS and HTTP/2 stay with reqwest).
     pub(super) fn new(url: &reqwest::Url, connect_timeout: Option<Duration>) -> Option<Self> {
-        if url.scheme() != "http" {
+        // Credentials in the URL are reqwest's to turn into `Authorization`.
+        if url.scheme() != "http" || !url.username().is_empty() || url.password().is_some() {
             return None;
         }
         let port = url.port_or_known_default()?;
@@ -165,6 +175,8 @@ impl Lean {
     /// Whether `url` goes to this transport's authority.
     pub(super) fn serves(&self, url: &reqwest::Url) -> bool {
         url.scheme() == "http"
+            && url.username().is_empty()
+            && url.password().is_none()
             && self.host.as_bytes()
                 == url[url::Position::BeforeHost..url::Position::AfterPort].as_bytes()
     }
@@ -185,7 +197,7 @@ impl Lean {
             match conn.exchange(method, request, limit).await {
                 Ok(answer) => return Ok(self.checkin(conn, answer)),
                 // The server closed the kept-alive connection as the request reached it.
-                Err(e) if e.unanswered && method.is_idempotent() => continue,
+                Err(e) if e.unanswered && method.is_safe() => continue,
                 Err(e) => return Err(e),
             }
         }
@@ -207,14 +219,18 @@ impl Lean {
         }
     }
 
-    fn checkin(&self, conn: Conn<TcpStream>, answer: Answer) -> Answer {
+    fn checkin(&self, mut conn: Conn<TcpStream>, answer: Answer) -> Answer {
         if answer.reusable {
+            if conn.buf.capacity() > KEPT_BUFFER {
+                conn.buf = Vec::with_capacity(BUFFER);
+            }
+            let now = Instant::now();
             let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            // The oldest are at the front (the list is in the order connections came back).
+            let expired = idle.partition_point(|i| now.duration_since(i.since) >= IDLE_TIMEOUT);
+            idle.drain(..expired);
             if idle.len() < MAX_IDLE {
-                idle.push(Idle {
-                    conn,
-                    since: Instant::now(),
-                });
+                idle.push(Idle { conn, since: now });
             }
         }
         answer
@@ -257,6 +273,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         Self {
             stream,
             buf: Vec::with_capacity(BUFFER),
+            start: 0,
         }
     }
 
@@ -268,6 +285,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         limit: u64,
     ) -> Result<Answer, Error> {
         self.buf.clear();
+        self.start = 0;
         if let Err(e) = self.stream.write_all(request).await {
             let mut error = Error::unavailable("request", &e);
             error.unanswered = true;
@@ -276,8 +294,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         self.read_answer(method, limit).await
     }
 
+    /// The bytes read and not yet consumed.
+    fn pending(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+
+    /// Consumes `n` pending bytes: an offset, not a move of the rest (an answer of many small
+    /// chunks read at once must not cost a copy of the buffer per chunk).
+    fn consume(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.buf.len());
+    }
+
     /// Reads more into the buffer; `Ok(0)` at the end of the connection.
     async fn fill(&mut self) -> Result<usize, Error> {
+        if self.start > 0 {
+            // Once per read, not per consumed piece.
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
         if self.buf.capacity() - self.buf.len() < 512 {
             self.buf.reserve(self.buf.capacity().max(BUFFER));
         }
@@ -287,27 +321,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             .map_err(|e| Error::unavailable("answer", &e))
     }
 
-    /// Reads one answer (after any interim `1xx` ones) to its end.
+    /// Reads one answer (after at most [`MAX_INTERIM`] interim `1xx` ones) to its end.
     pub(crate) async fn read_answer(
         &mut self,
         method: &Method,
         limit: u64,
     ) -> Result<Answer, Error> {
         // An interim answer counts as an answer: the request reached a server.
-        let mut interim = false;
+        let mut interim = 0;
         loop {
             let head = loop {
-                if let Some(head) = parse_head(&self.buf)? {
+                if let Some(head) = parse_head(self.pending())? {
                     break head;
                 }
-                if self.buf.len() >= MAX_HEAD_BYTES {
+                if self.pending().len() >= MAX_HEAD_BYTES {
                     return Err(Error::invalid(format!(
                         "the answer's head is longer than {MAX_HEAD_BYTES} bytes"
                     )));
                 }
                 // Closed or reset before the first byte of an answer: what a server does to a
                 // kept-alive connection it has given up on.
-                let unanswered = self.buf.is_empty() && !interim;
+                let unanswered = self.pending().is_empty() && interim == 0;
                 match self.fill().await {
                     Ok(0) => {
                         return Err(Error {
@@ -322,14 +356,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                     Err(e) => return Err(Error { unanswered, ..e }),
                 }
             };
-            self.buf.drain(..head.len);
+            self.consume(head.len);
             match head.status.as_u16() {
                 // Interim answers (`100 Continue`, `103 Early Hints`): the real one follows.
-                100 | 102..=199 => {
-                    interim = true;
+                100 | 102..=199 if interim < MAX_INTERIM => {
+                    interim += 1;
                     continue;
                 }
-                101 => return Err(Error::invalid("the server switched protocols (101)")),
+                100..=199 => {
+                    return Err(Error::invalid(format!(
+                        "more than {MAX_INTERIM} interim answers, or a switch of protocols"
+                    )));
+                }
                 _ => {}
             }
             let no_body = *method == Method::HEAD
@@ -346,18 +384,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 content_type: head.content_type,
                 body,
                 // Nothing may follow an answer that was not asked for.
-                reusable: head.keep_alive && framed && self.buf.is_empty(),
+                reusable: head.keep_alive && framed && self.pending().is_empty(),
             });
         }
     }
 
     async fn read_length(&mut self, len: u64, limit: u64) -> Result<Bytes, Error> {
         if len > limit {
-            return Err(Error::too_large());
+            return Err(Error::too_large(Some(len)));
         }
-        let len = usize::try_from(len).map_err(|_| Error::too_large())?;
-        self.buf.reserve(len.saturating_sub(self.buf.len()));
-        while self.buf.len() < len {
+        let len = usize::try_from(len).map_err(|_| Error::too_large(Some(len)))?;
+        while self.pending().len() < len {
             if self.fill().await? == 0 {
                 return Err(Error::ended_early());
             }
@@ -367,11 +404,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
 
     async fn read_to_close(&mut self, limit: u64) -> Result<Bytes, Error> {
         loop {
-            if self.buf.len() as u64 > limit {
-                return Err(Error::too_large());
+            if self.pending().len() as u64 > limit {
+                return Err(Error::too_large(None));
             }
             if self.fill().await? == 0 {
-                let len = self.buf.len();
+                let len = self.pending().len();
                 return Ok(self.take(len));
             }
         }
@@ -381,12 +418,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         let mut body = Vec::new();
         loop {
             let size = loop {
-                match chunk_size(&self.buf)? {
+                match chunk_size(self.pending())? {
                     Some((size, line)) => {
-                        self.buf.drain(..line);
+                        self.consume(line);
                         break size;
                     }
-                    None if self.buf.len() >= MAX_CHUNK_LINE + 2 => {
+                    None if self.pending().len() >= MAX_CHUNK_LINE + 2 => {
                         return Err(Error::invalid("a chunk-size line is too long"));
                     }
                     None => {
@@ -400,21 +437,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 self.skip_trailers().await?;
                 return Ok(body.into());
             }
-            if body.len() as u64 + size > limit {
-                return Err(Error::too_large());
+            // Compared without an addition that could wrap: `size` is anything a server says.
+            if size > limit.saturating_sub(body.len() as u64) {
+                return Err(Error::too_large(None));
             }
-            // `size` is within the limit, and the limit within memory the caller allows.
-            let size = usize::try_from(size).map_err(|_| Error::too_large())?;
-            while self.buf.len() < size + 2 {
+            let size = usize::try_from(size).map_err(|_| Error::too_large(None))?;
+            let with_crlf = size.checked_add(2).ok_or_else(|| Error::too_large(None))?;
+            while self.pending().len() < with_crlf {
                 if self.fill().await? == 0 {
                     return Err(Error::ended_early());
                 }
             }
-            if &self.buf[size..size + 2] != b"\r\n" {
+            let chunk = &self.pending()[..with_crlf];
+            if &chunk[size..] != b"\r\n" {
                 return Err(Error::invalid("a chunk does not end with CRLF"));
             }
-            body.extend_from_slice(&self.buf[..size]);
-            self.buf.drain(..size + 2);
+            body.extend_from_slice(&chunk[..size]);
+            self.consume(with_crlf);
         }
     }
 
@@ -422,17 +461,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     async fn skip_trailers(&mut self) -> Result<(), Error> {
         let mut skipped = 0;
         loop {
-            match self.buf.windows(2).position(|w| w == b"\r\n") {
+            match self.pending().windows(2).position(|w| w == b"\r\n") {
                 Some(0) => {
-                    self.buf.drain(..2);
+                    self.consume(2);
                     return Ok(());
                 }
                 Some(end) => {
                     skipped += end + 2;
-                    self.buf.drain(..end + 2);
+                    self.consume(end + 2);
                 }
                 None => {
-                    if skipped + self.buf.len() > MAX_TRAILER_BYTES {
+                    if skipped + self.pending().len() > MAX_TRAILER_BYTES {
                         return Err(Error::invalid("the answer's trailers are too long"));
                     }
                     if self.fill().await? == 0 {
@@ -446,22 +485,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         }
     }
 
-    /// The first `len` bytes of the buffer, as the body.
+    /// The first `len` pending bytes, as the body.
     fn take(&mut self, len: usize) -> Bytes {
-        if len == self.buf.len() && len > BUFFER {
+        let body = if self.start == 0 && len == self.buf.len() && len > BUFFER {
             // A large body that is all the buffer holds: handed over without a copy.
             Bytes::from(std::mem::take(&mut self.buf))
-        } else if len == self.buf.len() {
-            // The usual case: a small body, all that is left. The buffer stays allocated for
-            // the next answer.
-            let body = Bytes::copy_from_slice(&self.buf);
-            self.buf.clear();
-            body
         } else {
-            let body = Bytes::copy_from_slice(&self.buf[..len]);
-            self.buf.drain(..len);
-            body
-        }
+            Bytes::copy_from_slice(&self.pending()[..len])
+        };
+        self.consume(len);
+        body
     }
 }
 
@@ -504,17 +537,20 @@ fn parse_head(buf: &[u8]) -> Result<Option<Head>, Error> {
     let mut chunked = None;
     for h in response.headers.iter() {
         if h.name.eq_ignore_ascii_case("content-length") {
-            let n = std::str::from_utf8(h.value)
-                .ok()
-                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|v| v.parse::<u64>().ok())
-                .ok_or_else(|| Error::invalid("the answer's Content-Length is not a number"))?;
-            if length.is_some_and(|l| l != n) {
-                return Err(Error::invalid(
-                    "the answer has two different Content-Lengths",
-                ));
+            // A list of one value repeated is accepted, as RFC 9112 §6.3 allows.
+            for value in h.value.split(|&b| b == b',') {
+                let n = std::str::from_utf8(value.trim_ascii())
+                    .ok()
+                    .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .ok_or_else(|| Error::invalid("the answer's Content-Length is not a number"))?;
+                if length.is_some_and(|l| l != n) {
+                    return Err(Error::invalid(
+                        "the answer has two different Content-Lengths",
+                    ));
+                }
+                length = Some(n);
             }
-            length = Some(n);
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
             // Chunked only when it is the last coding applied (RFC 9112 §6.3).
             let last = h.value.rsplit(|&b| b == b',').next().unwrap_or_default();
@@ -715,6 +751,20 @@ mod tests {
         assert_eq!(e.kind, SourceErrorKind::InvalidResponse, "{}", e.message);
         let e = err(b"HTTP/1.1 200 OK\r\nContent-Length: 1x\r\n\r\n");
         assert_eq!(e.kind, SourceErrorKind::InvalidResponse, "{}", e.message);
+        let a = ok(b"HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\nab");
+        assert_eq!(&a.body[..], b"ab");
+        // A chunk size past any limit, and ones that would wrap the arithmetic.
+        for size in ["ffffffffffffffff", "fffffffffffffffe", "7fffffffffffffff"] {
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n{size}\r\nAB"
+            );
+            assert!(err(answer.as_bytes()).too_large.is_some(), "{size}");
+        }
+        let interim = "HTTP/1.1 103 Early Hints\r\n\r\n".repeat(MAX_INTERIM + 1);
+        assert_eq!(
+            err(interim.as_bytes()).kind,
+            SourceErrorKind::InvalidResponse
+        );
         let e = err(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n");
         assert_eq!(e.kind, SourceErrorKind::InvalidResponse, "{}", e.message);
         let long = format!(
@@ -727,7 +777,10 @@ mod tests {
         assert_eq!(e.kind, SourceErrorKind::InvalidResponse, "{}", e.message);
         let e = err(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n");
         assert_eq!(e.kind, SourceErrorKind::InvalidResponse, "{}", e.message);
-        assert!(err(b"HTTP/1.1 200 OK\r\nContent-Length: 2000\r\n\r\n").too_large);
+        assert_eq!(
+            err(b"HTTP/1.1 200 OK\r\nContent-Length: 2000\r\n\r\n").too_large,
+            Some(Some(2000))
+        );
         let chunk = format!("200\r\n{}\r\n", "x".repeat(512));
         let chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
         let e = err(format!("{chunked}{chunk}").as_bytes());
@@ -737,14 +790,18 @@ mod tests {
             "no last chunk: {}",
             e.message
         );
-        assert!(err(format!("{chunked}{}", chunk.repeat(3)).as_bytes()).too_large);
+        assert!(
+            err(format!("{chunked}{}", chunk.repeat(3)).as_bytes())
+                .too_large
+                .is_some()
+        );
         let e = err(b"HTTP/1.1 200 OK\r\n\r\n"
             .iter()
             .chain(&[b'x'; 2000])
             .copied()
             .collect::<Vec<_>>()
             .as_slice());
-        assert!(e.too_large, "read to the close, over the limit");
+        assert!(e.too_large.is_some(), "read to the close, over the limit");
         let e = err(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc");
         assert_eq!(
             e.kind,
