@@ -92,8 +92,11 @@ pub(crate) struct HttpClient {
     /// Plain `http://` calls to the base URL's authority, when no proxy is configured.
     lean: Option<Arc<lean::Lean>>,
     /// What reqwest's client adds to every request, for the lean transport: `User-Agent`,
-    /// `Accept: */*` and the service's headers (authentication marked sensitive).
+    /// `Accept: */*` and the service's headers (authentication marked sensitive), without
+    /// hop-by-hop headers.
     defaults: HeaderMap,
+    /// Whether the service's headers set `Host` (then the URL's is not sent).
+    host_configured: bool,
     base: reqwest::Url,
     /// Appended to every query (API keys sent as a query parameter).
     query: Vec<(String, String)>,
@@ -179,9 +182,14 @@ impl HttpClient {
         } else {
             lean::Lean::new(&base, http.timeout).map(Arc::new)
         };
+        // Filtered once here, not per call.
+        for name in &HOP_BY_HOP {
+            headers.remove(name);
+        }
         Ok(Self {
             client,
             lean,
+            host_configured: headers.contains_key(HOST),
             defaults: headers,
             base,
             query,
@@ -401,22 +409,21 @@ impl HttpClient {
         out.extend_from_slice(target.as_bytes());
         out.extend_from_slice(b" HTTP/1.1\r\n");
         // A `Host` the service configures replaces the URL's (as with reqwest).
-        if !headers.contains_key(HOST) && !self.defaults.contains_key(HOST) {
+        if !self.host_configured && !headers.contains_key(HOST) {
             out.extend_from_slice(b"host: ");
             out.extend_from_slice(lean.host().as_bytes());
             out.extend_from_slice(b"\r\n");
         }
+        // The message's framing and the connection are the transport's to say: the length of
+        // the body, and no hop-by-hop header from a config (the defaults have none).
+        let call = headers
+            .iter()
+            .filter(|(name, _)| !HOP_BY_HOP.contains(*name));
         let defaults = self
             .defaults
             .iter()
             .filter(|(name, _)| !headers.contains_key(*name));
-        // The message's framing and the connection are the transport's to say: the length of
-        // the body, and no hop-by-hop header from a config.
-        let headers = headers
-            .iter()
-            .chain(defaults)
-            .filter(|(name, _)| !HOP_BY_HOP.contains(*name));
-        for (name, value) in headers {
+        for (name, value) in call.chain(defaults) {
             out.extend_from_slice(name.as_str().as_bytes());
             out.extend_from_slice(b": ");
             out.extend_from_slice(value.as_bytes());
@@ -483,15 +490,8 @@ fn reqwest_error(what: &str, e: reqwest::Error) -> SourceError {
         // connect, request, body: the peer could not be reached or went away
         SourceErrorKind::Unavailable
     };
-    transport_error(kind, format!("{what}: {e}"), std::error::Error::source(&e))
-}
-
-/// `message`, then each error of the `source` chain after a colon.
-fn transport_error(
-    kind: SourceErrorKind,
-    mut message: String,
-    mut source: Option<&(dyn std::error::Error + 'static)>,
-) -> SourceError {
+    let mut message = format!("{what}: {e}");
+    let mut source = std::error::Error::source(&e);
     while let Some(s) = source {
         let _ = write!(message, ": {s}");
         source = s.source();
