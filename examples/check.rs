@@ -4,26 +4,54 @@
 //! With `--check-models`, also compares every `v2` model with the metadata its server
 //! publishes (the servers must be up).
 //!
+//! With `--prepare`, asks every source what it returns and writes the schema snapshot
+//! `CONFIG_DIR/.orchestrator/schema.json` (commit it: the loader, `check` and `orchestrate!`
+//! then check mappings against it), then checks the config against the new snapshot. With
+//! `--prepare --check`, compares the committed snapshot with the live sources instead of
+//! writing, and exits 1 when they differ (for CI).
+//!
 //! ```text
 //! cargo run --example check -- examples/config
 //! cargo run --example check -- --check-models examples/config
+//! cargo run --example check -- --prepare examples/config
+//! cargo run --example check -- --prepare --check examples/config
 //! ```
 
 use std::process::ExitCode;
 
-use api_orchestrator::config::{LoadError, load_dir};
+use api_orchestrator::config::{LoadError, Loader, load_dir};
 use api_orchestrator::plan::Plan;
+
+const USAGE: &str =
+    "usage: cargo run --example check -- [--check-models | --prepare [--check]] CONFIG_DIR";
 
 fn main() -> ExitCode {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
-    let check_models = args.first().is_some_and(|a| a == "--check-models");
-    if check_models {
-        args.remove(0);
-    }
+    let mut flag = |name: &str| match args.iter().position(|a| a == name) {
+        Some(i) => {
+            args.remove(i);
+            true
+        }
+        None => false,
+    };
+    let check_models = flag("--check-models");
+    let prepare = flag("--prepare");
+    let compare = flag("--check");
     let [dir] = args.as_slice() else {
-        eprintln!("usage: cargo run --example check -- [--check-models] CONFIG_DIR");
+        eprintln!("{USAGE}");
         return ExitCode::from(2);
     };
+    if prepare {
+        return runtime().block_on(examples::snapshot::prepare(
+            std::path::Path::new(dir),
+            &Loader::new(),
+            compare,
+        ));
+    }
+    if compare {
+        eprintln!("`--check` goes with `--prepare`\n{USAGE}");
+        return ExitCode::from(2);
+    }
     match load_dir(dir) {
         Ok(plan) => {
             if !plan.warnings().is_empty() {
@@ -31,11 +59,8 @@ fn main() -> ExitCode {
             }
             print!("{}", describe(&plan));
             if check_models {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("a tokio runtime");
-                let findings = runtime.block_on(api_orchestrator::source::ml::check_models(&plan));
+                let findings =
+                    runtime().block_on(api_orchestrator::source::ml::check_models(&plan));
                 if !findings.is_empty() {
                     eprintln!("{}", api_orchestrator::Diagnostics(findings));
                     return ExitCode::from(1);
@@ -53,6 +78,13 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
 }
 
 /// One block per endpoint: description, routes, then each source with the sources it waits for.

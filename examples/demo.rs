@@ -111,45 +111,84 @@ fn mix(id: i64, salt: i64) -> f64 {
 
 /// The credit bureau: `GET /api/v1/customers/{id}/credit-score` with a bearer token.
 pub async fn credit_api(token: String) -> std::io::Result<StandIn> {
-    let app = Router::new().route(
-        "/api/v1/customers/{id}/credit-score",
-        get(move |UrlPath(id): UrlPath<String>, req: Request| {
-            let token = token.clone();
-            async move {
-                let auth = req
-                    .headers()
-                    .get(header::AUTHORIZATION)
-                    .and_then(|v| v.to_str().ok());
-                if auth != Some(format!("Bearer {token}").as_str()) {
-                    return json_response(StatusCode::UNAUTHORIZED, &json!({"error": "bad token"}));
+    let app = Router::new()
+        .route(
+            "/api/v1/openapi.json",
+            get(|| async { json_response(StatusCode::OK, &credit_api_document()) }),
+        )
+        .route(
+            "/api/v1/customers/{id}/credit-score",
+            get(move |UrlPath(id): UrlPath<String>, req: Request| {
+                let token = token.clone();
+                async move {
+                    let auth = req
+                        .headers()
+                        .get(header::AUTHORIZATION)
+                        .and_then(|v| v.to_str().ok());
+                    if auth != Some(format!("Bearer {token}").as_str()) {
+                        return json_response(
+                            StatusCode::UNAUTHORIZED,
+                            &json!({"error": "bad token"}),
+                        );
+                    }
+                    let Ok(id) = id.parse::<i64>() else {
+                        return json_response(
+                            StatusCode::BAD_REQUEST,
+                            &json!({"error": "customer ids are numbers"}),
+                        );
+                    };
+                    if !(1..=1000).contains(&id) {
+                        return json_response(
+                            StatusCode::NOT_FOUND,
+                            &json!({"error": "no credit file"}),
+                        );
+                    }
+                    json_response(
+                        StatusCode::OK,
+                        &json!({
+                            "customer_id": id,
+                            "credit_score": 560 + (mix(id, 1) * 290.0) as i64,
+                            "credit_limit": 1000 * (1 + (mix(id, 2) * 9.0) as i64),
+                            "debt_ratio": (mix(id, 3) * 0.8 * 100.0).round() / 100.0,
+                            "late_payments": (mix(id, 4) * 5.0) as i64,
+                            "bureau": "demo-bureau"
+                        }),
+                    )
                 }
-                let Ok(id) = id.parse::<i64>() else {
-                    return json_response(
-                        StatusCode::BAD_REQUEST,
-                        &json!({"error": "customer ids are numbers"}),
-                    );
-                };
-                if !(1..=1000).contains(&id) {
-                    return json_response(
-                        StatusCode::NOT_FOUND,
-                        &json!({"error": "no credit file"}),
-                    );
-                }
-                json_response(
-                    StatusCode::OK,
-                    &json!({
-                        "customer_id": id,
-                        "credit_score": 560 + (mix(id, 1) * 290.0) as i64,
-                        "credit_limit": 1000 * (1 + (mix(id, 2) * 9.0) as i64),
-                        "debt_ratio": (mix(id, 3) * 0.8 * 100.0).round() / 100.0,
-                        "late_payments": (mix(id, 4) * 5.0) as i64,
-                        "bureau": "demo-bureau"
-                    }),
-                )
-            }
-        }),
-    );
+            }),
+        );
     serve(app).await
+}
+
+/// The OpenAPI document the credit bureau publishes (what `prepare` records its answers from).
+fn credit_api_document() -> Value {
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "Demo credit bureau", "version": "1"},
+        "servers": [{"url": "/api/v1"}],
+        "paths": {"/customers/{id}/credit-score": {"get": {
+            "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}}],
+            "responses": {
+                "200": {"description": "The credit file", "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/CreditScore"}
+                }}},
+                "404": {"description": "No credit file"}
+            }
+        }}},
+        "components": {"schemas": {"CreditScore": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["customer_id", "credit_score", "credit_limit", "debt_ratio", "late_payments", "bureau"],
+            "properties": {
+                "customer_id": {"type": "integer"},
+                "credit_score": {"type": "integer"},
+                "credit_limit": {"type": "integer"},
+                "debt_ratio": {"type": "number"},
+                "late_payments": {"type": "integer"},
+                "bureau": {"type": "string"}
+            }
+        }}}
+    })
 }
 
 /// The feature values the Feast stand-in knows (customers 1–5), by feature name.
@@ -240,18 +279,39 @@ pub async fn model_server() -> std::io::Result<StandIn> {
                         &json!({
                             "name": name, "versions": ["1"], "platform": "demo",
                             "inputs": [{"name": "input-0", "datatype": "FP64", "shape": [-1, n]}],
-                            "outputs": [{"name": "predict_proba", "datatype": "FP64", "shape": [-1, 2]}]
+                            "outputs": outputs_of(name),
                         }),
                     ),
-                    None => json_response(StatusCode::NOT_FOUND, &json!({"error": format!("Model {model} not found")})),
+                    None => json_response(
+                        StatusCode::NOT_FOUND,
+                        &json!({"error": format!("Model {model} not found")}),
+                    ),
                 }
             }),
         )
         .route(
             "/v2/models/{model}/infer",
-            post(|UrlPath(model): UrlPath<String>, body: axum::body::Bytes| async move { infer(&model, &body) }),
+            post(
+                |UrlPath(model): UrlPath<String>, body: axum::body::Bytes| async move {
+                    infer(&model, &body)
+                },
+            ),
         );
     serve(app).await
+}
+
+/// The output tensors a model's answers carry, as its metadata publishes them.
+fn outputs_of(model: &str) -> Value {
+    match model {
+        "recommender" => json!([
+            {"name": "top_products", "datatype": "BYTES", "shape": [-1, 3]},
+            {"name": "scores", "datatype": "FP64", "shape": [-1, 3]},
+        ]),
+        _ => json!([
+            {"name": "predict_proba", "datatype": "FP64", "shape": [-1, 2]},
+            {"name": "predict", "datatype": "INT64", "shape": [-1, 1]},
+        ]),
+    }
 }
 
 fn infer(model: &str, body: &[u8]) -> Response {

@@ -3,7 +3,13 @@
 //! ```text
 //! cargo run --example server                                  # examples/config on 127.0.0.1:8000
 //! cargo run --example server -- --config DIR --bind 127.0.0.1:9000
+//! cargo run --example server -- --prepare [--check]           # the schema snapshot, see below
 //! ```
+//!
+//! `--prepare` starts the stand-ins and the database as for serving, records what they
+//! return into `CONFIG_DIR/.orchestrator/schema.json` (the committed snapshot the loader
+//! checks mappings against) and exits; with `--check` it compares instead of writing and
+//! exits 1 when the committed snapshot no longer matches.
 //!
 //! It runs with no external service: the SQLite database the config names is created and
 //! seeded on first run, and the credit bureau, the Feast feature server and the model server
@@ -39,11 +45,14 @@ use examples::demo;
 struct Args {
     config: PathBuf,
     bind: Option<String>,
+    /// `--prepare`, and whether with `--check`.
+    prepare: Option<bool>,
 }
 
 fn args() -> Result<Args, String> {
     let mut config = None;
     let mut bind = None;
+    let mut prepare = None;
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -58,6 +67,8 @@ fn args() -> Result<Args, String> {
                         .ok_or("--bind needs an address such as 127.0.0.1:8000")?,
                 )
             }
+            "--prepare" => prepare = Some(prepare.unwrap_or(false)),
+            "--check" => prepare = Some(true),
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument `{other}`")),
         }
@@ -71,7 +82,11 @@ fn args() -> Result<Args, String> {
             PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/config"))
         }
     });
-    Ok(Args { config, bind })
+    Ok(Args {
+        config,
+        bind,
+        prepare,
+    })
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -81,7 +96,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             if !e.is_empty() {
                 eprintln!("error: {e}");
             }
-            eprintln!("usage: cargo run --example server -- [--config DIR] [--bind HOST:PORT]");
+            eprintln!(
+                "usage: cargo run --example server -- [--config DIR] [--bind HOST:PORT | --prepare [--check]]"
+            );
             std::process::exit(2);
         }
     };
@@ -150,8 +167,11 @@ fn logging(
     Ok(guard)
 }
 
-async fn serve(args: Args, settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
-    // Stand-ins for the remote services the environment does not point elsewhere.
+/// Stand-ins for the remote services the environment does not point elsewhere, and the seeded
+/// database: the values of the config's `${env:…}` references that point at them.
+async fn stand_ins(
+    config: &std::path::Path,
+) -> Result<HashMap<&'static str, String>, Box<dyn std::error::Error>> {
     let mut env: HashMap<&str, String> = HashMap::new();
     let token = std::env::var("CREDIT_API_TOKEN").unwrap_or_else(|_| "demo-token".into());
     if std::env::var_os("CREDIT_API_URL").is_none() {
@@ -170,17 +190,31 @@ async fn serve(args: Args, settings: Settings) -> Result<(), Box<dyn std::error:
         env.insert("MODEL_SERVER_URL", format!("http://{}", s.addr));
     }
     if std::env::var_os("DEMO_DATABASE_URL").is_none() {
-        let db = args.config.join("data/customer360.db");
+        let db = config.join("data/customer360.db");
         if demo::seed_database(&db).await? {
             println!("seeded the demo database  {}", db.display());
         }
+    }
+    Ok(env)
+}
+
+async fn serve(args: Args, settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
+    let env = stand_ins(&args.config).await?;
+    let lookup = move |name: &str| std::env::var(name).ok().or_else(|| env.get(name).cloned());
+    if let Some(compare) = args.prepare {
+        let loader = Loader::new().with_env(lookup);
+        let code = examples::snapshot::prepare(&args.config, &loader, compare).await;
+        std::process::exit(if code == std::process::ExitCode::SUCCESS {
+            0
+        } else {
+            1
+        });
     }
 
     // Traces when a collector is configured; metrics unless `telemetry.metrics: false`.
     let tracing = Tracing::from_settings(&settings)?;
     let metrics = settings.telemetry.metrics.then(Metrics::new);
-    let mut builder = Orchestrator::builder()
-        .env(move |name| std::env::var(name).ok().or_else(|| env.get(name).cloned()));
+    let mut builder = Orchestrator::builder().env(lookup);
     if let Some(t) = &tracing {
         println!("exporting traces          {t:?}");
         builder = builder.tracer(t.tracer());

@@ -171,9 +171,11 @@ endpoints:
             "pair": {"type": "array", "prefixItems": [{"type": "integer"}, {}], "items": false},
             "nested": {"type": "object", "properties": {
                 "ok": {"type": "boolean"},
-                "list": {"type": "array", "items": {"type": "object", "properties": {"a": {"type": "integer"}}}}
-            }}
-        }}),
+                "list": {"type": "array", "items": {
+                    "type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]
+                }}
+            }, "required": ["ok", "list"]}
+        }, "required": ["id", "kind", "n", "ratio", "flags", "pair", "nested"]}),
         "{schema:#}"
     );
 }

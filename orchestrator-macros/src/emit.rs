@@ -713,6 +713,7 @@ record!(ApiService {
     http,
     auth,
     operations,
+    openapi,
     origin
 });
 record!(ApiOperation {
@@ -723,6 +724,7 @@ record!(ApiOperation {
     body,
     extract,
     retries,
+    sample,
     origin
 });
 record!(FeastConfig { sources });
@@ -739,6 +741,7 @@ record!(FeastOperation {
     full_feature_names,
     on_missing,
     database_fallback,
+    sample,
     origin,
 });
 unit_enum!(OnMissing: Null, Error);

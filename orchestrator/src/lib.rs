@@ -98,7 +98,9 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use api_orchestrator_core::{Diagnostic, Diagnostics, Plan, RequestContext, ValidPlan};
-pub use api_orchestrator_core::{config, diagnostic, expr, plan, redact, transform, validate};
+pub use api_orchestrator_core::{
+    config, diagnostic, expr, plan, redact, snapshot, transform, types, validate,
+};
 
 #[cfg(feature = "runtime")]
 #[cfg_attr(docsrs, doc(cfg(feature = "runtime")))]
@@ -108,6 +110,9 @@ pub mod engine;
 pub mod layer;
 #[cfg(feature = "runtime")]
 mod orchestrator;
+#[cfg(feature = "runtime")]
+#[cfg_attr(docsrs, doc(cfg(feature = "runtime")))]
+pub mod prepare;
 #[cfg(feature = "runtime")]
 #[cfg_attr(docsrs, doc(cfg(feature = "runtime")))]
 pub mod source;

@@ -133,6 +133,14 @@ pub enum Code {
     /// A key that is accepted (the original Python service documented it) but has no effect
     /// here; always a warning.
     Ignored,
+    /// A field that the source's result does not have, by the config's schema snapshot
+    /// (`.orchestrator/schema.json`).
+    UnknownField,
+    /// Operands or inputs whose types, by the schema snapshot, cannot work together (a number
+    /// compared with a string, a text column fed to a numeric model input).
+    TypeMismatch,
+    /// A schema snapshot that cannot be read, or that no longer matches the live sources.
+    Snapshot,
 }
 
 impl Code {
@@ -165,6 +173,9 @@ impl Code {
             Self::Parameter => "parameter",
             Self::ModelMetadata => "model-metadata",
             Self::Ignored => "ignored",
+            Self::UnknownField => "unknown-field",
+            Self::TypeMismatch => "type-mismatch",
+            Self::Snapshot => "snapshot",
         }
     }
 }

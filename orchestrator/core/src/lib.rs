@@ -27,8 +27,10 @@ pub mod macro_support;
 pub mod plan;
 pub mod redact;
 mod request;
+pub mod snapshot;
 pub mod sql_text;
 pub mod transform;
+pub mod types;
 pub mod validate;
 
 pub use diagnostic::{Diagnostic, Diagnostics};

@@ -15,6 +15,9 @@ use crate::plan::{
 };
 use crate::sql_text::{self, Token};
 
+mod typecheck;
+pub(crate) use typecheck::Env;
+
 /// Source types every plan may use.
 pub const BUILTIN_SOURCE_TYPES: &[&str] = &["database", "api", "feast", "ml", "direct"];
 
@@ -623,6 +626,10 @@ impl<'p> Validator<'p> {
         }
         for (i, s) in e.sources.iter().enumerate() {
             let sp = path.key("data_sources").index(i);
+            if s.kind == "ml" {
+                self.model_inputs(e, s, &sp);
+            }
+            self.transform_items(e, s, &sp);
             if let Some(x) = &s.params_from {
                 self.expr_refs(
                     e,
@@ -1016,7 +1023,9 @@ impl<'p> Validator<'p> {
         for r in refs {
             match &r.root {
                 Root::Source(name) => {
-                    if self.source_name(names, name, path, site) {
+                    if self.source_name(names, name, path, site)
+                        && !self.typed_path(e, name, &r.path, path)
+                    {
                         self.result_shape(e, name, &r.path, path);
                     }
                 }
@@ -1045,6 +1054,7 @@ impl<'p> Validator<'p> {
             }
         }
         self.literal_types(x, path);
+        self.operand_types(e, x, path);
     }
 
     /// Checks a referenced source name; returns whether it names an available source.

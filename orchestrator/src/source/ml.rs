@@ -32,11 +32,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 
 use super::http::{HttpClient, Outgoing};
-use super::{
-    CallRecord, DataSource, Notes, SourceCall, SourceError, SourceErrorKind, SourceFactory,
-    TraceContext,
-};
-use crate::RequestContext;
+use super::{DataSource, SourceCall, SourceError, SourceErrorKind, SourceFactory};
 use crate::diagnostic::{Code, Diagnostic, KeyPath};
 use crate::plan::{Integrations, Model, ModelProtocol, OutputPath, OutputStep, Plan};
 
@@ -482,6 +478,22 @@ fn map_outputs(outputs: &[(String, OutputPath)], prediction: Value) -> Result<Va
         .map(Value::Object)
 }
 
+/// `GET` of a `v2` model's metadata (`/v2/models/{model}[/versions/{v}]`), bounded by the
+/// server's own timeout.
+pub(crate) async fn metadata(
+    client: &HttpClient,
+    name: &str,
+    model: &Model,
+) -> Result<Value, SourceError> {
+    let standalone = super::Standalone::default();
+    let params = Map::new();
+    let call = standalone.call(name, None, &params);
+    let path = default_path(name, model)
+        .trim_end_matches("/infer")
+        .to_owned();
+    client.get(&call, path).await
+}
+
 /// Compares every `v2` model of `plan` with the metadata its server publishes
 /// (`GET /v2/models/{model}`): the input tensor's name, its datatype and its last dimension
 /// against `inputs`. A server that cannot be reached, or a model it does not know, is a
@@ -517,29 +529,7 @@ pub async fn check_models(plan: &Plan) -> Vec<Diagnostic> {
                         .in_file(model.origin.file.clone())
                         .with_help(help.to_owned())
                 };
-                let request = RequestContext::new();
-                let notes = Notes::default();
-                let record = CallRecord::default();
-                let params = Map::new();
-                let trace = TraceContext::new();
-                let call = SourceCall {
-                    endpoint: "",
-                    source: "",
-                    operation: Some(name),
-                    source_id: Some(id),
-                    params: &params,
-                    request: &request,
-                    trace: &trace,
-                    attempt: 1,
-                    // The client's own timeout bounds the call.
-                    deadline: tokio::time::Instant::now() + std::time::Duration::from_secs(3600),
-                    notes: &notes,
-                    record: &record,
-                };
-                let meta_path = default_path(name, model)
-                    .trim_end_matches("/infer")
-                    .to_owned();
-                let meta = match client.get(&call, meta_path).await {
+                let meta = match metadata(&client, name, model).await {
                     Ok(m) => m,
                     Err(e) => {
                         out.push(finding(

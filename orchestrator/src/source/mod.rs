@@ -31,7 +31,7 @@ mod direct;
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod feast;
 #[cfg(feature = "http")]
-mod http;
+pub(crate) mod http;
 #[cfg(feature = "http")]
 #[doc(hidden)]
 pub use http::__fuzz_http_answer;
@@ -91,6 +91,52 @@ pub struct SourceCall<'a> {
     pub notes: &'a Notes,
     /// What the policy layers record for the trace (attempts, a recovered failure).
     pub record: &'a CallRecord,
+}
+
+/// What a call made outside any endpoint execution (recording a schema snapshot, checking
+/// model metadata) lends its [`SourceCall`]: an empty request, a new trace, no budget but the
+/// source's own timeouts.
+pub(crate) struct Standalone {
+    request: RequestContext,
+    notes: Notes,
+    record: CallRecord,
+    trace: TraceContext,
+}
+
+impl Default for Standalone {
+    fn default() -> Self {
+        Self {
+            request: RequestContext::new(),
+            notes: Notes::default(),
+            record: CallRecord::default(),
+            trace: TraceContext::new(),
+        }
+    }
+}
+
+impl Standalone {
+    /// A call of `operation` with `params`.
+    pub(crate) fn call<'a>(
+        &'a self,
+        operation: &'a str,
+        source_id: Option<&'a str>,
+        params: &'a Map<String, Value>,
+    ) -> SourceCall<'a> {
+        SourceCall {
+            endpoint: "",
+            source: "",
+            operation: Some(operation),
+            source_id,
+            params,
+            request: &self.request,
+            trace: &self.trace,
+            attempt: 1,
+            // The source's own timeouts bound the call.
+            deadline: tokio::time::Instant::now() + std::time::Duration::from_secs(3600),
+            notes: &self.notes,
+            record: &self.record,
+        }
+    }
 }
 
 /// What the policy [layers](crate::layer) around a source record about one call, for the

@@ -6,7 +6,8 @@
 //! path parameters (typed by `input.path`, text otherwise), query parameters from
 //! `input.query`, a JSON request body for `POST`/`PUT`/`PATCH` (from `input.body`), the
 //! response schema (the endpoint's `output:` JSON Schema, or one derived from its response
-//! mapping: keys, nesting and literal types), and the problem+json error responses.
+//! mapping: keys, nesting and literal types, and with a schema snapshot the types of the
+//! sources' fields), and the problem+json error responses.
 
 use std::sync::Arc;
 
@@ -17,7 +18,6 @@ use http::header::{CONTENT_TYPE, HeaderName, HeaderValue, LOCATION};
 use http::{Response, StatusCode};
 
 use super::Mounted;
-use crate::expr::Template;
 use crate::plan::{Endpoint, HttpMethod, InputField, Plan};
 
 /// The OpenAPI 3.1 document of `plan`'s endpoints, paths relative to where they are mounted.
@@ -38,7 +38,7 @@ pub fn document(plan: &Plan) -> Value {
     let auth = plan.settings.auth.is_some();
     for e in &plan.endpoints {
         let shared_name = names.get(e.name.as_str()).is_some_and(|&n| n > 1);
-        let output = output_schema(e);
+        let output = output_schema(plan, e);
         for route in e.routes() {
             let captures: Vec<&str> = route.path.params().collect();
             let op = operation(e, shared_name, auth, route.method, &captures, &output);
@@ -212,13 +212,15 @@ fn request_body(e: &Endpoint) -> Value {
     })
 }
 
-/// The schema of an endpoint's answer: its `output`, or what its `response_mapping` shows.
-fn output_schema(e: &Endpoint) -> Value {
+/// The schema of an endpoint's answer: its `output`, or the type its `response_mapping` (or
+/// primary source) has: the mapping's structure and literals, and with a schema snapshot the
+/// sources' column, tensor and field types ([`crate::types::response_type`]).
+fn output_schema(plan: &Plan, e: &Endpoint) -> Value {
     e.output
         .clone()
-        .unwrap_or_else(|| match &e.response_mapping {
-            Some(t) => template_schema(t),
-            None => json!({"description": "The primary data source's result."}),
+        .unwrap_or_else(|| match crate::types::response_type(plan, e) {
+            Some(t) if !t.is_any() => t.to_schema(),
+            _ => json!({"description": "The primary data source's result."}),
         })
 }
 
@@ -281,54 +283,6 @@ fn field_json(f: &InputField) -> Value {
         s["description"] = json!(d);
     }
     s
-}
-
-/// A schema from a response mapping: objects and arrays keep their shape, literals their type,
-/// expressions are left open.
-fn template_schema(t: &Template) -> Value {
-    match t {
-        Template::Literal(v) => literal_schema(v),
-        Template::Object(fields) => {
-            let props: Map<String, Value> = fields
-                .iter()
-                .map(|(k, v)| (k.clone(), template_schema(v)))
-                .collect();
-            json!({"type": "object", "properties": props})
-        }
-        Template::Array(items) => array_schema(items.iter().map(template_schema).collect()),
-        // An expression (or a template kind newer than this function): left open.
-        _ => json!({}),
-    }
-}
-
-fn literal_schema(v: &Value) -> Value {
-    match v {
-        Value::Null => json!({"type": "null"}),
-        Value::Bool(_) => json!({"type": "boolean"}),
-        Value::Number(n) if n.is_i64() || n.is_u64() => json!({"type": "integer"}),
-        Value::Number(_) => json!({"type": "number"}),
-        Value::String(_) => json!({"type": "string"}),
-        Value::Array(items) => array_schema(items.iter().map(literal_schema).collect()),
-        Value::Object(fields) => {
-            let props: Map<String, Value> = fields
-                .iter()
-                .map(|(k, v)| (k.clone(), literal_schema(v)))
-                .collect();
-            json!({"type": "object", "properties": props})
-        }
-    }
-}
-
-/// An array whose items have these schemas: one `items` schema when they agree, each in its
-/// place (`prefixItems`) when they do not.
-fn array_schema(schemas: Vec<Value>) -> Value {
-    match schemas.first() {
-        None => json!({"type": "array", "maxItems": 0}),
-        Some(first) if schemas.iter().all(|s| s == first) => {
-            json!({"type": "array", "items": first})
-        }
-        Some(_) => json!({"type": "array", "prefixItems": schemas, "items": false}),
-    }
 }
 
 /// `/openapi.json`, `/docs` and the Swagger UI files, or `None` for other paths.

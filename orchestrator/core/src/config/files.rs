@@ -66,7 +66,9 @@ impl ConfigFiles {
 
     /// Reads the YAML files of the config directory at `dir`: those at its top, in
     /// `integrations/`, `domains/`, `domains/<domain>/` and `domains/<domain>/integrations/`
-    /// (other files are not part of a config). Relative SQLite paths will resolve against `dir`.
+    /// (other files are not part of a config), and the schema snapshot
+    /// (`.orchestrator/schema.json`, [`crate::snapshot`]) when there is one. Relative SQLite
+    /// paths will resolve against `dir`.
     ///
     /// A YAML file that cannot be read, a dangling symlink among them included, is an error
     /// naming it: a config is never loaded with a file silently missing.
@@ -84,6 +86,12 @@ impl ConfigFiles {
             ..Self::default()
         };
         out.read_folder(dir, "")?;
+        let snapshot = dir.join(crate::snapshot::SNAPSHOT_FILE);
+        match std::fs::read_to_string(&snapshot) {
+            Ok(text) => out.insert(crate::snapshot::SNAPSHOT_FILE, text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(&snapshot, e)),
+        }
         Ok(out)
     }
 
@@ -147,6 +155,11 @@ impl ConfigFiles {
         let rel = rel.into();
         self.insert_parents(&rel);
         self.files.insert(rel, text.into());
+    }
+
+    /// Takes the file at `rel` out (its folders stay); its text, if it was there.
+    pub fn remove(&mut self, rel: &str) -> Option<String> {
+        self.files.remove(rel)
     }
 
     /// The folders above `rel`, the root included.

@@ -270,6 +270,21 @@ impl Loader {
             }
         }
 
+        if let Some(text) = files.get(crate::snapshot::SNAPSHOT_FILE) {
+            match crate::snapshot::Snapshot::from_json(text) {
+                Ok(s) => plan.snapshot = Some(std::sync::Arc::new(s)),
+                Err(why) => load.diags.push(
+                    Diagnostic::new(
+                        Code::Snapshot,
+                        KeyPath::root(),
+                        format!("the schema snapshot cannot be read: {why}"),
+                    )
+                    .in_file(Some(crate::snapshot::SNAPSHOT_FILE.into()))
+                    .with_help("write it again with `check --prepare DIR`, or delete it to load without one"),
+                ),
+            }
+        }
+
         // A rule about a node that could not be read in full judges incomplete data (a step
         // whose `params` had the wrong type "misses" every parameter): the reading error
         // already says what to fix, so such follow-on findings are dropped.
@@ -386,7 +401,7 @@ impl Load<'_> {
                     continue;
                 };
                 match *file {
-                    "api_sources.yaml" => out.api = schema::api(&mut cx, &doc),
+                    "api_sources.yaml" => out.api = schema::api(&mut cx, &doc, files.base_dir()),
                     "feast_config.yaml" => out.feast = schema::feast(&mut cx, &doc),
                     _ => out.ml = schema::ml(&mut cx, &doc),
                 }

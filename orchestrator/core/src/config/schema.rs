@@ -1286,7 +1286,7 @@ fn db_params(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> Option<Vec<DbPa
 
 // ---------------------------------------------------------------- integrations/api_sources.yaml
 
-pub(crate) fn api(cx: &mut ValueReader, doc: &Value) -> ApiConfig {
+pub(crate) fn api(cx: &mut ValueReader, doc: &Value, base_dir: &Path) -> ApiConfig {
     let sources = services(cx, doc, "api", |cx, p, v| {
         let o = cx.object(
             p,
@@ -1295,6 +1295,7 @@ pub(crate) fn api(cx: &mut ValueReader, doc: &Value) -> ApiConfig {
                 "base_url",
                 "auth",
                 "operations",
+                "openapi",
                 "retry_count",
                 "mock_response",
             ]),
@@ -1316,6 +1317,14 @@ pub(crate) fn api(cx: &mut ValueReader, doc: &Value) -> ApiConfig {
                 "a mapping of operation names to definitions",
                 api_operation,
             ),
+            // A file is read relative to the config directory, as SQLite paths are.
+            openapi: o.opt_string(cx, "openapi").map(|doc| {
+                if doc.contains("://") {
+                    doc
+                } else {
+                    base_dir.join(doc).display().to_string()
+                }
+            }),
             origin: origin(cx),
         })
     });
@@ -1505,6 +1514,7 @@ fn api_operation(cx: &mut ValueReader, _: &str, path: &KeyPath, v: &Value) -> Op
             "mock_response",
             "path_params",
             "params",
+            "sample",
         ],
     )?;
     o.ignored(
@@ -1559,6 +1569,7 @@ fn api_operation(cx: &mut ValueReader, _: &str, path: &KeyPath, v: &Value) -> Op
             }
         }),
         retries: o.opt(cx, "retries", retries),
+        sample: o.get("sample").is_some().then(|| o.value_map(cx, "sample")),
         origin: origin(cx),
     })
 }
@@ -1649,6 +1660,7 @@ fn feast_operation(
             "full_feature_names",
             "on_missing",
             "database_fallback",
+            "sample",
         ],
     )?;
     let features = o
@@ -1696,6 +1708,7 @@ fn feast_operation(
                 source_id: f.opt_string(cx, "source_id"),
             })
         }),
+        sample: o.get("sample").is_some().then(|| o.value_map(cx, "sample")),
         origin: origin(cx),
     })
 }

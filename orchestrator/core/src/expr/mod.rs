@@ -48,7 +48,7 @@ mod parse;
 use serde_json::{Map, Value};
 
 pub use eval::{Scope, truthy};
-pub(crate) use eval::{binary_literal_error, describe, field};
+pub(crate) use eval::{binary as eval_binary, binary_literal_error, describe, field};
 pub use parse::{MAX_NESTING, MAX_OPERATORS, ParseError};
 
 /// A parsed expression.

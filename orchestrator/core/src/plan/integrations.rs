@@ -503,6 +503,9 @@ pub struct ApiService {
     pub auth: Option<ApiAuth>,
     /// `api.sources.<id>.operations.<name>`.
     pub operations: NamedMap<ApiOperation>,
+    /// The OpenAPI document the service publishes (`openapi:`, a URL or a file relative to the
+    /// config directory), read when recording the schema snapshot.
+    pub openapi: Option<String>,
     /// Where it was declared.
     pub origin: Origin,
 }
@@ -552,6 +555,9 @@ pub struct ApiOperation {
     pub extract: Option<String>,
     /// Retries for this operation, whatever its method (`retries`).
     pub retries: Option<RetryPolicy>,
+    /// Params to call it with when recording the schema snapshot (`sample:`): the answer's
+    /// shape is recorded when the service publishes no OpenAPI document.
+    pub sample: Option<BTreeMap<String, Value>>,
     /// Where it was declared.
     pub origin: Origin,
 }
@@ -653,6 +659,9 @@ pub struct FeastOperation {
     pub on_missing: OnMissing,
     /// Database lookup used when the feature server fails.
     pub database_fallback: Option<FeatureFallback>,
+    /// Entity keys to look up when recording the schema snapshot (`sample:`): the features'
+    /// value types are read off the answer.
+    pub sample: Option<BTreeMap<String, Value>>,
     /// Where it was declared.
     pub origin: Origin,
 }

@@ -74,6 +74,10 @@ pub struct Plan {
     pub integrations: ScopedIntegrations,
     /// The domains that have a name or description (sorted by domain).
     pub domains: Vec<DomainInfo>,
+    /// What the sources really return, when the config has a schema snapshot
+    /// (`.orchestrator/schema.json`): the validator checks mappings against it and the
+    /// OpenAPI document takes its types from it.
+    pub snapshot: Option<std::sync::Arc<crate::snapshot::Snapshot>>,
 }
 
 impl Plan {

@@ -129,7 +129,7 @@ impl SqlPool {
     }
 
     /// A lazy pool for `conn`: no connection is opened until the first query.
-    fn connect_lazy(name: &str, conn: &DbConnection) -> Result<Self, SourceError> {
+    pub(crate) fn connect_lazy(name: &str, conn: &DbConnection) -> Result<Self, SourceError> {
         let config = |message: String| {
             SourceError::new(
                 SourceErrorKind::Config,
@@ -189,6 +189,24 @@ impl SqlPool {
             Self::Postgres(pool) => postgres::run(pool, sql, args, one, max_rows).await,
             #[cfg(feature = "mysql")]
             Self::MySql(pool) => mysql::run(pool, sql, args, one, max_rows).await,
+        }
+    }
+
+    /// The result columns of `query` (with `:name` placeholders for `params`), as the database
+    /// describes the statement without running it.
+    pub(crate) async fn describe(
+        &self,
+        query: &str,
+        params: &[&str],
+    ) -> Result<Vec<crate::snapshot::Column>, sqlx::Error> {
+        let (sql, _) = sql_text::rewrite(query, params, style_of(self.driver()));
+        match self {
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(pool) => sqlite::describe(pool, &sql).await,
+            #[cfg(feature = "postgres")]
+            Self::Postgres(pool) => postgres::describe(pool, &sql).await,
+            #[cfg(feature = "mysql")]
+            Self::MySql(pool) => mysql::describe(pool, &sql).await,
         }
     }
 

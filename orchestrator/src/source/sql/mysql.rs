@@ -152,3 +152,40 @@ mod tests {
         );
     }
 }
+
+/// The result columns of `sql` (in this driver's placeholder style), as the server describes
+/// the statement without running it: names, types and nullability.
+pub(super) async fn describe(
+    pool: &MySqlPool,
+    sql: &str,
+) -> Result<Vec<crate::snapshot::Column>, sqlx::Error> {
+    use sqlx::SqlSafeStr as _;
+    let d = sqlx::Executor::describe(pool, AssertSqlSafe(sql.to_owned()).into_sql_str()).await?;
+    Ok(d.columns()
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let ty = c.type_info().name();
+            crate::snapshot::Column::new(c.name(), ty, json_type(ty), d.nullable(i))
+        })
+        .collect())
+}
+
+/// The JSON type [`decode`] gives a column of this type.
+fn json_type(type_name: &str) -> crate::snapshot::ValueType {
+    use crate::snapshot::ValueType;
+    match type_name {
+        "BOOLEAN" => ValueType::Boolean,
+        "TINYINT" | "SMALLINT" | "MEDIUMINT" | "INT" | "BIGINT" | "YEAR" | "TINYINT UNSIGNED"
+        | "SMALLINT UNSIGNED" | "MEDIUMINT UNSIGNED" | "INT UNSIGNED" | "BIGINT UNSIGNED" => {
+            ValueType::Integer
+        }
+        "FLOAT" | "DOUBLE" => ValueType::Number,
+        // DECIMAL keeps its scale as a decimal string.
+        "DECIMAL" | "DATE" | "TIME" | "DATETIME" | "TIMESTAMP" | "ENUM" | "SET" | "CHAR"
+        | "VARCHAR" | "TINYTEXT" | "TEXT" | "MEDIUMTEXT" | "LONGTEXT" | "BINARY" | "VARBINARY"
+        | "TINYBLOB" | "BLOB" | "MEDIUMBLOB" | "LONGBLOB" => ValueType::String,
+        "JSON" => ValueType::Json,
+        _ => ValueType::Unknown,
+    }
+}

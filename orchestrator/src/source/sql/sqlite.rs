@@ -109,3 +109,34 @@ fn normalize_timestamp(s: String) -> Value {
     }
     Value::String(s)
 }
+
+/// The result columns of `sql` (in this driver's placeholder style), as the server describes
+/// the statement without running it: names, types and nullability.
+pub(super) async fn describe(
+    pool: &SqlitePool,
+    sql: &str,
+) -> Result<Vec<crate::snapshot::Column>, sqlx::Error> {
+    use sqlx::SqlSafeStr as _;
+    let d = sqlx::Executor::describe(pool, AssertSqlSafe(sql.to_owned()).into_sql_str()).await?;
+    Ok(d.columns()
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let ty = c.type_info().name();
+            crate::snapshot::Column::new(c.name(), ty, json_type(ty), d.nullable(i))
+        })
+        .collect())
+}
+
+/// The JSON type [`decode`] gives a column of this type.
+fn json_type(type_name: &str) -> crate::snapshot::ValueType {
+    use crate::snapshot::ValueType;
+    match type_name {
+        "INTEGER" => ValueType::Integer,
+        "BOOLEAN" => ValueType::Boolean,
+        "REAL" | "NUMERIC" => ValueType::Number,
+        "TEXT" | "DATETIME" | "DATE" | "TIME" | "BLOB" => ValueType::String,
+        // An expression's type is known only when a row has it.
+        _ => ValueType::Unknown,
+    }
+}
