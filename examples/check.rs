@@ -66,7 +66,15 @@ fn main() -> ExitCode {
                     return ExitCode::from(1);
                 }
             }
-            println!("ok: {} endpoint(s) in `{dir}`", plan.endpoints.len());
+            let against = if plan.snapshot.is_some() {
+                " (mappings checked against .orchestrator/schema.json)"
+            } else {
+                ""
+            };
+            println!(
+                "ok: {} endpoint(s) in `{dir}`{against}",
+                plan.endpoints.len()
+            );
             ExitCode::SUCCESS
         }
         Err(LoadError::Invalid(diagnostics)) => {

@@ -125,16 +125,99 @@ fn response_schemas_follow_the_mapping() {
         .find(|(path, _)| path.contains("get_customer_360"))
         .expect("the customer 360 route");
     let schema = &item["get"]["responses"]["200"]["content"]["application/json"]["schema"];
+    // The demo ships its schema snapshot: the mapping's fields have the sources' types, null
+    // where a column is nullable or a source may be absent.
+    let at = |path: &[&str]| {
+        let mut s = schema;
+        for p in path {
+            s = &s["properties"][*p];
+        }
+        s.clone()
+    };
+    let ty = |t: &str| serde_json::json!({"type": t});
+    let or_null = |t: &str| serde_json::json!({"type": [t, "null"]});
     assert_eq!(schema["type"], "object", "{schema:#}");
+    assert_eq!(at(&["customer_id"]), ty("integer"), "{schema:#}");
+    assert_eq!(at(&["personal_info", "name"]), ty("string"), "{schema:#}");
     assert_eq!(
-        schema["properties"]["personal_info"]["properties"]["email"],
-        serde_json::json!({}),
+        at(&["personal_info", "email"]),
+        or_null("string"),
         "{schema:#}"
     );
     assert_eq!(
-        schema["properties"]["account_info"]["type"], "object",
+        at(&["account_info", "segment"]),
+        ty("string"),
+        "`|| 'standard'`: {schema:#}"
+    );
+    assert_eq!(at(&["account_info", "active"]), ty("boolean"), "{schema:#}");
+    assert_eq!(
+        at(&["account_info", "credit_score"]),
+        or_null("integer"),
         "{schema:#}"
     );
+    assert_eq!(
+        at(&["behavior", "lifetime_value"]),
+        or_null("number"),
+        "{schema:#}"
+    );
+    assert_eq!(
+        at(&["predictions", "churn_probability"]),
+        or_null("number"),
+        "{schema:#}"
+    );
+    assert_eq!(
+        at(&["predictions", "will_churn"]),
+        or_null("integer"),
+        "{schema:#}"
+    );
+    let orders = at(&["recent_orders"]);
+    assert_eq!(orders["type"], "array", "{schema:#}");
+    assert_eq!(
+        orders["items"]["properties"]["order_id"],
+        ty("integer"),
+        "{schema:#}"
+    );
+    assert_eq!(
+        orders["items"]["properties"]["amount"],
+        ty("number"),
+        "`columns:` converts it: {schema:#}"
+    );
+    assert_eq!(
+        schema["required"],
+        serde_json::json!([
+            "customer_id",
+            "personal_info",
+            "account_info",
+            "behavior",
+            "recent_orders",
+            "predictions"
+        ]),
+        "{schema:#}"
+    );
+    // The recommendations: the model's BYTES and FP64 output tensors, three per row.
+    let (_, item) = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .find(|(path, _)| path.starts_with("/recommendations/"))
+        .expect("the recommendations route");
+    let schema = &item["get"]["responses"]["200"]["content"]["application/json"]["schema"];
+    assert_eq!(
+        schema["properties"]["recommendations"],
+        serde_json::json!({"type": "array", "items": {"type": "string"}}),
+        "{schema:#}"
+    );
+    assert_eq!(
+        schema["properties"]["scores"],
+        serde_json::json!({"type": "array", "items": {"type": "number"}}),
+        "{schema:#}"
+    );
+    assert_eq!(
+        schema["properties"]["customer_id"],
+        ty("integer"),
+        "{schema:#}"
+    );
+
     // The document's only server is the mount point, relative to the document itself.
     assert_eq!(doc["servers"][0]["url"], ".");
 

@@ -410,8 +410,50 @@ endpoints:
         assert_eq!(row["class"], expected["predict"][i]);
     }
 
-    // MLServer publishes no input signature for this model: nothing to disagree with.
+    // The signature the model's settings declare agrees with the config.
     let findings = api_orchestrator::source::ml::check_models(&o.plan()).await;
     assert!(findings.is_empty(), "{findings:#?}");
+
+    // The schema snapshot records the tensors MLServer publishes; against it, a typo in a
+    // field of the mapped prediction is an error with file:line:col and the right suggestion.
+    let snapshot = api_orchestrator::prepare::prepare(&o.plan())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .snapshot;
+    let sig = &snapshot.sources.ml["mlserver/churn-lr"];
+    let tensors = |ts: &[api_orchestrator::snapshot::Tensor]| {
+        ts.iter()
+            .map(|t| format!("{} {} {:?}", t.name, t.datatype, t.shape))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(tensors(&sig.inputs), ["input-0 FP64 [-1, 3]"]);
+    assert_eq!(
+        tensors(&sig.outputs),
+        ["predict_proba FP64 [-1, 2]", "predict INT64 [-1, 1]"]
+    );
+    let snapshot_path = dir.path().join(api_orchestrator::snapshot::SNAPSHOT_FILE);
+    std::fs::create_dir_all(snapshot_path.parent().unwrap()).unwrap();
+    std::fs::write(&snapshot_path, snapshot.to_json()).unwrap();
+    let mapped = format!(
+        "{endpoints}  mapped:\n    data_sources: [{{name: m, type: ml, operation: churn-lr, params: {{a: 1, b: 2, c: 3}}}}]\n    response_mapping:\n      churn: \"$m.probabilty\"\n      class: \"$m.class\"\n"
+    );
+    std::fs::write(dir.path().join("domains/models.yaml"), &mapped).unwrap();
+    let Err(api_orchestrator::config::LoadError::Invalid(d)) =
+        api_orchestrator::config::load_dir(dir.path())
+    else {
+        panic!("a typo in the prediction's fields must not load")
+    };
+    let text = d.to_string();
+    assert!(
+        text.contains("error[unknown-field]: `$m` has no field `probabilty`"),
+        "{text}"
+    );
+    assert!(text.contains("did you mean `probability`?"), "{text}");
+    assert!(text.contains("--> domains/models.yaml:10:14"), "{text}");
+    assert_eq!(
+        d.errors(),
+        1,
+        "`class` is a field of the mapped prediction: {text}"
+    );
     server.stop().await;
 }

@@ -285,3 +285,50 @@ const TRY_IT_OUT: &str = r#"
   document.body.appendChild(out);
 })();
 "#;
+
+/// `server --prepare --check` on a copy of the demo config: the committed snapshot matches
+/// what the seeded database and the stand-ins answer (CI's guard against a stale snapshot),
+/// and a snapshot that no longer matches (a column renamed in it) exits 1 naming the change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shipped_snapshot_matches_the_demo_sources() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = support::demo_config(dir.path());
+    let run = |config: &Path| {
+        std::process::Command::new(support::server_binary())
+            .args([
+                "--config",
+                &config.display().to_string(),
+                "--prepare",
+                "--check",
+            ])
+            .current_dir(config)
+            .env("RUST_LOG", "warn")
+            .env_remove("CREDIT_API_URL")
+            .env_remove("FEAST_URL")
+            .env_remove("MODEL_SERVER_URL")
+            .env_remove("DEMO_DATABASE_URL")
+            .output()
+            .expect("the demo server runs")
+    };
+    let out = run(&config);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("matches the live sources"), "{stdout}");
+
+    let snapshot = config.join(".orchestrator/schema.json");
+    let text = std::fs::read_to_string(&snapshot).unwrap();
+    std::fs::write(
+        &snapshot,
+        text.replacen("\"signup_date\"", "\"joined_on\"", 1),
+    )
+    .unwrap();
+    let out = run(&config);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("differs from the live sources")
+            && stderr.contains("database operation `get_customer` changed"),
+        "{stderr}"
+    );
+}

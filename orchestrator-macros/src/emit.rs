@@ -371,6 +371,15 @@ impl Emit for Plan {
         let settings = self.settings.emit();
         let integrations = self.integrations.emit();
         let domains = self.domains.emit();
+        // The snapshot as its JSON text, read back when the program starts (it serves the
+        // OpenAPI types; the checks that need it ran at compile time).
+        let snapshot = match &self.snapshot {
+            Some(s) => {
+                let text = s.to_json();
+                quote!(::api_orchestrator::__private::snapshot(#text))
+            }
+            None => quote!(::core::option::Option::None),
+        };
         let names: Vec<proc_macro2::Ident> = (0..self.endpoints.len())
             .map(|i| quote::format_ident!("__orchestrate_endpoint_{}", i))
             .collect();
@@ -387,6 +396,7 @@ impl Emit for Plan {
             plan.endpoints = ::std::vec![#(#names()),*];
             plan.integrations = __orchestrate_integrations();
             plan.domains = #domains;
+            plan.snapshot = #snapshot;
             plan
         })
     }

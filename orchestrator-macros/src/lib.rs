@@ -47,6 +47,14 @@
 //!
 //! Every problem is a compile error on the offending token (the unknown source name, the
 //! duplicate key, the bad literal), all at once; YAML problems show their file:line:col.
+//!
+//! **Checked against your sources, offline.** When the config directory (`dir =`, or
+//! `config:` of the token form) has a committed schema snapshot,
+//! `.orchestrator/schema.json` (written by `check --prepare`, see
+//! `api_orchestrator::snapshot`), the macro reads it like sqlx's `SQLX_OFFLINE` data: a field a
+//! source's result does not have, a path into a scalar, a comparison of a number with a string
+//! or a model input fed the wrong type is a compile error on the token, and no database or
+//! server is contacted at build time. Editing the snapshot rebuilds the crate.
 
 mod emit;
 mod tokens;
@@ -146,7 +154,8 @@ fn resolve(rel: &str) -> PathBuf {
         .unwrap_or(from_manifest)
 }
 
-/// `include_bytes!` of every YAML file under `dir`, so editing one rebuilds the crate.
+/// `include_bytes!` of every YAML file under `dir` and of its schema snapshot, so editing one
+/// rebuilds the crate.
 fn track(dir: &Path) -> TokenStream {
     fn walk(dir: &Path, out: &mut Vec<String>) {
         let Ok(entries) = std::fs::read_dir(dir) else {
@@ -164,6 +173,10 @@ fn track(dir: &Path) -> TokenStream {
     }
     let mut files = Vec::new();
     walk(dir, &mut files);
+    let snapshot = dir.join(api_orchestrator_core::snapshot::SNAPSHOT_FILE);
+    if snapshot.is_file() {
+        files.push(snapshot.display().to_string());
+    }
     quote!(#(const _: &[u8] = ::core::include_bytes!(#files);)*)
 }
 

@@ -119,14 +119,12 @@ fn diff<T: PartialEq + serde::Serialize>(
     }
 }
 
-#[cfg_attr(not(any(feature = "sql", feature = "http")), allow(unused_variables))]
 async fn scope(
     i: &Integrations,
     prefix: &str,
     problems: &mut Vec<Diagnostic>,
     skipped: &mut Vec<String>,
 ) -> Sources {
-    #[allow(unused_mut)]
     let mut out = Sources::default();
     #[cfg(feature = "sql")]
     sql(i, &mut out, problems).await;
@@ -213,7 +211,13 @@ async fn features(i: &Integrations, out: &mut Sources, problems: &mut Vec<Diagno
                     };
                     for row in rows {
                         for (k, v) in row.as_object().into_iter().flatten() {
-                            let t = ValueType::of_value(v);
+                            // A join key comes back as the data source passed it (a path
+                            // param's text, a number): its type is the caller's.
+                            let t = if op.entity_keys.contains(k) {
+                                ValueType::Unknown
+                            } else {
+                                ValueType::of_value(v)
+                            };
                             let e = features.entry(k.clone()).or_insert(t);
                             if *e == ValueType::Unknown
                                 || (*e == ValueType::Integer && t == ValueType::Number)

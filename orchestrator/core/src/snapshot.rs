@@ -203,9 +203,11 @@ impl Tensor {
         if rest.iter().any(|&d| d < 0) {
             return Ty::Any;
         }
-        match rest.iter().product::<i64>() {
-            1 => scalar,
-            _ => Ty::Array(Box::new(scalar)),
+        // (A committed file is input too: a product that overflows says nothing.)
+        match rest.iter().try_fold(1i64, |n, &d| n.checked_mul(d)) {
+            Some(1) => scalar,
+            Some(_) => Ty::Array(Box::new(scalar)),
+            None => Ty::Any,
         }
     }
 }

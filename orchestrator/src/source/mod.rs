@@ -96,6 +96,7 @@ pub struct SourceCall<'a> {
 /// What a call made outside any endpoint execution (recording a schema snapshot, checking
 /// model metadata) lends its [`SourceCall`]: an empty request, a new trace, no budget but the
 /// source's own timeouts.
+#[cfg(feature = "http")]
 pub(crate) struct Standalone {
     request: RequestContext,
     notes: Notes,
@@ -103,6 +104,7 @@ pub(crate) struct Standalone {
     trace: TraceContext,
 }
 
+#[cfg(feature = "http")]
 impl Default for Standalone {
     fn default() -> Self {
         Self {
@@ -114,6 +116,7 @@ impl Default for Standalone {
     }
 }
 
+#[cfg(feature = "http")]
 impl Standalone {
     /// A call of `operation` with `params`.
     pub(crate) fn call<'a>(

@@ -445,6 +445,9 @@ impl Validator<'_> {
                         found.push((at.clone(), err));
                     }
                 });
+                // Operands read from `$item` have its type here only.
+                let env = Env::new(self.plan, e).with_item(item.clone());
+                self.operands_in(&env, &x, &at);
             }
         }
         for (at, err) in found {
@@ -463,7 +466,10 @@ impl Validator<'_> {
         if self.plan.snapshot.is_none() {
             return;
         }
-        let env = Env::new(self.plan, e);
+        self.operands_in(&Env::new(self.plan, e), x, path);
+    }
+
+    fn operands_in(&mut self, env: &Env<'_>, x: &Expr, path: &KeyPath) {
         let mut found = Vec::new();
         x.visit(&mut |sub| {
             let Expr::Binary(op, a, b) = sub else { return };
@@ -520,15 +526,18 @@ impl Validator<'_> {
                 continue;
             }
             let got = env.template(t);
-            let fits = match (wanted, got.non_null()) {
-                (_, Ty::Any | Ty::Null) => true,
-                (ValueType::Integer, Ty::Integer | Ty::Boolean) => true,
-                (ValueType::Number, Ty::Integer | Ty::Number | Ty::Boolean) => true,
-                (ValueType::Boolean, Ty::Boolean | Ty::Integer) => true,
-                (ValueType::String, Ty::String | Ty::Integer | Ty::Number | Ty::Boolean) => true,
-                (ValueType::Json | ValueType::Unknown, _) => true,
-                _ => false,
-            };
+            let fits = matches!(
+                (wanted, got.non_null()),
+                (_, Ty::Any | Ty::Null)
+                    | (ValueType::Integer, Ty::Integer | Ty::Boolean)
+                    | (ValueType::Number, Ty::Integer | Ty::Number | Ty::Boolean)
+                    | (ValueType::Boolean, Ty::Boolean | Ty::Integer)
+                    | (
+                        ValueType::String,
+                        Ty::String | Ty::Integer | Ty::Number | Ty::Boolean
+                    )
+                    | (ValueType::Json | ValueType::Unknown, _)
+            );
             if !fits {
                 bad.push((key.clone(), got.non_null().describe()));
             }
@@ -539,7 +548,7 @@ impl Validator<'_> {
                     Code::TypeMismatch,
                     sp.key("params").key(&key),
                     format!(
-                        "model `{op}` takes `{key}` into a {datatype} tensor, but it is fed {got}"
+                        "model `{op}` takes `{key}` into its {datatype} input tensor, but it is fed {got}"
                     ),
                 )
                 .with_help(format!(

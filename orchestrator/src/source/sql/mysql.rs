@@ -135,24 +135,6 @@ fn decode(row: &MySqlRow) -> Result<Row, RunError> {
     Ok(out)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn statement_timeout_per_server() {
-        let t = Duration::from_millis(1500);
-        assert_eq!(
-            statement_timeout_sql("10.11.19-MariaDB-0+deb12u1", t),
-            "SET SESSION max_statement_time = 1.5"
-        );
-        assert_eq!(
-            statement_timeout_sql("8.4.0", t),
-            "SET SESSION max_execution_time = 1500"
-        );
-    }
-}
-
 /// The result columns of `sql` (in this driver's placeholder style), as the server describes
 /// the statement without running it: names, types and nullability.
 pub(super) async fn describe(
@@ -160,6 +142,15 @@ pub(super) async fn describe(
     sql: &str,
 ) -> Result<Vec<crate::snapshot::Column>, sqlx::Error> {
     use sqlx::SqlSafeStr as _;
+    if pool.size() == 0 {
+        // A refused port fails at once, not after the acquire timeout.
+        let o = pool.connect_options();
+        if let Err(super::RunError::Sqlx(e)) =
+            super::refused(o.get_socket(), o.get_host(), o.get_port()).await
+        {
+            return Err(e);
+        }
+    }
     let d = sqlx::Executor::describe(pool, AssertSqlSafe(sql.to_owned()).into_sql_str()).await?;
     Ok(d.columns()
         .iter()
@@ -187,5 +178,23 @@ fn json_type(type_name: &str) -> crate::snapshot::ValueType {
         | "TINYBLOB" | "BLOB" | "MEDIUMBLOB" | "LONGBLOB" => ValueType::String,
         "JSON" => ValueType::Json,
         _ => ValueType::Unknown,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statement_timeout_per_server() {
+        let t = Duration::from_millis(1500);
+        assert_eq!(
+            statement_timeout_sql("10.11.19-MariaDB-0+deb12u1", t),
+            "SET SESSION max_statement_time = 1.5"
+        );
+        assert_eq!(
+            statement_timeout_sql("8.4.0", t),
+            "SET SESSION max_execution_time = 1500"
+        );
     }
 }

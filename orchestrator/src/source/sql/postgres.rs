@@ -233,6 +233,49 @@ fn numeric_text(buf: &[u8]) -> Result<String, String> {
     Ok(s)
 }
 
+/// The result columns of `sql` (in this driver's placeholder style), as the server describes
+/// the statement without running it: names, types and nullability.
+pub(super) async fn describe(
+    pool: &PgPool,
+    sql: &str,
+) -> Result<Vec<crate::snapshot::Column>, sqlx::Error> {
+    use sqlx::SqlSafeStr as _;
+    if pool.size() == 0 {
+        // A refused port fails at once, not after the acquire timeout.
+        let o = pool.connect_options();
+        if let Err(super::RunError::Sqlx(e)) =
+            super::refused(o.get_socket(), o.get_host(), o.get_port()).await
+        {
+            return Err(e);
+        }
+    }
+    let d = sqlx::Executor::describe(pool, AssertSqlSafe(sql.to_owned()).into_sql_str()).await?;
+    Ok(d.columns()
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let ty = c.type_info().name();
+            crate::snapshot::Column::new(c.name(), ty, json_type(ty), d.nullable(i))
+        })
+        .collect())
+}
+
+/// The JSON type [`decode`] gives a column of this type.
+fn json_type(type_name: &str) -> crate::snapshot::ValueType {
+    use crate::snapshot::ValueType;
+    match type_name {
+        "BOOL" => ValueType::Boolean,
+        "INT2" | "INT4" | "INT8" | "OID" => ValueType::Integer,
+        "FLOAT4" | "FLOAT8" => ValueType::Number,
+        // NUMERIC keeps its scale as a decimal string.
+        "NUMERIC" | "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" | "CITEXT" | "UUID" | "DATE"
+        | "TIME" | "TIMESTAMP" | "TIMESTAMPTZ" | "BYTEA" => ValueType::String,
+        "JSON" | "JSONB" => ValueType::Json,
+        t if t.ends_with("[]") => ValueType::Json,
+        _ => ValueType::Unknown,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::numeric_text;
@@ -264,39 +307,5 @@ mod tests {
         );
         assert_eq!(numeric_text(&enc(0, 0xC000, 0, &[])).unwrap(), "NaN");
         assert!(numeric_text(&[0, 1]).is_err());
-    }
-}
-
-/// The result columns of `sql` (in this driver's placeholder style), as the server describes
-/// the statement without running it: names, types and nullability.
-pub(super) async fn describe(
-    pool: &PgPool,
-    sql: &str,
-) -> Result<Vec<crate::snapshot::Column>, sqlx::Error> {
-    use sqlx::SqlSafeStr as _;
-    let d = sqlx::Executor::describe(pool, AssertSqlSafe(sql.to_owned()).into_sql_str()).await?;
-    Ok(d.columns()
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            let ty = c.type_info().name();
-            crate::snapshot::Column::new(c.name(), ty, json_type(ty), d.nullable(i))
-        })
-        .collect())
-}
-
-/// The JSON type [`decode`] gives a column of this type.
-fn json_type(type_name: &str) -> crate::snapshot::ValueType {
-    use crate::snapshot::ValueType;
-    match type_name {
-        "BOOL" => ValueType::Boolean,
-        "INT2" | "INT4" | "INT8" | "OID" => ValueType::Integer,
-        "FLOAT4" | "FLOAT8" => ValueType::Number,
-        // NUMERIC keeps its scale as a decimal string.
-        "NUMERIC" | "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" | "CITEXT" | "UUID" | "DATE"
-        | "TIME" | "TIMESTAMP" | "TIMESTAMPTZ" | "BYTEA" => ValueType::String,
-        "JSON" | "JSONB" => ValueType::Json,
-        t if t.ends_with("[]") => ValueType::Json,
-        _ => ValueType::Unknown,
     }
 }
