@@ -303,3 +303,123 @@ ml:
         })
         .await;
 }
+
+/// API operations: a schema from the OpenAPI document the service publishes (a file here,
+/// matched with the base URL's path and other placeholder names), or inferred from one
+/// answer to the operation's `sample` params (through its `extract`); a typo in either
+/// result's fields is then an error with the right suggestion.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_schemas_from_a_document_or_a_sample() {
+    let upstream = tests::upstream::Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let write = |rel: &str, text: &str| {
+        let path = dir.path().join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    };
+    write(
+        "integrations/api_sources.yaml",
+        &format!(
+            r#"
+api:
+  sources:
+    sampled:
+      base_url: "{0}/v1"
+      operations:
+        get_score: {{path: "/scores/{{id}}", extract: /data, sample: {{id: 7}}}}
+    documented:
+      base_url: "{0}/v1"
+      openapi: openapi/bureau.json
+      operations:
+        get_limit: {{path: "/limits/{{customer}}"}}
+"#,
+            upstream.url()
+        ),
+    );
+    write(
+        "openapi/bureau.json",
+        r##"{"openapi": "3.1.0", "info": {"title": "bureau", "version": "1"},
+            "paths": {"/v1/limits/{id}": {"get": {"responses": {"200": {"description": "ok",
+              "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Limit"}}}}}}}},
+            "components": {"schemas": {"Limit": {"type": "object", "required": ["limit"],
+              "properties": {"limit": {"type": "integer"}, "currency": {"type": "string"}}}}}}"##,
+    );
+    let shop = |score: &str, limit: &str| {
+        format!(
+            r#"endpoints:
+  credit:
+    data_sources:
+      - {{name: s, type: api, operation: get_score, params: {{id: "$request.id"}}}}
+      - {{name: l, type: api, operation: get_limit, params: {{customer: "$request.id"}}}}
+    response_mapping:
+      score: "$s.{score}"
+      limit: "$l.{limit}"
+"#
+        )
+    };
+    write("domains/shop.yaml", &shop("band", "limit"));
+    let plan = Loader::new().load_dir(dir.path()).unwrap();
+    let prepared = prepare(&plan).await.unwrap_or_else(|e| panic!("{e}"));
+    let api = &prepared.snapshot.sources.api;
+    assert_eq!(api["sampled/get_score"].from, "sample");
+    assert_eq!(
+        api["sampled/get_score"].schema,
+        serde_json::json!({"type": "object",
+            "properties": {"score": {"type": "integer"}, "band": {"type": "string"}},
+            "required": ["score", "band"]})
+    );
+    assert_eq!(
+        upstream.calls("/v1/scores/7"),
+        1,
+        "the sample params were sent once"
+    );
+    assert_eq!(api["documented/get_limit"].from, "openapi");
+    assert_eq!(
+        api["documented/get_limit"].schema,
+        serde_json::json!({"type": "object",
+            "properties": {"limit": {"type": "integer"}, "currency": {"type": ["string", "null"]}},
+            "required": ["limit", "currency"]})
+    );
+    assert!(prepared.skipped.is_empty(), "{:?}", prepared.skipped);
+    write(SNAPSHOT_FILE, &prepared.snapshot.to_json());
+    Loader::new()
+        .load_dir(dir.path())
+        .expect("the mapping agrees");
+
+    write("domains/shop.yaml", &shop("bnad", "limti"));
+    let Err(LoadError::Invalid(d)) = Loader::new().load_dir(dir.path()) else {
+        panic!("typos in API results must not load")
+    };
+    let text = d.to_string();
+    assert!(
+        text.contains("`$s` has no field `bnad`") && text.contains("did you mean `band`?"),
+        "{text}"
+    );
+    assert!(
+        text.contains("`$l` has no field `limti`") && text.contains("did you mean `limit`?"),
+        "{text}"
+    );
+
+    // An operation the document does not describe, with no sample, is a diagnostic.
+    let api_yaml =
+        std::fs::read_to_string(dir.path().join("integrations/api_sources.yaml")).unwrap();
+    write(
+        "integrations/api_sources.yaml",
+        &api_yaml.replace("/limits/{customer}", "/limit/{customer}"),
+    );
+    write("domains/shop.yaml", &shop("band", "limit"));
+    let files = {
+        let mut f = ConfigFiles::read_dir(dir.path()).unwrap();
+        f.remove(SNAPSHOT_FILE);
+        f
+    };
+    let plan = Loader::new().load(&files).unwrap();
+    let Err(d) = prepare(&plan).await else {
+        panic!("an undocumented operation without a sample")
+    };
+    assert!(
+        d.to_string()
+            .contains("the OpenAPI document of `documented` describes no JSON answer of `GET /limit/{customer}`"),
+        "{d}"
+    );
+}
