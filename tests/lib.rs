@@ -116,9 +116,14 @@ pub const TEST_SOURCE_TYPES: &[&str] = &["sleep", "flaky", "fixture"];
 /// Loads `domain_yaml` as `domains/test.yaml` of an in-memory config with the test source
 /// types accepted.
 pub fn plan_from_yaml(domain_yaml: &str) -> ValidPlan {
+    plan_with_types(domain_yaml, &[])
+}
+
+/// Like [`plan_from_yaml`], with the host source types `extra` accepted too.
+pub fn plan_with_types(domain_yaml: &str, extra: &[&str]) -> ValidPlan {
     let files = ConfigFiles::new().with_file("domains/test.yaml", domain_yaml);
     let mut loader = Loader::new();
-    for t in TEST_SOURCE_TYPES {
+    for t in TEST_SOURCE_TYPES.iter().chain(extra) {
         loader = loader.with_source_type(*t);
     }
     loader.load(&files).unwrap_or_else(|e| panic!("{e}"))

@@ -423,3 +423,44 @@ api:
         "{d}"
     );
 }
+
+/// A `for_each` source: `$item` is an element of its list, and its result is a list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn for_each_elements_and_results_are_typed() {
+    TestDb::open(Backend::SqliteFile)
+        .await
+        .unwrap()
+        .run(async |db| {
+            db.exec(
+                "CREATE TABLE customers (customer_id INTEGER PRIMARY KEY, full_name TEXT NOT NULL, email TEXT, score INTEGER);
+                 CREATE TABLE orders (order_id INTEGER PRIMARY KEY, customer_id INTEGER NOT NULL, amount DOUBLE PRECISION NOT NULL)",
+            )
+            .await;
+            let mut files = ConfigFiles::new().with_file("database.yaml", database_yaml(&db.url));
+            let plan = Loader::new().load(&files).unwrap();
+            let snapshot = prepare(&plan).await.unwrap().snapshot;
+            files.insert(SNAPSHOT_FILE, snapshot.to_json());
+            let details = |param: &str, mapping: &str| {
+                format!(
+                    r#"endpoints:
+  details:
+    data_sources:
+      - {{name: orders, type: database, operation: get_orders, params: {{customer_id: "$request.id"}}}}
+      - {{name: each, type: database, operation: get_customer, for_each: "$orders", params: {{customer_id: "{param}"}}}}
+    response_mapping: {{names: "{mapping}"}}
+"#
+                )
+            };
+            files.insert("domains/shop.yaml", details("$item.order_id", "$each[*].full_name"));
+            Loader::new().load(&files).expect("element and result types agree");
+            files.insert("domains/shop.yaml", details("$item.ordr_id", "$each.full_name"));
+            let Err(LoadError::Invalid(d)) = Loader::new().load(&files) else {
+                panic!("typos must not load")
+            };
+            let text = d.to_string();
+            assert!(text.contains("`$item` has no field `ordr_id`") && text.contains("did you mean `order_id`?"), "{text}");
+            assert!(text.contains("`$each` is a list of objects, which has no field `full_name`"), "{text}");
+            assert_eq!(d.errors(), 2, "{text}");
+        })
+        .await;
+}

@@ -12,7 +12,7 @@ use api_orchestrator_core::plan::{
     ApiAuth, ApiConfig, ApiOperation, ApiService, AppSettings, AuthSettings, CachePolicy,
     CacheSettings, CacheStore, CircuitBreaker, CorsSettings, DatabaseConfig, DbConnection,
     DbOperation, DbParam, DomainInfo, Endpoint, EndpointType, Fallback, FeastConfig,
-    FeastOperation, FeastServer, FeatureFallback, HttpMethod, HttpSettings, InFlightLimit,
+    FeastOperation, FeastServer, FeatureFallback, ForEach, HttpMethod, HttpSettings, InFlightLimit,
     InputField, InputSchema, InputType, Integrations, Limits, LogFile, LogFormat, LogRotation,
     LoggingSettings, MlConfig, Model, ModelProtocol, ModelServer, OnDegraded, OnError, OnMissing,
     OnNotFound, Origin, Plan, RateLimit, RateLimitKey, RetryPolicy, ReturnType, RouteTemplate,
@@ -326,6 +326,7 @@ impl Emit for Root {
                 quote!(#r::Source(#name))
             }
             Root::Item => quote!(#r::Item),
+            Root::Index => quote!(#r::Index),
             other => unknown(other),
         }
     }
@@ -564,7 +565,9 @@ record!(SourceStep {
     params_from,
     required,
     on_not_found,
+    for_each,
 });
+record!(ForEach { items, concurrency });
 unit_enum!(OnNotFound: Fail, Empty, Respond);
 record!(RetryPolicy {
     max_retries,

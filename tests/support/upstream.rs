@@ -33,6 +33,26 @@ struct Shared {
     flaky: AtomicUsize,
     down: AtomicBool,
     connections: AtomicUsize,
+    /// Requests being answered now, and the most there ever were at once.
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+}
+
+/// Counts a request in flight while it lives.
+struct InFlight<'a>(&'a Shared);
+
+impl<'a> InFlight<'a> {
+    fn enter(shared: &'a Shared) -> Self {
+        let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        shared.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        Self(shared)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// A running upstream on a free loopback port; it stops when dropped.
@@ -85,6 +105,11 @@ impl Upstream {
             .count()
     }
 
+    /// The most requests the server was answering at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.shared.max_in_flight.load(Ordering::SeqCst)
+    }
+
     /// How many connections the server has accepted.
     pub fn connections(&self) -> usize {
         self.shared.connections.load(Ordering::SeqCst)
@@ -111,6 +136,7 @@ fn json_response(status: StatusCode, v: Value) -> Response {
 }
 
 async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
+    let _in_flight = InFlight::enter(&shared);
     let (parts, body) = req.into_parts();
     let bytes = axum::body::to_bytes(body, 1 << 20)
         .await
@@ -136,7 +162,7 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
             let ms = parts
                 .uri
                 .query()
-                .and_then(|q| q.strip_prefix("ms="))
+                .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("ms=")))
                 .and_then(|ms| ms.parse().ok())
                 .unwrap_or(300);
             tokio::time::sleep(Duration::from_millis(ms)).await;

@@ -9,27 +9,8 @@
 
 use serde_json::{Map, Value};
 
-use crate::RequestContext;
-use crate::expr::{Scope, truthy};
+use crate::expr::{Scope, WithItem, truthy};
 use crate::plan::Transform;
-
-/// A scope that adds `$item` to another scope.
-struct ItemScope<'a, S: ?Sized> {
-    inner: &'a S,
-    item: &'a Value,
-}
-
-impl<S: Scope + ?Sized> Scope for ItemScope<'_, S> {
-    fn request(&self) -> &RequestContext {
-        self.inner.request()
-    }
-    fn source(&self, name: &str) -> Option<&Value> {
-        self.inner.source(name)
-    }
-    fn item(&self) -> Option<&Value> {
-        Some(self.item)
-    }
-}
 
 /// Applies `steps` in order to `value`.
 ///
@@ -61,7 +42,13 @@ fn apply_one<S: Scope + ?Sized>(step: &Transform, value: Value, scope: &S) -> Va
             Value::Array(items) => Value::Array(
                 items
                     .into_iter()
-                    .filter(|item| truthy(&cond.eval(&ItemScope { inner: scope, item })))
+                    .filter(|item| {
+                        truthy(&cond.eval(&WithItem {
+                            inner: scope,
+                            item,
+                            index: None,
+                        }))
+                    })
                     .collect(),
             ),
             other => other,
@@ -70,13 +57,20 @@ fn apply_one<S: Scope + ?Sized>(step: &Transform, value: Value, scope: &S) -> Va
             Value::Array(items) => Value::Array(
                 items
                     .iter()
-                    .map(|item| template.eval(&ItemScope { inner: scope, item }))
+                    .map(|item| {
+                        template.eval(&WithItem {
+                            inner: scope,
+                            item,
+                            index: None,
+                        })
+                    })
                     .collect(),
             ),
             Value::Null => Value::Null,
-            other => template.eval(&ItemScope {
+            other => template.eval(&WithItem {
                 inner: scope,
                 item: &other,
+                index: None,
             }),
         },
         Transform::Flatten => match value {
@@ -147,9 +141,10 @@ fn apply_record<S: Scope + ?Sized>(step: &Transform, record: &mut Map<String, Va
         Transform::Compute(fields) => {
             for (k, t) in fields {
                 let item = Value::Object(std::mem::take(record));
-                let v = t.eval(&ItemScope {
+                let v = t.eval(&WithItem {
                     inner: scope,
                     item: &item,
+                    index: None,
                 });
                 let Value::Object(map) = item else {
                     unreachable!("built as an object above")

@@ -176,6 +176,8 @@ enum Site<'a> {
     Source(&'a str),
     /// A transform step of this source (`$item` allowed).
     Transform(&'a str),
+    /// The `for_each` list of this source (its elements are not there yet).
+    Items(&'a str),
     /// The response mapping.
     Mapping,
 }
@@ -630,6 +632,27 @@ impl<'p> Validator<'p> {
                 self.model_inputs(e, s, &sp);
             }
             self.transform_items(e, s, &sp);
+            self.for_each_items(e, s, &sp);
+            if let Some(each) = &s.for_each {
+                self.expr_refs(
+                    e,
+                    names,
+                    &each.items,
+                    &sp.key("for_each"),
+                    Site::Items(&s.name),
+                    &allowed_path_params,
+                );
+                if each.concurrency == 0 {
+                    self.report(
+                        Diagnostic::new(
+                            Code::InvalidValue,
+                            sp.key("concurrency"),
+                            "`concurrency: 0` would never call the source",
+                        )
+                        .with_help("allow at least one call at once"),
+                    );
+                }
+            }
             if let Some(x) = &s.params_from {
                 self.expr_refs(
                     e,
@@ -1029,12 +1052,23 @@ impl<'p> Validator<'p> {
                         self.result_shape(e, name, &r.path, path);
                     }
                 }
-                Root::Item => {
-                    if !matches!(site, Site::Transform(_)) {
-                        self.report(
-                            Diagnostic::new(Code::NotYetAvailable, path.clone(), "`$item` only exists inside a `transform` step")
-                                .with_help("refer to a source by name (`$orders`), or move this into the source's `transform:`"),
-                        );
+                Root::Item | Root::Index => {
+                    let for_each = matches!(site, Site::Source(own) if e.source(own).is_some_and(|s| s.for_each.is_some()));
+                    let ok =
+                        for_each || (r.root == Root::Item && matches!(site, Site::Transform(_)));
+                    if !ok {
+                        let d = if r.root == Root::Item {
+                            Diagnostic::new(Code::NotYetAvailable, path.clone(), "`$item` only exists inside a `transform` step or a `for_each` source")
+                                .with_help(if matches!(site, Site::Items(_)) {
+                                    "`for_each` makes the elements `$item`; the list itself comes from the request or other sources".to_owned()
+                                } else {
+                                    "refer to a source by name (`$orders`), move this into the source's `transform:`, or add `for_each:` to run the source per element".to_owned()
+                                })
+                        } else {
+                            Diagnostic::new(Code::NotYetAvailable, path.clone(), "`$index` only exists inside a `for_each` source")
+                                .with_help("add `for_each:` to the source to run it per element; `$index` is the element's position")
+                        };
+                        self.report(d);
                     }
                 }
                 Root::Request(RequestPart::PathParams) => {
@@ -1079,6 +1113,13 @@ impl<'p> Validator<'p> {
                 self.report(
                     Diagnostic::new(Code::NotYetAvailable, path.clone(), format!("source `{name}` refers to its own result, which cannot exist before it runs"))
                         .with_help("read the value from the request or from another source"),
+                );
+                false
+            }
+            Site::Items(own) if own == name => {
+                self.report(
+                    Diagnostic::new(Code::NotYetAvailable, path.clone(), format!("the `for_each` list of `{name}` refers to its own result, which cannot exist before it runs"))
+                        .with_help("take the list from the request or from another source"),
                 );
                 false
             }
@@ -1288,6 +1329,13 @@ pub(crate) fn dependencies(e: &Endpoint) -> Vec<Vec<usize>> {
             };
             for (_, t) in &s.params {
                 t.visit_references(&mut |r| r.source().into_iter().for_each(&mut add));
+            }
+            if let Some(each) = &s.for_each {
+                each.items
+                    .visit_references(&mut |r| r.source().into_iter().for_each(&mut add));
+            }
+            if let Some(x) = &s.params_from {
+                x.visit_references(&mut |r| r.source().into_iter().for_each(&mut add));
             }
             if let Some(c) = &s.condition {
                 c.visit_references(&mut |r| r.source().into_iter().for_each(&mut add));

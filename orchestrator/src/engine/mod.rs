@@ -10,6 +10,11 @@
 //! A source whose `condition` is false is skipped: its result is null. Sources that read a
 //! skipped or failed source still run and see null; guard them with a `condition` if they should
 //! not.
+//!
+//! A `for_each` source runs its stack once per element of its list (`$item`, `$index`), at
+//! most `concurrency` calls at once, elements with identical params once; its result is the
+//! list of per-element results in input order, and its trace entry counts the elements
+//! instead of listing them ([`plan::ForEach`]).
 
 mod admission;
 mod trace;
@@ -31,7 +36,7 @@ pub use trace::{Outcome, SourceTrace, Trace, TraceError};
 
 use crate::RequestContext;
 use crate::ValidPlan;
-use crate::expr::{Scope, truthy};
+use crate::expr::{Expr, Root, Scope, WithItem, truthy};
 use crate::layer::{self, Policies, ServicePolicies, StepInfo};
 use crate::plan::{self, Endpoint, OnNotFound, Plan};
 use crate::source::{
@@ -891,6 +896,8 @@ struct Finished {
     recovered: Option<(Recovery, SourceError)>,
     /// The upstream's 404 was read as nothing found (`on_not_found`).
     not_found: bool,
+    /// Some elements of a `for_each` source were stood in for.
+    partial: bool,
     result: Result<Value, SourceError>,
 }
 
@@ -966,8 +973,8 @@ impl Run<'_> {
         let mut running = FuturesUnordered::new();
         let mut timer: Option<Pin<Box<tokio::time::Sleep>>> = None;
         loop {
-            while let Some((i, params)) = self.next_to_start(state) {
-                running.push(self.call(i, params));
+            while let Some((i, work)) = self.next_to_start(state) {
+                running.push(self.work(i, work));
             }
             if let Some(i) = state.not_found {
                 return Err(Stop::NotFound(i));
@@ -999,12 +1006,13 @@ impl Run<'_> {
 
     /// The next ready source to start, with its params. Sources whose condition is false are
     /// skipped on the way; once the budget has run out none starts (they stay `NotRun`).
-    fn next_to_start(&self, state: &mut State) -> Option<(usize, Map<String, Value>)> {
+    fn next_to_start(&self, state: &mut State) -> Option<(usize, Work)> {
         while let Some(i) = state.ready.pop() {
             let step = &self.endpoint.sources[i];
             let at = Instant::now();
             let now = at - self.start;
             if let Some(cond) = &step.condition
+                && !(step.for_each.is_some() && per_element(cond))
                 && !truthy(&cond.eval(&self.scope(state)))
             {
                 state.sources[i].start = now;
@@ -1020,16 +1028,13 @@ impl Run<'_> {
                 state.out_of_time = true;
                 continue;
             }
-            let params = match &step.params_from {
-                None => step.params.eval(&self.scope(state)),
-                Some(x) => match x.eval(&self.scope(state)).into_owned() {
-                    Value::Object(m) => m,
-                    _ => Map::new(),
-                },
+            let work = match &step.for_each {
+                None => Work::One(params_of(step, &self.scope(state))),
+                Some(each) => elements(step, &each.items, &self.scope(state)),
             };
             state.sources[i].start = now;
             state.sources[i].outcome = Outcome::Cancelled;
-            return Some((i, params));
+            return Some((i, work));
         }
         None
     }
@@ -1044,6 +1049,7 @@ impl Run<'_> {
             notes,
             recovered,
             not_found,
+            partial,
             result,
         } = finished;
         let t = &mut state.sources[i];
@@ -1064,6 +1070,7 @@ impl Run<'_> {
             }
         };
         let (outcome, transform) = match recovered {
+            None if partial => (Outcome::Partial, true),
             None => (Outcome::Ok, true),
             Some((how, error)) => {
                 tracing::warn!(
@@ -1118,6 +1125,57 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// Runs what [`Run::next_to_start`] prepared for source `index`.
+    async fn work(&self, index: usize, work: Work) -> Finished {
+        match work {
+            Work::One(params) => self.call(index, params).await,
+            Work::Each(elements) => self.call_each(index, elements).await,
+            Work::Invalid(error) => Finished {
+                index,
+                attempts: 0,
+                cache: None,
+                circuit: None,
+                notes: Vec::new(),
+                recovered: None,
+                not_found: false,
+                partial: false,
+                result: Err(error),
+            },
+        }
+    }
+
+    /// Calls source `index`'s stack once per distinct element params, at most its
+    /// `concurrency` at once, and puts the results together in the elements' order.
+    async fn call_each(&self, index: usize, elements: Vec<Option<Map<String, Value>>>) -> Finished {
+        let step = &self.endpoint.sources[index];
+        let concurrency = step
+            .for_each
+            .as_ref()
+            .map_or(plan::ForEach::DEFAULT_CONCURRENCY, |e| e.concurrency)
+            .max(1);
+        // Elements with identical params share one call.
+        let mut distinct: Vec<Map<String, Value>> = Vec::new();
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        let slots: Vec<Option<usize>> = elements
+            .into_iter()
+            .map(|params| {
+                let params = params?;
+                let key = serde_json::to_string(&params).unwrap_or_default();
+                Some(*seen.entry(key).or_insert_with(|| {
+                    distinct.push(params);
+                    distinct.len() - 1
+                }))
+            })
+            .collect();
+        let calls = distinct.len();
+        let finished: Vec<Finished> = futures::stream::iter(distinct)
+            .map(|params| self.call(index, params))
+            .buffered(concurrency)
+            .collect()
+            .await;
+        combine(index, &slots, calls, finished)
+    }
+
     /// Calls source `index`'s stack once.
     async fn call(&self, index: usize, params: Map<String, Value>) -> Finished {
         let step = &self.endpoint.sources[index];
@@ -1170,6 +1228,7 @@ impl Finished {
             notes: call.notes.take(),
             recovered: call.record.take_recovery(),
             not_found: call.record.was_not_found(),
+            partial: false,
             result,
         }
     }
@@ -1239,6 +1298,195 @@ impl Run<'_> {
                 .map(|e| (e.kind.name(), e.message.clone())),
         );
         finished
+    }
+}
+
+/// What a source is started with.
+enum Work {
+    /// One call with these params.
+    One(Map<String, Value>),
+    /// A `for_each` source: the params of each element, `None` where its condition is false.
+    Each(Vec<Option<Map<String, Value>>>),
+    /// A `for_each` list that is not a list: the source fails with this.
+    Invalid(SourceError),
+}
+
+/// A step's params in `scope`.
+fn params_of(step: &plan::SourceStep, scope: &dyn Scope) -> Map<String, Value> {
+    match &step.params_from {
+        None => step.params.eval(scope),
+        Some(x) => match x.eval(scope).into_owned() {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        },
+    }
+}
+
+/// Whether a condition reads the element (`$item`, `$index`): then a `for_each` source judges
+/// it per element; otherwise once, for the whole source.
+fn per_element(cond: &Expr) -> bool {
+    let mut found = false;
+    cond.visit_references(&mut |r| found |= matches!(r.root, Root::Item | Root::Index));
+    found
+}
+
+/// The params of each element of a `for_each` list.
+fn elements(step: &plan::SourceStep, items: &Expr, scope: &dyn Scope) -> Work {
+    let list = items.eval(scope);
+    let list = match &*list {
+        Value::Null => return Work::Each(Vec::new()),
+        Value::Array(list) => list,
+        other => {
+            return Work::Invalid(SourceError::new(
+                SourceErrorKind::Rejected,
+                format!(
+                    "`for_each` of `{}` gave {}, not a list",
+                    step.name,
+                    match other {
+                        Value::Object(_) => "an object",
+                        Value::String(_) => "a string",
+                        Value::Number(_) => "a number",
+                        _ => "a boolean",
+                    }
+                ),
+            ));
+        }
+    };
+    let cond = step.condition.as_ref().filter(|c| per_element(c));
+    Work::Each(
+        list.iter()
+            .enumerate()
+            .map(|(k, item)| {
+                let scope = WithItem {
+                    inner: scope,
+                    item,
+                    index: Some(k),
+                };
+                match cond {
+                    Some(c) if !truthy(&c.eval(&scope)) => None,
+                    _ => Some(params_of(step, &scope)),
+                }
+            })
+            .collect(),
+    )
+}
+
+/// One [`Finished`] for a `for_each` source from its calls (`finished`, one per distinct
+/// params; `slots` maps each element to its call): the results in the elements' order, the
+/// first failure that `on_error` let through, and counts in the notes.
+fn combine(
+    index: usize,
+    slots: &[Option<usize>],
+    calls: usize,
+    finished: Vec<Finished>,
+) -> Finished {
+    let mut notes = Vec::new();
+    let mut attempts = 0;
+    let mut circuit = None;
+    let mut caches: Vec<Option<CacheStatus>> = Vec::with_capacity(finished.len());
+    let (mut skipped, mut defaulted, mut other_recovery) = (0usize, 0usize, 0usize);
+    let mut failure: Option<(usize, SourceError)> = None;
+    let mut results: Vec<Value> = Vec::with_capacity(finished.len());
+    let itemised = slots.len() <= plan::ForEach::ITEM_NOTES_UP_TO;
+    let element_of = |call: usize| slots.iter().position(|s| *s == Some(call)).unwrap_or(call);
+    for (call, f) in finished.into_iter().enumerate() {
+        attempts += f.attempts;
+        circuit = f.circuit.or(circuit);
+        caches.push(f.cache);
+        if itemised {
+            notes.extend(
+                f.notes
+                    .into_iter()
+                    .map(|n| format!("[{}] {n}", element_of(call))),
+            );
+        }
+        if let Some((how, error)) = &f.recovered {
+            match how {
+                Recovery::Skipped => skipped += 1,
+                Recovery::Defaulted => defaulted += 1,
+                Recovery::Fallback | Recovery::Stale => other_recovery += 1,
+            }
+            if itemised {
+                notes.push(format!(
+                    "[{}] {} ({}): {}",
+                    element_of(call),
+                    how.name(),
+                    error.kind.name(),
+                    error.message
+                ));
+            }
+        }
+        match f.result {
+            Ok(v) => results.push(v),
+            Err(e) => {
+                if failure.is_none() {
+                    failure = Some((element_of(call), e));
+                }
+                results.push(Value::Null);
+            }
+        }
+    }
+    let conditioned = slots.iter().filter(|s| s.is_none()).count();
+    let mut summary = format!("for_each: {} elements, {calls} calls", slots.len());
+    if conditioned > 0 {
+        summary += &format!(", {conditioned} skipped by the condition");
+    }
+    let shared = slots.len() - conditioned - calls;
+    if shared > 0 {
+        summary += &format!(", {shared} sharing another element's call");
+    }
+    for (n, what) in [
+        (skipped, "failed and skipped"),
+        (defaulted, "failed and defaulted"),
+        (other_recovery, "answered by a fallback or a stale entry"),
+    ] {
+        if n > 0 {
+            summary += &format!(", {n} {what}");
+        }
+    }
+    notes.insert(0, summary);
+    let cache = match caches.first() {
+        Some(first) if caches.iter().all(|c| c == first) => *first,
+        _ => None,
+    };
+    let result = match failure {
+        Some((element, mut e)) => {
+            e.message = format!("element {element}: {}", e.message);
+            Err(e)
+        }
+        None => {
+            // Each call's result is moved to its last element, copied to the others.
+            let mut uses = vec![0usize; results.len()];
+            slots.iter().flatten().for_each(|&k| uses[k] += 1);
+            let mut results: Vec<Option<Value>> = results.into_iter().map(Some).collect();
+            Ok(Value::Array(
+                slots
+                    .iter()
+                    .map(|s| match *s {
+                        None => Value::Null,
+                        Some(k) => {
+                            uses[k] -= 1;
+                            if uses[k] == 0 {
+                                results[k].take().unwrap_or_default()
+                            } else {
+                                results[k].clone().unwrap_or_default()
+                            }
+                        }
+                    })
+                    .collect(),
+            ))
+        }
+    };
+    Finished {
+        index,
+        attempts,
+        cache,
+        circuit,
+        notes,
+        recovered: None,
+        not_found: false,
+        partial: skipped + defaulted + other_recovery > 0,
+        result,
     }
 }
 

@@ -56,14 +56,16 @@ pub struct SourceTrace {
 }
 
 impl SourceTrace {
-    /// How the source's result was stood in for, when it was: `skip`, `default`, `fallback`
-    /// or `stale` (the values of the `x-degraded` response header).
+    /// How the source's result was stood in for, when it was: `skip`, `default`, `fallback`,
+    /// `stale`, or `partial` for some elements of a `for_each` source (the values of the
+    /// `x-degraded` response header).
     pub fn degraded(&self) -> Option<&'static str> {
         Some(match self.outcome {
             Outcome::FailedSkipped => "skip",
             Outcome::FailedDefaulted => "default",
             Outcome::Fallback => "fallback",
             Outcome::Stale => "stale",
+            Outcome::Partial => "partial",
             _ => return None,
         })
     }
@@ -86,6 +88,9 @@ pub enum Outcome {
     Fallback,
     /// It failed and an expired cache entry answered (`cache: {stale_if_error}`).
     Stale,
+    /// A `for_each` source some of whose elements failed and were stood in for (`on_error:
+    /// skip` or `default`, a fallback or a stale entry, per element); the rest answered.
+    Partial,
     /// It failed and failed the execution.
     Failed,
     /// It was running when the execution ended (another source failed, or the deadline passed).

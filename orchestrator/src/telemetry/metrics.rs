@@ -523,6 +523,7 @@ impl StepMetrics {
             Outcome::FailedDefaulted => "default",
             Outcome::Fallback => "fallback",
             Outcome::Stale => "stale",
+            Outcome::Partial => "partial",
             Outcome::Cancelled => "cancelled",
             Outcome::Failed => s
                 .error

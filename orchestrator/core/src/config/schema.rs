@@ -12,10 +12,10 @@ use crate::expr::{Fields, Template};
 use crate::plan::{
     ApiAuth, ApiConfig, ApiOperation, ApiService, DatabaseConfig, DbConnection, DbOperation,
     DbParam, DomainInfo, Endpoint, EndpointType, Fallback, FeastConfig, FeastOperation,
-    FeastServer, FeatureFallback, HttpMethod, HttpSettings, InputField, InputSchema, InputType,
-    Limits, MlConfig, Model, ModelProtocol, ModelServer, OnError, OnMissing, OnNotFound, Origin,
-    OutputPath, RetryPolicy, ReturnType, RouteTemplate, Secret, Settings, SourceStep, SqlType,
-    TrackingSettings, Transform,
+    FeastServer, FeatureFallback, ForEach, HttpMethod, HttpSettings, InputField, InputSchema,
+    InputType, Limits, MlConfig, Model, ModelProtocol, ModelServer, OnError, OnMissing, OnNotFound,
+    Origin, OutputPath, RetryPolicy, ReturnType, RouteTemplate, Secret, Settings, SourceStep,
+    SqlType, TrackingSettings, Transform,
 };
 
 fn origin(cx: &ValueReader) -> Origin {
@@ -578,6 +578,8 @@ const SOURCE_KEYS: &[&str] = &[
     "cache",
     "required",
     "on_not_found",
+    "for_each",
+    "concurrency",
 ];
 
 fn source(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> Option<SourceStep> {
@@ -611,7 +613,24 @@ fn source(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> Option<SourceStep>
         params_from: None,
         required: o.opt(cx, "required", ValueReader::boolean).unwrap_or(false),
         on_not_found: o.opt(cx, "on_not_found", on_not_found).unwrap_or_default(),
+        for_each: o
+            .opt(cx, "for_each", ValueReader::expression)
+            .map(ForEach::new),
     };
+    if let Some(n) = o.opt(cx, "concurrency", ValueReader::uint::<usize>) {
+        match &mut step.for_each {
+            Some(_) if n == 0 => cx.report(
+                Diagnostic::new(Code::InvalidValue, o.at("concurrency"), "`concurrency: 0` would never call the source")
+                    .with_help("allow at least one call at once"),
+            ),
+            Some(each) => each.concurrency = n,
+            None => cx.report(
+                Diagnostic::new(Code::InvalidValue, o.at("concurrency"), "`concurrency` goes with `for_each`")
+                    .at_key()
+                    .with_help("add `for_each: \"$list\"` to call the source once per element, or remove `concurrency`"),
+            ),
+        }
+    }
     match o.get("cache") {
         Some(Value::Bool(false)) => step.no_cache = true,
         Some(Value::String(off)) if off == "off" => step.no_cache = true,

@@ -16,9 +16,39 @@ pub trait Scope {
     fn request(&self) -> &RequestContext;
     /// The (transformed) result of source `name`, or `None` if it has not run or was skipped.
     fn source(&self, name: &str) -> Option<&Value>;
-    /// The current record inside a transform step.
+    /// The current record inside a transform step, or a `for_each` source's element.
     fn item(&self) -> Option<&Value> {
         None
+    }
+    /// The position of a `for_each` source's element.
+    fn index(&self) -> Option<usize> {
+        None
+    }
+}
+
+/// `scope` with `$item` (and `$index`) added: for transform steps and `for_each` elements.
+#[derive(Debug)]
+pub struct WithItem<'a, S: ?Sized> {
+    /// What else is visible.
+    pub inner: &'a S,
+    /// `$item`.
+    pub item: &'a Value,
+    /// `$index`, for `for_each` elements.
+    pub index: Option<usize>,
+}
+
+impl<S: Scope + ?Sized> Scope for WithItem<'_, S> {
+    fn request(&self) -> &RequestContext {
+        self.inner.request()
+    }
+    fn source(&self, name: &str) -> Option<&Value> {
+        self.inner.source(name)
+    }
+    fn item(&self) -> Option<&Value> {
+        Some(self.item)
+    }
+    fn index(&self) -> Option<usize> {
+        self.index
     }
 }
 
@@ -97,6 +127,12 @@ impl Reference {
         let (start, path): (Option<&Value>, &[Segment]) = match &self.root {
             Root::Source(name) => (scope.source(name), &self.path),
             Root::Item => (scope.item(), &self.path),
+            Root::Index => {
+                return match (scope.index(), self.path.is_empty()) {
+                    (Some(i), true) => Cow::Owned(Value::from(i)),
+                    _ => Cow::Borrowed(&NULL),
+                };
+            }
             Root::Request(part) => {
                 let req = scope.request();
                 let map = match part {

@@ -7,7 +7,8 @@
 //! | `$request.path_params.x`, `.query_params.x`, `.body.a.b`, `.headers.x-api-key` | a request input |
 //! | `$request.x` | shorthand: path param `x`, else query param `x`, else body field `x` |
 //! | `$profile`, `$profile.a.b`, `$orders[0].id`, `$orders[-1]`, `$orders[*].id`, `$x['odd key']` | a source's result |
-//! | `$item` | the current record inside a `transform:` step |
+//! | `$item` | the current record inside a `transform:` step, or the element of a `for_each` source |
+//! | `$index` | the element's position inside a `for_each` source (from 0) |
 //! | `$a.x \|\| $b.y \|\| 0` | fallback: the first operand that is not null |
 //! | `700`, `1.5`, `'x'`, `"x"`, `true`, `false`, `null`, `[1, 2]` | typed literals |
 //! | `==` `!=` `<` `<=` `>` `>=` `in` | comparisons (numbers by value, strings lexically, `in` for list membership or substring) |
@@ -47,7 +48,7 @@ mod parse;
 
 use serde_json::{Map, Value};
 
-pub use eval::{Scope, truthy};
+pub use eval::{Scope, WithItem, truthy};
 pub(crate) use eval::{binary as eval_binary, binary_literal_error, describe, field};
 pub use parse::{MAX_NESTING, MAX_OPERATORS, ParseError};
 
@@ -211,8 +212,11 @@ pub enum Root {
     Request(RequestPart),
     /// `$<source>…`
     Source(String),
-    /// `$item…` inside a transform step.
+    /// `$item…`: the record inside a transform step, or the element a `for_each` source runs
+    /// for.
     Item,
+    /// `$index`: the position of the element a `for_each` source runs for.
+    Index,
 }
 
 /// Which part of the request a `$request` reference reads.

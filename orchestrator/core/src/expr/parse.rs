@@ -268,6 +268,7 @@ fn lex_reference(text: &str, start: usize) -> Result<(Reference, usize), ParseEr
             Root::Request(part.unwrap_or(RequestPart::Any))
         }
         "item" => Root::Item,
+        "index" => Root::Index,
         other => Root::Source(other.into()),
     };
     let headers = root == Root::Request(RequestPart::Headers);

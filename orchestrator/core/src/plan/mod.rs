@@ -540,6 +540,58 @@ pub struct SourceStep {
     /// What an upstream's `404 Not Found` means (`on_not_found`): by default a failure like
     /// any other status.
     pub on_not_found: OnNotFound,
+    /// `for_each:`: the source runs once per element of a list, and its result is the list of
+    /// the per-element results, in order.
+    pub for_each: Option<ForEach>,
+}
+
+/// A data source run once per element of a list (`for_each: "$orders[*]"`, with
+/// `concurrency:`).
+///
+/// Each element is `$item` (and its position `$index`) in the source's `params` and
+/// `condition`; the result is the list of per-element results in input order, null for an
+/// element whose condition is false. Elements whose params are identical are fetched once.
+/// A per-element failure follows `on_error` for that element: `fail` fails the request,
+/// `skip` leaves its place null, `default` puts the default there. A null list is an empty
+/// one.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct ForEach {
+    /// The list.
+    pub items: Expr,
+    /// How many calls may be in flight at once (`concurrency:`).
+    pub concurrency: usize,
+}
+
+impl ForEach {
+    /// Calls in flight at once unless `concurrency:` says otherwise: enough to hide an
+    /// upstream's latency, few enough not to flood it from one request.
+    pub const DEFAULT_CONCURRENCY: usize = 16;
+    /// Up to this many elements, the execution trace notes each element that failed; above
+    /// it, only the counts.
+    pub const ITEM_NOTES_UP_TO: usize = 10;
+
+    /// One call per element of `items`, [`ForEach::DEFAULT_CONCURRENCY`] at once.
+    pub fn new(items: Expr) -> Self {
+        Self {
+            items,
+            concurrency: Self::DEFAULT_CONCURRENCY,
+        }
+    }
+
+    /// At most `n` calls in flight.
+    #[must_use]
+    pub fn with_concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n;
+        self
+    }
+}
+
+impl Default for ForEach {
+    /// Over no elements (for building a plan field by field).
+    fn default() -> Self {
+        Self::new(Expr::Literal(serde_json::Value::Null))
+    }
 }
 
 /// What an upstream's `404 Not Found` means for a data source (`on_not_found:`).
@@ -690,7 +742,7 @@ impl Transform {
 }
 
 /// Names that cannot be used for sources because expressions reserve them.
-pub const RESERVED_SOURCE_NAMES: &[&str] = &["request", "item", "system"];
+pub const RESERVED_SOURCE_NAMES: &[&str] = &["request", "item", "index", "system"];
 
 /// Sorted map used for named integration entries.
 pub type NamedMap<T> = BTreeMap<String, T>;

@@ -179,11 +179,37 @@ impl<'a> Env<'a> {
             .snapshot
             .as_deref()?
             .step_type(self.plan, self.endpoint, s)?;
+        // A `for_each` source's result is the list of its per-element results.
+        let raw = if s.for_each.is_some() {
+            Ty::Array(Box::new(raw))
+        } else {
+            raw
+        };
         Some(
             s.transform
                 .iter()
                 .fold(raw, |t, step| self.transformed(t, step)),
         )
+    }
+
+    /// The type of a `for_each` source's elements (`$item` in its params and condition),
+    /// when the list's type is known.
+    pub(crate) fn element(&self, s: &SourceStep) -> Option<Ty> {
+        let t = match self.infer(&s.for_each.as_ref()?.items).non_null() {
+            Ty::Array(t) => t.as_ref().clone(),
+            Ty::Tuple(items) => items.iter().cloned().reduce(Ty::union)?,
+            _ => return None,
+        };
+        (!t.is_any()).then_some(t)
+    }
+
+    /// This environment for the params of `s`: with its element as `$item` when it runs
+    /// per element.
+    fn for_params(&self, s: &SourceStep) -> Self {
+        match self.element(s) {
+            Some(t) => self.with_item(t),
+            None => Self::new(self.plan, self.endpoint),
+        }
     }
 
     /// The record type each of a source's transform steps sees as `$item`, step by step
@@ -327,6 +353,8 @@ impl<'a> Env<'a> {
                     .as_ref()
                     .and_then(|t| walk(t, "item", &r.path, 0).ok())
                     .unwrap_or(Ty::Any),
+                Root::Index if r.path.is_empty() && self.item.is_some() => Ty::Integer,
+                Root::Index => Ty::Any,
             },
             Expr::Fallback(items) => {
                 let mut out: Option<Ty> = None;
@@ -461,6 +489,47 @@ impl Validator<'_> {
         }
     }
 
+    /// `$item` paths and operands in a `for_each` source's params and condition, against the
+    /// type of the list's elements.
+    pub(super) fn for_each_items(&mut self, e: &Endpoint, s: &SourceStep, sp: &KeyPath) {
+        if self.plan.snapshot.is_none() || s.for_each.is_none() {
+            return;
+        }
+        let env = Env::new(self.plan, e);
+        let Some(item) = env.element(s) else { return };
+        let mut exprs: Vec<(KeyPath, Expr)> = Vec::new();
+        for (k, t) in &s.params {
+            let at = sp.key("params").key(k);
+            t.visit_exprs(&mut Vec::new(), &mut |steps, x| {
+                exprs.push((at.join(steps), x.clone()))
+            });
+        }
+        if let Some(c) = &s.condition {
+            exprs.push((sp.key("condition"), c.clone()));
+        }
+        let env = env.with_item(item.clone());
+        for (at, x) in exprs {
+            let mut found = Vec::new();
+            x.visit_references(&mut |r| {
+                if r.root == Root::Item
+                    && let Err(err) = walk(&item, "item", &r.path, 0)
+                {
+                    found.push(err);
+                }
+            });
+            for err in found {
+                self.report(
+                    Diagnostic::new(err.code, at.clone(), err.message).with_help(format!(
+                        "{} (by {})",
+                        err.help,
+                        crate::snapshot::SNAPSHOT_FILE
+                    )),
+                );
+            }
+            self.operands_in(&env, &x, &at);
+        }
+    }
+
     /// Operators whose operands' types, by the snapshot, cannot work together.
     pub(super) fn operand_types(&mut self, e: &Endpoint, x: &Expr, path: &KeyPath) {
         if self.plan.snapshot.is_none() {
@@ -519,7 +588,7 @@ impl Validator<'_> {
             return;
         };
         let wanted = ValueType::of_datatype(datatype);
-        let env = Env::new(self.plan, e);
+        let env = Env::new(self.plan, e).for_params(s);
         let mut bad = Vec::new();
         for (key, t) in &s.params {
             if !model.inputs.iter().any(|i| i == key) {
