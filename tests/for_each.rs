@@ -323,7 +323,9 @@ endpoints:
       - {name: b, type: sleep, for_each: "$item.list", params: {x: "$item"}}
       - {name: c, type: sleep, concurrency: 4}
       - {name: d, type: sleep, for_each: "$d", concurrency: 0}
-    response_mapping: {a: "$a", b: "$b", c: "$c", d: "$d"}
+      - {name: f, type: sleep, for_each: "$request.body.ids", batch: {size: 10}}
+      - {name: g, type: sleep, batch: {size: 10}}
+    response_mapping: {a: "$a", b: "$b", c: "$c", d: "$d", f: "$f", g: "$g"}
 "#,
     )
     .unwrap_err();
@@ -335,10 +337,13 @@ endpoints:
         "error[invalid-value]: `concurrency` goes with `for_each`",
         "error[invalid-value]: `concurrency: 0` would never call the source",
         "error[not-yet-available]: the `for_each` list of `d` refers to its own result",
+        "error[invalid-value]: a `sleep` source cannot take several elements in one call",
+        "`batch` works with `feast` sources (several entities per lookup) and `ml` sources",
+        "error[invalid-value]: `batch` goes with `for_each`",
     ] {
         assert!(bad.contains(expected), "missing {expected:?} in:\n{bad}");
     }
-    assert_eq!(bad.matches("error[").count(), 6, "{bad}");
+    assert_eq!(bad.matches("error[").count(), 8, "{bad}");
     // The list's sources run first.
     let plan = plan_from_yaml(
         r#"

@@ -204,6 +204,10 @@ endpoints:
     data_sources: [{name: f, type: feast, operation: overview, params: {customer_id: "$request.customer_id"}}]
   stats_or_table:
     data_sources: [{name: f, type: feast, operation: stats_or_table, params: {customer_id: "$request.customer_id"}}]
+  batched:
+    data_sources:
+      - {name: f, type: feast, operation: stats, for_each: "$request.body.ids", batch: {size: 100}, params: {customer_id: "$item"}}
+    primary_source: f
 "#;
     let dir = config_dir(&[
         ("integrations/feast_config.yaml", &feast),
@@ -262,6 +266,44 @@ endpoints:
         service.response,
         json!({"customer_id": 1001, "total_spend": 10.5, "num_orders": 1})
     );
+
+    // 1,000 entities in batches of 100: ten lookups, every element mapped back to its own
+    // entity in order, the ones the store does not know with null features.
+    let ids: Vec<i64> = (1000..2000).collect();
+    let batched = o
+        .execute(
+            "batched",
+            RequestContext::new().with_body(json!({"ids": ids})),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let t = &batched.trace.sources[0];
+    assert_eq!(t.attempts, 10, "{t:?}");
+    assert_eq!(
+        t.notes[0], "for_each: 1000 elements, 10 calls in batches of up to 100",
+        "{t:?}"
+    );
+    let rows = batched.response.as_array().unwrap();
+    assert_eq!(rows.len(), 1000);
+    for (row, id) in rows.iter().zip(&ids) {
+        assert_eq!(row["customer_id"], json!(id), "{row}");
+        let known = [(1001, 10.5, 1), (1002, 21.0, 2)];
+        match known.iter().find(|(k, _, _)| k == id) {
+            Some((_, spend, orders)) => {
+                assert_eq!(
+                    (row["total_spend"].clone(), row["num_orders"].clone()),
+                    (json!(spend), json!(orders)),
+                    "{row}"
+                );
+            }
+            None if *id == 1003 => assert!(row["total_spend"].is_number(), "{row}"),
+            None => assert_eq!(
+                (row["total_spend"].clone(), row["num_orders"].clone()),
+                (Value::Null, Value::Null),
+                "{row}"
+            ),
+        }
+    }
 
     // While the server runs, the fallback is not used.
     let live = run("stats_or_table", json!(1001)).await;
@@ -363,6 +405,9 @@ endpoints:
     data_sources: [{name: m, type: ml, operation: churn-lr, params: {a: "$request.a", b: "$request.b", c: "$request.c"}}]
   score_batch:
     data_sources: [{name: m, type: ml, operation: churn-lr, params: {rows: "$request.body.rows"}}]
+  score_each:
+    data_sources: [{name: m, type: ml, operation: churn-lr, for_each: "$request.body.rows", batch: {size: 2}, params: {a: "$item[0]", b: "$item[1]", c: "$item[2]"}}]
+    primary_source: m
 "#;
     let dir = config_dir(&[
         ("integrations/ml_config.yaml", &models),
@@ -410,6 +455,27 @@ endpoints:
         assert_eq!(row["class"], expected["predict"][i]);
     }
 
+    // The rows as `for_each` elements, two per inference: two calls, each element gets its
+    // own row's prediction.
+    let batched = o
+        .execute(
+            "score_each",
+            RequestContext::new().with_body(json!({"rows": rows})),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        batched.trace.sources[0].attempts, 2,
+        "{:?}",
+        batched.trace.sources[0]
+    );
+    let got = batched.response.as_array().unwrap();
+    assert_eq!(got.len(), rows.len());
+    for (i, row) in got.iter().enumerate() {
+        close(&row["probability"], &expected["predict_proba"][i][1]);
+        assert_eq!(row["class"], expected["predict"][i]);
+    }
+
     // The signature the model's settings declare agrees with the config.
     let findings = api_orchestrator::source::ml::check_models(&o.plan()).await;
     assert!(findings.is_empty(), "{findings:#?}");
@@ -449,7 +515,7 @@ endpoints:
         "{text}"
     );
     assert!(text.contains("did you mean `probability`?"), "{text}");
-    assert!(text.contains("--> domains/models.yaml:10:14"), "{text}");
+    assert!(text.contains("--> domains/models.yaml:13:14"), "{text}");
     assert_eq!(
         d.errors(),
         1,

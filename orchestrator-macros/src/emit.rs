@@ -567,7 +567,11 @@ record!(SourceStep {
     on_not_found,
     for_each,
 });
-record!(ForEach { items, concurrency });
+record!(ForEach {
+    items,
+    concurrency,
+    batch
+});
 unit_enum!(OnNotFound: Fail, Empty, Respond);
 record!(RetryPolicy {
     max_retries,

@@ -642,6 +642,9 @@ impl<'p> Validator<'p> {
                     Site::Items(&s.name),
                     &allowed_path_params,
                 );
+                if let Some(size) = each.batch {
+                    self.batch(e, s, &sp, size);
+                }
                 if each.concurrency == 0 {
                     self.report(
                         Diagnostic::new(
@@ -1089,6 +1092,57 @@ impl<'p> Validator<'p> {
         }
         self.literal_types(x, path);
         self.operand_types(e, x, path);
+    }
+
+    /// `batch:` on a source type that can take several elements in one call.
+    fn batch(&mut self, e: &Endpoint, s: &SourceStep, sp: &KeyPath, size: usize) {
+        let at = sp.key("batch");
+        if size == 0 {
+            self.report(
+                Diagnostic::new(
+                    Code::InvalidValue,
+                    at.key("size"),
+                    "a batch of 0 elements would never call the source",
+                )
+                .with_help("take at least one element per call"),
+            );
+        }
+        if !crate::plan::ForEach::BATCHING_TYPES.contains(&s.kind.as_str()) {
+            self.report(
+                Diagnostic::new(Code::InvalidValue, at.clone(), format!("a `{}` source cannot take several elements in one call", s.kind))
+                    .at_key()
+                    .with_help("`batch` works with `feast` sources (several entities per lookup) and `ml` sources (several rows per inference); remove it to call the source once per element"),
+            );
+            return;
+        }
+        let model = (s.kind == "ml")
+            .then(|| {
+                let i = self.plan.integrations_for(e);
+                let op = s.operation.as_deref()?;
+                let svc = i.service_of("ml", Some(op), s.source_id.as_deref())?;
+                i.ml.sources.get(svc.id)?.models.get(op)
+            })
+            .flatten();
+        if let Some(m) = model
+            && m.protocol == crate::plan::ModelProtocol::Json
+        {
+            self.report(
+                Diagnostic::new(
+                    Code::InvalidValue,
+                    at.clone(),
+                    "a `json` model is posted its params as they are: it has no rows to batch",
+                )
+                .at_key()
+                .with_help("remove `batch`, or serve the model over `v2`, `tfserving` or `mlflow`"),
+            );
+        }
+        if s.kind == "ml" && s.params.iter().any(|(k, _)| k == "rows") {
+            self.report(
+                Diagnostic::new(Code::Parameter, sp.key("params").key("rows"), "a batched model source passes each element's inputs, not `rows`")
+                    .at_key()
+                    .with_help("pass the model's inputs for one element (`amount: \"$item.amount\"`); the batch becomes the rows"),
+            );
+        }
     }
 
     /// Checks a referenced source name; returns whether it names an available source.

@@ -1167,13 +1167,33 @@ impl Run<'_> {
                 }))
             })
             .collect();
-        let calls = distinct.len();
-        let finished: Vec<Finished> = futures::stream::iter(distinct)
-            .map(|params| self.call(index, params))
-            .buffered(concurrency)
-            .collect()
-            .await;
-        combine(index, &slots, calls, finished)
+        let batch = step.for_each.as_ref().and_then(|e| e.batch);
+        let (calls, finished) = match batch {
+            None => {
+                let calls = distinct.len();
+                let finished: Vec<Finished> = futures::stream::iter(distinct)
+                    .map(|params| self.call(index, params))
+                    .buffered(concurrency)
+                    .collect()
+                    .await;
+                (calls, finished)
+            }
+            Some(size) => {
+                let chunks: Vec<Vec<Map<String, Value>>> = chunked(distinct, size.max(1));
+                let calls = chunks.len();
+                let kind = step.kind.as_str();
+                let batches: Vec<Vec<Finished>> = futures::stream::iter(chunks)
+                    .map(|chunk| async move {
+                        let n = chunk.len();
+                        split(self.call(index, merged(kind, chunk)).await, n)
+                    })
+                    .buffered(concurrency)
+                    .collect()
+                    .await;
+                (calls, batches.into_iter().flatten().collect())
+            }
+        };
+        combine(index, &slots, calls, batch, finished)
     }
 
     /// Calls source `index`'s stack once.
@@ -1371,6 +1391,97 @@ fn elements(step: &plan::SourceStep, items: &Expr, scope: &dyn Scope) -> Work {
     )
 }
 
+/// `items` in runs of at most `size`.
+fn chunked<T>(items: Vec<T>, size: usize) -> Vec<Vec<T>> {
+    let mut out = Vec::with_capacity(items.len().div_ceil(size));
+    let mut items = items.into_iter().peekable();
+    while items.peek().is_some() {
+        out.push(items.by_ref().take(size).collect());
+    }
+    out
+}
+
+/// The params of one call for a batch of elements: for `feast`, each entity key's values as
+/// a list (several entities in one lookup); for `ml`, the elements as `rows` of one tensor.
+fn merged(kind: &str, chunk: Vec<Map<String, Value>>) -> Map<String, Value> {
+    let mut m = Map::new();
+    if kind == "ml" {
+        m.insert(
+            "rows".into(),
+            Value::Array(chunk.into_iter().map(Value::Object).collect()),
+        );
+        return m;
+    }
+    let n = chunk.len();
+    for (i, params) in chunk.into_iter().enumerate() {
+        for (k, v) in params {
+            let column = m
+                .entry(k)
+                .or_insert_with(|| Value::Array(vec![Value::Null; n]));
+            if let Value::Array(values) = column {
+                values[i] = v;
+            }
+        }
+    }
+    m
+}
+
+/// A batch call's [`Finished`] as one per element: its answer split in order (it must be a
+/// list of one result per element), its failure or stand-in copied to each, its attempts,
+/// notes and cache status kept once.
+fn split(batch: Finished, n: usize) -> Vec<Finished> {
+    let Finished {
+        index,
+        attempts,
+        cache,
+        circuit,
+        notes,
+        recovered,
+        not_found,
+        partial,
+        result,
+    } = batch;
+    let copy = |e: &SourceError| SourceError::new(e.kind, e.message.clone());
+    let results: Vec<Result<Value, SourceError>> = match result {
+        Ok(Value::Array(items)) if items.len() == n => items.into_iter().map(Ok).collect(),
+        Ok(one) if n == 1 && !one.is_array() => vec![Ok(one)],
+        // A stand-in for the whole batch (`on_error: skip` / `default`) stands in for each.
+        Ok(v) if recovered.is_some() => (0..n).map(|_| Ok(v.clone())).collect(),
+        Ok(v) => {
+            let answered = match &v {
+                Value::Array(items) => format!("{} results", items.len()),
+                _ => "a single value".to_owned(),
+            };
+            let e = SourceError::new(
+                SourceErrorKind::InvalidResponse,
+                format!("a batch of {n} elements was answered with {answered}"),
+            );
+            (0..n).map(|_| Err(copy(&e))).collect()
+        }
+        Err(e) => (0..n).map(|_| Err(copy(&e))).collect(),
+    };
+    let mut notes = Some(notes);
+    results
+        .into_iter()
+        .enumerate()
+        .map(|(i, result)| Finished {
+            index,
+            attempts: if i == 0 { attempts } else { 0 },
+            cache,
+            circuit,
+            notes: if i == 0 {
+                notes.take().unwrap_or_default()
+            } else {
+                Vec::new()
+            },
+            recovered: recovered.as_ref().map(|(how, e)| (*how, copy(e))),
+            not_found,
+            partial,
+            result,
+        })
+        .collect()
+}
+
 /// One [`Finished`] for a `for_each` source from its calls (`finished`, one per distinct
 /// params; `slots` maps each element to its call): the results in the elements' order, the
 /// first failure that `on_error` let through, and counts in the notes.
@@ -1378,6 +1489,7 @@ fn combine(
     index: usize,
     slots: &[Option<usize>],
     calls: usize,
+    batch: Option<usize>,
     finished: Vec<Finished>,
 ) -> Finished {
     let mut notes = Vec::new();
@@ -1388,6 +1500,7 @@ fn combine(
     let mut failure: Option<(usize, SourceError)> = None;
     let mut results: Vec<Value> = Vec::with_capacity(finished.len());
     let itemised = slots.len() <= plan::ForEach::ITEM_NOTES_UP_TO;
+    let finished_len = finished.len();
     let element_of = |call: usize| slots.iter().position(|s| *s == Some(call)).unwrap_or(call);
     for (call, f) in finished.into_iter().enumerate() {
         attempts += f.attempts;
@@ -1428,10 +1541,13 @@ fn combine(
     }
     let conditioned = slots.iter().filter(|s| s.is_none()).count();
     let mut summary = format!("for_each: {} elements, {calls} calls", slots.len());
+    if let Some(size) = batch {
+        summary += &format!(" in batches of up to {size}");
+    }
     if conditioned > 0 {
         summary += &format!(", {conditioned} skipped by the condition");
     }
-    let shared = slots.len() - conditioned - calls;
+    let shared = slots.len() - conditioned - finished_len;
     if shared > 0 {
         summary += &format!(", {shared} sharing another element's call");
     }

@@ -580,6 +580,7 @@ const SOURCE_KEYS: &[&str] = &[
     "on_not_found",
     "for_each",
     "concurrency",
+    "batch",
 ];
 
 fn source(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> Option<SourceStep> {
@@ -617,6 +618,25 @@ fn source(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> Option<SourceStep>
             .opt(cx, "for_each", ValueReader::expression)
             .map(ForEach::new),
     };
+    if let Some(size) = o.opt(cx, "batch", |cx, p, v| {
+        let b = cx.object(p, v, &["size"])?;
+        b.req(
+            cx,
+            "size",
+            "the most elements one call takes, e.g. `batch: {size: 100}`",
+            ValueReader::uint::<usize>,
+        )
+    }) {
+        match &mut step.for_each {
+            // (A size of 0 is the validator's, for plans built in code too.)
+            Some(each) => each.batch = Some(size),
+            None => cx.report(
+                Diagnostic::new(Code::InvalidValue, o.at("batch"), "`batch` goes with `for_each`")
+                    .at_key()
+                    .with_help("add `for_each: \"$list\"` to call the source for the elements of a list, or remove `batch`"),
+            ),
+        }
+    }
     if let Some(n) = o.opt(cx, "concurrency", ValueReader::uint::<usize>) {
         match &mut step.for_each {
             Some(_) if n == 0 => cx.report(

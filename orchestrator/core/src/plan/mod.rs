@@ -561,6 +561,10 @@ pub struct ForEach {
     pub items: Expr,
     /// How many calls may be in flight at once (`concurrency:`).
     pub concurrency: usize,
+    /// `batch: {size}`: up to this many elements share one call, for source types that take
+    /// many keys at once (`feast`: several entities; `ml`: several rows of one tensor); the
+    /// answer is split back per element, in order.
+    pub batch: Option<usize>,
 }
 
 impl ForEach {
@@ -576,6 +580,7 @@ impl ForEach {
         Self {
             items,
             concurrency: Self::DEFAULT_CONCURRENCY,
+            batch: None,
         }
     }
 
@@ -585,6 +590,16 @@ impl ForEach {
         self.concurrency = n;
         self
     }
+
+    /// Up to `size` elements per call.
+    #[must_use]
+    pub fn with_batch(mut self, size: usize) -> Self {
+        self.batch = Some(size);
+        self
+    }
+
+    /// The source types whose calls take many elements at once.
+    pub const BATCHING_TYPES: &'static [&'static str] = &["feast", "ml"];
 }
 
 impl Default for ForEach {
