@@ -338,7 +338,7 @@ endpoints:
         "error[invalid-value]: `concurrency: 0` would never call the source",
         "error[not-yet-available]: the `for_each` list of `d` refers to its own result",
         "error[invalid-value]: a `sleep` source cannot take several elements in one call",
-        "`batch` works with `feast` sources (several entities per lookup) and `ml` sources",
+        "`batch` works with `feast` sources (several entities per lookup), `ml` sources",
         "error[invalid-value]: `batch` goes with `for_each`",
     ] {
         assert!(bad.contains(expected), "missing {expected:?} in:\n{bad}");
@@ -356,4 +356,153 @@ endpoints:
 "#,
     );
     assert_eq!(plan.endpoints[0].dependencies(), [vec![1], vec![]]);
+}
+
+/// SQL `IN` batches: elements go two per query, each gets what a query of its own would
+/// return (a row or null; its rows), in input order.
+async fn sql_batches(db: &tests::db::TestDb) {
+    db.exec(
+        "CREATE TABLE products (product_id INTEGER PRIMARY KEY, name VARCHAR(20) NOT NULL, price DOUBLE PRECISION);
+         INSERT INTO products VALUES (1, 'kettle', 20.5), (2, 'lamp', 30), (3, 'rug', 99.5);
+         CREATE TABLE reviews (review_id INTEGER PRIMARY KEY, product_id INTEGER NOT NULL, stars INTEGER NOT NULL);
+         INSERT INTO reviews VALUES (1, 1, 5), (2, 1, 4), (3, 3, 2)",
+    )
+    .await;
+    let dir = tests::config_dir(&[
+        (
+            "database.yaml",
+            &format!(
+                r#"
+database:
+  sources:
+    default: {{connection_string: "{}"}}
+  operations:
+    product:
+      query: "SELECT product_id, name, price FROM products WHERE product_id IN (:ids)"
+      params: {{ids: integer}}
+      batch: {{param: ids, key: product_id}}
+    reviews:
+      query: "SELECT product_id, stars FROM reviews WHERE product_id IN (:ids) ORDER BY review_id"
+      params: {{ids: integer}}
+      return_type: list
+      batch: {{param: ids, key: product_id}}
+"#,
+                db.url
+            ),
+        ),
+        (
+            "domains/shop.yaml",
+            r#"
+endpoints:
+  products:
+    data_sources:
+      - {name: p, type: database, operation: product, for_each: "$request.body.items", batch: {size: 2}, params: {ids: "$item"}}
+      - {name: r, type: database, operation: reviews, for_each: "$request.body.items", batch: {size: 3}, params: {ids: "$item"}}
+    response_mapping: {names: "$p[*].name", p: "$p", stars: "$r"}
+"#,
+        ),
+    ]);
+    let o = api_orchestrator::Orchestrator::builder()
+        .register_factory("database", db.factory())
+        .load_dir(dir.path())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let out = o
+        .execute("products", body(json!([3, 1, 99, 2, 1])))
+        .await
+        .unwrap_or_else(|e| panic!("{:?}: {e}", db.backend));
+    assert_eq!(
+        out.response["p"],
+        json!([
+            {"product_id": 3, "name": "rug", "price": 99.5},
+            {"product_id": 1, "name": "kettle", "price": 20.5},
+            null,
+            {"product_id": 2, "name": "lamp", "price": 30.0},
+            {"product_id": 1, "name": "kettle", "price": 20.5}
+        ]),
+        "{:?}",
+        db.backend
+    );
+    assert_eq!(
+        out.response["stars"],
+        json!([
+            [{"product_id": 3, "stars": 2}],
+            [{"product_id": 1, "stars": 5}, {"product_id": 1, "stars": 4}],
+            [],
+            [],
+            [{"product_id": 1, "stars": 5}, {"product_id": 1, "stars": 4}]
+        ]),
+        "{:?}",
+        db.backend
+    );
+    // Four distinct ids: two queries of two, and two of up to three.
+    let attempts: Vec<u32> = out.trace.sources.iter().map(|s| s.attempts).collect();
+    assert_eq!(attempts, [2, 2], "{:?}", out.trace.sources);
+    // A path param's text finds the integer key.
+    let one = o.execute("products", body(json!(["2"]))).await.unwrap();
+    assert_eq!(one.response["names"], json!(["lamp"]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_in_batches_on_sqlite() {
+    tests::db::TestDb::open(tests::db::Backend::SqliteFile)
+        .await
+        .unwrap()
+        .run(sql_batches)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_in_batches_on_postgres() {
+    if let Some(db) = tests::db::TestDb::open(tests::db::Backend::Postgres).await {
+        db.run(sql_batches).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_in_batches_on_mysql() {
+    if let Some(db) = tests::db::TestDb::open(tests::db::Backend::MySql).await {
+        db.run(sql_batches).await;
+    }
+}
+
+#[test]
+fn sql_batches_need_an_operation_that_says_how() {
+    let files = ConfigFiles::new()
+        .with_file(
+            "database.yaml",
+            r#"
+database:
+  sources:
+    default: {connection_string: "sqlite::memory:"}
+  operations:
+    one: {query: "SELECT * FROM t WHERE id = :id", params: {id: integer}}
+    many:
+      query: "SELECT * FROM t WHERE id IN (:ids) AND kind = :kind"
+      params: {ids: integer, kind: string}
+      batch: {param: idz, key: id}
+"#,
+        )
+        .with_file(
+            "domains/test.yaml",
+            r#"
+endpoints:
+  e:
+    data_sources:
+      - {name: a, type: database, operation: one, for_each: "$request.body.ids", batch: {size: 10}, params: {id: "$item"}}
+      - {name: b, type: database, operation: many, for_each: "$request.body.ids", batch: {size: 10}, params: {ids: "$item", kind: "$item.kind"}}
+    response_mapping: {a: "$a", b: "$b"}
+"#,
+        );
+    let Err(LoadError::Invalid(d)) = Loader::new().load(&files) else {
+        panic!("these batches cannot work")
+    };
+    let text = d.to_string();
+    for expected in [
+        "operation `one` does not say how to take several elements in one call",
+        "give the operation an `IN (:ids)` list and `batch: {param: ids, key: <the column matched back>}`",
+        "error[sql-parameter]: `idz` is not a declared parameter",
+        "did you mean `ids`?",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
 }

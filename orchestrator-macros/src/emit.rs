@@ -16,8 +16,8 @@ use api_orchestrator_core::plan::{
     InputField, InputSchema, InputType, Integrations, Limits, LogFile, LogFormat, LogRotation,
     LoggingSettings, MlConfig, Model, ModelProtocol, ModelServer, OnDegraded, OnError, OnMissing,
     OnNotFound, Origin, Plan, RateLimit, RateLimitKey, RetryPolicy, ReturnType, RouteTemplate,
-    ScopedIntegrations, Secret, ServerSettings, Settings, SourceStep, SqlType, TelemetrySettings,
-    TrackingSettings, Transform,
+    ScopedIntegrations, Secret, ServerSettings, Settings, SourceStep, SqlBatch, SqlType,
+    TelemetrySettings, TrackingSettings, Transform,
 };
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -710,8 +710,10 @@ record!(DbOperation {
     source_id,
     timeout,
     max_rows,
+    batch,
     origin
 });
+record!(SqlBatch { param, key });
 record!(DbParam { name, ty });
 unit_enum!(SqlType: String, Integer, Number, Boolean, Json);
 unit_enum!(ReturnType: Single, List, Value);

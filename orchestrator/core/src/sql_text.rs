@@ -141,9 +141,56 @@ pub fn rewrite(sql: &str, params: &[&str], style: Style) -> (String, Vec<usize>)
     (out, binds)
 }
 
+/// The name [`expand`] gives the `i`-th value of list parameter `name`.
+pub fn element_name(name: &str, i: usize) -> String {
+    format!("{name}__{i}")
+}
+
+/// `sql` with every `:name` placeholder of the list parameter `name` replaced by `n` of them
+/// (`:name__0, :name__1, …`, see [`element_name`]), for an `IN (:name)` list of `n` values.
+pub fn expand(sql: &str, name: &str, n: usize) -> String {
+    let list: Vec<String> = (0..n)
+        .map(|i| format!(":{}", element_name(name, i)))
+        .collect();
+    let list = list.join(", ");
+    let mut out = String::with_capacity(sql.len() + list.len());
+    let mut last = 0;
+    for token in scan(sql) {
+        if let Token::Named { name: found, range } = token
+            && found == name
+        {
+            out.push_str(&sql[last..range.start]);
+            out.push_str(&list);
+            last = range.end;
+        }
+    }
+    out.push_str(&sql[last..]);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_list_parameter_expands_into_one_placeholder_per_value() {
+        let sql = "SELECT * FROM t WHERE id IN (:ids) AND note <> ':ids' AND k = :k";
+        let expanded = expand(sql, "ids", 3);
+        assert_eq!(
+            expanded,
+            "SELECT * FROM t WHERE id IN (:ids__0, :ids__1, :ids__2) AND note <> ':ids' AND k = :k"
+        );
+        let (pg, slots) = rewrite(
+            &expanded,
+            &["k", "ids__0", "ids__1", "ids__2"],
+            Style::Dollar,
+        );
+        assert_eq!(
+            pg,
+            "SELECT * FROM t WHERE id IN ($1, $2, $3) AND note <> ':ids' AND k = $4"
+        );
+        assert_eq!(slots, [1, 2, 3, 0]);
+    }
 
     fn names(sql: &str) -> Vec<&str> {
         scan(sql)

@@ -336,6 +336,23 @@ impl<'p> Validator<'p> {
                 }
             }
         }
+        if let Some(b) = &op.batch
+            && !declared.contains(&b.param.as_str())
+        {
+            self.report(
+                Diagnostic::new(
+                    Code::SqlParameter,
+                    path.key("batch").key("param"),
+                    format!("`{}` is not a declared parameter", b.param),
+                )
+                .in_file(file.clone())
+                .with_opt_help(suggest(
+                    &b.param,
+                    declared.iter().copied(),
+                    "declared parameters are",
+                )),
+            );
+        }
         let mut seen = BTreeSet::new();
         for (n, p) in op.params.iter().enumerate() {
             let at = path.key("params").index(n);
@@ -1111,7 +1128,7 @@ impl<'p> Validator<'p> {
             self.report(
                 Diagnostic::new(Code::InvalidValue, at.clone(), format!("a `{}` source cannot take several elements in one call", s.kind))
                     .at_key()
-                    .with_help("`batch` works with `feast` sources (several entities per lookup) and `ml` sources (several rows per inference); remove it to call the source once per element"),
+                    .with_help("`batch` works with `feast` sources (several entities per lookup), `ml` sources (several rows per inference) and `database` operations that declare `batch: {param, key}`; remove it to call the source once per element"),
             );
             return;
         }
@@ -1136,12 +1153,56 @@ impl<'p> Validator<'p> {
                 .with_help("remove `batch`, or serve the model over `v2`, `tfserving` or `mlflow`"),
             );
         }
+        if s.kind == "database" {
+            self.sql_batch(e, s, sp);
+        }
         if s.kind == "ml" && s.params.iter().any(|(k, _)| k == "rows") {
             self.report(
                 Diagnostic::new(Code::Parameter, sp.key("params").key("rows"), "a batched model source passes each element's inputs, not `rows`")
                     .at_key()
                     .with_help("pass the model's inputs for one element (`amount: \"$item.amount\"`); the batch becomes the rows"),
             );
+        }
+    }
+
+    /// A batched `database` source: its operation declares `batch: {param, key}`, and only
+    /// that param varies with the element (a batch shares the others).
+    fn sql_batch(&mut self, e: &Endpoint, s: &SourceStep, sp: &KeyPath) {
+        let Some(op) = s
+            .operation
+            .as_deref()
+            .and_then(|op| self.plan.integrations_for(e).database.operations.get(op))
+        else {
+            return; // reported as an unknown operation
+        };
+        let Some(batch) = &op.batch else {
+            self.report(
+                Diagnostic::new(Code::InvalidValue, sp.key("batch"), format!(
+                    "operation `{}` does not say how to take several elements in one call",
+                    s.operation.as_deref().unwrap_or_default()
+                ))
+                .at_key()
+                .with_help("give the operation an `IN (:ids)` list and `batch: {param: ids, key: <the column matched back>}` in database.yaml"),
+            );
+            return;
+        };
+        for (k, t) in &s.params {
+            if *k == batch.param {
+                continue;
+            }
+            let mut per_element = false;
+            t.visit_references(&mut |r| {
+                per_element |= matches!(r.root, Root::Item | Root::Index);
+            });
+            if per_element {
+                self.report(
+                    Diagnostic::new(Code::Parameter, sp.key("params").key(k), format!(
+                        "in a batch only `{}` may differ from element to element",
+                        batch.param
+                    ))
+                    .with_help("the elements of one batch share every other param; read this one from the request or another source, or remove `batch`"),
+                );
+            }
         }
     }
 
@@ -1210,6 +1271,23 @@ impl<'p> Validator<'p> {
             .and_then(|o| self.plan.integrations_for(e).database.operations.get(o))
         else {
             return;
+        };
+        // A `for_each` source's result is the list of what each call returns.
+        let segs = match (&s.for_each, segs.first()) {
+            (None, _) => segs,
+            (Some(_), Some(Segment::Index(_) | Segment::All)) => &segs[1..],
+            (Some(_), Some(Segment::Field(_))) => {
+                self.report(
+                    Diagnostic::new(
+                        Code::ImpossiblePath,
+                        path.clone(),
+                        format!("source `{name}` runs for each element (`for_each`): its result is a list, which has no fields"),
+                    )
+                    .with_help(format!("pick an element (`${name}[0].field`) or project (`${name}[*].field`)")),
+                );
+                return;
+            }
+            (Some(_), None) => return,
         };
         let problem = match (op.return_type, segs.first()) {
             (ReturnType::Value, Some(_)) => Some((

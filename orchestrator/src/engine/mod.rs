@@ -230,6 +230,8 @@ struct CompiledStep {
     metrics: Option<crate::telemetry::metrics::StepMetrics>,
     deps: usize,
     dependents: Vec<usize>,
+    /// For a batched `database` step, its operation's list parameter (`batch: {param}`).
+    batch_param: Option<Arc<str>>,
 }
 
 /// Builds each source type once per integration scope.
@@ -409,6 +411,17 @@ impl Engine {
                 metrics: None,
                 deps: deps[i].len(),
                 dependents: Vec::new(),
+                batch_param: (s.kind == "database")
+                    .then(|| {
+                        integrations
+                            .database
+                            .operations
+                            .get(operation?)?
+                            .batch
+                            .as_ref()
+                    })
+                    .flatten()
+                    .map(|b| b.param.as_str().into()),
             });
         }
         for (i, ds) in deps.iter().enumerate() {
@@ -1182,10 +1195,11 @@ impl Run<'_> {
                 let chunks: Vec<Vec<Map<String, Value>>> = chunked(distinct, size.max(1));
                 let calls = chunks.len();
                 let kind = step.kind.as_str();
+                let list = self.compiled.steps[index].batch_param.as_deref();
                 let batches: Vec<Vec<Finished>> = futures::stream::iter(chunks)
                     .map(|chunk| async move {
                         let n = chunk.len();
-                        split(self.call(index, merged(kind, chunk)).await, n)
+                        split(self.call(index, merged(kind, list, chunk)).await, n)
                     })
                     .buffered(concurrency)
                     .collect()
@@ -1402,9 +1416,22 @@ fn chunked<T>(items: Vec<T>, size: usize) -> Vec<Vec<T>> {
 }
 
 /// The params of one call for a batch of elements: for `feast`, each entity key's values as
-/// a list (several entities in one lookup); for `ml`, the elements as `rows` of one tensor.
-fn merged(kind: &str, chunk: Vec<Map<String, Value>>) -> Map<String, Value> {
+/// a list (several entities in one lookup); for `ml`, the elements as `rows` of one tensor;
+/// for `database`, the first element's params with its `list` param holding every element's
+/// value (the validator makes sure only that one varies).
+fn merged(kind: &str, list: Option<&str>, chunk: Vec<Map<String, Value>>) -> Map<String, Value> {
     let mut m = Map::new();
+    if let Some(list) = list {
+        let mut values = Vec::with_capacity(chunk.len());
+        for mut params in chunk {
+            values.push(params.remove(list).unwrap_or(Value::Null));
+            if m.is_empty() {
+                m = params;
+            }
+        }
+        m.insert(list.to_owned(), Value::Array(values));
+        return m;
+    }
     if kind == "ml" {
         m.insert(
             "rows".into(),

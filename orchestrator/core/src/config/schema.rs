@@ -15,7 +15,7 @@ use crate::plan::{
     FeastServer, FeatureFallback, ForEach, HttpMethod, HttpSettings, InputField, InputSchema,
     InputType, Limits, MlConfig, Model, ModelProtocol, ModelServer, OnError, OnMissing, OnNotFound,
     Origin, OutputPath, RetryPolicy, ReturnType, RouteTemplate, Secret, Settings, SourceStep,
-    SqlType, TrackingSettings, Transform,
+    SqlBatch, SqlType, TrackingSettings, Transform,
 };
 
 fn origin(cx: &ValueReader) -> Origin {
@@ -1244,6 +1244,7 @@ fn db_operation(cx: &mut ValueReader, _: &str, path: &KeyPath, v: &Value) -> Opt
             "source_id",
             "timeout",
             "max_rows",
+            "batch",
         ],
     )?;
     Some(DbOperation {
@@ -1284,6 +1285,22 @@ fn db_operation(cx: &mut ValueReader, _: &str, path: &KeyPath, v: &Value) -> Opt
                 }
                 n > 0
             }),
+        batch: o.opt(cx, "batch", |cx, p, v| {
+            let b = cx.object(p, v, &["param", "key"])?;
+            let param = b.req(
+                cx,
+                "param",
+                "the `IN (:param)` list parameter",
+                ValueReader::string,
+            );
+            let key = b.req(
+                cx,
+                "key",
+                "the result column each row is matched back by",
+                ValueReader::string,
+            );
+            Some(SqlBatch::new(param?, key?))
+        }),
         origin: origin(cx),
     })
 }

@@ -302,8 +302,38 @@ pub struct DbOperation {
     /// The most rows a call may return (`max_rows`, default
     /// [`DbOperation::DEFAULT_MAX_ROWS`]); more fail the call, before they are all read.
     pub max_rows: Option<usize>,
+    /// How a `for_each` source with `batch:` runs it for many elements at once (`batch:
+    /// {param, key}`).
+    pub batch: Option<SqlBatch>,
     /// Where it was declared.
     pub origin: Origin,
+}
+
+/// A SQL operation that takes many keys in one call (`batch: {param, key}`): `param` is the
+/// placeholder of an `IN (:param)` list, `key` the result column each row is matched back
+/// to its element by.
+///
+/// Called for one element, `:param` is one value (`IN (?)`). Called for a batch, it expands
+/// into one bound placeholder per element, the rows are grouped by `key`, and each element
+/// gets what a call of its own would return (`single`: its row or null; `list`: its rows;
+/// `value`: its row's first column).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct SqlBatch {
+    /// The list parameter.
+    pub param: String,
+    /// The column matched against each element's value.
+    pub key: String,
+}
+
+impl SqlBatch {
+    /// `IN (:param)`, matched back by `key`.
+    pub fn new(param: impl Into<String>, key: impl Into<String>) -> Self {
+        Self {
+            param: param.into(),
+            key: key.into(),
+        }
+    }
 }
 
 impl DbOperation {

@@ -48,7 +48,8 @@ pub use integrations::{
     ApiAuth, ApiConfig, ApiOperation, ApiService, DatabaseConfig, DbConnection, DbOperation,
     DbParam, FeastConfig, FeastOperation, FeastServer, FeatureFallback, HttpMethod, HttpSettings,
     Integrations, MlConfig, Model, ModelProtocol, ModelServer, OnMissing, OutputPath, OutputStep,
-    ReturnType, ScopedIntegrations, Service, ServiceEntry, SqlDriver, SqlType, placeholders,
+    ReturnType, ScopedIntegrations, Service, ServiceEntry, SqlBatch, SqlDriver, SqlType,
+    placeholders,
 };
 pub use policy::{
     CachePolicy, CacheSettings, CacheStore, CircuitBreaker, InFlightLimit, OnDegraded, RateLimit,
@@ -562,8 +563,9 @@ pub struct ForEach {
     /// How many calls may be in flight at once (`concurrency:`).
     pub concurrency: usize,
     /// `batch: {size}`: up to this many elements share one call, for source types that take
-    /// many keys at once (`feast`: several entities; `ml`: several rows of one tensor); the
-    /// answer is split back per element, in order.
+    /// many keys at once (`feast`: several entities; `ml`: several rows of one tensor;
+    /// `database`: an operation with `batch: {param, key}`, an `IN` list); the answer is
+    /// split back per element, in order.
     pub batch: Option<usize>,
 }
 
@@ -599,7 +601,7 @@ impl ForEach {
     }
 
     /// The source types whose calls take many elements at once.
-    pub const BATCHING_TYPES: &'static [&'static str] = &["feast", "ml"];
+    pub const BATCHING_TYPES: &'static [&'static str] = &["database", "feast", "ml"];
 }
 
 impl Default for ForEach {

@@ -545,6 +545,10 @@ impl SourceFactory for SqlFactory {
                     return_type: op.return_type,
                     columns: op.columns.iter().map(|(k, v)| (k.clone(), *v)).collect(),
                     max_rows: op.max_rows.unwrap_or(DbOperation::DEFAULT_MAX_ROWS),
+                    batch: op.batch.as_ref().and_then(|b| {
+                        let at = op.params.iter().position(|p| p.name == b.param)?;
+                        Some((op.query.clone(), at, b.key.clone()))
+                    }),
                 },
             );
         }
@@ -626,11 +630,88 @@ struct Statement {
     return_type: ReturnType,
     columns: Vec<(String, SqlType)>,
     max_rows: usize,
+    /// For `batch: {param, key}`: the query as written (a list value for `param` expands it
+    /// per call), the list parameter's position among `params`, and the key column.
+    batch: Option<(String, usize, String)>,
 }
 
 /// The `database` source of one config version and scope.
 struct SqlSource {
     operations: HashMap<String, Statement>,
+}
+
+impl SqlSource {
+    /// `rows` with the operation's `columns:` conversions applied.
+    fn converted(
+        &self,
+        st: &Statement,
+        mut rows: Vec<Row>,
+        fail: &dyn Fn(SourceErrorKind, String) -> SourceError,
+    ) -> Result<Vec<Row>, SourceError> {
+        for row in &mut rows {
+            for (column, ty) in &st.columns {
+                if let Some(v) = row.get_mut(column) {
+                    value::convert_column(v, *ty).map_err(|e| {
+                        fail(
+                            SourceErrorKind::InvalidResponse,
+                            format!("column `{column}` declared `{}`: {e}", ty.as_str()),
+                        )
+                    })?;
+                }
+            }
+        }
+        Ok(rows)
+    }
+}
+
+/// The text a key compares by: a column value and a bound value match when their texts do
+/// (so the text `"7"` of a path param finds the integer 7, and `7.0` is `7`).
+fn key_text(v: &Value) -> Option<String> {
+    match v {
+        Value::Number(n) => Some(match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => i.to_string(),
+            (None, Some(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => (f as i64).to_string(),
+            _ => n.to_string(),
+        }),
+        Value::String(s) => Some(s.clone()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// A batch's rows as one result per key, in the keys' order, shaped as a call of its own
+/// would return it.
+fn per_key(return_type: ReturnType, key: &str, keys: &[Bind], rows: Vec<Row>) -> Value {
+    let mut groups: HashMap<String, Vec<Row>> = HashMap::new();
+    for row in rows {
+        if let Some(k) = row.get(key).and_then(key_text) {
+            groups.entry(k).or_default().push(row);
+        }
+    }
+    let results = keys.iter().map(|k| {
+        let rows = k
+            .as_json()
+            .as_ref()
+            .and_then(key_text)
+            .and_then(|t| groups.get(&t));
+        match return_type {
+            ReturnType::List => Value::Array(
+                rows.into_iter()
+                    .flatten()
+                    .cloned()
+                    .map(Value::Object)
+                    .collect(),
+            ),
+            ReturnType::Single => rows
+                .and_then(|r| r.first())
+                .map_or(Value::Null, |r| Value::Object(r.clone())),
+            ReturnType::Value => rows
+                .and_then(|r| r.first())
+                .and_then(|r| r.values().next().cloned())
+                .unwrap_or(Value::Null),
+        }
+    });
+    Value::Array(results.collect())
 }
 
 #[async_trait::async_trait]
@@ -653,19 +734,67 @@ impl DataSource for SqlSource {
                 ),
             )
         };
+        let bind = |p: &DbParam, v: &Value| {
+            Bind::from_json(v, p.ty).map_err(|e| {
+                fail(
+                    SourceErrorKind::Rejected,
+                    format!("parameter `{}`: {e}", p.name),
+                )
+                .with_param(&p.name)
+            })
+        };
+        // A list for a batch operation's list parameter: one lookup for each of its values.
+        if let Some((query, at, key)) = &st.batch
+            && let Some(Value::Array(values)) = call.params.get(&st.params[*at].name)
+        {
+            let list = &st.params[*at];
+            let keys = values
+                .iter()
+                .map(|v| bind(list, v))
+                .collect::<Result<Vec<_>, _>>()?;
+            if keys.is_empty() {
+                return Ok(Value::Array(Vec::new()));
+            }
+            let mut names: Vec<String> = Vec::with_capacity(st.params.len() + keys.len());
+            let mut binds: Vec<Bind> = Vec::with_capacity(names.capacity());
+            for (i, p) in st.params.iter().enumerate() {
+                if i != *at {
+                    names.push(p.name.clone());
+                    binds.push(bind(p, call.params.get(&p.name).unwrap_or(&Value::Null))?);
+                }
+            }
+            for (i, k) in keys.iter().enumerate() {
+                names.push(sql_text::element_name(&list.name, i));
+                binds.push(k.clone());
+            }
+            let expanded = sql_text::expand(query, &list.name, keys.len());
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            let (sql, slots) = sql_text::rewrite(&expanded, &names, style_of(conn.pool.driver()));
+            let _in_flight = InFlight::new(&conn.queries);
+            let rows = conn
+                .pool
+                .run(
+                    &sql.into(),
+                    slots.iter().map(|&i| &binds[i]),
+                    false,
+                    st.max_rows,
+                )
+                .await
+                .map_err(|e| {
+                    let (kind, detail, cause) = classify(e);
+                    let err = fail(kind, detail);
+                    match cause {
+                        Some(cause) => err.with_cause(cause),
+                        None => err,
+                    }
+                })?;
+            let rows = self.converted(st, rows, &fail)?;
+            return Ok(per_key(st.return_type, key, &keys, rows));
+        }
         let binds = st
             .params
             .iter()
-            .map(|p| {
-                let v = call.params.get(&p.name).unwrap_or(&Value::Null);
-                Bind::from_json(v, p.ty).map_err(|e| {
-                    fail(
-                        SourceErrorKind::Rejected,
-                        format!("parameter `{}`: {e}", p.name),
-                    )
-                    .with_param(&p.name)
-                })
-            })
+            .map(|p| bind(p, call.params.get(&p.name).unwrap_or(&Value::Null)))
             .collect::<Result<Vec<_>, _>>()?;
 
         #[cfg(feature = "otel")]
@@ -705,7 +834,7 @@ impl DataSource for SqlSource {
             }
             None => query.await,
         };
-        let mut rows = match result {
+        let rows = match result {
             Ok(rows) => rows,
             Err(e) => {
                 let (kind, detail, cause) = classify(e);
@@ -722,18 +851,7 @@ impl DataSource for SqlSource {
         if let Some(span) = &span {
             span.record("rows", rows.len());
         }
-        for row in &mut rows {
-            for (column, ty) in &st.columns {
-                if let Some(v) = row.get_mut(column) {
-                    value::convert_column(v, *ty).map_err(|e| {
-                        fail(
-                            SourceErrorKind::InvalidResponse,
-                            format!("column `{column}` declared `{}`: {e}", ty.as_str()),
-                        )
-                    })?;
-                }
-            }
-        }
+        let mut rows = self.converted(st, rows, &fail)?;
         Ok(match st.return_type {
             ReturnType::List => Value::Array(rows.into_iter().map(Value::Object).collect()),
             ReturnType::Single => rows.pop().map_or(Value::Null, Value::Object),

@@ -36,6 +36,17 @@ impl fmt::Debug for Bind {
 }
 
 impl Bind {
+    /// The bound value as JSON (`None` for NULL and JSON documents).
+    pub(super) fn as_json(&self) -> Option<Value> {
+        match self {
+            Self::Bool(b) => Some(Value::Bool(*b)),
+            Self::Int(i) => Some(Value::from(*i)),
+            Self::Float(f) => Number::from_f64(*f).map(Value::Number),
+            Self::Text(s) => Some(Value::String(s.clone())),
+            Self::Null(_) | Self::Json(_) => None,
+        }
+    }
+
     /// The value to bind for `v` given the declared type. Untyped parameters keep the JSON
     /// value's own type: strings (every path and query param) are bound as text.
     pub(super) fn from_json(v: &Value, ty: Option<SqlType>) -> Result<Self, String> {
