@@ -618,3 +618,101 @@ async fn traces_serialize_for_the_debug_view() {
         "a single source is the primary one"
     );
 }
+
+#[tokio::test]
+async fn collection_transforms_sort_limit_group_and_join() {
+    let o = orchestrator(
+        r#"
+endpoints:
+  orders:
+    data_sources:
+      - name: labels
+        type: direct
+        params: {list: [{status: shipped, label: Sent}, {status: open, label: Open}]}
+      - name: top
+        type: fixture
+        operation: orders
+        transform:
+          - sort: {by: "$item.amount", order: desc}
+          - limit: 3
+          - join: {with: "$labels.list", on: status, as: label}
+          - map: {id: "$item.order_id", label: "$item.label.label", amount: "$item.amount"}
+      - name: cheapest
+        type: fixture
+        operation: orders
+        transform:
+          - sort: "$item.amount"
+          - map: "$item.order_id"
+      - name: by_two_keys
+        type: fixture
+        operation: orders
+        transform:
+          - sort: "[$item.status, $item.amount]"
+          - map: "$item.order_id"
+      - name: by_status
+        type: fixture
+        operation: orders
+        transform:
+          - group_by: "$item.status"
+          - compute: {shipped: "$= len($item.shipped)"}
+    response_mapping:
+      top: "$top"
+      cheapest: "$cheapest"
+      by_two_keys: "$by_two_keys"
+      shipped: "$by_status.shipped"
+      groups: "$by_status"
+"#,
+    );
+    let out = o.execute("orders", RequestContext::new()).await.unwrap();
+    assert_eq!(
+        out.response["top"],
+        json!([
+            {"id": 1, "label": "Sent", "amount": 120.5},
+            {"id": 3, "label": "Sent", "amount": 80},
+            {"id": 2, "label": null, "amount": 35}
+        ])
+    );
+    // Ascending; the order without an amount last.
+    assert_eq!(out.response["cheapest"], json!([2, 3, 1, 4]));
+    // By status, then by amount within a status.
+    assert_eq!(out.response["by_two_keys"], json!([2, 4, 3, 1]));
+    // Groups in the order first seen; `compute` then replaced one with its size.
+    let groups = out.response["groups"].as_object().unwrap();
+    assert_eq!(
+        groups.keys().collect::<Vec<_>>(),
+        ["shipped", "cancelled", "open"]
+    );
+    assert_eq!(out.response["shipped"], json!(2));
+    assert_eq!(groups["open"][0]["order_id"], json!(4));
+}
+
+#[tokio::test]
+async fn time_functions() {
+    let o = orchestrator(
+        r#"
+endpoints:
+  times:
+    data_sources:
+      - {name: t, type: direct, params: {signup: "2026-11-01 09:30:00", seen: "2026-12-07T10:30:00+01:00"}}
+    response_mapping:
+      signup: "$= parse_time($t.signup)"
+      label: "$= format_time($t.signup, '%d %b %Y')"
+      renewal: "$= add_time($t.signup, '30d')"
+      days: "$= diff_time($t.seen, $t.signup, 'd')"
+      hours: "$= diff_time('2026-12-08', $t.seen, 'h')"
+      bad: "$= add_time('not a time', '1d')"
+"#,
+    );
+    let out = o.execute("times", RequestContext::new()).await.unwrap();
+    assert_eq!(
+        out.response,
+        json!({
+            "signup": "2026-11-01T09:30:00.000Z",
+            "label": "01 Nov 2026",
+            "renewal": "2026-12-01T09:30:00.000Z",
+            "days": 36,
+            "hours": 14.5,
+            "bad": null
+        })
+    );
+}

@@ -674,6 +674,28 @@ impl Emit for Transform {
                 quote!(#t::Map(#m))
             }
             Transform::Flatten => quote!(#t::Flatten),
+            Transform::Sort { by, descending } => {
+                let by = by.emit();
+                quote!(#t::Sort { by: #by, descending: #descending })
+            }
+            Transform::Limit(n) => {
+                let n = n.emit();
+                quote!(#t::Limit(#n))
+            }
+            Transform::GroupBy(e) => {
+                let e = e.emit();
+                quote!(#t::GroupBy(#e))
+            }
+            Transform::Join {
+                with,
+                left,
+                right,
+                into,
+            } => {
+                let (with, left, right, into) =
+                    (with.emit(), left.emit(), right.emit(), into.emit());
+                quote!(#t::Join { with: #with, left: #left, right: #right, into: #into })
+            }
             other => unknown(other),
         }
     }

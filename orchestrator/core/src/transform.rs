@@ -85,7 +85,119 @@ fn apply_one<S: Scope + ?Sized>(step: &Transform, value: Value, scope: &S) -> Va
             ),
             other => other,
         },
+        Transform::Sort { by, descending } => match value {
+            Value::Array(items) => {
+                let mut keyed: Vec<(Value, Value)> = items
+                    .into_iter()
+                    .map(|item| {
+                        let key = by
+                            .eval(&WithItem {
+                                inner: scope,
+                                item: &item,
+                                index: None,
+                            })
+                            .into_owned();
+                        (key, item)
+                    })
+                    .collect();
+                keyed.sort_by(|(a, _), (b, _)| order(a, b, *descending));
+                Value::Array(keyed.into_iter().map(|(_, item)| item).collect())
+            }
+            other => other,
+        },
+        Transform::Limit(n) => match value {
+            Value::Array(mut items) => {
+                items.truncate(*n);
+                Value::Array(items)
+            }
+            other => other,
+        },
+        Transform::GroupBy(by) => match value {
+            Value::Array(items) => {
+                let mut groups: Map<String, Value> = Map::new();
+                for item in items {
+                    let scope = WithItem {
+                        inner: scope,
+                        item: &item,
+                        index: None,
+                    };
+                    let key = match &*by.eval(&scope) {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    // (every group is a list: this map holds nothing else)
+                    if let Value::Array(list) = groups
+                        .entry(key)
+                        .or_insert_with(|| Value::Array(Vec::new()))
+                    {
+                        list.push(item);
+                    }
+                }
+                Value::Object(groups)
+            }
+            other => other,
+        },
+        Transform::Join {
+            with,
+            left,
+            right,
+            into,
+        } => {
+            let other = with.eval(scope);
+            let others: &[Value] = match &*other {
+                Value::Array(list) => list,
+                _ => &[],
+            };
+            each_record(value, |record| {
+                let found = record.get(left).and_then(|k| {
+                    others.iter().find(|o| {
+                        o.get(right)
+                            .is_some_and(|v| crate::expr::loose_eq(v, k) && !v.is_null())
+                    })
+                });
+                record.insert(into.clone(), found.cloned().unwrap_or(Value::Null));
+            })
+        }
         record_step => each_record(value, |record| apply_record(record_step, record, scope)),
+    }
+}
+
+/// The order of two sort keys: numbers by value, strings by text, booleans false first; a
+/// null or a key of another type than the first comparable one goes last, whichever way; lists
+/// compare key by key.
+fn order(a: &Value, b: &Value, descending: bool) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let rank = |v: &Value| match v {
+        Value::Number(_) => 0,
+        Value::String(_) => 1,
+        Value::Bool(_) => 2,
+        Value::Array(_) => 3,
+        _ => 4,
+    };
+    let by_kind = rank(a).cmp(&rank(b));
+    if by_kind != Ordering::Equal {
+        return by_kind;
+    }
+    match (a, b) {
+        // Several keys, `sort: "[$item.city, $item.age]"`: the first that differs decides.
+        (Value::Array(x), Value::Array(y)) => x
+            .iter()
+            .zip(y)
+            .map(|(a, b)| order(a, b, descending))
+            .find(|o| o.is_ne())
+            .unwrap_or_else(|| x.len().cmp(&y.len())),
+        _ => {
+            let o = match (a, b) {
+                (Value::Number(x), Value::Number(y)) => x
+                    .as_f64()
+                    .partial_cmp(&y.as_f64())
+                    .unwrap_or(Ordering::Equal),
+                (Value::String(x), Value::String(y)) => x.cmp(y),
+                (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
+                _ => Ordering::Equal,
+            };
+            if descending { o.reverse() } else { o }
+        }
     }
 }
 
@@ -153,7 +265,13 @@ fn apply_record<S: Scope + ?Sized>(step: &Transform, record: &mut Map<String, Va
                 record.insert(k.clone(), v);
             }
         }
-        Transform::Filter(_) | Transform::Map(_) | Transform::Flatten => {
+        Transform::Filter(_)
+        | Transform::Map(_)
+        | Transform::Flatten
+        | Transform::Sort { .. }
+        | Transform::Limit(_)
+        | Transform::GroupBy(_)
+        | Transform::Join { .. } => {
             unreachable!("array steps are handled by `apply_one`")
         }
     }

@@ -343,6 +343,10 @@ impl Ty {
                 Self::Boolean.or_null()
             }
             Function::Exists => Self::Boolean,
+            Function::ParseTime | Function::FormatTime | Function::AddTime => {
+                Self::String.or_null()
+            }
+            Function::DiffTime => Self::Number.or_null(),
             Function::If => match args {
                 [_, a, b] => a.clone().union(b.clone()),
                 _ => Self::Any,

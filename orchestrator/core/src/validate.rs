@@ -729,9 +729,24 @@ impl<'p> Validator<'p> {
                         self.expr_refs(e, names, x, &tp, site, &allowed_path_params);
                         self.boolean_position(x, &tp, "filter");
                     }
+                    Transform::Sort { by: x, .. } => {
+                        self.expr_refs(e, names, x, &tp.key("by"), site, &allowed_path_params)
+                    }
+                    Transform::GroupBy(x) => {
+                        self.expr_refs(e, names, x, &tp, site, &allowed_path_params)
+                    }
+                    Transform::Join { with, .. } => self.expr_refs(
+                        e,
+                        names,
+                        with,
+                        &tp.key("with"),
+                        Site::Source(&s.name),
+                        &allowed_path_params,
+                    ),
                     Transform::Select(_)
                     | Transform::Rename(_)
                     | Transform::Defaults(_)
+                    | Transform::Limit(_)
                     | Transform::Flatten => {}
                 }
             }
@@ -1480,7 +1495,10 @@ pub(crate) fn dependencies(e: &Endpoint) -> Vec<Vec<usize>> {
                     Transform::Map(t) => {
                         t.visit_references(&mut |r| r.source().into_iter().for_each(&mut add))
                     }
-                    Transform::Filter(x) => {
+                    Transform::Filter(x)
+                    | Transform::GroupBy(x)
+                    | Transform::Sort { by: x, .. }
+                    | Transform::Join { with: x, .. } => {
                         x.visit_references(&mut |r| r.source().into_iter().for_each(&mut add))
                     }
                     _ => {}

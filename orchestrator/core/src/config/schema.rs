@@ -980,6 +980,91 @@ fn transforms(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> Vec<Transform>
                 }
                 None => None,
             },
+            "sort" => match v {
+                Value::String(_) => cx.expression(&kp, v).map(|by| Transform::Sort {
+                    by,
+                    descending: false,
+                }),
+                Value::Array(_) => {
+                    cx.report(
+                        Diagnostic::new(
+                            Code::WrongType,
+                            kp.clone(),
+                            "`sort` takes one expression, not a list",
+                        )
+                        .with_help(
+                            "write `sort: \"$item.total\"`, or `sort: {by: \"$item.total\", order: desc}`; \
+                             to order by several keys, sort by a list expression",
+                        ),
+                    );
+                    None
+                }
+                _ => {
+                    let Some(s) = cx.object(&kp, v, &["by", "order"]) else {
+                        continue;
+                    };
+                    let by = s.req(
+                        cx,
+                        "by",
+                        "what to order by, e.g. `by: \"$item.amount\"`",
+                        ValueReader::expression,
+                    );
+                    let descending = s
+                        .opt(cx, "order", |cx, p, v| {
+                            cx.choice(p, v, &["asc", "desc"], |o| Some(o == "desc"))
+                        })
+                        .unwrap_or(false);
+                    by.map(|by| Transform::Sort { by, descending })
+                }
+            },
+            "limit" => cx.uint(&kp, v).map(Transform::Limit),
+            "group_by" => cx.expression(&kp, v).map(Transform::GroupBy),
+            "join" => {
+                let Some(j) = cx.object(&kp, v, &["with", "on", "as"]) else {
+                    continue;
+                };
+                let with = j.req(
+                    cx,
+                    "with",
+                    "the other list, e.g. `with: \"$products\"`",
+                    ValueReader::expression,
+                );
+                let on = j.req(
+                    cx,
+                    "on",
+                    "the field both lists share, or `{left, right}`",
+                    |cx, p, v| match v {
+                        Value::String(f) => Some((f.clone(), f.clone())),
+                        _ => {
+                            let o = cx.object(p, v, &["left", "right"])?;
+                            let left =
+                                o.req(cx, "left", "the field of this list", ValueReader::string);
+                            let right = o.req(
+                                cx,
+                                "right",
+                                "the field of the other list",
+                                ValueReader::string,
+                            );
+                            Some((left?, right?))
+                        }
+                    },
+                );
+                let into = j.req(
+                    cx,
+                    "as",
+                    "the field the match goes into",
+                    ValueReader::string,
+                );
+                match (with, on, into) {
+                    (Some(with), Some((left, right)), Some(into)) => Some(Transform::Join {
+                        with,
+                        left,
+                        right,
+                        into,
+                    }),
+                    _ => None,
+                }
+            }
             _ => None,
         };
         out.extend(step);

@@ -462,6 +462,10 @@ fn call_on_value(f: Function, v: &[Cow<'_, Value>]) -> Value {
             _ => Value::Null,
         },
         Function::Exists => Value::Bool(!a.is_null()),
+        Function::ParseTime => super::time::parse(a, v.get(1).map(AsRef::as_ref)),
+        Function::FormatTime => super::time::format(a, v[1].as_ref()),
+        Function::AddTime => super::time::add(a, v[1].as_ref()),
+        Function::DiffTime => super::time::diff(a, v[1].as_ref(), v.get(2).map(AsRef::as_ref)),
         Function::Now => unreachable!("handled by `call`"),
         Function::Min | Function::Max | Function::If => unreachable!("handled by `call`"),
     }

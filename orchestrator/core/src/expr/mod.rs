@@ -45,11 +45,12 @@
 
 mod eval;
 mod parse;
+mod time;
 
 use serde_json::{Map, Value};
 
 pub use eval::{Scope, WithItem, truthy};
-pub(crate) use eval::{binary as eval_binary, binary_literal_error, describe, field};
+pub(crate) use eval::{binary as eval_binary, binary_literal_error, describe, field, loose_eq};
 pub use parse::{MAX_NESTING, MAX_OPERATORS, ParseError};
 
 /// A parsed expression.
@@ -202,6 +203,17 @@ functions! {
     /// `now()`: the current time, an RFC 3339 UTC string with milliseconds
     /// (`2026-12-01T14:28:52.123Z`); `$system.timestamp` is the same.
     Now = "now", 0..=0;
+    /// `parse_time(text)` / `parse_time(text, format)`: a time as `now()` spells it, from RFC
+    /// 3339 (any offset), `YYYY-MM-DD[ HH:MM:SS]`, epoch seconds, or a strftime `format`.
+    ParseTime = "parse_time", 1..=2;
+    /// `format_time(time, format)`: a time in a strftime format (`'%d.%m.%Y'`).
+    FormatTime = "format_time", 2..=2;
+    /// `add_time(time, duration)`: a duration of seconds, or `'90s'`, `'15m'`, `'2h'`, `'7d'`,
+    /// `'-1d'`, `'250ms'`.
+    AddTime = "add_time", 2..=2;
+    /// `diff_time(a, b)` / `diff_time(a, b, unit)`: `a - b` in seconds, or in `'ms'`, `'m'`,
+    /// `'h'`, `'d'`.
+    DiffTime = "diff_time", 2..=3;
 }
 
 /// The root of a reference.

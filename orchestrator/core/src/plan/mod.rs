@@ -736,12 +736,40 @@ pub enum Transform {
     Map(Template),
     /// Flatten an array of arrays by one level.
     Flatten,
+    /// Order a list by an expression of `$item` (`sort: "$item.amount"`, or `sort: {by,
+    /// order: desc}`): numbers by value, strings by text, nulls (and values of another type)
+    /// last; stable.
+    Sort {
+        /// What each element is ordered by.
+        by: Expr,
+        /// Largest first.
+        descending: bool,
+    },
+    /// Keep the first `n` elements of a list (`limit: 10`).
+    Limit(usize),
+    /// A list into an object of lists (`group_by: "$item.status"`): one key per distinct
+    /// value of the expression (its text; `null` for null), in the order first seen.
+    GroupBy(Expr),
+    /// Each element of a list gets the first element of another list whose `right` field
+    /// equals its `left` field, under `into`, or null (`join: {with: "$products", on:
+    /// product_id, as: product}`; `on: {left, right}` when the names differ).
+    Join {
+        /// The other list.
+        with: Expr,
+        /// The field of this list's elements.
+        left: String,
+        /// The field of the other list's elements.
+        right: String,
+        /// Where the match goes.
+        into: String,
+    },
 }
 
 impl Transform {
     /// The YAML key of each step kind.
     pub const KEYS: &'static [&'static str] = &[
-        "select", "rename", "defaults", "compute", "filter", "map", "flatten",
+        "select", "rename", "defaults", "compute", "filter", "map", "flatten", "sort", "limit",
+        "group_by", "join",
     ];
 
     /// The YAML key of this step.
@@ -754,6 +782,10 @@ impl Transform {
             Self::Filter(_) => "filter",
             Self::Map(_) => "map",
             Self::Flatten => "flatten",
+            Self::Sort { .. } => "sort",
+            Self::Limit(_) => "limit",
+            Self::GroupBy(_) => "group_by",
+            Self::Join { .. } => "join",
         }
     }
 }

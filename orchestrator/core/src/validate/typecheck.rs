@@ -231,7 +231,11 @@ impl<'a> Env<'a> {
                 other => Some(other.clone()),
             };
             out.push(match step {
-                Transform::Compute(_) | Transform::Filter(_) | Transform::Map(_) => record,
+                Transform::Compute(_)
+                | Transform::Filter(_)
+                | Transform::Map(_)
+                | Transform::Sort { .. }
+                | Transform::GroupBy(_) => record,
                 _ => None,
             });
             t = self.transformed(t, step);
@@ -242,7 +246,24 @@ impl<'a> Env<'a> {
     /// The type after one transform step.
     fn transformed(&self, t: Ty, step: &Transform) -> Ty {
         match step {
-            Transform::Filter(_) => t,
+            Transform::Filter(_) | Transform::Sort { .. } | Transform::Limit(_) => t,
+            // Keys are data: nothing is known of them.
+            Transform::GroupBy(_) => Ty::Any,
+            Transform::Join { with, into, .. } => {
+                let matched = match self.infer(with).non_null() {
+                    Ty::Array(item) => item.as_ref().clone(),
+                    _ => Ty::Any,
+                }
+                .or_null();
+                per_record(t, &|r| match fields_of(r) {
+                    Some((mut fields, open)) => {
+                        fields.retain(|(k, _)| k != into);
+                        fields.push((into.clone(), matched.clone()));
+                        Ty::Object { fields, open }
+                    }
+                    None => Ty::Any,
+                })
+            }
             Transform::Flatten => match t.non_null() {
                 Ty::Array(item) => match item.non_null() {
                     Ty::Array(inner) => Ty::Array(inner.clone()),
@@ -462,7 +483,8 @@ impl Validator<'_> {
                     }
                 }
                 Transform::Map(t) => from_template(t, &tp),
-                Transform::Filter(x) => exprs.push((tp.clone(), x.clone())),
+                Transform::Filter(x) | Transform::GroupBy(x) => exprs.push((tp.clone(), x.clone())),
+                Transform::Sort { by, .. } => exprs.push((tp.key("by"), by.clone())),
                 _ => {}
             }
             for (at, x) in exprs {
