@@ -506,3 +506,147 @@ endpoints:
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }
 }
+
+/// An API operation that takes many keys: 1,000 distinct keys (and 50 repeated) in batches
+/// of 100 make 10 calls with the body's list, 20 where the operation takes at most 50 as a
+/// repeated query value; each element gets its own product back, whatever order the service
+/// answers in, and null for a product it does not know.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_batches_send_many_keys_and_match_the_answers_back() {
+    let upstream = tests::upstream::Upstream::start().await;
+    let dir = tests::config_dir(&[
+        (
+            "integrations/api_sources.yaml",
+            &format!(
+                r#"
+api:
+  sources:
+    catalog:
+      base_url: "{}"
+      operations:
+        by_query:
+          path: /products
+          query: {{id: "{{ids}}"}}
+          extract: /products
+          batch: {{param: ids, match: id, size: 50}}
+        by_body:
+          method: POST
+          path: /products
+          body: {{ids: "{{ids}}"}}
+          extract: /products
+          batch: {{param: ids, match: id}}
+"#,
+                upstream.url()
+            ),
+        ),
+        (
+            "domains/shop.yaml",
+            r#"
+endpoints:
+  by_query:
+    data_sources:
+      - {name: p, type: api, operation: by_query, for_each: "$request.body.items", batch: {size: 100}, params: {ids: "$item"}}
+    primary_source: p
+  by_body:
+    data_sources:
+      - {name: p, type: api, operation: by_body, for_each: "$request.body.items", batch: {size: 100}, params: {ids: "$item"}}
+    primary_source: p
+  one:
+    data_sources:
+      - {name: p, type: api, operation: by_body, params: {ids: "$request.body.id"}}
+    primary_source: p
+"#,
+        ),
+    ]);
+    let o = api_orchestrator::Orchestrator::from_dir(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    // 1,000 distinct keys, some of them unknown (1000 and above), then 50 repeats.
+    let mut items: Vec<u64> = (0..1000).map(|i| (i * 7) % 1100).collect();
+    items.extend_from_slice(&items.clone()[..50]);
+    for (endpoint, method, calls) in [("by_body", "POST", 10), ("by_query", "GET", 20)] {
+        let out = o
+            .execute(endpoint, body(json!(items)))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let got = out.response.as_array().unwrap();
+        assert_eq!(got.len(), items.len());
+        for (key, product) in items.iter().zip(got) {
+            let expected = if *key < 1000 {
+                json!({"id": key.to_string(), "name": format!("product {key}")})
+            } else {
+                Value::Null
+            };
+            assert_eq!(product, &expected, "{endpoint}: key {key}");
+        }
+        let seen: Vec<_> = upstream
+            .seen()
+            .into_iter()
+            .filter(|s| s.method == method)
+            .collect();
+        assert_eq!(seen.len(), calls, "{endpoint}");
+        let t = &out.trace.sources[0];
+        assert!(
+            t.notes[0].starts_with(&format!("for_each: 1050 elements, {calls} calls")),
+            "{t:?}"
+        );
+    }
+    // The body carried the keys as a JSON list; the query as one `id=` per key.
+    let posted = upstream
+        .seen()
+        .into_iter()
+        .find(|s| s.method == "POST")
+        .unwrap();
+    assert_eq!(posted.body["ids"].as_array().unwrap().len(), 100);
+    let got = upstream
+        .seen()
+        .into_iter()
+        .find(|s| s.method == "GET")
+        .unwrap();
+    assert_eq!(got.target.matches("id=").count(), 50, "{}", got.target);
+    // Called with one key, the operation answers with that key's product.
+    let out = o
+        .execute("one", RequestContext::new().with_body(json!({"id": 42})))
+        .await
+        .unwrap();
+    assert_eq!(out.response, json!({"id": "42", "name": "product 42"}));
+}
+
+#[test]
+fn api_batches_need_an_operation_that_says_how() {
+    let files = ConfigFiles::new()
+        .with_file(
+            "integrations/api_sources.yaml",
+            r#"
+api:
+  sources:
+    catalog:
+      base_url: "http://127.0.0.1:9"
+      operations:
+        one: {path: "/products/{id}"}
+        in_path: {path: "/products/{ids}", batch: {param: ids}}
+        misspelt: {path: /products, query: {id: "{ids}"}, batch: {param: idz, match: id}}
+"#,
+        )
+        .with_file(
+            "domains/test.yaml",
+            r#"
+endpoints:
+  e:
+    data_sources:
+      - {name: a, type: api, operation: one, for_each: "$request.body.ids", batch: {size: 10}, params: {id: "$item"}}
+    response_mapping: {a: "$a"}
+"#,
+        );
+    let Err(LoadError::Invalid(d)) = Loader::new().load(&files) else {
+        panic!("these batches cannot work")
+    };
+    let text = d.to_string();
+    for expected in [
+        "operation `one` does not say how to take several elements in one call",
+        "`batch: {param: ids, match: <the answer field holding the key>}`",
+        "`ids` is a path placeholder: a batch of keys cannot go into one path segment",
+        "`idz` is not a placeholder of the operation",
+        "did you mean `ids`?",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+}

@@ -464,3 +464,59 @@ async fn for_each_elements_and_results_are_typed() {
         })
         .await;
 }
+
+/// A batch API operation records the list its sample call answered; a `for_each` source over
+/// it has that list's items as elements, and a typo in their fields is caught.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_batch_items_are_typed() {
+    let upstream = tests::upstream::Upstream::start().await;
+    let api = format!(
+        r#"
+api:
+  sources:
+    catalog:
+      base_url: "{}"
+      operations:
+        products:
+          path: /products
+          query: {{id: "{{ids}}"}}
+          extract: /products
+          batch: {{param: ids, match: id}}
+          sample: {{ids: [1, 2]}}
+"#,
+        upstream.url()
+    );
+    let mut files = ConfigFiles::new().with_file("integrations/api_sources.yaml", api);
+    let plan = Loader::new().load(&files).unwrap();
+    let snapshot = prepare(&plan)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .snapshot;
+    assert_eq!(
+        snapshot.sources.api["catalog/products"].schema["type"], "array",
+        "{:?}",
+        snapshot.sources.api
+    );
+    files.insert(SNAPSHOT_FILE, snapshot.to_json());
+    let shop = |mapping: &str| {
+        format!(
+            r#"endpoints:
+  cart:
+    data_sources:
+      - {{name: p, type: api, operation: products, for_each: "$request.body.ids", batch: {{size: 50}}, params: {{ids: "$item"}}}}
+    response_mapping: {{names: "{mapping}"}}
+"#
+        )
+    };
+    files.insert("domains/shop.yaml", shop("$p[*].name"));
+    Loader::new().load(&files).expect("the items have a name");
+    files.insert("domains/shop.yaml", shop("$p[*].nmae"));
+    let Err(LoadError::Invalid(d)) = Loader::new().load(&files) else {
+        panic!("a typo in the items must not load")
+    };
+    let text = d.to_string();
+    assert!(
+        text.contains("has no field `nmae`") && text.contains("did you mean `name`?"),
+        "{text}"
+    );
+}

@@ -9,7 +9,7 @@ use api_orchestrator_core::expr::{
     BinaryOp, Expr, Fields, Reference, RequestPart, Root, Segment, Template,
 };
 use api_orchestrator_core::plan::{
-    ApiAuth, ApiConfig, ApiOperation, ApiService, AppSettings, AuthSettings, CachePolicy,
+    ApiAuth, ApiBatch, ApiConfig, ApiOperation, ApiService, AppSettings, AuthSettings, CachePolicy,
     CacheSettings, CacheStore, CircuitBreaker, CorsSettings, DatabaseConfig, DbConnection,
     DbOperation, DbParam, DomainInfo, Endpoint, EndpointType, Fallback, FeastConfig,
     FeastOperation, FeastServer, FeatureFallback, ForEach, HttpMethod, HttpSettings, InFlightLimit,
@@ -766,7 +766,13 @@ record!(ApiOperation {
     extract,
     retries,
     sample,
+    batch,
     origin
+});
+record!(ApiBatch {
+    param,
+    matched_by,
+    max_size
 });
 record!(FeastConfig { sources });
 record!(FeastServer {

@@ -252,6 +252,29 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
             "",
         )
             .into_response(),
+        // A batch endpoint: the products whose ids are in `?id=` (repeated) or the body's
+        // `ids`, last asked first, without ids of 1000 and above (unknown products).
+        "/products" => {
+            let mut ids: Vec<Value> = parts
+                .uri
+                .query()
+                .unwrap_or_default()
+                .split('&')
+                .filter_map(|kv| kv.strip_prefix("id="))
+                .filter_map(|id| id.parse::<u64>().ok())
+                .map(Value::from)
+                .collect();
+            if let Some(body) = seen.body.get("ids").and_then(Value::as_array) {
+                ids.extend(body.iter().cloned());
+            }
+            let products: Vec<Value> = ids
+                .iter()
+                .rev()
+                .filter(|id| id.as_u64().is_some_and(|n| n < 1000))
+                .map(|id| json!({"id": id.to_string(), "name": format!("product {id}")}))
+                .collect();
+            json_response(StatusCode::OK, json!({"products": products}))
+        }
         // Feast, answering row by row (some servers do) with a missing feature for 9999.
         "/rows/get-online-features" => {
             let ids = seen

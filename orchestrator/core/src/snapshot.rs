@@ -320,7 +320,45 @@ impl Snapshot {
                             .any(|(_, t)| matches!(t, crate::expr::Template::Array(_)));
                         if many { Ty::Array(Box::new(row)) } else { row }
                     }
-                    _ => Ty::from_schema(&recorded.api.get(&key)?.schema, &serde_json::Value::Null),
+                    _ => {
+                        let answer = Ty::from_schema(
+                            &recorded.api.get(&key)?.schema,
+                            &serde_json::Value::Null,
+                        );
+                        let operation = integrations
+                            .api
+                            .sources
+                            .get(service.id)?
+                            .operations
+                            .get(op)?;
+                        match &operation.batch {
+                            None => answer,
+                            // A batch operation answers a list of items; a call for one key
+                            // (as each element of a `for_each` is) gets its item, null when
+                            // `match` finds none.
+                            Some(b) => {
+                                let item = match answer.non_null() {
+                                    Ty::Array(item) => (**item).clone(),
+                                    _ => Ty::Any,
+                                };
+                                let item = if b.matched_by.is_some() {
+                                    item.or_null()
+                                } else {
+                                    item
+                                };
+                                let many = s.for_each.is_none()
+                                    && s.params.iter().any(|(k, t)| {
+                                        *k == b.param
+                                            && matches!(t, crate::expr::Template::Array(_))
+                                    });
+                                if many {
+                                    Ty::Array(Box::new(item))
+                                } else {
+                                    item
+                                }
+                            }
+                        }
+                    }
                 }
             }
             _ => return None,

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use crate::diagnostic::{Code, Diagnostic, Diagnostics, KeyPath, suggest};
 use crate::expr::{BinaryOp, Expr, RequestPart, Root, Segment, Template, describe};
 use crate::plan::{
-    DbConnection, DbOperation, Endpoint, Fallback, Integrations, Plan, RESERVED_SOURCE_NAMES,
-    ReturnType, SourceStep, SqlDriver, Transform,
+    ApiBatch, ApiOperation, DbConnection, DbOperation, Endpoint, Fallback, Integrations, Plan,
+    RESERVED_SOURCE_NAMES, ReturnType, SourceStep, SqlDriver, Transform, placeholders,
 };
 use crate::sql_text::{self, Token};
 
@@ -259,6 +259,21 @@ impl<'p> Validator<'p> {
                 }
                 self.sql_operation(i, name, op, &path);
             }
+            for (id, svc) in &i.api.sources {
+                for (name, op) in &svc.operations {
+                    if let Some(b) = &op.batch {
+                        let path = KeyPath::root()
+                            .key("api")
+                            .key("sources")
+                            .key(id)
+                            .key("operations")
+                            .key(name)
+                            .key("batch")
+                            .key("param");
+                        self.api_batch(op, b, path);
+                    }
+                }
+            }
             for (name, conn) in &i.database.sources {
                 if conn.statement_timeout.is_some() && conn.driver() == Some(SqlDriver::Sqlite) {
                     let path = KeyPath::root()
@@ -278,6 +293,35 @@ impl<'p> Validator<'p> {
                     );
                 }
             }
+        }
+    }
+
+    /// An API operation's `batch.param`: a placeholder of the query, headers or body, never of
+    /// the path (a list has no place in one segment).
+    fn api_batch(&mut self, op: &ApiOperation, b: &ApiBatch, path: KeyPath) {
+        let in_path = placeholders(&op.path).any(|(name, _)| name == b.param);
+        let known = op.placeholders();
+        let problem = if in_path {
+            Some((
+                format!("`{}` is a path placeholder: a batch of keys cannot go into one path segment", b.param),
+                "send the keys in the query (`query: {ids: \"{ids}\"}`) or the body (`body: {ids: \"{ids}\"}`)".to_owned(),
+            ))
+        } else if !known.contains(b.param.as_str()) {
+            Some((
+                format!("`{}` is not a placeholder of the operation", b.param),
+                suggest(&b.param, known.iter().copied(), "its placeholders are").unwrap_or_else(
+                    || format!("put `{{{}}}` where the service takes its list of keys, e.g. `query: {{ids: \"{{{}}}\"}}`", b.param, b.param),
+                ),
+            ))
+        } else {
+            None
+        };
+        if let Some((message, help)) = problem {
+            self.report(
+                Diagnostic::new(Code::Parameter, path, message)
+                    .in_file(op.origin.file.clone())
+                    .with_help(help),
+            );
         }
     }
 
@@ -1143,7 +1187,7 @@ impl<'p> Validator<'p> {
             self.report(
                 Diagnostic::new(Code::InvalidValue, at.clone(), format!("a `{}` source cannot take several elements in one call", s.kind))
                     .at_key()
-                    .with_help("`batch` works with `feast` sources (several entities per lookup), `ml` sources (several rows per inference) and `database` operations that declare `batch: {param, key}`; remove it to call the source once per element"),
+                    .with_help("`batch` works with `feast` sources (several entities per lookup), `ml` sources (several rows per inference), and `database` and `api` operations that declare `batch:`; remove it to call the source once per element"),
             );
             return;
         }
@@ -1168,8 +1212,8 @@ impl<'p> Validator<'p> {
                 .with_help("remove `batch`, or serve the model over `v2`, `tfserving` or `mlflow`"),
             );
         }
-        if s.kind == "database" {
-            self.sql_batch(e, s, sp);
+        if s.kind == "database" || s.kind == "api" {
+            self.keyed_batch(e, s, sp);
         }
         if s.kind == "ml" && s.params.iter().any(|(k, _)| k == "rows") {
             self.report(
@@ -1180,29 +1224,50 @@ impl<'p> Validator<'p> {
         }
     }
 
-    /// A batched `database` source: its operation declares `batch: {param, key}`, and only
-    /// that param varies with the element (a batch shares the others).
-    fn sql_batch(&mut self, e: &Endpoint, s: &SourceStep, sp: &KeyPath) {
-        let Some(op) = s
-            .operation
-            .as_deref()
-            .and_then(|op| self.plan.integrations_for(e).database.operations.get(op))
-        else {
-            return; // reported as an unknown operation
+    /// A batched `database` or `api` source: its operation declares how it takes many keys
+    /// (`batch: {param, …}`), and only that param varies with the element (a batch shares the
+    /// others).
+    fn keyed_batch(&mut self, e: &Endpoint, s: &SourceStep, sp: &KeyPath) {
+        let Some(op) = s.operation.as_deref() else {
+            return; // reported as a missing operation
         };
-        let Some(batch) = &op.batch else {
+        let i = self.plan.integrations_for(e);
+        let (declared, help) = if s.kind == "database" {
+            let Some(o) = i.database.operations.get(op) else {
+                return; // reported as an unknown operation
+            };
+            (
+                o.batch.as_ref().map(|b| b.param.clone()),
+                "give the operation an `IN (:ids)` list and `batch: {param: ids, key: <the column matched back>}` in database.yaml",
+            )
+        } else {
+            let Some(o) = i
+                .service_of("api", Some(op), s.source_id.as_deref())
+                .and_then(|svc| i.api.sources.get(svc.id)?.operations.get(op))
+            else {
+                return;
+            };
+            (
+                o.batch.as_ref().map(|b| b.param.clone()),
+                "declare how the service takes many keys: `batch: {param: ids, match: <the answer field holding the key>}` on the operation in integrations/api_sources.yaml",
+            )
+        };
+        let Some(param) = declared else {
             self.report(
-                Diagnostic::new(Code::InvalidValue, sp.key("batch"), format!(
-                    "operation `{}` does not say how to take several elements in one call",
-                    s.operation.as_deref().unwrap_or_default()
-                ))
+                Diagnostic::new(
+                    Code::InvalidValue,
+                    sp.key("batch"),
+                    format!(
+                        "operation `{op}` does not say how to take several elements in one call"
+                    ),
+                )
                 .at_key()
-                .with_help("give the operation an `IN (:ids)` list and `batch: {param: ids, key: <the column matched back>}` in database.yaml"),
+                .with_help(help),
             );
             return;
         };
         for (k, t) in &s.params {
-            if *k == batch.param {
+            if *k == param {
                 continue;
             }
             let mut per_element = false;
@@ -1212,8 +1277,7 @@ impl<'p> Validator<'p> {
             if per_element {
                 self.report(
                     Diagnostic::new(Code::Parameter, sp.key("params").key(k), format!(
-                        "in a batch only `{}` may differ from element to element",
-                        batch.param
+                        "in a batch only `{param}` may differ from element to element"
                     ))
                     .with_help("the elements of one batch share every other param; read this one from the request or another source, or remove `batch`"),
                 );

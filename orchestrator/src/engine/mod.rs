@@ -230,8 +230,42 @@ struct CompiledStep {
     metrics: Option<crate::telemetry::metrics::StepMetrics>,
     deps: usize,
     dependents: Vec<usize>,
-    /// For a batched `database` step, its operation's list parameter (`batch: {param}`).
-    batch_param: Option<Arc<str>>,
+    /// For a `database` or `api` step whose operation takes many keys, the parameter they go
+    /// into (`batch: {param}`) and the most one call takes.
+    keyed_batch: Option<(Arc<str>, Option<usize>)>,
+}
+
+/// The list parameter of a `database` or `api` operation that takes many keys in one call,
+/// and the most keys the operation takes (an API's `batch.size`).
+fn keyed_batch(
+    integrations: &plan::Integrations,
+    s: &plan::SourceStep,
+) -> Option<(Arc<str>, Option<usize>)> {
+    let operation = s.operation.as_deref()?;
+    match s.kind.as_str() {
+        "database" => {
+            let b = integrations
+                .database
+                .operations
+                .get(operation)?
+                .batch
+                .as_ref()?;
+            Some((b.param.as_str().into(), None))
+        }
+        "api" => {
+            let svc = integrations.service_of("api", Some(operation), s.source_id.as_deref())?;
+            let b = integrations
+                .api
+                .sources
+                .get(svc.id)?
+                .operations
+                .get(operation)?
+                .batch
+                .as_ref()?;
+            Some((b.param.as_str().into(), b.max_size))
+        }
+        _ => None,
+    }
 }
 
 /// Builds each source type once per integration scope.
@@ -411,17 +445,7 @@ impl Engine {
                 metrics: None,
                 deps: deps[i].len(),
                 dependents: Vec::new(),
-                batch_param: (s.kind == "database")
-                    .then(|| {
-                        integrations
-                            .database
-                            .operations
-                            .get(operation?)?
-                            .batch
-                            .as_ref()
-                    })
-                    .flatten()
-                    .map(|b| b.param.as_str().into()),
+                keyed_batch: keyed_batch(integrations, s),
             });
         }
         for (i, ds) in deps.iter().enumerate() {
@@ -1180,7 +1204,13 @@ impl Run<'_> {
                 }))
             })
             .collect();
-        let batch = step.for_each.as_ref().and_then(|e| e.batch);
+        let keyed = self.compiled.steps[index].keyed_batch.as_ref();
+        let batch = step.for_each.as_ref().and_then(|e| e.batch).map(|size| {
+            // An API operation's `batch.size` caps the source's.
+            keyed
+                .and_then(|(_, most)| *most)
+                .map_or(size, |most| size.min(most))
+        });
         let (calls, finished) = match batch {
             None => {
                 let calls = distinct.len();
@@ -1195,7 +1225,7 @@ impl Run<'_> {
                 let chunks: Vec<Vec<Map<String, Value>>> = chunked(distinct, size.max(1));
                 let calls = chunks.len();
                 let kind = step.kind.as_str();
-                let list = self.compiled.steps[index].batch_param.as_deref();
+                let list = keyed.map(|(param, _)| &**param);
                 let batches: Vec<Vec<Finished>> = futures::stream::iter(chunks)
                     .map(|chunk| async move {
                         let n = chunk.len();
@@ -1417,8 +1447,8 @@ fn chunked<T>(items: Vec<T>, size: usize) -> Vec<Vec<T>> {
 
 /// The params of one call for a batch of elements: for `feast`, each entity key's values as
 /// a list (several entities in one lookup); for `ml`, the elements as `rows` of one tensor;
-/// for `database`, the first element's params with its `list` param holding every element's
-/// value (the validator makes sure only that one varies).
+/// for `database` and `api`, the first element's params with its `list` param holding every
+/// element's value (the validator makes sure only that one varies).
 fn merged(kind: &str, list: Option<&str>, chunk: Vec<Map<String, Value>>) -> Map<String, Value> {
     let mut m = Map::new();
     if let Some(list) = list {

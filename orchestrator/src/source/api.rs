@@ -17,7 +17,7 @@ use reqwest::header::{AUTHORIZATION, HeaderName, HeaderValue};
 use serde_json::{Map, Value};
 
 use super::http::{HttpClient, Outgoing, encode_component, scalar_text};
-use super::{DataSource, SourceCall, SourceError, SourceErrorKind, SourceFactory};
+use super::{DataSource, SourceCall, SourceError, SourceErrorKind, SourceFactory, key_text};
 use crate::plan::{ApiAuth, ApiOperation, ApiService, Integrations, Secret, placeholders};
 
 /// Builds the `api` source for each config version and domain scope: one client per service.
@@ -137,14 +137,34 @@ impl DataSource for ApiSource {
                 format!("operation `{name}`: {e}"),
             )
         };
+        // A batch's keys: its param as a list, even when one key was passed.
+        let keyed = op.batch.as_ref().map(|b| {
+            let value = call.params.get(&b.param).cloned().unwrap_or(Value::Null);
+            let list = value.is_array();
+            let keys = match value {
+                Value::Array(keys) => keys,
+                one => vec![one],
+            };
+            (b, keys, list)
+        });
+        let mut batch_params;
+        let (params, list) = match &keyed {
+            Some((b, keys, false)) => {
+                batch_params = call.params.clone();
+                batch_params.insert(b.param.clone(), Value::Array(keys.clone()));
+                (&batch_params, Some(b.param.as_str()))
+            }
+            Some((b, _, true)) => (call.params, Some(b.param.as_str())),
+            None => (call.params, None),
+        };
         let out = Outgoing {
             method: reqwest::Method::from_bytes(op.method.as_str().as_bytes()).unwrap_or_default(),
-            path: render_path(&op.path, call.params).map_err(|(param, e)| match param {
+            path: render_path(&op.path, params).map_err(|(param, e)| match param {
                 Some(p) => fail(e).with_param(p),
                 None => fail(e),
             })?,
-            query: render_pairs(&op.query, call.params).map_err(fail)?,
-            headers: render_pairs(&op.headers, call.params)
+            query: render_pairs(&op.query, params, list, true).map_err(fail)?,
+            headers: render_pairs(&op.headers, params, list, false)
                 .map_err(fail)?
                 .into_iter()
                 .map(|(k, v)| {
@@ -158,23 +178,78 @@ impl DataSource for ApiSource {
                     Ok((name, value))
                 })
                 .collect::<Result<_, SourceError>>()?,
-            body: op.body.as_ref().map(|b| render_body(b, call.params)),
+            body: op.body.as_ref().map(|b| render_body(b, params, list)),
             absolute: None,
         };
         let value = client
             .send(&call, out)
             .await
             .map_err(|e| SourceError::new(e.kind, format!("operation `{name}`: {}", e.message)))?;
-        match &op.extract {
+        let value = match &op.extract {
+            None => value,
+            Some(pointer) => match value.pointer(pointer) {
+                Some(part) => part.clone(),
+                None => {
+                    return Err(SourceError::new(
+                        SourceErrorKind::InvalidResponse,
+                        format!("operation `{name}`: the response has nothing at `{pointer}`"),
+                    ));
+                }
+            },
+        };
+        match keyed {
             None => Ok(value),
-            Some(pointer) => value.pointer(pointer).cloned().ok_or_else(|| {
-                SourceError::new(
-                    SourceErrorKind::InvalidResponse,
-                    format!("operation `{name}`: the response has nothing at `{pointer}`"),
-                )
-            }),
+            Some((b, keys, list)) => {
+                let mut results = per_key(value, &keys, b.matched_by.as_deref()).map_err(|e| {
+                    SourceError::new(
+                        SourceErrorKind::InvalidResponse,
+                        format!("operation `{name}`: {e}"),
+                    )
+                })?;
+                Ok(if list {
+                    Value::Array(results)
+                } else {
+                    results.pop().unwrap_or(Value::Null)
+                })
+            }
         }
     }
+}
+
+/// A batch call's answer as one result per key, in the keys' order: with `matched_by`, the
+/// first item whose field holds the key (null when none does); without, the items by position.
+fn per_key(answer: Value, keys: &[Value], matched_by: Option<&str>) -> Result<Vec<Value>, String> {
+    let Value::Array(items) = answer else {
+        return Err(format!(
+            "a call for {} keys must answer with a list, got {}",
+            keys.len(),
+            kind_of(&answer)
+        ));
+    };
+    let Some(field) = matched_by else {
+        if items.len() != keys.len() {
+            return Err(format!(
+                "a call for {} keys was answered with {} items (without `batch.match`, one per key, in order)",
+                keys.len(),
+                items.len()
+            ));
+        }
+        return Ok(items);
+    };
+    let mut by_key: HashMap<String, Value> = HashMap::with_capacity(items.len());
+    for item in items {
+        if let Some(k) = item.get(field).and_then(key_text) {
+            by_key.entry(k).or_insert(item);
+        }
+    }
+    Ok(keys
+        .iter()
+        .map(|k| {
+            key_text(k)
+                .and_then(|k| by_key.get(&k).cloned())
+                .unwrap_or(Value::Null)
+        })
+        .collect())
 }
 
 /// `template` with each `{name}` replaced by its param, percent-encoded into its segment.
@@ -230,10 +305,13 @@ fn render_path(
 }
 
 /// Query or header pairs with placeholders replaced by text. A pair whose value is exactly one
-/// placeholder whose param is null or missing is left out.
+/// placeholder whose param is null or missing is left out. The batch's `list` param, when it is
+/// a pair's whole value and `repeat` is set (a query), makes one pair per key.
 fn render_pairs(
     templates: &std::collections::BTreeMap<String, Value>,
     params: &Map<String, Value>,
+    list: Option<&str>,
+    repeat: bool,
 ) -> Result<Vec<(String, String)>, String> {
     let mut out = Vec::with_capacity(templates.len());
     for (key, template) in templates {
@@ -242,11 +320,25 @@ fn render_pairs(
                 let mut holes = placeholders(s);
                 if let Some((name, range)) = holes.next()
                     && range == (0..s.len())
-                    && params.get(name).is_none_or(Value::is_null)
                 {
-                    continue;
+                    match params.get(name) {
+                        None | Some(Value::Null) => continue,
+                        Some(Value::Array(keys)) if repeat && list == Some(name) => {
+                            for k in keys {
+                                let text = scalar_text(k).ok_or_else(|| {
+                                    format!(
+                                        "a key of `{name}` must be a string or number, got {}",
+                                        kind_of(k)
+                                    )
+                                })?;
+                                out.push((key.clone(), text));
+                            }
+                            continue;
+                        }
+                        Some(_) => {}
+                    }
                 }
-                interpolate(s, params)?
+                interpolate(s, params, list)?
             }
             other => {
                 scalar_text(other).ok_or_else(|| format!("`{key}` must be a string or number"))?
@@ -257,8 +349,9 @@ fn render_pairs(
     Ok(out)
 }
 
-/// `s` with placeholders replaced by their params as text.
-fn interpolate(s: &str, params: &Map<String, Value>) -> Result<String, String> {
+/// `s` with placeholders replaced by their params as text; the batch's `list` param as its
+/// keys joined by commas.
+fn interpolate(s: &str, params: &Map<String, Value>, list: Option<&str>) -> Result<String, String> {
     let mut out = String::with_capacity(s.len());
     let mut last = 0;
     for (name, range) in placeholders(s) {
@@ -267,6 +360,19 @@ fn interpolate(s: &str, params: &Map<String, Value>) -> Result<String, String> {
         let value = params.get(name).unwrap_or(&Value::Null);
         match value {
             Value::Null => {}
+            Value::Array(keys) if list == Some(name) => {
+                for (i, k) in keys.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&scalar_text(k).ok_or_else(|| {
+                        format!(
+                            "a key of `{name}` must be a string or number, got {}",
+                            kind_of(k)
+                        )
+                    })?);
+                }
+            }
             v => out.push_str(&scalar_text(v).ok_or_else(|| {
                 format!(
                     "`{name}` must be a string or number here, got {}",
@@ -280,7 +386,7 @@ fn interpolate(s: &str, params: &Map<String, Value>) -> Result<String, String> {
 }
 
 /// The body template with `"{name}"` strings replaced by the params' JSON values.
-fn render_body(template: &Value, params: &Map<String, Value>) -> Value {
+fn render_body(template: &Value, params: &Map<String, Value>, list: Option<&str>) -> Value {
     match template {
         Value::String(s) => {
             let mut holes = placeholders(s);
@@ -289,13 +395,15 @@ fn render_body(template: &Value, params: &Map<String, Value>) -> Value {
                 Some((name, range)) if range == (0..s.len()) => {
                     params.get(name).cloned().unwrap_or(Value::Null)
                 }
-                Some(_) => interpolate(s, params).map_or_else(|_| Value::Null, Value::String),
+                Some(_) => interpolate(s, params, list).map_or_else(|_| Value::Null, Value::String),
             }
         }
-        Value::Array(items) => Value::Array(items.iter().map(|i| render_body(i, params)).collect()),
+        Value::Array(items) => {
+            Value::Array(items.iter().map(|i| render_body(i, params, list)).collect())
+        }
         Value::Object(map) => Value::Object(
             map.iter()
-                .map(|(k, v)| (k.clone(), render_body(v, params)))
+                .map(|(k, v)| (k.clone(), render_body(v, params, list)))
                 .collect(),
         ),
         other => other.clone(),
@@ -354,7 +462,7 @@ mod tests {
     fn bodies_keep_json_types() {
         let body = json!({"id": "{id}", "note": "customer {id}", "tags": ["{tag}"], "fixed": 1});
         assert_eq!(
-            render_body(&body, &params(json!({"id": 7, "tag": {"a": true}}))),
+            render_body(&body, &params(json!({"id": 7, "tag": {"a": true}})), None),
             json!({"id": 7, "note": "customer 7", "tags": [{"a": true}], "fixed": 1})
         );
     }
@@ -369,11 +477,65 @@ mod tests {
         .into_iter()
         .collect();
         assert_eq!(
-            render_pairs(&q, &params(json!({"a": null, "b": "1"}))).unwrap(),
+            render_pairs(&q, &params(json!({"a": null, "b": "1"})), None, true).unwrap(),
             [
                 ("b".to_owned(), "x-1".to_owned()),
                 ("c".to_owned(), "5".to_owned())
             ]
         );
+    }
+
+    #[test]
+    fn a_batch_of_keys_is_repeated_joined_or_a_json_list() {
+        let p = params(json!({"ids": [1, "b", 3], "other": [1]}));
+        let q = [
+            ("id".to_owned(), json!("{ids}")),
+            ("filter".to_owned(), json!("id in ({ids})")),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(
+            render_pairs(&q, &p, Some("ids"), true).unwrap(),
+            [
+                ("filter".to_owned(), "id in (1,b,3)".to_owned()),
+                ("id".to_owned(), "1".to_owned()),
+                ("id".to_owned(), "b".to_owned()),
+                ("id".to_owned(), "3".to_owned()),
+            ]
+        );
+        // In a header the keys are one comma-separated value.
+        let h = [("x-ids".to_owned(), json!("{ids}"))].into_iter().collect();
+        assert_eq!(
+            render_pairs(&h, &p, Some("ids"), false).unwrap(),
+            [("x-ids".to_owned(), "1,b,3".to_owned())]
+        );
+        // Only the batch's param is a list of keys; another list stays an error.
+        let o = [("o".to_owned(), json!("{other}"))].into_iter().collect();
+        assert!(render_pairs(&o, &p, Some("ids"), true).is_err());
+        let nested = params(json!({"ids": [[1]]}));
+        assert!(render_pairs(&q, &nested, Some("ids"), true).is_err());
+        assert_eq!(
+            render_body(&json!({"ids": "{ids}"}), &p, Some("ids")),
+            json!({"ids": [1, "b", 3]})
+        );
+    }
+
+    #[test]
+    fn batch_answers_are_matched_back_per_key() {
+        let keys = [json!(1), json!("2"), json!(3), json!(1)];
+        let answer = json!([{"id": "3", "n": "c"}, {"id": 1, "n": "a"}, {"id": 1, "n": "dup"}]);
+        assert_eq!(
+            per_key(answer.clone(), &keys, Some("id")).unwrap(),
+            [
+                json!({"id": 1, "n": "a"}),
+                Value::Null,
+                json!({"id": "3", "n": "c"}),
+                json!({"id": 1, "n": "a"})
+            ]
+        );
+        // By position: one item per key, or the call fails.
+        assert!(per_key(answer.clone(), &keys, None).is_err());
+        assert_eq!(per_key(answer, &keys[..3], None).unwrap().len(), 3);
+        assert!(per_key(json!({"id": 1}), &keys, Some("id")).is_err());
     }
 }

@@ -93,6 +93,23 @@ pub struct SourceCall<'a> {
     pub record: &'a CallRecord,
 }
 
+#[cfg(any(feature = "http", feature = "sql"))]
+/// The text a key of a batch compares by: a value in the answer and an element's key match
+/// when their texts do (so the text `"7"` of a path param finds the integer 7, and `7.0` is
+/// `7`).
+pub(crate) fn key_text(v: &Value) -> Option<String> {
+    match v {
+        Value::Number(n) => Some(match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => i.to_string(),
+            (None, Some(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => (f as i64).to_string(),
+            _ => n.to_string(),
+        }),
+        Value::String(s) => Some(s.clone()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
 /// What a call made outside any endpoint execution (recording a schema snapshot, checking
 /// model metadata) lends its [`SourceCall`]: an empty request, a new trace, no budget but the
 /// source's own timeouts.

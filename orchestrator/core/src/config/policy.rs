@@ -98,7 +98,7 @@ pub(crate) fn cache_settings(cx: &mut ValueReader, path: &KeyPath, v: &Value) ->
 }
 
 /// A whole number above zero.
-fn positive<T: TryFrom<u64> + PartialEq + Default>(
+pub(crate) fn positive<T: TryFrom<u64> + PartialEq + Default>(
     cx: &mut ValueReader,
     path: &KeyPath,
     v: &Value,

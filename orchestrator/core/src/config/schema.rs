@@ -10,12 +10,12 @@ use super::{policy, serving};
 use crate::diagnostic::{Code, Diagnostic, KeyPath};
 use crate::expr::{Fields, Template};
 use crate::plan::{
-    ApiAuth, ApiConfig, ApiOperation, ApiService, DatabaseConfig, DbConnection, DbOperation,
-    DbParam, DomainInfo, Endpoint, EndpointType, Fallback, FeastConfig, FeastOperation,
-    FeastServer, FeatureFallback, ForEach, HttpMethod, HttpSettings, InputField, InputSchema,
-    InputType, Limits, MlConfig, Model, ModelProtocol, ModelServer, OnError, OnMissing, OnNotFound,
-    Origin, OutputPath, RetryPolicy, ReturnType, RouteTemplate, Secret, Settings, SourceStep,
-    SqlBatch, SqlType, TrackingSettings, Transform,
+    ApiAuth, ApiBatch, ApiConfig, ApiOperation, ApiService, DatabaseConfig, DbConnection,
+    DbOperation, DbParam, DomainInfo, Endpoint, EndpointType, Fallback, FeastConfig,
+    FeastOperation, FeastServer, FeatureFallback, ForEach, HttpMethod, HttpSettings, InputField,
+    InputSchema, InputType, Limits, MlConfig, Model, ModelProtocol, ModelServer, OnError,
+    OnMissing, OnNotFound, Origin, OutputPath, RetryPolicy, ReturnType, RouteTemplate, Secret,
+    Settings, SourceStep, SqlBatch, SqlType, TrackingSettings, Transform,
 };
 
 fn origin(cx: &ValueReader) -> Origin {
@@ -1656,6 +1656,7 @@ fn api_operation(cx: &mut ValueReader, _: &str, path: &KeyPath, v: &Value) -> Op
             "path_params",
             "params",
             "sample",
+            "batch",
         ],
     )?;
     o.ignored(
@@ -1711,6 +1712,20 @@ fn api_operation(cx: &mut ValueReader, _: &str, path: &KeyPath, v: &Value) -> Op
         }),
         retries: o.opt(cx, "retries", retries),
         sample: o.get("sample").is_some().then(|| o.value_map(cx, "sample")),
+        batch: o.opt(cx, "batch", |cx, p, v| {
+            let b = cx.object(p, v, &["param", "match", "size"])?;
+            let param = b.req(
+                cx,
+                "param",
+                "the placeholder the keys go into, e.g. `param: ids`",
+                ValueReader::string,
+            )?;
+            Some(ApiBatch {
+                param,
+                matched_by: b.opt_string(cx, "match"),
+                max_size: b.opt(cx, "size", policy::positive),
+            })
+        }),
         origin: origin(cx),
     })
 }

@@ -588,8 +588,61 @@ pub struct ApiOperation {
     /// Params to call it with when recording the schema snapshot (`sample:`): the answer's
     /// shape is recorded when the service publishes no OpenAPI document.
     pub sample: Option<BTreeMap<String, Value>>,
+    /// How it takes many keys in one call (`batch: {param, match, size}`), for a `for_each`
+    /// source with `batch:`.
+    pub batch: Option<ApiBatch>,
     /// Where it was declared.
     pub origin: Origin,
+}
+
+/// An API operation that takes many keys in one call (`batch: {param, match, size}`).
+///
+/// `param` is the placeholder the keys go into: a whole query value is repeated once per key
+/// (`?id=1&id=2`), a placeholder inside longer text (a query value, a header) gets the keys
+/// joined by commas (`ids=1,2`), and a body string that is exactly `"{param}"` becomes the
+/// JSON array of the keys. It cannot be in the path.
+///
+/// The answer (after `extract`) must be a list. With `match`, each element gets the first item
+/// whose field `match` equals its key (as text: `"7"` matches `7`), or null when none does, so
+/// the service may answer in any order and leave out keys it does not know; without it, the
+/// list must have one item per key, in the keys' order. Called with one key rather than a
+/// list, the operation answers with that key's item alone.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct ApiBatch {
+    /// The placeholder the keys go into.
+    pub param: String,
+    /// The field of each answer item that holds its key (`match`); `None` matches by
+    /// position.
+    pub matched_by: Option<String>,
+    /// The most keys the service takes in one call (`size`); a source's larger `batch: {size}`
+    /// is split to fit.
+    pub max_size: Option<usize>,
+}
+
+impl ApiBatch {
+    /// Keys in `param`, answers matched back by position.
+    pub fn new(param: impl Into<String>) -> Self {
+        Self {
+            param: param.into(),
+            matched_by: None,
+            max_size: None,
+        }
+    }
+
+    /// Answers matched back by their field `field`.
+    #[must_use]
+    pub fn matched_by(mut self, field: impl Into<String>) -> Self {
+        self.matched_by = Some(field.into());
+        self
+    }
+
+    /// At most `n` keys per call.
+    #[must_use]
+    pub fn with_max_size(mut self, n: usize) -> Self {
+        self.max_size = Some(n);
+        self
+    }
 }
 
 impl ApiOperation {

@@ -45,11 +45,11 @@ use serde_json::Value;
 use crate::expr::{Expr, Fields, Template};
 
 pub use integrations::{
-    ApiAuth, ApiConfig, ApiOperation, ApiService, DatabaseConfig, DbConnection, DbOperation,
-    DbParam, FeastConfig, FeastOperation, FeastServer, FeatureFallback, HttpMethod, HttpSettings,
-    Integrations, MlConfig, Model, ModelProtocol, ModelServer, OnMissing, OutputPath, OutputStep,
-    ReturnType, ScopedIntegrations, Service, ServiceEntry, SqlBatch, SqlDriver, SqlType,
-    placeholders,
+    ApiAuth, ApiBatch, ApiConfig, ApiOperation, ApiService, DatabaseConfig, DbConnection,
+    DbOperation, DbParam, FeastConfig, FeastOperation, FeastServer, FeatureFallback, HttpMethod,
+    HttpSettings, Integrations, MlConfig, Model, ModelProtocol, ModelServer, OnMissing, OutputPath,
+    OutputStep, ReturnType, ScopedIntegrations, Service, ServiceEntry, SqlBatch, SqlDriver,
+    SqlType, placeholders,
 };
 pub use policy::{
     CachePolicy, CacheSettings, CacheStore, CircuitBreaker, InFlightLimit, OnDegraded, RateLimit,
@@ -564,8 +564,8 @@ pub struct ForEach {
     pub concurrency: usize,
     /// `batch: {size}`: up to this many elements share one call, for source types that take
     /// many keys at once (`feast`: several entities; `ml`: several rows of one tensor;
-    /// `database`: an operation with `batch: {param, key}`, an `IN` list); the answer is
-    /// split back per element, in order.
+    /// `database`: an operation with `batch: {param, key}`, an `IN` list; `api`: an operation
+    /// with `batch: {param, match}`); the answer is split back per element, in order.
     pub batch: Option<usize>,
 }
 
@@ -601,7 +601,7 @@ impl ForEach {
     }
 
     /// The source types whose calls take many elements at once.
-    pub const BATCHING_TYPES: &'static [&'static str] = &["database", "feast", "ml"];
+    pub const BATCHING_TYPES: &'static [&'static str] = &["api", "database", "feast", "ml"];
 }
 
 impl Default for ForEach {

@@ -43,7 +43,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 use tracing::Instrument as _;
 
-use super::{DataSource, SourceCall, SourceError, SourceErrorKind, SourceFactory};
+use super::{DataSource, SourceCall, SourceError, SourceErrorKind, SourceFactory, key_text};
 use crate::plan::{
     DbConnection, DbOperation, DbParam, Integrations, ReturnType, SqlDriver, SqlType,
 };
@@ -661,21 +661,6 @@ impl SqlSource {
             }
         }
         Ok(rows)
-    }
-}
-
-/// The text a key compares by: a column value and a bound value match when their texts do
-/// (so the text `"7"` of a path param finds the integer 7, and `7.0` is `7`).
-fn key_text(v: &Value) -> Option<String> {
-    match v {
-        Value::Number(n) => Some(match (n.as_i64(), n.as_f64()) {
-            (Some(i), _) => i.to_string(),
-            (None, Some(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => (f as i64).to_string(),
-            _ => n.to_string(),
-        }),
-        Value::String(s) => Some(s.clone()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
     }
 }
 
