@@ -628,7 +628,9 @@ endpoints:
     data_sources:
       - name: labels
         type: direct
-        params: {list: [{status: shipped, label: Sent}, {status: open, label: Open}]}
+        params:
+          list: [{status: shipped, label: Sent}, {status: open, label: Open}]
+          by_id: [{id: 1.0, label: one}, {id: "2", label: text}, {id: 3, label: three}, {id: 3, label: again}]
       - name: top
         type: fixture
         operation: orders
@@ -637,6 +639,12 @@ endpoints:
           - limit: 3
           - join: {with: "$labels.list", on: status, as: label}
           - map: {id: "$item.order_id", label: "$item.label.label", amount: "$item.amount"}
+      - name: by_number
+        type: fixture
+        operation: orders
+        transform:
+          - join: {with: "$labels.by_id", on: {left: order_id, right: id}, as: label}
+          - map: "$item.label.label"
       - name: cheapest
         type: fixture
         operation: orders
@@ -658,6 +666,7 @@ endpoints:
     response_mapping:
       top: "$top"
       cheapest: "$cheapest"
+      by_number: "$by_number"
       by_two_keys: "$by_two_keys"
       shipped: "$by_status.shipped"
       groups: "$by_status"
@@ -671,6 +680,11 @@ endpoints:
             {"id": 3, "label": "Sent", "amount": 80},
             {"id": 2, "label": null, "amount": 35}
         ])
+    );
+    // Numbers by value (1.0 is 1), not text ("2" is not 2); the first match wins.
+    assert_eq!(
+        out.response["by_number"],
+        json!(["one", null, "three", null])
     );
     // Ascending; the order without an amount last.
     assert_eq!(out.response["cheapest"], json!([2, 3, 1, 4]));

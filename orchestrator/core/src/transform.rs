@@ -7,6 +7,8 @@
 //! Steps that do not apply to the value's shape (a `filter` on an object, a `select` on a
 //! string) leave it unchanged.
 
+use std::collections::HashMap;
+
 use serde_json::{Map, Value};
 
 use crate::expr::{Scope, WithItem, truthy};
@@ -144,21 +146,52 @@ fn apply_one<S: Scope + ?Sized>(step: &Transform, value: Value, scope: &S) -> Va
             into,
         } => {
             let other = with.eval(scope);
-            let others: &[Value] = match &*other {
-                Value::Array(list) => list,
-                _ => &[],
-            };
+            // The other list indexed once by key (the first element with each key), so a
+            // join is linear in both lists' sizes.
+            let mut by_key: HashMap<JoinKey, &Value> = HashMap::new();
+            if let Value::Array(list) = &*other {
+                for o in list {
+                    if let Some(k) = o.get(right).and_then(JoinKey::of) {
+                        by_key.entry(k).or_insert(o);
+                    }
+                }
+            }
             each_record(value, |record| {
-                let found = record.get(left).and_then(|k| {
-                    others.iter().find(|o| {
-                        o.get(right)
-                            .is_some_and(|v| crate::expr::loose_eq(v, k) && !v.is_null())
-                    })
-                });
-                record.insert(into.clone(), found.cloned().unwrap_or(Value::Null));
+                let found = record
+                    .get(left)
+                    .and_then(JoinKey::of)
+                    .and_then(|k| by_key.get(&k));
+                record.insert(into.clone(), found.map_or(Value::Null, |o| (*o).clone()));
             })
         }
         record_step => each_record(value, |record| apply_record(record_step, record, scope)),
+    }
+}
+
+/// A `join` key: a string, a boolean, or a number by value (`7` and `7.0` are one key); other
+/// values join nothing.
+#[derive(PartialEq, Eq, Hash)]
+enum JoinKey {
+    Text(String),
+    Bool(bool),
+    Int(i64),
+    /// A number that is not a whole `i64`, by its bits.
+    Float(u64),
+}
+
+impl JoinKey {
+    fn of(v: &Value) -> Option<Self> {
+        Some(match v {
+            Value::String(s) => Self::Text(s.clone()),
+            Value::Bool(b) => Self::Bool(*b),
+            Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+                (Some(i), _) => Self::Int(i),
+                (None, Some(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => Self::Int(f as i64),
+                (None, Some(f)) => Self::Float(f.to_bits()),
+                (None, None) => return None,
+            },
+            _ => return None,
+        })
     }
 }
 
@@ -187,15 +220,7 @@ fn order(a: &Value, b: &Value, descending: bool) -> std::cmp::Ordering {
             .find(|o| o.is_ne())
             .unwrap_or_else(|| x.len().cmp(&y.len())),
         _ => {
-            let o = match (a, b) {
-                (Value::Number(x), Value::Number(y)) => x
-                    .as_f64()
-                    .partial_cmp(&y.as_f64())
-                    .unwrap_or(Ordering::Equal),
-                (Value::String(x), Value::String(y)) => x.cmp(y),
-                (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
-                _ => Ordering::Equal,
-            };
+            let o = crate::expr::compare(a, b).unwrap_or(Ordering::Equal);
             if descending { o.reverse() } else { o }
         }
     }

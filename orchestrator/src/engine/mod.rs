@@ -230,9 +230,12 @@ struct CompiledStep {
     metrics: Option<crate::telemetry::metrics::StepMetrics>,
     deps: usize,
     dependents: Vec<usize>,
+    /// For a `for_each` step with `batch: {size}`, how many elements share a call: its size,
+    /// capped by an API operation's `batch.size`.
+    batch: Option<usize>,
     /// For a `database` or `api` step whose operation takes many keys, the parameter they go
-    /// into (`batch: {param}`) and the most one call takes.
-    keyed_batch: Option<(Arc<str>, Option<usize>)>,
+    /// into (`batch: {param}`).
+    batch_param: Option<Arc<str>>,
 }
 
 /// The list parameter of a `database` or `api` operation that takes many keys in one call,
@@ -435,6 +438,7 @@ impl Engine {
                 }
                 Some(other) => unreachable!("every fallback of the plan is compiled: {other:?}"),
             };
+            let keyed = keyed_batch(integrations, s);
             steps.push(CompiledStep {
                 source: sources
                     .registry
@@ -445,7 +449,14 @@ impl Engine {
                 metrics: None,
                 deps: deps[i].len(),
                 dependents: Vec::new(),
-                keyed_batch: keyed_batch(integrations, s),
+                batch: s.for_each.as_ref().and_then(|e| e.batch).map(|size| {
+                    keyed
+                        .as_ref()
+                        .and_then(|(_, most)| *most)
+                        .map_or(size, |most| size.min(most))
+                        .max(1)
+                }),
+                batch_param: keyed.map(|(param, _)| param),
             });
         }
         for (i, ds) in deps.iter().enumerate() {
@@ -1204,13 +1215,7 @@ impl Run<'_> {
                 }))
             })
             .collect();
-        let keyed = self.compiled.steps[index].keyed_batch.as_ref();
-        let batch = step.for_each.as_ref().and_then(|e| e.batch).map(|size| {
-            // An API operation's `batch.size` caps the source's.
-            keyed
-                .and_then(|(_, most)| *most)
-                .map_or(size, |most| size.min(most))
-        });
+        let batch = self.compiled.steps[index].batch;
         let (calls, finished) = match batch {
             None => {
                 let calls = distinct.len();
@@ -1222,10 +1227,10 @@ impl Run<'_> {
                 (calls, finished)
             }
             Some(size) => {
-                let chunks: Vec<Vec<Map<String, Value>>> = chunked(distinct, size.max(1));
+                let chunks: Vec<Vec<Map<String, Value>>> = chunked(distinct, size);
                 let calls = chunks.len();
                 let kind = step.kind.as_str();
-                let list = keyed.map(|(param, _)| &**param);
+                let list = self.compiled.steps[index].batch_param.as_deref();
                 let batches: Vec<Vec<Finished>> = futures::stream::iter(chunks)
                     .map(|chunk| async move {
                         let n = chunk.len();

@@ -137,26 +137,14 @@ impl DataSource for ApiSource {
                 format!("operation `{name}`: {e}"),
             )
         };
-        // A batch's keys: its param as a list, even when one key was passed.
-        let keyed = op.batch.as_ref().map(|b| {
-            let value = call.params.get(&b.param).cloned().unwrap_or(Value::Null);
-            let list = value.is_array();
-            let keys = match value {
-                Value::Array(keys) => keys,
-                one => vec![one],
-            };
-            (b, keys, list)
+        // A batch's keys: its param's list, or the one key passed instead of a list.
+        let list = op.batch.as_ref().map(|b| b.param.as_str());
+        let keys = list.map(|param| match call.params.get(param) {
+            Some(Value::Array(keys)) => (keys.as_slice(), true),
+            Some(one) => (std::slice::from_ref(one), false),
+            None => (std::slice::from_ref(&NULL), false),
         });
-        let mut batch_params;
-        let (params, list) = match &keyed {
-            Some((b, keys, false)) => {
-                batch_params = call.params.clone();
-                batch_params.insert(b.param.clone(), Value::Array(keys.clone()));
-                (&batch_params, Some(b.param.as_str()))
-            }
-            Some((b, _, true)) => (call.params, Some(b.param.as_str())),
-            None => (call.params, None),
-        };
+        let params = call.params;
         let out = Outgoing {
             method: reqwest::Method::from_bytes(op.method.as_str().as_bytes()).unwrap_or_default(),
             path: render_path(&op.path, params).map_err(|(param, e)| match param {
@@ -197,10 +185,9 @@ impl DataSource for ApiSource {
                 }
             },
         };
-        match keyed {
-            None => Ok(value),
-            Some((b, keys, list)) => {
-                let mut results = per_key(value, &keys, b.matched_by.as_deref()).map_err(|e| {
+        match (op.batch.as_ref(), keys) {
+            (Some(b), Some((keys, list))) => {
+                let mut results = per_key(value, keys, b.matched_by.as_deref()).map_err(|e| {
                     SourceError::new(
                         SourceErrorKind::InvalidResponse,
                         format!("operation `{name}`: {e}"),
@@ -212,9 +199,12 @@ impl DataSource for ApiSource {
                     results.pop().unwrap_or(Value::Null)
                 })
             }
+            _ => Ok(value),
         }
     }
 }
+
+static NULL: Value = Value::Null;
 
 /// A batch call's answer as one result per key, in the keys' order: with `matched_by`, the
 /// first item whose field holds the key (null when none does); without, the items by position.
@@ -393,7 +383,13 @@ fn render_body(template: &Value, params: &Map<String, Value>, list: Option<&str>
             match holes.next() {
                 None => template.clone(),
                 Some((name, range)) if range == (0..s.len()) => {
-                    params.get(name).cloned().unwrap_or(Value::Null)
+                    match params.get(name) {
+                        // The batch's keys are a list, even when one key was passed.
+                        Some(one) if list == Some(name) && !one.is_array() => {
+                            Value::Array(vec![one.clone()])
+                        }
+                        v => v.cloned().unwrap_or(Value::Null),
+                    }
                 }
                 Some(_) => interpolate(s, params, list).map_or_else(|_| Value::Null, Value::String),
             }
@@ -517,6 +513,15 @@ mod tests {
         assert_eq!(
             render_body(&json!({"ids": "{ids}"}), &p, Some("ids")),
             json!({"ids": [1, "b", 3]})
+        );
+        // One key passed instead of a list is sent as a list of one.
+        assert_eq!(
+            render_body(
+                &json!({"ids": "{ids}"}),
+                &params(json!({"ids": 7})),
+                Some("ids")
+            ),
+            json!({"ids": [7]})
         );
     }
 

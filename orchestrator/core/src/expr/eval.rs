@@ -249,7 +249,9 @@ pub(crate) fn loose_eq(a: &Value, b: &Value) -> bool {
     }
 }
 
-fn compare(a: &Value, b: &Value) -> Option<Ordering> {
+/// The order of two values of one kind (numbers by value, strings by text, `false` first);
+/// `None` for values that do not compare.
+pub(crate) fn compare(a: &Value, b: &Value) -> Option<Ordering> {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64()) {
             (Some(x), Some(y)) => Some(x.cmp(&y)),

@@ -50,7 +50,7 @@ mod time;
 use serde_json::{Map, Value};
 
 pub use eval::{Scope, WithItem, truthy};
-pub(crate) use eval::{binary as eval_binary, binary_literal_error, describe, field, loose_eq};
+pub(crate) use eval::{binary as eval_binary, binary_literal_error, compare, describe, field};
 pub use parse::{MAX_NESTING, MAX_OPERATORS, ParseError};
 
 /// A parsed expression.

@@ -3,6 +3,8 @@
 //! (`2026-12-01T14:28:52.123Z`), what `now()` and the SQL sources give; anything that
 //! cannot be read as a time gives null, like every other function on the wrong type.
 
+use std::fmt::Write as _;
+
 use chrono::format::{Item, StrftimeItems};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, TimeDelta, Utc};
 use serde_json::Value;
@@ -86,9 +88,14 @@ pub(crate) fn format(time: &Value, format: &Value) -> Value {
     let (Some(t), Some(f)) = (read(time), format.as_str()) else {
         return Value::Null;
     };
-    match format_items(f) {
-        Some(items) => Value::String(t.format_with_items(items.into_iter()).to_string()),
-        None => Value::Null,
+    let Some(items) = format_items(f) else {
+        return Value::Null;
+    };
+    // (`to_string` would panic on a directive the time cannot fill; `write!` reports it)
+    let mut out = String::new();
+    match write!(out, "{}", t.format_with_items(items.into_iter())) {
+        Ok(()) => Value::String(out),
+        Err(_) => Value::Null,
     }
 }
 
