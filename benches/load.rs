@@ -3,14 +3,15 @@
 //! ```text
 //! cargo run --release -p benches --bin load            # full run (several minutes)
 //! cargo run --release -p benches --bin load -- --smoke # every scenario, tiny (what CI runs)
-//! load --only ii,iii                                   # some scenarios: i, ii, iii, iv, v, vi, vii, viii
+//! load --only ii,iii                                   # some scenarios: i, ii, iii, iv, v, vi, vii, viii, ix
 //! load --profile a|b|hyper-a|actix-a|actix-b|fanN-a|fanN-b SECS  # one variant, for a profiler
 //! ```
 //!
 //! `--profile a` / `b` drives scenario (i)'s library / hand-written variant at full
 //! concurrency (`hyper-a`: the library on a bare hyper server instead of axum), `actix-a` / `actix-b` scenario (vi)'s; `fanN-a` / `fanN-b` drives scenario
 //! (ii) with N sources and one client; `obs-metrics` / `obs-1` / `obs-100` scenario (i)'s
-//! plans with metrics, and traces sampled at 1 % or 100 % (scenario viii). It
+//! plans with metrics, and traces sampled at 1 % or 100 % (scenario viii); `each-VARIANT-a` /
+//! `each-VARIANT-b` one variant of scenario (ix) with one client. It
 //! prints the requests answered, which `benches/serving-instructions.sh` divides callgrind's
 //! count by.
 //!
@@ -109,7 +110,10 @@ use axum::response::IntoResponse as _;
 
 fn start_backend(rt: &tokio::runtime::Runtime) -> SocketAddr {
     rt.block_on(async {
-        let app = axum::Router::new().route("/delay/{ms}/{name}", get(backend_handler));
+        let app = axum::Router::new()
+            .route("/delay/{ms}/{name}", get(backend_handler))
+            .route("/item/{id}", get(backend_item))
+            .route("/items", axum::routing::post(backend_items));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -366,6 +370,267 @@ async fn manual_fan_out(
         .into_response()
 }
 
+// ---------------------------------------------------------------- scenario (ix): for_each
+
+/// How many elements scenario (ix)'s endpoints iterate over, and how many go in one batch.
+const ITEMS: i64 = 1000;
+const BATCH: usize = 100;
+/// How many calls the hand-written loops keep in flight: `for_each`'s default `concurrency`.
+const IN_FLIGHT: usize = api_orchestrator::plan::ForEach::DEFAULT_CONCURRENCY;
+
+/// Scenario (ix)'s element document, as the backend and the in-process source answer it.
+fn item(id: i64) -> Value {
+    json!({"id": id, "name": format!("item {id}"), "price": 10.5, "stock": 3, "tags": ["eu", "gold"]})
+}
+
+/// `GET /item/{id}`: one element's document.
+async fn backend_item(UrlPath(id): UrlPath<i64>) -> axum::response::Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        item(id).to_string(),
+    )
+        .into_response()
+}
+
+/// `POST /items` with `{"ids": [...]}`: the documents of those ids, last asked first (so
+/// that answers must be matched back by `id`, not by position).
+async fn backend_items(body: axum::body::Bytes) -> axum::response::Response {
+    let Ok(asked) = serde_json::from_slice::<Value>(&body) else {
+        return axum::http::StatusCode::BAD_REQUEST.into_response();
+    };
+    let items: Vec<Value> = asked["ids"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .rev()
+        .filter_map(Value::as_i64)
+        .map(item)
+        .collect();
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        json!({ "items": items }).to_string(),
+    )
+        .into_response()
+}
+
+/// Scenario (ix)'s in-process source: each call answers one element's document from memory.
+struct Memory;
+
+#[async_trait::async_trait]
+impl api_orchestrator::source::DataSource for Memory {
+    async fn fetch(
+        &self,
+        call: api_orchestrator::source::SourceCall<'_>,
+    ) -> Result<Value, api_orchestrator::source::SourceError> {
+        Ok(item(call.params["id"].as_i64().unwrap_or_default()))
+    }
+}
+
+/// Scenario (ix)'s variants: path segment, the source, what one request calls.
+const FOR_EACH_VARIANTS: [(&str, &str, &str); 5] = [
+    (
+        "memory",
+        "in-process (a registered `DataSource`), per item",
+        "1,000 calls",
+    ),
+    ("sqlite", "SQLite, per item", "1,000 queries"),
+    (
+        "sqlite-batched",
+        "SQLite, `batch: {size: 100}` (`IN`)",
+        "10 queries",
+    ),
+    ("http", "HTTP backend, per item", "1,000 GETs"),
+    (
+        "http-batched",
+        "HTTP backend, `batch: {size: 100}`",
+        "10 POSTs",
+    ),
+];
+
+/// Scenario (ix)'s config: one endpoint per variant, each `for_each` over the 1,000 ids a
+/// `direct` source holds, answering the elements' ids and names.
+fn for_each_config(dir: &Path, backend: SocketAddr, db: &Path) {
+    let ids: Vec<String> = (1..=ITEMS).map(|i| i.to_string()).collect();
+    let ids = ids.join(", ");
+    let endpoint = |variant: &str, source: &str, id: &str| {
+        format!(
+            "  each_{name}:\n    path: /each/{variant}\n    method: [GET]\n    data_sources:\n      - {{name: keys, type: direct, params: {{ids: [{ids}]}}}}\n      - {{name: p, for_each: \"$keys.ids\", {source}}}\n    response_mapping: {{ids: \"$p[*].{id}\", names: \"$p[*].name\"}}\n",
+            name = variant.replace('-', "_")
+        )
+    };
+    let domain = [
+        endpoint("memory", "type: memory, params: {id: \"$item\"}", "id"),
+        endpoint(
+            "sqlite",
+            "type: database, operation: customer, params: {id: \"$item\"}",
+            "customer_id",
+        ),
+        endpoint(
+            "sqlite-batched",
+            &format!("type: database, operation: customers, batch: {{size: {BATCH}}}, params: {{ids: \"$item\"}}"),
+            "customer_id",
+        ),
+        endpoint("http", "type: api, operation: item, params: {id: \"$item\"}", "id"),
+        endpoint(
+            "http-batched",
+            &format!("type: api, operation: items, batch: {{size: {BATCH}}}, params: {{ids: \"$item\"}}"),
+            "id",
+        ),
+    ]
+    .concat();
+    write_files(
+        dir,
+        &[
+            (
+                "database.yaml",
+                format!(
+                    "database:\n  sources:\n    default: {{connection_string: \"sqlite:{}\", pool_size: 8}}\n  operations:\n    customer:\n      query: \"SELECT customer_id, name, email, segment, city FROM customers WHERE customer_id = :id\"\n      params: {{id: integer}}\n    customers:\n      query: \"SELECT customer_id, name, email, segment, city FROM customers WHERE customer_id IN (:ids)\"\n      params: {{ids: integer}}\n      batch: {{param: ids, key: customer_id}}\n",
+                    db.display()
+                ),
+            ),
+            (
+                "integrations/api_sources.yaml",
+                format!(
+                    "api:\n  sources:\n    backend:\n      base_url: \"http://{backend}\"\n      timeout: 5s\n      operations:\n        item: {{path: \"/item/{{id}}\"}}\n        items: {{method: POST, path: /items, body: {{ids: \"{{ids}}\"}}, extract: /items, batch: {{param: ids, match: id}}}}\n"
+                ),
+            ),
+            ("domains/each.yaml", format!("endpoints:\n{domain}")),
+        ],
+    );
+}
+
+/// `GET /each/{variant}`: scenario (ix) by hand, with the same clients as scenario (i)'s
+/// hand-written handler: the same calls, [`IN_FLIGHT`] at a time, each answer parsed, batch
+/// answers matched back by key, then the same `{ids, names}`.
+async fn manual_for_each(
+    State(m): State<Manual>,
+    UrlPath(variant): UrlPath<String>,
+) -> axum::response::Response {
+    match for_each_by_hand(&m, &variant).await {
+        Some(body) => (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response(),
+        None => axum::http::StatusCode::BAD_GATEWAY.into_response(),
+    }
+}
+
+async fn for_each_by_hand(m: &Manual, variant: &str) -> Option<Vec<u8>> {
+    use futures::{StreamExt as _, TryStreamExt as _};
+    use sqlx::Row as _;
+    let ids: Vec<i64> = (1..=ITEMS).collect();
+    let row = |r: sqlx::sqlite::SqliteRow| {
+        json!({"customer_id": r.get::<i64, _>(0), "name": r.get::<String, _>(1), "email": r.get::<Option<String>, _>(2),
+               "segment": r.get::<Option<String>, _>(3), "city": r.get::<Option<String>, _>(4)})
+    };
+    let get = |url: String| async move {
+        let r = m.client.get(url).send().await.ok()?;
+        serde_json::from_slice::<Value>(&r.bytes().await.ok()?).ok()
+    };
+    // Batches answered in any order, put back in the order of `ids`.
+    let by_key = |answers: Vec<Vec<Value>>, key: &str| {
+        let mut found: std::collections::HashMap<i64, Value> = answers
+            .into_iter()
+            .flatten()
+            .filter_map(|v| Some((v[key].as_i64()?, v)))
+            .collect();
+        ids.iter()
+            .map(|id| found.remove(id).unwrap_or(Value::Null))
+            .collect::<Vec<_>>()
+    };
+    let (docs, key): (Vec<Value>, _) = match variant {
+        "memory" => (
+            futures::stream::iter(ids.clone())
+                .map(|id| async move { item(id) })
+                .buffered(IN_FLIGHT)
+                .collect()
+                .await,
+            "id",
+        ),
+        "sqlite" => (
+            futures::stream::iter(ids.clone())
+                .map(|id| {
+                    sqlx::query("SELECT customer_id, name, email, segment, city FROM customers WHERE customer_id = ?1")
+                        .bind(id)
+                        .fetch_optional(&m.pool)
+                })
+                .buffered(IN_FLIGHT)
+                .map_ok(|r| r.map_or(Value::Null, row))
+                .try_collect()
+                .await
+                .ok()?,
+            "customer_id",
+        ),
+        "sqlite-batched" => {
+            let answers: Vec<Vec<Value>> = futures::stream::iter(ids.chunks(BATCH).map(<[i64]>::to_vec))
+                .map(|chunk| async move {
+                    let marks = vec!["?"; chunk.len()].join(", ");
+                    let sql = format!("SELECT customer_id, name, email, segment, city FROM customers WHERE customer_id IN ({marks})");
+                    // Only placeholders are formatted in: the ids are bound.
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for id in chunk {
+                        q = q.bind(id);
+                    }
+                    let rows = q.fetch_all(&m.pool).await?;
+                    Ok::<_, sqlx::Error>(rows.into_iter().map(row).collect())
+                })
+                .buffered(IN_FLIGHT)
+                .try_collect()
+                .await
+                .ok()?;
+            (by_key(answers, "customer_id"), "customer_id")
+        }
+        "http" => (
+            futures::stream::iter(ids.clone())
+                .map(|id| get(format!("http://{}/item/{id}", m.backend)))
+                .buffered(IN_FLIGHT)
+                .collect::<Vec<_>>()
+                .await
+                .into_iter()
+                .collect::<Option<_>>()?,
+            "id",
+        ),
+        "http-batched" => {
+            let url = format!("http://{}/items", m.backend);
+            let answers: Vec<Vec<Value>> = futures::stream::iter(ids.chunks(BATCH).map(<[i64]>::to_vec))
+                .map(|chunk| {
+                    let request = m
+                        .client
+                        .post(&url)
+                        .header(axum::http::header::CONTENT_TYPE, "application/json")
+                        .body(json!({ "ids": chunk }).to_string());
+                    async move {
+                        let r = request.send().await.ok()?;
+                        let mut answer = serde_json::from_slice::<Value>(&r.bytes().await.ok()?).ok()?;
+                        match answer["items"].take() {
+                            Value::Array(items) => Some(items),
+                            _ => None,
+                        }
+                    }
+                })
+                .buffered(IN_FLIGHT)
+                .collect::<Vec<_>>()
+                .await
+                .into_iter()
+                .collect::<Option<_>>()?;
+            (by_key(answers, "id"), "id")
+        }
+        _ => return None,
+    };
+    let ids: Vec<Value> = docs
+        .iter()
+        .map(|d| d[key].clone())
+        .filter(|v| !v.is_null())
+        .collect();
+    let names: Vec<Value> = docs
+        .iter()
+        .map(|d| d["name"].clone())
+        .filter(|v| !v.is_null())
+        .collect();
+    serde_json::to_vec(&json!({ "ids": ids, "names": names })).ok()
+}
+
 // ---------------------------------------------------------------- serving
 
 /// A server under test: its base URL and a way to stop it.
@@ -590,8 +855,8 @@ fn ratios(values: &mut [f64]) -> String {
     )
 }
 
-/// Checks that `a` and `b` answer the same 20-field document.
-fn same_document(load: &tokio::runtime::Runtime, a: &str, b: &str) {
+/// The JSON `a` and `b` both answer (checked to be the same).
+fn answers(load: &tokio::runtime::Runtime, a: &str, b: &str) -> Value {
     let (da, db) = load.block_on(async {
         let c = reqwest::Client::new();
         let get = |u: &str| {
@@ -604,7 +869,21 @@ fn same_document(load: &tokio::runtime::Runtime, a: &str, b: &str) {
         (get(a).await, get(b).await)
     });
     assert_eq!(da, db, "{a} and {b} must answer the same JSON");
+    da
+}
+
+/// Checks that `a` and `b` answer the same 20-field document.
+fn same_document(load: &tokio::runtime::Runtime, a: &str, b: &str) {
+    let da = answers(load, a, b);
     assert_eq!(da.as_object().map(Map::len), Some(20), "{da}");
+}
+
+/// Checks that `a` and `b` answer the same ids and names of all [`ITEMS`] elements, in order.
+fn same_elements(load: &tokio::runtime::Runtime, a: &str, b: &str) {
+    let da = answers(load, a, b);
+    let ids: Vec<i64> = (1..=ITEMS).collect();
+    assert_eq!(da["ids"], json!(ids), "{a}");
+    assert_eq!(da["names"].as_array().map(Vec::len), Some(ids.len()), "{a}");
 }
 
 /// A B A B … rounds; prints each variant's rounds and the A/B ratios.
@@ -696,7 +975,7 @@ struct Args {
 }
 
 impl Args {
-    const SCENARIOS: [&str; 8] = ["i", "ii", "iii", "iv", "v", "vi", "vii", "viii"];
+    const SCENARIOS: [&str; 9] = ["i", "ii", "iii", "iv", "v", "vi", "vii", "viii", "ix"];
 
     fn parse() -> Self {
         let argv: Vec<String> = std::env::args().collect();
@@ -797,6 +1076,7 @@ impl Harness {
             axum::Router::new()
                 .route("/overview/{id}", get(manual_overview))
                 .route("/fan/{n}", get(manual_fan_out))
+                .route("/each/{variant}", get(manual_for_each))
                 .with_state(Manual::new(&server_rt, &db, backend)),
         );
         let a = format!("{}/api/overview/42", library.base);
@@ -850,6 +1130,28 @@ impl Harness {
                 };
                 (url, 1)
             }
+            // Scenario (ix), one variant, one client.
+            None if variant.starts_with("each-") => {
+                let (each, which) = variant
+                    .strip_prefix("each-")
+                    .and_then(|v| v.rsplit_once('-'))
+                    .filter(|(each, which)| {
+                        FOR_EACH_VARIANTS.iter().any(|(v, ..)| v == each)
+                            && matches!(*which, "a" | "b")
+                    })
+                    .unwrap_or_else(|| {
+                        panic!("--profile {variant}: use each-VARIANT-a or each-VARIANT-b, VARIANT one of memory, sqlite, sqlite-batched, http, http-batched")
+                    });
+                let url = if which == "b" {
+                    format!("{}/each/{each}", self.hand.base)
+                } else {
+                    let served = self.for_each_library();
+                    let url = format!("{}/each/{each}", served.base);
+                    _served.push(served);
+                    url
+                };
+                (url, 1)
+            }
             None if variant == "a" => (self.a.clone(), self.budget.concurrency),
             // Scenario (i)'s plans with metrics, and traces sampled at 1 % or 100 %.
             None if matches!(variant, "obs-metrics" | "obs-0" | "obs-1" | "obs-100") => {
@@ -888,7 +1190,7 @@ impl Harness {
             }
             None => {
                 panic!(
-                    "--profile {variant}: use a, b, hyper-a, actix-a, actix-b, fanN-a, fanN-b, obs-metrics, obs-1 or obs-100"
+                    "--profile {variant}: use a, b, hyper-a, actix-a, actix-b, fanN-a, fanN-b, obs-metrics, obs-1, obs-100 or each-VARIANT-a|b"
                 )
             }
         };
@@ -1175,6 +1477,59 @@ impl Harness {
         }
     }
 
+    /// Scenario (ix)'s plans served through the library.
+    fn for_each_library(&self) -> Served {
+        let dir = self.work.path().join("for_each");
+        for_each_config(&dir, self.backend, &self.db);
+        let o = self.server_rt.block_on(async {
+            Orchestrator::builder()
+                .register("memory", Memory)
+                .load_dir(&dir)
+                .unwrap_or_else(|e| panic!("{e}"))
+        });
+        serve_axum(
+            &self.server_rt,
+            axum::Router::new().fallback_service(Api::new(&o)),
+        )
+    }
+
+    /// (ix) `for_each` over 1,000 elements: per item and batched, against an in-process
+    /// source, SQLite and the HTTP backend; the library against the same loops by hand.
+    fn for_each(&self) {
+        let budget = self.budget;
+        println!(
+            "\n## (ix) for_each over {ITEMS} elements: per item ({IN_FLIGHT} in flight) and batched ({BATCH} per call)\n"
+        );
+        println!(
+            "| source | per request | clients | (a) library req/s | p50 | p99 | serving CPU per request | (b) hand-written req/s | p50 | p99 | serving CPU per request | CPU (a)/(b) |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
+        );
+        let library = self.for_each_library();
+        for (variant, source, calls) in FOR_EACH_VARIANTS {
+            let a = format!("{}/each/{variant}", library.base);
+            let b = format!("{}/each/{variant}", self.hand.base);
+            same_elements(&self.load_rt, &a, &b);
+            for clients in [1, 8] {
+                let ra = drive(&self.load_rt, &a, clients, budget.warmup, budget.round);
+                let rb = drive(&self.load_rt, &b, clients, budget.warmup, budget.round);
+                assert_eq!(ra.errors + rb.errors, 0, "{variant}: requests failed");
+                let us = |r: &Round| r.cpu_per_request.as_secs_f64() * 1e6;
+                println!(
+                    "| {source} | {calls} | {clients} | {:.0} | {} | {} | {:.0} µs | {:.0} | {} | {} | {:.0} µs | {:.2} |",
+                    ra.rps,
+                    ms(ra.p50),
+                    ms(ra.p99),
+                    us(&ra),
+                    rb.rps,
+                    ms(rb.p50),
+                    ms(rb.p99),
+                    us(&rb),
+                    us(&ra) / us(&rb),
+                );
+            }
+        }
+        (library.stop)();
+    }
+
     /// (v) load + validate time of generated configs.
     fn load_time(&self) {
         println!("\n## (v) load + validate, then the first request and `/openapi.json`\n");
@@ -1266,6 +1621,9 @@ fn main() {
     }
     if args.wants("vii") {
         h.cached();
+    }
+    if args.wants("ix") {
+        h.for_each();
     }
     println!("\ndone");
 }

@@ -8,7 +8,9 @@
 # `hyper-a`: the library on a bare hyper server instead of axum),
 # `actix-a` / `actix-b` (scenario vi, in actix-web), `fanN-a` / `fanN-b` (scenario ii with
 # N sources) or `obs-metrics` / `obs-1` / `obs-100` (scenario i's plans with metrics, and traces
-# sampled at 1 % or 100 %; the OTLP export runs on the server thread too).
+# sampled at 1 % or 100 %; the OTLP export runs on the server thread too), or
+# `each-VARIANT-a` / `each-VARIANT-b` (scenario ix, `for_each` over 1,000 elements; VARIANT one
+# of memory, sqlite, sqlite-batched, http, http-batched).
 # Each variant runs twice under callgrind, for 2 s and for 6 s; the difference of the server
 # thread's totals divided by the difference of the requests answered leaves out start-up.
 # Repeated runs of the same build agree within about 0.3 % (scheduling and the timed windows

@@ -17,7 +17,9 @@ use reqwest::header::{AUTHORIZATION, HeaderName, HeaderValue};
 use serde_json::{Map, Value};
 
 use super::http::{HttpClient, Outgoing, encode_component, scalar_text};
-use super::{DataSource, SourceCall, SourceError, SourceErrorKind, SourceFactory, key_text};
+use super::{
+    DataSource, SourceCall, SourceError, SourceErrorKind, SourceFactory, in_key_order, key_text,
+};
 use crate::plan::{ApiAuth, ApiOperation, ApiService, Integrations, Secret, placeholders};
 
 /// Builds the `api` source for each config version and domain scope: one client per service.
@@ -173,10 +175,11 @@ impl DataSource for ApiSource {
             .send(&call, out)
             .await
             .map_err(|e| SourceError::new(e.kind, format!("operation `{name}`: {}", e.message)))?;
+        let mut value = value;
         let value = match &op.extract {
             None => value,
-            Some(pointer) => match value.pointer(pointer) {
-                Some(part) => part.clone(),
+            Some(pointer) => match value.pointer_mut(pointer) {
+                Some(part) => part.take(),
                 None => {
                     return Err(SourceError::new(
                         SourceErrorKind::InvalidResponse,
@@ -232,14 +235,9 @@ fn per_key(answer: Value, keys: &[Value], matched_by: Option<&str>) -> Result<Ve
             by_key.entry(k).or_insert(item);
         }
     }
-    Ok(keys
-        .iter()
-        .map(|k| {
-            key_text(k)
-                .and_then(|k| by_key.get(&k).cloned())
-                .unwrap_or(Value::Null)
-        })
-        .collect())
+    Ok(in_key_order(keys.iter().map(key_text), by_key, || {
+        Value::Null
+    }))
 }
 
 /// `template` with each `{name}` replaced by its param, percent-encoded into its segment.

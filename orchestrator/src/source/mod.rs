@@ -110,6 +110,36 @@ pub(crate) fn key_text(v: &Value) -> Option<String> {
     }
 }
 
+#[cfg(any(feature = "http", feature = "sql"))]
+/// A batch call's answers put back in the order of its `keys` (their [`key_text`]s): each
+/// answer in `found` moves to the first key asking for it, a key asked again gets a copy, and
+/// a key with no answer (or no text) gets `missing()`.
+pub(crate) fn in_key_order(
+    keys: impl ExactSizeIterator<Item = Option<String>>,
+    mut found: std::collections::HashMap<String, Value>,
+    missing: impl Fn() -> Value,
+) -> Vec<Value> {
+    // Where each key's answer went, for a key asked again.
+    let mut placed: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut out: Vec<Value> = Vec::with_capacity(keys.len());
+    for key in keys {
+        let answer = match key {
+            None => missing(),
+            Some(key) => match found.remove(&key) {
+                Some(answer) => {
+                    placed.insert(key, out.len());
+                    answer
+                }
+                None => placed
+                    .get(&key)
+                    .map_or_else(&missing, |&at| out[at].clone()),
+            },
+        };
+        out.push(answer);
+    }
+    out
+}
+
 /// What a call made outside any endpoint execution (recording a schema snapshot, checking
 /// model metadata) lends its [`SourceCall`]: an empty request, a new trace, no budget but the
 /// source's own timeouts.

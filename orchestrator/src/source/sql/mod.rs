@@ -37,13 +37,15 @@ mod sqlite;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Map, Value};
 use tracing::Instrument as _;
 
-use super::{DataSource, SourceCall, SourceError, SourceErrorKind, SourceFactory, key_text};
+use super::{
+    DataSource, SourceCall, SourceError, SourceErrorKind, SourceFactory, in_key_order, key_text,
+};
 use crate::plan::{
     DbConnection, DbOperation, DbParam, Integrations, ReturnType, SqlDriver, SqlType,
 };
@@ -546,8 +548,12 @@ impl SourceFactory for SqlFactory {
                     columns: op.columns.iter().map(|(k, v)| (k.clone(), *v)).collect(),
                     max_rows: op.max_rows.unwrap_or(DbOperation::DEFAULT_MAX_ROWS),
                     batch: op.batch.as_ref().and_then(|b| {
-                        let at = op.params.iter().position(|p| p.name == b.param)?;
-                        Some((op.query.clone(), at, b.key.clone()))
+                        Some(Batch {
+                            query: op.query.clone(),
+                            at: op.params.iter().position(|p| p.name == b.param)?,
+                            key: b.key.clone(),
+                            expanded: Mutex::default(),
+                        })
                     }),
                 },
             );
@@ -630,9 +636,59 @@ struct Statement {
     return_type: ReturnType,
     columns: Vec<(String, SqlType)>,
     max_rows: usize,
-    /// For `batch: {param, key}`: the query as written (a list value for `param` expands it
-    /// per call), the list parameter's position among `params`, and the key column.
-    batch: Option<(String, usize, String)>,
+    /// For `batch: {param, key}`: how a list of keys runs.
+    batch: Option<Batch>,
+}
+
+/// How a `batch: {param, key}` operation runs a list of keys: its list parameter expanded
+/// into one placeholder per key.
+struct Batch {
+    /// The query as written.
+    query: String,
+    /// The list parameter's position among the operation's params.
+    at: usize,
+    /// The column rows are matched back to their keys by.
+    key: String,
+    /// The driver SQL and placeholder slots for each list length met so far (a source's
+    /// batches mostly share one length), up to [`Batch::LENGTHS_KEPT`] of them.
+    expanded: Mutex<HashMap<usize, Arc<Expanded>>>,
+}
+
+/// A batch query for one list length: driver SQL, and the bind index of each placeholder
+/// (the other params first, then the keys).
+struct Expanded {
+    sql: Arc<str>,
+    slots: Vec<usize>,
+}
+
+impl Batch {
+    /// How many list lengths keep their expanded SQL.
+    const LENGTHS_KEPT: usize = 32;
+
+    /// The query for `n` keys of `list`, the operation's params being `params`.
+    fn expanded(&self, params: &[DbParam], list: &str, n: usize, style: Style) -> Arc<Expanded> {
+        let mut kept = self.expanded.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = kept.get(&n) {
+            return e.clone();
+        }
+        let mut names: Vec<String> = params
+            .iter()
+            .filter(|p| p.name != list)
+            .map(|p| p.name.clone())
+            .collect();
+        names.extend((0..n).map(|i| sql_text::element_name(list, i)));
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let (sql, slots) =
+            sql_text::rewrite(&sql_text::expand(&self.query, list, n), &names, style);
+        let e = Arc::new(Expanded {
+            sql: sql.into(),
+            slots,
+        });
+        if kept.len() < Self::LENGTHS_KEPT {
+            kept.insert(n, e.clone());
+        }
+        e
+    }
 }
 
 /// The `database` source of one config version and scope.
@@ -673,30 +729,26 @@ fn per_key(return_type: ReturnType, key: &str, keys: &[Bind], rows: Vec<Row>) ->
             groups.entry(k).or_default().push(row);
         }
     }
-    let results = keys.iter().map(|k| {
-        let rows = k
-            .as_json()
-            .as_ref()
-            .and_then(key_text)
-            .and_then(|t| groups.get(&t));
-        match return_type {
-            ReturnType::List => Value::Array(
-                rows.into_iter()
-                    .flatten()
-                    .cloned()
-                    .map(Value::Object)
-                    .collect(),
-            ),
-            ReturnType::Single => rows
-                .and_then(|r| r.first())
-                .map_or(Value::Null, |r| Value::Object(r.clone())),
-            ReturnType::Value => rows
-                .and_then(|r| r.first())
-                .and_then(|r| r.values().next().cloned())
-                .unwrap_or(Value::Null),
-        }
-    });
-    Value::Array(results.collect())
+    let found = groups
+        .into_iter()
+        .map(|(k, rows)| {
+            let shaped = match return_type {
+                ReturnType::List => Value::Array(rows.into_iter().map(Value::Object).collect()),
+                ReturnType::Single => rows.into_iter().next().map_or(Value::Null, Value::Object),
+                ReturnType::Value => rows
+                    .into_iter()
+                    .next()
+                    .and_then(|r| r.into_iter().next())
+                    .map_or(Value::Null, |(_, v)| v),
+            };
+            (k, shaped)
+        })
+        .collect();
+    let keys = keys.iter().map(|k| k.as_json().as_ref().and_then(key_text));
+    Value::Array(in_key_order(keys, found, || match return_type {
+        ReturnType::List => Value::Array(Vec::new()),
+        ReturnType::Single | ReturnType::Value => Value::Null,
+    }))
 }
 
 #[async_trait::async_trait]
@@ -729,10 +781,10 @@ impl DataSource for SqlSource {
             })
         };
         // A list for a batch operation's list parameter: one lookup for each of its values.
-        if let Some((query, at, key)) = &st.batch
-            && let Some(Value::Array(values)) = call.params.get(&st.params[*at].name)
+        if let Some(batch) = &st.batch
+            && let Some(Value::Array(values)) = call.params.get(&st.params[batch.at].name)
         {
-            let list = &st.params[*at];
+            let list = &st.params[batch.at];
             let keys = values
                 .iter()
                 .map(|v| bind(list, v))
@@ -740,27 +792,26 @@ impl DataSource for SqlSource {
             if keys.is_empty() {
                 return Ok(Value::Array(Vec::new()));
             }
-            let mut names: Vec<String> = Vec::with_capacity(st.params.len() + keys.len());
-            let mut binds: Vec<Bind> = Vec::with_capacity(names.capacity());
+            // The other params first, then the keys: the order `Batch::expanded` names them.
+            let mut binds: Vec<Bind> = Vec::with_capacity(st.params.len() + keys.len());
             for (i, p) in st.params.iter().enumerate() {
-                if i != *at {
-                    names.push(p.name.clone());
+                if i != batch.at {
                     binds.push(bind(p, call.params.get(&p.name).unwrap_or(&Value::Null))?);
                 }
             }
-            for (i, k) in keys.iter().enumerate() {
-                names.push(sql_text::element_name(&list.name, i));
-                binds.push(k.clone());
-            }
-            let expanded = sql_text::expand(query, &list.name, keys.len());
-            let names: Vec<&str> = names.iter().map(String::as_str).collect();
-            let (sql, slots) = sql_text::rewrite(&expanded, &names, style_of(conn.pool.driver()));
+            binds.extend(keys.iter().cloned());
+            let query = batch.expanded(
+                &st.params,
+                &list.name,
+                keys.len(),
+                style_of(conn.pool.driver()),
+            );
             let _in_flight = InFlight::new(&conn.queries);
             let rows = conn
                 .pool
                 .run(
-                    &sql.into(),
-                    slots.iter().map(|&i| &binds[i]),
+                    &query.sql,
+                    query.slots.iter().map(|&i| &binds[i]),
                     false,
                     st.max_rows,
                 )
@@ -774,7 +825,7 @@ impl DataSource for SqlSource {
                     }
                 })?;
             let rows = self.converted(st, rows, &fail)?;
-            return Ok(per_key(st.return_type, key, &keys, rows));
+            return Ok(per_key(st.return_type, &batch.key, &keys, rows));
         }
         let binds = st
             .params
