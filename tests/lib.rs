@@ -3,6 +3,8 @@
 
 #[path = "support/db.rs"]
 pub mod db;
+#[path = "support/hosts.rs"]
+pub mod hosts;
 #[path = "support/upstream.rs"]
 pub mod upstream;
 

@@ -9,6 +9,7 @@ use api_orchestrator::source::{DataSource, SourceCall, SourceError};
 use api_orchestrator::web::{Api, Body};
 use http::Request;
 use serde_json::{Value, json};
+use tests::hosts::{self, Running};
 use tests::{Flaky, Sleep, config_dir};
 
 /// Returns null for customer 0 (so the endpoint answers 404), the id otherwise.
@@ -111,65 +112,28 @@ enum Host {
     Actix,
 }
 
-struct Running {
-    base: String,
-    stop: Box<dyn FnOnce() + Send>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let stop = std::mem::replace(&mut self.stop, Box::new(|| {}));
-        stop();
-    }
-}
-
 async fn start(host: Host, api: Api) -> Running {
     match host {
         Host::Axum => {
-            let app = axum::Router::new()
-                .route("/health", axum::routing::get(|| async { "ok" }))
-                .nest_service("/api/admin", api.admin())
-                .nest_service("/api", api);
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = listener.local_addr().unwrap();
-            let task = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-            Running {
-                base: format!("http://{addr}"),
-                stop: Box::new(move || task.abort()),
-            }
+            hosts::axum(
+                axum::Router::new()
+                    .route("/health", axum::routing::get(|| async { "ok" }))
+                    .nest_service("/api/admin", api.admin())
+                    .nest_service("/api", api),
+            )
+            .await
         }
-        Host::Actix => {
-            let (tx, rx) = std::sync::mpsc::channel();
-            std::thread::spawn(move || {
-                actix_web::rt::System::new().block_on(async move {
-                    let server =
-                        actix_web::HttpServer::new(move || {
-                            actix_web::App::new()
-                                .route("/health", actix_web::web::get().to(|| async { "ok" }))
-                                .service(actix_web::web::scope("/api/admin").configure(
-                                    api_orchestrator::web::actix::configure(api.admin()),
-                                ))
-                                .service(actix_web::web::scope("/api").configure(
-                                    api_orchestrator::web::actix::configure(api.clone()),
-                                ))
-                        })
-                        .workers(2)
-                        .bind(("127.0.0.1", 0))
-                        .unwrap();
-                    let addr = server.addrs()[0];
-                    let server = server.run();
-                    tx.send((addr, server.handle())).unwrap();
-                    server.await.unwrap();
-                });
-            });
-            let (addr, handle) = rx.recv().unwrap();
-            Running {
-                base: format!("http://{addr}"),
-                stop: Box::new(move || {
-                    drop(handle.stop(false));
-                }),
-            }
-        }
+        Host::Actix => hosts::actix(move |cfg| {
+            cfg.route("/health", actix_web::web::get().to(|| async { "ok" }))
+                .service(
+                    actix_web::web::scope("/api/admin")
+                        .configure(api_orchestrator::web::actix::configure(api.admin())),
+                )
+                .service(
+                    actix_web::web::scope("/api")
+                        .configure(api_orchestrator::web::actix::configure(api.clone())),
+                );
+        }),
     }
 }
 

@@ -341,6 +341,7 @@ impl Emit for RequestPart {
             RequestPart::Body => quote!(Body),
             RequestPart::Headers => quote!(Headers),
             RequestPart::Auth => quote!(Auth),
+            RequestPart::Context => quote!(Context),
             other => return unknown(other),
         };
         quote!(::api_orchestrator::expr::RequestPart::#v)
@@ -747,7 +748,8 @@ record!(HttpSettings {
     max_response_bytes,
     cache,
     circuit_breaker,
-    max_concurrent
+    max_concurrent,
+    forward_headers
 });
 record!(ApiService {
     base_url,

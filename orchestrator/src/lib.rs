@@ -97,7 +97,9 @@
 //! validator only (the crate `api-orchestrator-core`, re-exported).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub use api_orchestrator_core::{Diagnostic, Diagnostics, Plan, RequestContext, ValidPlan};
+pub use api_orchestrator_core::{
+    Credentials, Diagnostic, Diagnostics, Plan, RequestContext, ValidPlan,
+};
 pub use api_orchestrator_core::{
     config, diagnostic, expr, plan, redact, snapshot, transform, types, validate,
 };

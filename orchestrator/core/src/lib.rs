@@ -35,5 +35,5 @@ pub mod validate;
 
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use plan::Plan;
-pub use request::RequestContext;
+pub use request::{Credentials, RequestContext};
 pub use validate::ValidPlan;

@@ -33,6 +33,54 @@ pub struct RequestContext {
     pub client: Option<std::net::IpAddr>,
     /// The verified claims of the caller's bearer token (`$request.auth`), when `auth:` is on.
     pub auth: Map<String, Value>,
+    /// What the host attached to the request (`$request.context.<name>`): the values of its
+    /// `web::HostContext`, and the captures of the prefix it mounted the plans at.
+    pub context: Map<String, Value>,
+    /// The credential headers of the incoming request, which `headers` leaves out: sent
+    /// upstream only by a service that lists them in `forward_headers`.
+    pub credentials: Credentials,
+}
+
+/// The credential headers of a request (`authorization`, `proxy-authorization`, `cookie`):
+/// no expression reads them and `Debug` prints only their names; an HTTP service relays the
+/// ones its `forward_headers` lists.
+#[derive(Clone, Default, PartialEq)]
+pub struct Credentials(Vec<(String, String)>);
+
+impl Credentials {
+    /// The header names a credential may arrive in.
+    pub const HEADERS: [&'static str; 3] = ["authorization", "proxy-authorization", "cookie"];
+
+    /// Keeps `value` for header `name` (stored lower-case), replacing an earlier one.
+    pub fn insert(&mut self, name: &str, value: impl Into<String>) {
+        let name = name.to_ascii_lowercase();
+        let value = value.into();
+        match self.0.iter_mut().find(|(n, _)| *n == name) {
+            Some(slot) => slot.1 = value,
+            None => self.0.push((name, value)),
+        }
+    }
+
+    /// The value of header `name` (lower-case).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(self.0.iter().map(|(n, _)| (n, "<redacted>")))
+            .finish()
+    }
 }
 
 impl RequestContext {
@@ -92,6 +140,18 @@ impl RequestContext {
     /// Sets the verified claims of the caller's token (`$request.auth`).
     pub fn with_auth(mut self, claims: Map<String, Value>) -> Self {
         self.auth = claims;
+        self
+    }
+
+    /// Adds a credential header (see [`Credentials`]).
+    pub fn with_credential(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.credentials.insert(name, value);
+        self
+    }
+
+    /// Adds a host context value (`$request.context.<name>`).
+    pub fn with_context(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.context.insert(name.into(), value.into());
         self
     }
 

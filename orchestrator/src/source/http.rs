@@ -101,6 +101,8 @@ pub(crate) struct HttpClient {
     /// Appended to every query (API keys sent as a query parameter).
     query: Vec<(String, String)>,
     max_response_bytes: u64,
+    /// The incoming request's headers relayed with every call (`forward_headers`).
+    forward: Vec<HeaderName>,
 }
 
 /// A request relative to the service's base URL.
@@ -186,6 +188,14 @@ impl HttpClient {
         for name in &HOP_BY_HOP {
             headers.remove(name);
         }
+        let forward = http
+            .forward_headers
+            .iter()
+            .map(|k| {
+                HeaderName::from_bytes(k.as_bytes())
+                    .map_err(|e| config_error(service, format_args!("forwarded header `{k}`: {e}")))
+            })
+            .collect::<Result<_, _>>()?;
         Ok(Self {
             client,
             lean,
@@ -196,6 +206,7 @@ impl HttpClient {
             max_response_bytes: http
                 .max_response_bytes
                 .unwrap_or(HttpSettings::DEFAULT_MAX_RESPONSE_BYTES),
+            forward,
         })
     }
 
@@ -268,6 +279,23 @@ impl HttpClient {
             && let Ok(state) = HeaderValue::from_str(state)
         {
             headers.insert(TRACESTATE, state);
+        }
+        for name in &self.forward {
+            let value = match call.request.credentials.get(name.as_str()) {
+                Some(secret) => HeaderValue::from_str(secret).ok().map(|mut v| {
+                    v.set_sensitive(true);
+                    v
+                }),
+                None => call
+                    .request
+                    .headers
+                    .get(name.as_str())
+                    .and_then(Value::as_str)
+                    .and_then(|v| HeaderValue::from_str(v).ok()),
+            };
+            if let Some(value) = value {
+                headers.insert(name.clone(), value);
+            }
         }
         for (k, v) in &out.headers {
             headers.append(k, v.clone());

@@ -110,6 +110,18 @@ fn request(req: &HttpRequest, body: Body) -> Option<http::Request<Body>> {
     if let Some(addr) = req.peer_addr() {
         out.extensions_mut().insert(super::ClientAddr(addr));
     }
+    // The scope's captures (`web::scope("/tenants/{tenant}/api")`), and what the host attached.
+    let captures: Vec<(String, String)> = req
+        .match_info()
+        .iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    if !captures.is_empty() {
+        out.extensions_mut().insert(super::MountCaptures(captures));
+    }
+    if let Some(context) = actix_web::HttpMessage::extensions(req).get::<super::HostContext>() {
+        out.extensions_mut().insert(context.clone());
+    }
     Some(out)
 }
 

@@ -212,6 +212,74 @@ fn json_response(status: StatusCode, value: &Value) -> Response<Bytes> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientAddr(pub std::net::SocketAddr);
 
+/// Values a host attaches to a request for its plans, read as `$request.context.<name>`: the
+/// tenant it resolved, the user its own authentication found, claims it verified. Insert it as
+/// a request extension — in axum from a middleware (or `Extension` layer), in actix-web into
+/// the request's extensions from a middleware (`wrap_fn`):
+///
+/// ```
+/// # async fn demo(api: api_orchestrator::web::Api) {
+/// use api_orchestrator::web::HostContext;
+/// use axum::extract::Request;
+/// use axum::middleware::{self, Next};
+///
+/// async fn who(mut req: Request, next: Next) -> axum::response::Response {
+///     // Whatever the host's own authentication found.
+///     req.extensions_mut().insert(HostContext::new().with("user_id", 42));
+///     next.run(req).await
+/// }
+///
+/// let app: axum::Router = axum::Router::new()
+///     .nest_service("/tenants/{tenant}/api", api)
+///     .layer(middleware::from_fn(who));
+/// # drop(app);
+/// # }
+/// ```
+///
+/// A source then reads `$request.context.user_id`. The captures of the prefix the host
+/// mounted the plans at (`tenant` above, in axum's `nest_service` and actix-web's `scope`)
+/// are in `$request.context` too; a value of the `HostContext` wins over a capture of the
+/// same name. They are not path params: the plan cannot know the host's prefix, and the
+/// validator checks `$request.path_params` against the endpoint's own path.
+///
+/// The values reach sources' params and mappings like any other input; they are not
+/// logged, and appear in the execution trace only as the params a source was called with.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HostContext(serde_json::Map<String, Value>);
+
+impl HostContext {
+    /// An empty context.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a value (`$request.context.<name>`).
+    pub fn with(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.insert(name, value);
+        self
+    }
+
+    /// Sets a value, replacing one of the same name.
+    pub fn insert(&mut self, name: impl Into<String>, value: impl Into<Value>) {
+        self.0.insert(name.into(), value.into());
+    }
+
+    /// The value of `name`.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.0.get(name)
+    }
+}
+
+impl From<serde_json::Map<String, Value>> for HostContext {
+    fn from(values: serde_json::Map<String, Value>) -> Self {
+        Self(values)
+    }
+}
+
+/// The captures of the host's mount prefix, as the framework adapters find them.
+#[derive(Debug, Clone, Default)]
+struct MountCaptures(Vec<(String, String)>);
+
 /// Plans served over HTTP: clone it into as many routers or app factories as needed (it is a
 /// handle to shared state).
 #[derive(Clone)]
@@ -608,6 +676,16 @@ impl Api {
             Err(problem) => return response(problem.into_response(id)),
         };
         ctx.client = parts.extensions.get::<ClientAddr>().map(|a| a.0.ip());
+        if let Some(MountCaptures(captures)) = parts.extensions.get::<MountCaptures>() {
+            for (name, value) in captures {
+                ctx.context
+                    .insert(name.clone(), Value::String(value.clone()));
+            }
+        }
+        if let Some(HostContext(values)) = parts.extensions.get::<HostContext>() {
+            ctx.context
+                .extend(values.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
         if let Some(claims) = claims {
             ctx.auth = claims;
         }
@@ -756,11 +834,14 @@ fn request_context(
                 None => continue,
             },
         };
-        if forwarded_header(name)
-            && let Ok(value) = value.to_str()
-        {
+        let Ok(value) = value.to_str() else {
+            continue;
+        };
+        if forwarded_header(name) {
             ctx.headers
                 .insert(name.as_str().to_owned(), Value::String(value.to_owned()));
+        } else if name != "set-cookie" {
+            ctx.credentials.insert(name.as_str(), value);
         }
     }
     Ok(ctx)
@@ -933,11 +1014,30 @@ where
 {
     let service = service.clone();
     Box::pin(async move {
-        let (parts, body) = req.into_parts();
+        #[cfg_attr(not(feature = "axum"), expect(unused_mut))]
+        let (mut parts, body) = req.into_parts();
+        #[cfg(feature = "axum")]
+        axum_captures(&mut parts).await;
         let body = Body::read(body, &parts.headers, service.max_body_bytes()).await;
         let response = service.serve(Request::from_parts(parts, body)).await;
         Ok(response.map(http_body_util::Full::new))
     })
+}
+
+/// The captures of the prefix an axum host nested the service at (`/tenants/{tenant}/api`),
+/// kept for `$request.context`.
+#[cfg(feature = "axum")]
+async fn axum_captures(parts: &mut http::request::Parts) {
+    use axum::extract::FromRequestParts as _;
+    if let Ok(params) = axum::extract::RawPathParams::from_request_parts(parts, &()).await {
+        let captures: Vec<(String, String)> = params
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        if !captures.is_empty() {
+            parts.extensions.insert(MountCaptures(captures));
+        }
+    }
 }
 
 /// `tower::Service` for a [`Mount`]: it reads the body (up to the limit), then serves.

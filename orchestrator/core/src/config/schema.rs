@@ -1446,12 +1446,33 @@ pub(crate) fn api(cx: &mut ValueReader, doc: &Value, base_dir: &Path) -> ApiConf
             "mock_response",
             "answers are never mocked in the server: run a stub server for tests and point `base_url` at it",
         );
+        let http = http_settings(cx, &o);
+        let auth = o.opt(cx, "auth", auth);
+        let auth_header = match &auth {
+            Some(ApiAuth::Bearer { .. } | ApiAuth::Basic { .. }) => {
+                Some("authorization".to_owned())
+            }
+            Some(ApiAuth::ApiKey {
+                header: Some(h), ..
+            }) => Some(h.to_ascii_lowercase()),
+            _ => None,
+        };
+        if let Some(h) = auth_header.filter(|h| http.forward_headers.contains(h)) {
+            cx.report(
+                Diagnostic::new(
+                    Code::InvalidValue,
+                    o.at("forward_headers"),
+                    format!("`{h}` is forwarded from the caller and also set by `auth`"),
+                )
+                .with_help("relay the caller's credentials or send the service's own, not both"),
+            );
+        }
         Some(ApiService {
             base_url: o
                 .req(cx, "base_url", "the service's base URL", base_url)?
                 .into(),
-            http: http_settings(cx, &o),
-            auth: o.opt(cx, "auth", auth),
+            http,
+            auth,
             operations: o.map_of(
                 cx,
                 "operations",
@@ -1482,6 +1503,7 @@ fn http_keys(more: &[&'static str]) -> Vec<&'static str> {
         "cache",
         "circuit_breaker",
         "max_concurrent",
+        "forward_headers",
     ];
     keys.extend_from_slice(more);
     keys
@@ -1504,15 +1526,84 @@ fn http_settings(cx: &mut ValueReader, o: &Object<'_>) -> HttpSettings {
         (None, Some(_)) => o.opt(cx, "retry_count", retries),
         _ => o.opt(cx, "retries", retries),
     };
+    let headers = secrets(o.string_map(cx, "headers"));
+    let forward_headers = o
+        .opt(cx, "forward_headers", forward_headers)
+        .unwrap_or_default();
+    if let Some(name) = forward_headers
+        .iter()
+        .find(|f| headers.keys().any(|k| k.eq_ignore_ascii_case(f)))
+    {
+        cx.report(
+            Diagnostic::new(
+                Code::InvalidValue,
+                o.at("forward_headers"),
+                format!("`{name}` is forwarded from the caller and also set in `headers`"),
+            )
+            .with_help("keep one of the two"),
+        );
+    }
     HttpSettings {
         timeout: o.opt_duration(cx, "timeout"),
-        headers: secrets(o.string_map(cx, "headers")),
+        headers,
         retries,
         max_response_bytes: o.opt(cx, "max_response_bytes", ValueReader::uint),
         cache: o.opt(cx, "cache", policy::cache_policy),
         circuit_breaker: o.opt(cx, "circuit_breaker", policy::circuit_breaker),
         max_concurrent: policy::max_concurrent(o, cx),
+        forward_headers,
     }
+}
+
+/// `forward_headers: [authorization, x-tenant]`: names of request headers, stored lower-case;
+/// never one the client writes itself.
+fn forward_headers(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> Option<Vec<String>> {
+    const OWN: [&str; 12] = [
+        "host",
+        "content-length",
+        "content-type",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "te",
+        "trailer",
+        "upgrade",
+        "proxy-connection",
+        "x-request-id",
+        "traceparent",
+    ];
+    let names = cx.strings(path, v)?;
+    let mut out = Vec::with_capacity(names.len());
+    for (i, name) in names.into_iter().enumerate() {
+        let lower = name.to_ascii_lowercase();
+        let at = if v.is_array() {
+            path.index(i)
+        } else {
+            path.clone()
+        };
+        if lower.is_empty()
+            || !lower
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        {
+            cx.report(
+                Diagnostic::new(
+                    Code::InvalidValue,
+                    at,
+                    format!("`{name}` is not a header name"),
+                )
+                .with_help("list header names such as `authorization` or `x-tenant`"),
+            );
+        } else if OWN.contains(&lower.as_str()) {
+            cx.report(
+                Diagnostic::new(Code::InvalidValue, at, format!("`{lower}` is written by the client for every call"))
+                    .with_help("forward the caller's own headers, such as `authorization`, `cookie` or `x-tenant`"),
+            );
+        } else if !out.contains(&lower) {
+            out.push(lower);
+        }
+    }
+    Some(out)
 }
 
 /// An absolute `http://` or `https://` URL (env references are already resolved).

@@ -152,6 +152,7 @@ impl Reference {
                     RequestPart::QueryParams => &req.query_params,
                     RequestPart::Headers => &req.headers,
                     RequestPart::Auth => &req.auth,
+                    RequestPart::Context => &req.context,
                     RequestPart::Body => return walk(&req.body, &self.path),
                 };
                 match self.path.split_first() {

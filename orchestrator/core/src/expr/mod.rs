@@ -247,6 +247,8 @@ pub enum RequestPart {
     Headers,
     /// `$request.auth`: the verified claims of the caller's bearer token.
     Auth,
+    /// `$request.context`: what the host attached to the request.
+    Context,
 }
 
 impl RequestPart {
@@ -259,6 +261,7 @@ impl RequestPart {
             Self::Body => Some("body"),
             Self::Headers => Some("headers"),
             Self::Auth => Some("auth"),
+            Self::Context => Some("context"),
         }
     }
 }

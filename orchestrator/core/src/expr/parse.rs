@@ -258,6 +258,7 @@ fn lex_reference(text: &str, start: usize) -> Result<(Reference, usize), ParseEr
                     "body" => Some(RequestPart::Body),
                     "headers" => Some(RequestPart::Headers),
                     "auth" => Some(RequestPart::Auth),
+                    "context" => Some(RequestPart::Context),
                     _ => None,
                 }
                 .inspect(|_| i = end)

@@ -506,6 +506,10 @@ pub struct HttpSettings {
     /// Calls to the service in flight at once, across endpoints (`max_concurrent`); a call
     /// past it fails at once as `unavailable` (a bulkhead).
     pub max_concurrent: Option<usize>,
+    /// Headers of the incoming request relayed with every call (`forward_headers`, names
+    /// lower-case): the caller's `authorization` or `cookie` (kept out of `$request.headers`,
+    /// never logged or traced) or any other header it sent.
+    pub forward_headers: Vec<String>,
 }
 
 impl HttpSettings {

@@ -1,0 +1,292 @@
+//! Embedding seams, over real sockets in an axum and an actix-web host: what the host knows
+//! about a request (its mount prefix's captures, a `HostContext` its middleware attached)
+//! reaches the plans as `$request.context`, and a service relays the caller's credentials
+//! only when its `forward_headers` lists them.
+
+use api_orchestrator::Orchestrator;
+use api_orchestrator::config::{ConfigFiles, Loader};
+use api_orchestrator::web::{Api, HostContext};
+use serde_json::{Value, json};
+use tests::hosts::{self, Running};
+use tests::upstream::Upstream;
+
+const DOMAIN: &str = r#"
+endpoints:
+  whoami:
+    path: /whoami
+    method: [GET]
+    data_sources:
+      - {name: profile, type: api, operation: profile, params: {tenant: "$request.context.tenant", user: "$request.context.user_id"}}
+      - {name: plain, type: api, operation: plain}
+    response_mapping:
+      target: "$profile.target"
+      tenant: "$request.context.tenant"
+      user: "$request.context.user_id"
+      # Credentials stay out of `$request.headers` even where a service relays them.
+      authorization: "$request.headers.authorization"
+"#;
+
+fn api_sources(upstream: &Upstream) -> String {
+    format!(
+        r#"
+api:
+  sources:
+    crm:
+      base_url: "{url}"
+      forward_headers: [Authorization, x-tenant-region]
+      operations:
+        profile: {{path: "/tenants/{{tenant}}/users/{{user}}"}}
+    other:
+      base_url: "{url}"
+      operations:
+        plain: {{path: /plain}}
+"#,
+        url = upstream.url()
+    )
+}
+
+/// The plans, with the execution trace on offer (`x-debug-trace`), to show that the relayed
+/// token is not in it.
+fn api(upstream: &Upstream) -> (tempfile::TempDir, Api) {
+    let dir = tests::config_dir(&[
+        ("config.yaml", "tracking:\n  debug_view: true\n"),
+        ("integrations/api_sources.yaml", &api_sources(upstream)),
+        ("domains/people.yaml", DOMAIN),
+    ]);
+    let o = Orchestrator::from_dir(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    (dir, Api::new(&o))
+}
+
+/// What the host's own authentication found: here, the user id its `x-user` header names
+/// (and, for an operator acting for another tenant, `x-as-tenant`).
+fn user_of(headers: &http::HeaderMap) -> HostContext {
+    let user: u64 = headers
+        .get("x-user")
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+        .unwrap_or(0);
+    let mut context = HostContext::new().with("user_id", user);
+    if let Some(tenant) = headers.get("x-as-tenant").and_then(|v| v.to_str().ok()) {
+        context.insert("tenant", tenant);
+    }
+    context
+}
+
+/// The plans at `/tenants/{tenant}/api` of an axum app, behind a middleware that attaches
+/// the user.
+async fn axum_host(api: Api) -> Running {
+    async fn who(
+        mut req: axum::extract::Request,
+        next: axum::middleware::Next,
+    ) -> axum::response::Response {
+        let context = user_of(req.headers());
+        req.extensions_mut().insert(context);
+        next.run(req).await
+    }
+    hosts::axum(
+        axum::Router::new()
+            .route("/health", axum::routing::get(|| async { "ok" }))
+            .nest_service("/tenants/{tenant}/api", api)
+            .layer(axum::middleware::from_fn(who)),
+    )
+    .await
+}
+
+/// The same in actix-web: a scope with a capture, a `wrap_fn` that attaches the user.
+fn actix_host(api: Api) -> Running {
+    use actix_web::HttpMessage as _;
+    use actix_web::dev::Service as _;
+    hosts::actix(move |cfg| {
+        cfg.service(
+            actix_web::web::scope("/tenants/{tenant}/api")
+                .wrap_fn(|req, srv| {
+                    let mut headers = http::HeaderMap::new();
+                    for name in ["x-user", "x-as-tenant"] {
+                        if let Some(v) = req.headers().get(name)
+                            && let Ok(v) = http::HeaderValue::from_bytes(v.as_bytes())
+                        {
+                            headers.insert(name, v);
+                        }
+                    }
+                    req.extensions_mut().insert(user_of(&headers));
+                    srv.call(req)
+                })
+                .configure(api_orchestrator::web::actix::configure(api.clone())),
+        );
+    })
+}
+
+async fn context_and_relay(upstream: &Upstream, host: &Running) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::new();
+    let r = client
+        .get(format!("{}/tenants/acme/api/whoami", host.base))
+        .header("authorization", "Bearer caller-token")
+        .header("cookie", "session=caller-cookie")
+        .header("x-tenant-region", "eu")
+        .header("x-user", "42")
+        .header("x-debug-trace", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let headers = format!("{:?}", r.headers());
+    let whole: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    // The debug view answers `{data, trace}`.
+    assert!(whole["trace"]["sources"].is_array(), "{whole}");
+    let body = &whole["data"];
+    assert_eq!(body["tenant"], "acme", "{body}");
+    assert_eq!(body["user"], 42, "{body}");
+    assert_eq!(body["target"], "/tenants/acme/users/42", "{body}");
+    assert_eq!(body["authorization"], Value::Null, "{body}");
+    // The execution trace the debug view answers with holds neither credential.
+    for secret in ["caller-token", "caller-cookie"] {
+        assert!(!whole.to_string().contains(secret), "{whole}");
+        assert!(!headers.contains(secret), "{headers}");
+    }
+    let seen = upstream.seen();
+    let profile = seen
+        .iter()
+        .find(|s| s.target == "/tenants/acme/users/42")
+        .expect("the profile call");
+    assert_eq!(profile.headers["authorization"], "Bearer caller-token");
+    assert_eq!(profile.headers["x-tenant-region"], "eu");
+    assert!(!profile.headers.contains_key("cookie"), "not listed");
+    let plain = seen
+        .iter()
+        .find(|s| s.target == "/plain")
+        .expect("the plain call");
+    for h in ["authorization", "cookie", "x-tenant-region"] {
+        assert!(
+            !plain.headers.contains_key(h),
+            "{h} went to a service that does not list it"
+        );
+    }
+    // A value the host attaches wins over its prefix's capture of the same name.
+    let r = client
+        .get(format!("{}/tenants/acme/api/whoami", host.base))
+        .header("x-user", "7")
+        .header("x-as-tenant", "globex")
+        .send()
+        .await
+        .unwrap();
+    let body: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    assert_eq!(body["target"], "/tenants/globex/users/7", "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_axum_host_hands_its_context_and_the_callers_token_to_the_plans() {
+    let upstream = Upstream::start().await;
+    let (_dir, api) = api(&upstream);
+    let host = axum_host(api).await;
+    context_and_relay(&upstream, &host).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_actix_host_hands_its_context_and_the_callers_token_to_the_plans() {
+    let upstream = Upstream::start().await;
+    let (_dir, api) = api(&upstream);
+    let host = actix_host(api);
+    context_and_relay(&upstream, &host).await;
+}
+
+/// `Api::handle` outside any framework reads the same extension.
+#[tokio::test]
+async fn a_host_context_needs_no_framework() {
+    let upstream = Upstream::start().await;
+    let (_dir, api) = api(&upstream);
+    let mut request = http::Request::get("/whoami")
+        .body(api_orchestrator::web::Body::Empty)
+        .unwrap();
+    request.extensions_mut().insert(
+        HostContext::new()
+            .with("tenant", "globex")
+            .with("user_id", 7),
+    );
+    let response = api.handle(request).await;
+    let body: Value = serde_json::from_slice(response.body()).unwrap();
+    assert_eq!(body["tenant"], "globex", "{body}");
+    assert_eq!(body["target"], "/tenants/globex/users/7", "{body}");
+}
+
+fn load_error(api_yaml: &str) -> String {
+    let files = ConfigFiles::new()
+        .with_file("integrations/api_sources.yaml", api_yaml)
+        .with_file("domains/people.yaml", DOMAIN);
+    match Loader::new().load(&files) {
+        Ok(_) => panic!("loaded:\n{api_yaml}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// `forward_headers` is checked at load: header names only, never one the client writes,
+/// never one the service's own `headers` or `auth` sets too.
+#[test]
+fn forward_headers_are_checked_at_load() {
+    let service = |extra: &str| {
+        format!(
+            "api:\n  sources:\n    crm:\n      base_url: http://127.0.0.1:1\n{extra}      operations:\n        profile: {{path: \"/tenants/{{tenant}}/users/{{user}}\"}}\n        plain: {{path: /plain}}\n"
+        )
+    };
+    for (extra, expected) in [
+        (
+            "      forward_headers: [content-length]\n",
+            "`content-length` is written by the client for every call",
+        ),
+        (
+            "      forward_headers: [\"x tenant\"]\n",
+            "`x tenant` is not a header name",
+        ),
+        (
+            "      forward_headers: [x-tenant]\n      headers: {X-Tenant: acme}\n",
+            "`x-tenant` is forwarded from the caller and also set in `headers`",
+        ),
+        (
+            "      forward_headers: [authorization]\n      auth: {type: bearer, token: abc}\n",
+            "`authorization` is forwarded from the caller and also set by `auth`",
+        ),
+        ("      forward_header: [authorization]\n", "forward_headers"),
+    ] {
+        let text = load_error(&service(extra));
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+        assert!(
+            text.contains("integrations/api_sources.yaml"),
+            "names the file:\n{text}"
+        );
+        assert!(
+            text.contains("api.sources.crm.forward_header"),
+            "names the key:\n{text}"
+        );
+    }
+}
+
+/// `$request.context` is a keyword like `$request.auth`: the validator takes any name below
+/// it, and a request built in Rust carries it.
+#[tokio::test]
+async fn request_context_values_reach_params_from_rust() {
+    let o = Orchestrator::builder()
+        .build(
+            Loader::new()
+                .load(&ConfigFiles::new().with_file(
+                    "domains/d.yaml",
+                    "endpoints:\n  e:\n    data_sources:\n      - {name: it, type: direct, params: {tenant: \"$request.context.tenant\", missing: \"$request.context.nope\"}}\n",
+                ))
+                .unwrap_or_else(|e| panic!("{e}")),
+        )
+        .unwrap();
+    let out = o
+        .execute(
+            "e",
+            api_orchestrator::RequestContext::new()
+                .with_context("tenant", "acme")
+                .with_credential("Authorization", "Bearer secret"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.response, json!({"tenant": "acme", "missing": null}));
+    let request = api_orchestrator::RequestContext::new().with_credential("Cookie", "s=secret");
+    let debug = format!("{request:?}");
+    assert!(
+        debug.contains("cookie") && !debug.contains("secret"),
+        "{debug}"
+    );
+}
