@@ -1,11 +1,12 @@
 //! Embedding seams, over real sockets in an axum and an actix-web host: what the host knows
 //! about a request (its mount prefix's captures, a `HostContext` its middleware attached)
 //! reaches the plans as `$request.context`, and a service relays the caller's credentials
-//! only when its `forward_headers` lists them.
+//! only when its `forward_headers` lists them; subset mounts of one orchestrator serve only
+//! their endpoints and share its reloads.
 
 use api_orchestrator::Orchestrator;
 use api_orchestrator::config::{ConfigFiles, Loader};
-use api_orchestrator::web::{Api, HostContext};
+use api_orchestrator::web::{Api, HostContext, Select};
 use serde_json::{Value, json};
 use tests::hosts::{self, Running};
 use tests::upstream::Upstream;
@@ -289,4 +290,122 @@ async fn request_context_values_reach_params_from_rust() {
         debug.contains("cookie") && !debug.contains("secret"),
         "{debug}"
     );
+}
+
+const SHOP: &str = r#"
+endpoints:
+  price:
+    tags: [public]
+    path: /price/{sku}
+    method: [GET]
+    data_sources:
+      - {name: it, type: direct, params: {sku: "$request.sku", price: 10}}
+  stock:
+    path: /stock/{sku}
+    method: [GET]
+    data_sources:
+      - {name: it, type: direct, params: {sku: "$request.sku", stock: 3}}
+"#;
+
+const PEOPLE: &str = r#"
+endpoints:
+  profile:
+    path: /profile/{id}
+    method: [GET]
+    data_sources:
+      - {name: it, type: direct, params: {id: "$request.id"}}
+"#;
+
+/// Two subset mounts of one orchestrator beside the whole API: each serves only its
+/// endpoints (routes and OpenAPI document), and a reload reaches both.
+async fn subset_mounts(host: impl AsyncFnOnce(Api) -> Running) {
+    let dir = tests::config_dir(&[("domains/shop.yaml", SHOP), ("domains/people.yaml", PEOPLE)]);
+    let o = Orchestrator::from_dir(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let host = host(Api::new(&o)).await;
+    let client = reqwest::Client::new();
+    let status = async |path: &str| {
+        client
+            .get(format!("{}{path}", host.base))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    for (path, expected) in [
+        ("/api/price/a", 200),
+        ("/api/profile/1", 200),
+        ("/public/price/a", 200),
+        ("/public/stock/a", 404),
+        ("/public/profile/1", 404),
+        ("/shop/price/a", 200),
+        ("/shop/stock/a", 200),
+        ("/shop/profile/1", 404),
+    ] {
+        assert_eq!(status(path).await, expected, "{path}");
+    }
+    let doc: Value = serde_json::from_slice(
+        &client
+            .get(format!("{}/public/openapi.json", host.base))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let paths: Vec<&String> = doc["paths"].as_object().unwrap().keys().collect();
+    assert_eq!(paths, ["/price/{sku}"], "{doc}");
+    assert_eq!(
+        doc["paths"]["/price/{sku}"]["get"]["tags"],
+        json!(["shop", "public"])
+    );
+    // A reload tags `profile` public: the public mount serves it from then on, the shop
+    // mount still does not.
+    std::fs::write(
+        dir.path().join("domains/people.yaml"),
+        PEOPLE.replace("  profile:\n", "  profile:\n    tags: [public]\n"),
+    )
+    .unwrap();
+    o.reload().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(status("/public/profile/1").await, 200);
+    assert_eq!(status("/shop/profile/1").await, 404);
+    assert_eq!(status("/api/profile/1").await, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subset_mounts_in_axum_share_one_orchestrator() {
+    subset_mounts(async |api: Api| {
+        hosts::axum(
+            axum::Router::new()
+                .nest_service("/public", api.only(Select::new().tag("public")))
+                .nest_service("/shop", api.only(Select::new().domain("shop")))
+                .nest_service("/api", api),
+        )
+        .await
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subset_mounts_in_actix_share_one_orchestrator() {
+    subset_mounts(async |api: Api| {
+        let (public, shop) = (
+            api.only(Select::new().tag("public")),
+            api.only(
+                Select::new()
+                    .domain("shop")
+                    .endpoint("nothing_of_that_name"),
+            ),
+        );
+        hosts::actix(move |cfg| {
+            use actix_web::web::scope;
+            use api_orchestrator::web::actix::configure;
+            cfg.service(scope("/public").configure(configure(public.clone())))
+                .service(scope("/shop").configure(configure(shop.clone())))
+                .service(scope("/api").configure(configure(api.clone())));
+        })
+    })
+    .await;
 }

@@ -534,6 +534,7 @@ record!(Endpoint {
     name,
     domain,
     description,
+    tags,
     endpoint_type,
     methods,
     path,

@@ -37,6 +37,11 @@
 //! are `$request.auth.<claim>`. CORS and compression are layers around the mount
 //! ([`layers`], feature `axum`).
 //!
+//! A host that serves only some endpoints at a prefix mounts [`Api::only`] with a [`Select`]ion
+//! (by domain, `tags:` or name); several such mounts share one orchestrator and its reloads.
+//! What the host knows about a request reaches the plans as `$request.context` ([`HostContext`],
+//! and the captures of the mount prefix).
+//!
 //! The operator routes are a separate service, [`Admin`] (from [`Api::admin`]): the host mounts
 //! it where it wants, behind its own authentication: `GET /executions` (the recent executions,
 //! recorded when `tracking.admin` is on) and `POST /reload`.
@@ -280,11 +285,88 @@ impl From<serde_json::Map<String, Value>> for HostContext {
 #[derive(Debug, Clone, Default)]
 struct MountCaptures(Vec<(String, String)>);
 
+/// Which endpoints a subset mount serves ([`Api::only`]): those of the listed domains, those
+/// with one of the listed `tags:`, and those named; an endpoint matching any entry is served.
+///
+/// ```
+/// use api_orchestrator::web::Select;
+///
+/// let public = Select::new().domain("products").tag("public").endpoint("get_customer_360");
+/// # drop(public);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Select {
+    domains: Vec<String>,
+    tags: Vec<String>,
+    endpoints: Vec<String>,
+}
+
+impl Select {
+    /// A selection of nothing yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds the endpoints of domain `name` (`domains/<name>.yaml`).
+    pub fn domain(mut self, name: impl Into<String>) -> Self {
+        self.domains.push(name.into());
+        self
+    }
+
+    /// Adds the endpoints whose `tags:` hold `tag`.
+    pub fn tag(mut self, tag: impl Into<String>) -> Self {
+        self.tags.push(tag.into());
+        self
+    }
+
+    /// Adds the endpoint named `name`.
+    pub fn endpoint(mut self, name: impl Into<String>) -> Self {
+        self.endpoints.push(name.into());
+        self
+    }
+
+    /// Whether endpoint `e` is selected.
+    pub fn matches(&self, e: &Endpoint) -> bool {
+        e.domain.as_ref().is_some_and(|d| self.domains.contains(d))
+            || e.tags.iter().any(|t| self.tags.contains(t))
+            || self.endpoints.contains(&e.name)
+    }
+
+    /// The entries no endpoint of `endpoints` matches, as `domain x`, `tag x`, `endpoint x`.
+    fn unmatched(&self, endpoints: &[Endpoint]) -> Vec<String> {
+        let domains = self
+            .domains
+            .iter()
+            .filter(|d| !endpoints.iter().any(|e| e.domain.as_ref() == Some(*d)))
+            .map(|d| format!("domain `{d}`"));
+        let tags = self
+            .tags
+            .iter()
+            .filter(|t| !endpoints.iter().any(|e| e.tags.contains(*t)))
+            .map(|t| format!("tag `{t}`"));
+        let names = self
+            .endpoints
+            .iter()
+            .filter(|n| !endpoints.iter().any(|e| &e.name == *n))
+            .map(|n| format!("endpoint `{n}`"));
+        domains.chain(tags).chain(names).collect()
+    }
+}
+
 /// Plans served over HTTP: clone it into as many routers or app factories as needed (it is a
 /// handle to shared state).
 #[derive(Clone)]
 pub struct Api {
     inner: Arc<Inner>,
+    view: Arc<View>,
+}
+
+/// What one mount serves: all endpoints, or a [`Select`]ion, and the routes of the engine it
+/// last served.
+#[derive(Default)]
+struct View {
+    select: Option<Select>,
+    mounted: ArcSwapOption<Mounted>,
 }
 
 impl std::fmt::Debug for Api {
@@ -293,10 +375,9 @@ impl std::fmt::Debug for Api {
     }
 }
 
-/// What an [`Api`] and its [`Admin`] share.
+/// What an [`Api`], its subset mounts and its [`Admin`] share.
 struct Inner {
     orchestrator: Orchestrator,
-    mounted: ArcSwapOption<Mounted>,
     recent: Mutex<VecDeque<Value>>,
 }
 
@@ -310,6 +391,9 @@ impl Inner {
 /// The routes of one engine (one config version).
 struct Mounted {
     engine: Arc<Engine>,
+    /// The endpoints served, when not all of them (for the OpenAPI document).
+    #[cfg(feature = "openapi")]
+    select: Option<Select>,
     router: matchit::Router<Vec<RouteEntry>>,
     #[cfg(feature = "openapi")]
     openapi: tokio::sync::OnceCell<Bytes>,
@@ -327,7 +411,16 @@ struct RouteEntry {
 }
 
 impl Mounted {
-    fn new(engine: Arc<Engine>) -> Self {
+    fn new(engine: Arc<Engine>, select: Option<&Select>) -> Self {
+        if let Some(select) = select {
+            let unmatched = select.unmatched(&engine.plan().endpoints);
+            if !unmatched.is_empty() {
+                tracing::warn!(
+                    unmatched = %unmatched.join(", "),
+                    "a subset mount selects what this config does not have"
+                );
+            }
+        }
         // Paths in the order they were first seen, and where each is: linear in the routes (a
         // config of 20,000 endpoints used to take seconds here, on the first request).
         let mut table: Vec<(String, Vec<RouteEntry>)> = Vec::new();
@@ -341,6 +434,9 @@ impl Mounted {
         };
         let prefix = engine.plan().settings.app.original_routes.clone();
         for (i, e) in engine.plan().endpoints.iter().enumerate() {
+            if select.is_some_and(|s| !s.matches(e)) {
+                continue;
+            }
             for route in e.routes() {
                 let entry = RouteEntry {
                     method: route.method,
@@ -374,6 +470,8 @@ impl Mounted {
         }
         Self {
             engine,
+            #[cfg(feature = "openapi")]
+            select: select.cloned(),
             router,
             #[cfg(feature = "openapi")]
             openapi: tokio::sync::OnceCell::new(),
@@ -459,8 +557,24 @@ impl Api {
         Self {
             inner: Arc::new(Inner {
                 orchestrator: orchestrator.clone(),
-                mounted: ArcSwapOption::empty(),
                 recent: Mutex::new(VecDeque::new()),
+            }),
+            view: Arc::default(),
+        }
+    }
+
+    /// A mount of the same plans that serves only the endpoints `select` picks (its routes,
+    /// its `/openapi.json` and `/docs`), for a host that mounts several subsets at prefixes of
+    /// their own: `nest_service("/public", api.only(Select::new().tag("public")))`. It shares
+    /// this API's orchestrator (and so its reloads, each mount re-reading the current
+    /// version) and its [`Admin`]'s records. A selection that names what the config does not
+    /// have serves nothing of it and logs a warning.
+    pub fn only(&self, select: Select) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            view: Arc::new(View {
+                select: Some(select),
+                mounted: ArcSwapOption::empty(),
             }),
         }
     }
@@ -486,13 +600,13 @@ impl Api {
     /// The routes of the engine now being served.
     fn mounted(&self) -> Arc<Mounted> {
         let engine = self.inner.orchestrator.engine();
-        if let Some(m) = self.inner.mounted.load_full()
+        if let Some(m) = self.view.mounted.load_full()
             && Arc::ptr_eq(&m.engine, &engine)
         {
             return m;
         }
-        let m = Arc::new(Mounted::new(engine));
-        self.inner.mounted.store(Some(m.clone()));
+        let m = Arc::new(Mounted::new(engine, self.view.select.as_ref()));
+        self.view.mounted.store(Some(m.clone()));
         m
     }
 

@@ -28,6 +28,12 @@ use crate::plan::{Endpoint, HttpMethod, InputField, Plan};
 /// URL (`<mount>/openapi.json`): Swagger UI's "Try it out" calls `<mount>/<path>` wherever
 /// the API is mounted.
 pub fn document(plan: &Plan) -> Value {
+    document_of(plan, |_| true)
+}
+
+/// The OpenAPI document of the endpoints of `plan` that `keep` keeps (a subset mount's), and
+/// of the domains they are in.
+pub fn document_of(plan: &Plan, keep: impl Fn(&Endpoint) -> bool) -> Value {
     // Linear in the endpoints: a config of 20,000 took over a minute when each endpoint looked
     // through all the others.
     let mut paths = Map::new();
@@ -36,7 +42,7 @@ pub fn document(plan: &Plan) -> Value {
         *names.entry(e.name.as_str()).or_default() += 1;
     }
     let auth = plan.settings.auth.is_some();
-    for e in &plan.endpoints {
+    for e in plan.endpoints.iter().filter(|e| keep(e)) {
         let shared_name = names.get(e.name.as_str()).is_some_and(|&n| n > 1);
         let output = output_schema(plan, e);
         for route in e.routes() {
@@ -51,6 +57,11 @@ pub fn document(plan: &Plan) -> Value {
     let tags: Vec<Value> = plan
         .domains
         .iter()
+        .filter(|d| {
+            plan.endpoints
+                .iter()
+                .any(|e| e.domain.as_ref() == Some(&d.name) && keep(e))
+        })
         .map(|d| {
             let mut tag = json!({"name": d.name});
             let description = match (&d.title, &d.description) {
@@ -138,8 +149,9 @@ fn operation(
     if let Some(d) = &e.description {
         op["description"] = json!(d);
     }
-    if let Some(domain) = &e.domain {
-        op["tags"] = json!([domain]);
+    let tags: Vec<&String> = e.domain.iter().chain(&e.tags).collect();
+    if !tags.is_empty() {
+        op["tags"] = json!(tags);
     }
     let parameters = parameters(e, captures);
     if !parameters.is_empty() {
@@ -303,8 +315,13 @@ pub(super) async fn serve(m: &Mounted, path: &str, get: bool) -> Option<Response
         let built = m
             .openapi
             .get_or_try_init(|| async move {
+                let select = m.select.clone();
                 tokio::task::spawn_blocking(move || {
-                    Bytes::from(serde_json::to_vec(&document(&plan)).unwrap_or_default())
+                    let doc = match &select {
+                        None => document(&plan),
+                        Some(s) => document_of(&plan, |e| s.matches(e)),
+                    };
+                    Bytes::from(serde_json::to_vec(&doc).unwrap_or_default())
                 })
                 .await
             })

@@ -166,6 +166,7 @@ pub(crate) fn endpoints(cx: &mut ValueReader, domain: Option<&str>, doc: &Value)
 
 const ENDPOINT_KEYS: &[&str] = &[
     "description",
+    "tags",
     "endpoint_type",
     "method",
     "path",
@@ -198,6 +199,7 @@ fn endpoint(
         name: name.to_owned(),
         domain: domain.map(str::to_owned),
         description: None,
+        tags: Vec::new(),
         endpoint_type: None,
         methods: Vec::new(),
         path: None,
@@ -223,6 +225,7 @@ fn endpoint(
         return e;
     };
     e.description = o.opt_string(cx, "description");
+    e.tags = o.opt(cx, "tags", ValueReader::strings).unwrap_or_default();
     e.endpoint_type = o.opt(cx, "endpoint_type", |cx, p, v| {
         cx.choice(p, v, EndpointType::NAMES, EndpointType::parse)
     });

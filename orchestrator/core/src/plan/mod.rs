@@ -354,6 +354,9 @@ pub struct Endpoint {
     pub domain: Option<String>,
     /// Human description (OpenAPI summary).
     pub description: Option<String>,
+    /// Labels (`tags:`): OpenAPI tags beside the domain, and what a host can select a subset
+    /// mount by (`web::Select::tag`).
+    pub tags: Vec<String>,
     /// Declared kind, checked against the sources.
     pub endpoint_type: Option<EndpointType>,
     /// Explicit methods (`method:`); empty means the defaults, `GET` and `POST`.
