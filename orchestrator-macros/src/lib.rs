@@ -45,6 +45,24 @@
 //! A change to any YAML file of the directory rebuilds the crate. `${env:NAME}` references are
 //! resolved when the crate is compiled, like `env!`: keep secrets out of compile-time configs.
 //!
+//! **Typed handles**: either form may start with `mod name;` (`pub mod name;`; before
+//! `dir = …`, `mod name,`). The macro then expands to a module instead of an expression:
+//! `name::plan()` builds the plan, and `name::endpoints` holds a handle per endpoint (a unit
+//! struct named like it, `name::endpoints::get_customer_360`) for `Orchestrator::execute`.
+//! An endpoint that declares `input:` takes the struct of those inputs
+//! (`GetCustomer360Input { customer_id: i64 }`: `string` → `String`, `integer` → `i64`,
+//! `number` → `f64`, `boolean` → `bool`, `object` / `array` → JSON, optional inputs in
+//! `Option`; names made Rust names, `dry-run` → `dry_run`); the others take a
+//! `RequestContext`. Calling an endpoint with another's input does not compile.
+//!
+//! ```ignore
+//! api_orchestrator::orchestrate!(mod customers, dir = "config");
+//!
+//! let o = Orchestrator::builder().build(customers::plan())?;
+//! let input = customers::endpoints::GetCustomer360Input { customer_id: 42 };
+//! let out = o.execute(customers::endpoints::get_customer_360, input).await?;
+//! ```
+//!
 //! Every problem is a compile error on the offending token (the unknown source name, the
 //! duplicate key, the bad literal), all at once; YAML problems show their file:line:col.
 //!
@@ -57,6 +75,7 @@
 //! server is contacted at build time. Editing the snapshot rebuilds the crate.
 
 mod emit;
+mod handles;
 mod tokens;
 
 use std::path::{Path, PathBuf};
@@ -84,18 +103,94 @@ pub fn orchestrate(input: proc_macro::TokenStream) -> proc_macro::TokenStream {
 }
 
 fn expand(input: TokenStream) -> TokenStream {
+    let (module, input) = match module_form(input) {
+        Ok(split) => split,
+        Err(e) => return e.to_compile_error(),
+    };
     let result = match file_form(&input) {
         Some(form) => form.and_then(|(kind, lit)| from_yaml(&kind, &lit)),
         None => from_tokens(input),
     };
-    match result {
-        Ok(code) => code,
+    let result = result.and_then(|expanded| {
+        let plan = expanded.expression();
+        match &module {
+            None => Ok(plan),
+            Some(m) => handles::module(m, &expanded.plan, plan),
+        }
+    });
+    match (result, module) {
+        (Ok(code), _) => code,
         // A harmless value of the right type after the errors, so nothing else fails.
-        Err(e) => {
+        (Err(e), None) => {
             let errors = e.to_compile_error();
             quote!({ #errors ::api_orchestrator::ValidPlan::default() })
         }
+        (Err(e), Some(m)) => {
+            let errors = e.to_compile_error();
+            let (vis, name) = (&m.vis, &m.name);
+            quote!(#errors #vis mod #name {
+                pub fn plan() -> ::api_orchestrator::ValidPlan { ::api_orchestrator::ValidPlan::default() }
+                pub mod endpoints {}
+            })
+        }
     }
+}
+
+/// A checked plan and what its expansion carries beside it (the files it tracks, the
+/// warnings).
+struct Expanded {
+    plan: Plan,
+    extras: TokenStream,
+}
+
+impl Expanded {
+    /// The expression that builds the plan.
+    fn expression(&self) -> TokenStream {
+        let (extras, code) = (&self.extras, self.plan.emit());
+        quote!({ #extras ::api_orchestrator::__private::checked(#code) })
+    }
+}
+
+/// The item form's head, `[pub] mod name;` (or `,`), and the rest of the input.
+fn module_form(input: TokenStream) -> syn::Result<(Option<handles::Module>, TokenStream)> {
+    let tokens: Vec<TokenTree> = input.clone().into_iter().collect();
+    let is =
+        |t: Option<&TokenTree>, word: &str| matches!(t, Some(TokenTree::Ident(i)) if i == word);
+    let at = if is(tokens.first(), "mod") {
+        0
+    } else if is(tokens.first(), "pub") && is(tokens.get(1), "mod") {
+        1
+    } else {
+        return Ok((None, input));
+    };
+    let vis = if at == 1 {
+        quote!(pub)
+    } else {
+        TokenStream::new()
+    };
+    let Some(TokenTree::Ident(name)) = tokens.get(at + 1) else {
+        return Err(syn::Error::new(
+            tokens[at].span(),
+            "expected a module name: `mod shop;`",
+        ));
+    };
+    match tokens.get(at + 2) {
+        Some(TokenTree::Punct(p)) if matches!(p.as_char(), ';' | ',') => {}
+        other => {
+            return Err(syn::Error::new(
+                other.map_or(name.span(), TokenTree::span),
+                "expected `;` after `mod name` (or `,` before `dir = …`)",
+            ));
+        }
+    }
+    let rest = tokens[at + 3..].iter().cloned().collect();
+    Ok((
+        Some(handles::Module {
+            vis,
+            name: name.clone(),
+        }),
+        rest,
+    ))
 }
 
 /// `dir = "…"` or `file = "…"`.
@@ -220,7 +315,7 @@ fn load(dir: &Path, span: Span, source_types: &[String]) -> syn::Result<(Plan, T
     })
 }
 
-fn from_yaml(kind: &str, lit: &syn::LitStr) -> syn::Result<TokenStream> {
+fn from_yaml(kind: &str, lit: &syn::LitStr) -> syn::Result<Expanded> {
     let path = resolve(&lit.value());
     let (dir, only) = if kind == "dir" {
         (path.clone(), None)
@@ -259,11 +354,13 @@ fn from_yaml(kind: &str, lit: &syn::LitStr) -> syn::Result<TokenStream> {
         }
     }
     let tracked = track(&dir);
-    let code = plan.emit();
-    Ok(quote!({ #tracked #warned ::api_orchestrator::__private::checked(#code) }))
+    Ok(Expanded {
+        plan,
+        extras: quote!(#tracked #warned),
+    })
 }
 
-fn from_tokens(input: TokenStream) -> syn::Result<TokenStream> {
+fn from_tokens(input: TokenStream) -> syn::Result<Expanded> {
     let root = tokens::object(input, Span::call_site())?;
     let Kind::Object(fields) = &root.kind else {
         unreachable!("object() returns an object")
@@ -363,8 +460,10 @@ fn from_tokens(input: TokenStream) -> syn::Result<TokenStream> {
         .as_ref()
         .map(|(dir, _)| track(&resolve(dir)))
         .unwrap_or_default();
-    let code = plan.emit();
-    Ok(quote!({ #tracked #config_warnings #warned ::api_orchestrator::__private::checked(#code) }))
+    Ok(Expanded {
+        plan,
+        extras: quote!(#tracked #config_warnings #warned),
+    })
 }
 
 /// `error[code]: message` plus the help line.

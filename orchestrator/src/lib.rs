@@ -194,3 +194,65 @@ pub use orchestrator::Watcher;
 #[cfg(feature = "runtime")]
 #[cfg_attr(docsrs, doc(cfg(feature = "runtime")))]
 pub use orchestrator::{Error, Orchestrator, OrchestratorBuilder, ReloadReport};
+
+/// What [`Orchestrator::execute`] takes: an endpoint's name (with a [`RequestContext`]), or
+/// a typed handle that `orchestrate!`'s `mod` form generates per endpoint, whose input is the
+/// struct of the inputs the endpoint declares, so that a call names an endpoint the compiler
+/// knows and passes what it takes:
+///
+/// ```
+/// # #[cfg(feature = "macros")]
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use api_orchestrator::{Orchestrator, orchestrate};
+///
+/// orchestrate! {
+///     mod shop;
+///     endpoints: {
+///         price: {
+///             path: "/price/{sku}",
+///             input: { path: { sku: string }, query: { quantity: { type: integer, required: false } } },
+///             data_sources: [ { name: it, type: direct, params: { sku: $request.sku, n: $request.quantity } } ],
+///         },
+///     },
+/// }
+///
+/// let o = Orchestrator::builder().build(shop::plan())?;
+/// let input = shop::endpoints::PriceInput { sku: "kettle".into(), quantity: Some(2) };
+/// let out = o.execute(shop::endpoints::price, input).await?;
+/// assert_eq!(out.response["n"], 2);
+/// # Ok(()) }
+/// ```
+///
+/// A handle names its endpoint; an orchestrator serving a plan without it answers
+/// [`ExecuteError::UnknownEndpoint`](engine::ExecuteError) as for a name.
+pub trait EndpointHandle {
+    /// What a call takes.
+    type Input: Into<RequestContext>;
+
+    /// The endpoint's name in the plan.
+    fn name(&self) -> &str;
+}
+
+impl EndpointHandle for &str {
+    type Input = RequestContext;
+
+    fn name(&self) -> &str {
+        self
+    }
+}
+
+impl EndpointHandle for &String {
+    type Input = RequestContext;
+
+    fn name(&self) -> &str {
+        self
+    }
+}
+
+impl EndpointHandle for String {
+    type Input = RequestContext;
+
+    fn name(&self) -> &str {
+        self
+    }
+}

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
 
-use crate::RequestContext;
+use crate::EndpointHandle;
 use crate::config::{LoadError, Loader};
 use crate::engine::{BuildError, Engine, ExecuteError, Execution};
 use crate::layer::Layer;
@@ -139,14 +139,18 @@ impl Orchestrator {
         }
     }
 
-    /// Executes endpoint `endpoint` on the version current now; a reload meanwhile does not
-    /// affect it.
-    pub async fn execute(
+    /// Executes `endpoint` on the version current now; a reload meanwhile does not affect
+    /// it. `endpoint` is a name (`"get_customer_360"`, with a [`RequestContext`](crate::RequestContext)) or a typed
+    /// handle of `orchestrate!`'s `mod` form (`shop::endpoints::price`, with the input struct
+    /// its `input:` declares): see [`EndpointHandle`].
+    pub async fn execute<E: EndpointHandle>(
         &self,
-        endpoint: &str,
-        request: RequestContext,
+        endpoint: E,
+        request: E::Input,
     ) -> Result<Execution, ExecuteError> {
-        self.engine().execute(endpoint, &request).await
+        self.engine()
+            .execute(endpoint.name(), &request.into())
+            .await
     }
 
     /// The plan being served now.
