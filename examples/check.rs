@@ -20,7 +20,6 @@
 use std::process::ExitCode;
 
 use api_orchestrator::config::{LoadError, Loader, load_dir};
-use api_orchestrator::plan::Plan;
 
 const USAGE: &str =
     "usage: cargo run --example check -- [--check-models | --prepare [--check]] CONFIG_DIR";
@@ -42,7 +41,7 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     if prepare {
-        return runtime().block_on(examples::snapshot::prepare(
+        return runtime().block_on(api_orchestrator::cli::prepare(
             std::path::Path::new(dir),
             &Loader::new(),
             compare,
@@ -57,7 +56,7 @@ fn main() -> ExitCode {
             if !plan.warnings().is_empty() {
                 eprintln!("{}\n", plan.warnings());
             }
-            print!("{}", describe(&plan));
+            print!("{}", api_orchestrator::cli::describe(&plan));
             if check_models {
                 let findings =
                     runtime().block_on(api_orchestrator::source::ml::check_models(&plan));
@@ -93,42 +92,4 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("a tokio runtime")
-}
-
-/// One block per endpoint: description, routes, then each source with the sources it waits for.
-fn describe(plan: &Plan) -> String {
-    let mut out = String::new();
-    for e in &plan.endpoints {
-        let file = e.origin.file.as_deref().unwrap_or("(code)");
-        out += &format!("{} ({file})\n", e.name);
-        if let Some(d) = &e.description {
-            out += &format!("  {d}\n");
-        }
-        for r in e.routes() {
-            out += &format!("  route   {r}\n");
-        }
-        let deps = e.dependencies();
-        for (s, deps) in e.sources.iter().zip(&deps) {
-            let op = s.operation.as_deref().unwrap_or("-");
-            let after: Vec<&str> = deps.iter().map(|&i| e.sources[i].name.as_str()).collect();
-            let after = if after.is_empty() {
-                String::new()
-            } else {
-                format!("  after {}", after.join(", "))
-            };
-            let cond = if s.condition.is_some() {
-                "  (conditional)"
-            } else {
-                ""
-            };
-            out += &format!("  source  {:<20} {:<9} {op}{after}{cond}\n", s.name, s.kind);
-        }
-        let response = match (&e.response_mapping, &e.primary_source) {
-            (Some(_), _) => "response_mapping".to_owned(),
-            (None, Some(p)) => format!("result of `{p}`"),
-            (None, None) => "result of the only source".to_owned(),
-        };
-        out += &format!("  returns {response}\n\n");
-    }
-    out
 }

@@ -33,13 +33,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::time::Duration;
 
-use api_orchestrator::Orchestrator;
 use api_orchestrator::config::{ConfigFiles, Loader};
-use api_orchestrator::plan::{LogFormat, LogRotation, Settings};
-use api_orchestrator::telemetry::{Metrics, Tracing};
-use api_orchestrator::web::{Api, ClientAddr, layers};
+use api_orchestrator::plan::Settings;
 use examples::demo;
 
 struct Args {
@@ -106,7 +102,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let settings = ConfigFiles::read_dir(&args.config)
         .and_then(|files| Loader::new().settings(&files))
         .map_err(|e| format!("cannot serve `{}`:\n{e}", args.config.display()))?;
-    let _log_guard = logging(&settings)?;
+    let _log_guard = api_orchestrator::cli::logging(&settings).map_err(|e| e.to_string())?;
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = settings.server.workers {
         runtime.worker_threads(n);
@@ -115,56 +111,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .enable_all()
         .build()?
         .block_on(serve(args, settings))
-}
-
-/// A subscriber as `logging:` says (`RUST_LOG` wins over `logging.level`); the guard flushes
-/// the log file at exit.
-fn logging(
-    settings: &Settings,
-) -> Result<Option<tracing_appender::non_blocking::WorkerGuard>, Box<dyn std::error::Error>> {
-    use tracing_subscriber::layer::SubscriberExt as _;
-    use tracing_subscriber::util::SubscriberInitExt as _;
-    use tracing_subscriber::{EnvFilter, Layer as _, fmt};
-
-    let level = settings.logging.level.as_deref().unwrap_or("info");
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(format!("{level},sqlx=warn")))?;
-    let json = settings.logging.format == LogFormat::Json;
-    let stdout = if json {
-        fmt::layer().json().boxed()
-    } else {
-        fmt::layer().boxed()
-    };
-    let (file, guard) = match &settings.logging.file {
-        None => (None, None),
-        Some(f) => {
-            let path = std::path::Path::new(&f.path);
-            let dir = path
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-                .unwrap_or(std::path::Path::new("."));
-            std::fs::create_dir_all(dir)?;
-            let name = path.file_name().ok_or("`log_file_path` names no file")?;
-            let rotation = match f.rotation {
-                LogRotation::Never => tracing_appender::rolling::Rotation::NEVER,
-                LogRotation::Minutely => tracing_appender::rolling::Rotation::MINUTELY,
-                LogRotation::Hourly => tracing_appender::rolling::Rotation::HOURLY,
-                _ => tracing_appender::rolling::Rotation::DAILY,
-            };
-            let appender = tracing_appender::rolling::RollingFileAppender::new(rotation, dir, name);
-            let (writer, guard) = tracing_appender::non_blocking(appender);
-            let layer = if json {
-                fmt::layer().json().with_writer(writer).boxed()
-            } else {
-                fmt::layer().with_ansi(false).with_writer(writer).boxed()
-            };
-            (Some(layer), Some(guard))
-        }
-    };
-    tracing_subscriber::registry()
-        .with(stdout.and_then(file).with_filter(filter))
-        .try_init()?;
-    Ok(guard)
 }
 
 /// Stand-ins for the remote services the environment does not point elsewhere, and the seeded
@@ -203,7 +149,7 @@ async fn serve(args: Args, settings: Settings) -> Result<(), Box<dyn std::error:
     let lookup = move |name: &str| std::env::var(name).ok().or_else(|| env.get(name).cloned());
     if let Some(compare) = args.prepare {
         let loader = Loader::new().with_env(lookup);
-        let code = examples::snapshot::prepare(&args.config, &loader, compare).await;
+        let code = api_orchestrator::cli::prepare(&args.config, &loader, compare).await;
         std::process::exit(if code == std::process::ExitCode::SUCCESS {
             0
         } else {
@@ -211,88 +157,13 @@ async fn serve(args: Args, settings: Settings) -> Result<(), Box<dyn std::error:
         });
     }
 
-    // Traces when a collector is configured; metrics unless `telemetry.metrics: false`.
-    let tracing = Tracing::from_settings(&settings)?;
-    let metrics = settings.telemetry.metrics.then(Metrics::new);
-    let mut builder = Orchestrator::builder().env(lookup);
-    if let Some(t) = &tracing {
-        println!("exporting traces          {t:?}");
-        builder = builder.tracer(t.tracer());
-    }
-    if let Some(m) = &metrics {
-        builder = builder.metrics(m);
-    }
-    let orchestrator = builder
-        .load_dir(&args.config)
-        .map_err(|e| format!("cannot serve `{}`:\n{e}", args.config.display()))?;
-    let _watcher = orchestrator.watch(Duration::from_millis(300))?;
-
-    let settings = orchestrator.plan().settings.clone();
-    let bind = args
-        .bind
-        .unwrap_or_else(|| format!("{}:{}", settings.server.host, settings.server.port));
-    let listener = tokio::net::TcpListener::bind(&bind).await?;
-    let addr = listener.local_addr()?;
-    let api = Api::new(&orchestrator);
-    let base = settings.app.base_path.as_str();
-    let mut app = axum::Router::new().route("/health", axum::routing::get(|| async { "ok" }));
-    if let Some(m) = metrics {
-        // Prometheus scrapes it; like the admin routes, a real host keeps it off the public
-        // listener.
-        app = app.route_service("/metrics", m);
-    }
-    let mut app = app
-        // The operator routes (recent executions, reload). A real host puts its own
-        // authentication in front of them; the demo listens on loopback only.
-        .nest_service(&format!("{base}/admin"), api.admin());
-    app = if base.is_empty() {
-        app.fallback_service(api)
-    } else {
-        app.nest_service(base, api)
+    let options = api_orchestrator::cli::ServeOptions {
+        config: args.config,
+        bind: args.bind,
+        env: std::sync::Arc::new(lookup),
     };
-    if let Some(cors) = layers::cors(&settings) {
-        app = app.layer(cors);
-    }
-    if let Some(compression) = layers::compression(&settings) {
-        app = app.layer(compression);
-    }
-    // The client's address, for endpoints whose `rate_limit` counts per client.
-    let app = app.layer(axum::middleware::from_fn(client_addr));
-
-    println!("\nlistening on http://{addr}  (docs: http://{addr}{base}/docs/)");
-    for e in &orchestrator.plan().endpoints {
-        for route in e.routes() {
-            println!(
-                "  {:<6} http://{addr}{base}{}",
-                route.method.as_str(),
-                route.path
-            );
-        }
-    }
-    if let Some(prefix) = &settings.app.original_routes {
-        println!("  (and the original service's routes below http://{addr}{base}{prefix}/)");
-    }
-    println!(
-        "reloading `{}` when its YAML changes; Ctrl-C stops",
-        args.config.display()
-    );
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await?;
+    api_orchestrator::cli::serve(options, &settings)
+        .await
+        .map_err(|e| e.to_string())?;
     Ok(())
-}
-
-/// Passes the connection's peer address to the plans as [`ClientAddr`].
-async fn client_addr(
-    axum::extract::ConnectInfo(addr): axum::extract::ConnectInfo<std::net::SocketAddr>,
-    mut request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    request.extensions_mut().insert(ClientAddr(addr));
-    next.run(request).await
 }

@@ -104,6 +104,9 @@ pub use api_orchestrator_core::{
     config, diagnostic, expr, plan, redact, snapshot, transform, types, validate,
 };
 
+#[cfg(feature = "cli")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cli")))]
+pub mod cli;
 #[cfg(feature = "runtime")]
 #[cfg_attr(docsrs, doc(cfg(feature = "runtime")))]
 pub mod engine;
