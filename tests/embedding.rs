@@ -2,7 +2,8 @@
 //! about a request (its mount prefix's captures, a `HostContext` its middleware attached)
 //! reaches the plans as `$request.context`, and a service relays the caller's credentials
 //! only when its `forward_headers` lists them; subset mounts of one orchestrator serve only
-//! their endpoints and share its reloads.
+//! their endpoints and share its reloads; a host source type owns an integration file, from
+//! YAML and from the macro.
 
 use api_orchestrator::Orchestrator;
 use api_orchestrator::config::{ConfigFiles, Loader};
@@ -408,4 +409,164 @@ async fn subset_mounts_in_actix_share_one_orchestrator() {
         })
     })
     .await;
+}
+
+/// A host source type that owns `integrations/vector_db.yaml`: its entries are checked by
+/// the loader, and each step's entry reaches the source the factory builds.
+struct VectorDb;
+
+impl api_orchestrator::source::SourceFactory for VectorDb {
+    fn build(
+        &self,
+        integrations: &api_orchestrator::plan::Integrations,
+    ) -> Result<
+        std::sync::Arc<dyn api_orchestrator::source::DataSource>,
+        api_orchestrator::source::SourceError,
+    > {
+        Ok(std::sync::Arc::new(Vectors(
+            integrations
+                .host
+                .get("vector_db")
+                .cloned()
+                .unwrap_or_default(),
+        )))
+    }
+
+    fn integration(&self) -> Option<api_orchestrator::config::IntegrationFile> {
+        Some(
+            api_orchestrator::config::IntegrationFile::new("vector_db")
+                .required("url")
+                .key("index"),
+        )
+    }
+}
+
+/// Answers with the settings of the entry the step names (`source_id`), or the only one.
+struct Vectors(std::collections::BTreeMap<String, Value>);
+
+#[async_trait::async_trait]
+impl api_orchestrator::source::DataSource for Vectors {
+    async fn fetch(
+        &self,
+        call: api_orchestrator::source::SourceCall<'_>,
+    ) -> Result<Value, api_orchestrator::source::SourceError> {
+        let entry = match call.source_id {
+            Some(id) => self.0.get(id),
+            None => self.0.values().next(),
+        };
+        Ok(json!({"settings": entry, "q": call.params.get("q")}))
+    }
+}
+
+const VECTOR_FILE: &str = "vector_db:\n  sources:\n    main: {url: \"${env:VECTOR_URL:-http://127.0.0.1:6333}\", index: products}\n    archive: {url: http://127.0.0.1:6334}\n";
+
+const SEARCH: &str = "endpoints:\n  search:\n    data_sources:\n      - {name: hits, type: vector_db, source_id: main, params: {q: \"$request.q\"}}\n      - {name: old, type: vector_db, source_id: archive, params: {q: \"$request.q\"}}\n    response_mapping: {index: \"$hits.settings.index\", url: \"$hits.settings.url\", archive: \"$old.settings.url\"}\n";
+
+#[tokio::test]
+async fn a_host_source_type_reads_its_own_integration_file() {
+    let dir = tests::config_dir(&[
+        ("integrations/vector_db.yaml", VECTOR_FILE),
+        ("domains/shop.yaml", SEARCH),
+        // A domain with its own file: its endpoints see that one.
+        (
+            "domains/lab/integrations/vector_db.yaml",
+            "vector_db:\n  sources:\n    main: {url: http://lab:1, index: lab}\n    archive: {url: http://lab:2}\n",
+        ),
+        (
+            "domains/lab.yaml",
+            &SEARCH.replace("search:", "lab_search:"),
+        ),
+    ]);
+    let o = Orchestrator::builder()
+        .register_factory("vector_db", VectorDb)
+        .load_dir(dir.path())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ctx = || api_orchestrator::RequestContext::new().with_query_param("q", "kettle");
+    let out = o.execute("search", ctx()).await.unwrap();
+    assert_eq!(
+        out.response,
+        json!({"index": "products", "url": "http://127.0.0.1:6333", "archive": "http://127.0.0.1:6334"})
+    );
+    let out = o.execute("lab_search", ctx()).await.unwrap();
+    assert_eq!(out.response["index"], "lab");
+}
+
+#[test]
+fn a_host_integration_file_is_checked_like_the_built_ins() {
+    let load = |files: &[(&str, &str)]| {
+        let dir = tests::config_dir(files);
+        match Orchestrator::builder()
+            .register_factory("vector_db", VectorDb)
+            .load_dir(dir.path())
+        {
+            Ok(_) => panic!("loaded {files:?}"),
+            Err(e) => e.to_string(),
+        }
+    };
+    let typo = load(&[
+        (
+            "integrations/vector_db.yaml",
+            "vector_db:\n  sources:\n    main: {url: http://x, indx: products}\n",
+        ),
+        ("domains/shop.yaml", SEARCH),
+    ]);
+    for expected in [
+        "integrations/vector_db.yaml:3",
+        "vector_db.sources.main.indx",
+        "unknown key `indx`",
+        "index",
+    ] {
+        assert!(typo.contains(expected), "missing {expected:?} in:\n{typo}");
+    }
+    let missing = load(&[
+        (
+            "integrations/vector_db.yaml",
+            "vector_db:\n  sources:\n    main: {index: products}\n",
+        ),
+        ("domains/shop.yaml", SEARCH),
+    ]);
+    assert!(missing.contains("`url`"), "{missing}");
+    let misnamed = load(&[
+        ("integrations/vectr_db.yaml", VECTOR_FILE),
+        ("domains/shop.yaml", SEARCH),
+    ]);
+    assert!(
+        misnamed.contains("unexpected file `integrations/vectr_db.yaml`")
+            && misnamed.contains("vector_db.yaml"),
+        "{misnamed}"
+    );
+}
+
+/// The same host type from both macro forms: the file (`fixtures/host-types`) is checked at
+/// compile time and its entries reach the factory at run time.
+#[tokio::test]
+async fn host_source_types_with_integration_files_work_from_the_macro() {
+    let from_dir = api_orchestrator::orchestrate!(
+        dir = "fixtures/host-types",
+        source_types = [{ name: vector_db, required: [url], keys: [index] }]
+    );
+    let from_tokens = api_orchestrator::orchestrate! {
+        config: "fixtures/host-types",
+        source_types: [{ name: vector_db, required: [url], keys: [index] }],
+        endpoints: {
+            search: {
+                data_sources: [ { name: hits, type: vector_db, params: { q: $request.q } } ],
+                response_mapping: { index: $hits.settings.index, q: $hits.q },
+            },
+        },
+    };
+    for plan in [from_dir, from_tokens] {
+        let o = Orchestrator::builder()
+            .register_factory("vector_db", VectorDb)
+            .build(plan)
+            .unwrap();
+        let out = o
+            .execute(
+                "search",
+                api_orchestrator::RequestContext::new().with_query_param("q", "kettle"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(out.response, json!({"index": "products", "q": "kettle"}));
+    }
 }

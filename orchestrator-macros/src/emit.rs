@@ -710,7 +710,8 @@ record!(Integrations {
     database,
     api,
     feast,
-    ml
+    ml,
+    host
 });
 record!(DatabaseConfig {
     sources,

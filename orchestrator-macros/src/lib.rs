@@ -35,11 +35,15 @@
 //! Values are `{ key: value }` objects, `[…]` lists, string / number / `true` / `false` /
 //! `null` literals, bare names (`database`, `GET`), and expressions: `$` followed by anything
 //! up to the next `,`, exactly as inside a YAML string (string literals in expressions are
-//! written `"…"`). `source_types: [my_type, …]` accepts host-registered source types.
+//! written `"…"`). `source_types: [my_type, …]` accepts host-registered source types; an
+//! entry `{name: vector_db, keys: [index], required: [url]}` also reads and checks that
+//! type's `integrations/vector_db.yaml` in the `config:` directory, as the loader does for a
+//! factory that declares it (`SourceFactory::integration`).
 //!
 //! **YAML at compile time**: `orchestrate!(dir = "config")` loads a whole config directory,
 //! `orchestrate!(file = "config/domains/customers.yaml")` one domain file of it (the rest of the
-//! directory still supplies settings and integrations). Paths (here and in `config:`) are
+//! directory still supplies settings and integrations); `, source_types = [...]` after the
+//! path takes host source types as in the token form. Paths (here and in `config:`) are
 //! relative to `CARGO_MANIFEST_DIR`, or, when nothing is there, to the calling file's
 //! directory.
 //! A change to any YAML file of the directory rebuilds the crate. `${env:NAME}` references are
@@ -80,7 +84,7 @@ mod tokens;
 
 use std::path::{Path, PathBuf};
 
-use api_orchestrator_core::config::{LoadError, Loader};
+use api_orchestrator_core::config::{IntegrationFile, LoadError, Loader};
 use api_orchestrator_core::diagnostic::{Diagnostic, KeyPath, Target};
 use api_orchestrator_core::expr::PathStep;
 use api_orchestrator_core::macro_support::{
@@ -108,7 +112,7 @@ fn expand(input: TokenStream) -> TokenStream {
         Err(e) => return e.to_compile_error(),
     };
     let result = match file_form(&input) {
-        Some(form) => form.and_then(|(kind, lit)| from_yaml(&kind, &lit)),
+        Some(form) => form.and_then(|(kind, lit, host)| from_yaml(&kind, &lit, &host)),
         None => from_tokens(input),
     };
     let result = result.and_then(|expanded| {
@@ -193,8 +197,8 @@ fn module_form(input: TokenStream) -> syn::Result<(Option<handles::Module>, Toke
     ))
 }
 
-/// `dir = "…"` or `file = "…"`.
-fn file_form(input: &TokenStream) -> Option<syn::Result<(String, syn::LitStr)>> {
+/// `dir = "…"` or `file = "…"`, optionally followed by `, source_types = [...]`.
+fn file_form(input: &TokenStream) -> Option<syn::Result<(String, syn::LitStr, HostTypes)>> {
     let tokens: Vec<TokenTree> = input.clone().into_iter().collect();
     let TokenTree::Ident(kind) = tokens.first()? else {
         return None;
@@ -220,13 +224,32 @@ fn file_form(input: &TokenStream) -> Option<syn::Result<(String, syn::LitStr)>> 
                 ));
             }
         };
-        if let Some(extra) = tokens.get(3) {
-            return Err(syn::Error::new(
-                extra.span(),
-                "unexpected token after the path",
-            ));
+        let mut host = HostTypes::default();
+        match tokens.get(3..) {
+            None | Some([]) => {}
+            Some(
+                [
+                    TokenTree::Punct(comma),
+                    TokenTree::Ident(key),
+                    TokenTree::Punct(eq),
+                    list,
+                ],
+            ) if comma.as_char() == ',' && key == "source_types" && eq.as_char() == '=' => {
+                let field = tokens::object(quote!(source_types: #list), list.span())?;
+                if let Kind::Object(fields) = &field.kind
+                    && let Some((_, _, node)) = fields.first()
+                {
+                    host = host_types(node)?;
+                }
+            }
+            Some([extra, ..]) => {
+                return Err(syn::Error::new(
+                    extra.span(),
+                    "unexpected tokens after the path: expected nothing or `, source_types = [...]`",
+                ));
+            }
         }
-        Ok((kind_name, lit))
+        Ok((kind_name, lit, host))
     })())
 }
 
@@ -295,10 +318,95 @@ fn warnings<'d>(
     quote!(#(#uses)*)
 }
 
-fn load(dir: &Path, span: Span, source_types: &[String]) -> syn::Result<(Plan, TokenStream)> {
+/// The host source types a macro accepts (`source_types:`): bare names, and the types that
+/// own an integration file (`{name: vector_db, keys: [index], required: [url]}`), whose file
+/// in the config directory is read and checked like the loader does at run time.
+#[derive(Default)]
+struct HostTypes {
+    names: Vec<String>,
+    files: Vec<IntegrationFile>,
+}
+
+impl HostTypes {
+    fn kinds(&self) -> impl Iterator<Item = String> + '_ {
+        self.names
+            .iter()
+            .cloned()
+            .chain(self.files.iter().map(|f| f.kind().to_owned()))
+    }
+}
+
+/// `[clock, {name: vector_db, keys: [index], required: [url]}]`.
+fn host_types(node: &Node) -> syn::Result<HostTypes> {
+    let Kind::Array(items) = &node.kind else {
+        return Err(syn::Error::new(
+            node.span,
+            "expected a list of source types",
+        ));
+    };
+    let names = |n: &Node| -> syn::Result<Vec<String>> {
+        let Kind::Array(items) = &n.kind else {
+            return Err(syn::Error::new(n.span, "expected a list of key names"));
+        };
+        items
+            .iter()
+            .map(|i| match &i.kind {
+                Kind::Scalar(Value::String(s)) => Ok(s.clone()),
+                _ => Err(syn::Error::new(i.span, "expected a key name")),
+            })
+            .collect()
+    };
+    let mut out = HostTypes::default();
+    for item in items {
+        match &item.kind {
+            Kind::Scalar(Value::String(s)) => out.names.push(s.clone()),
+            Kind::Object(fields) => {
+                let mut file = None;
+                let (mut keys, mut required) = (Vec::new(), Vec::new());
+                for (key, key_span, value) in fields {
+                    match (key.as_str(), &value.kind) {
+                        ("name", Kind::Scalar(Value::String(s))) => {
+                            file = Some(IntegrationFile::new(s.clone()))
+                        }
+                        ("keys", _) => keys = names(value)?,
+                        ("required", _) => required = names(value)?,
+                        _ => {
+                            return Err(syn::Error::new(
+                                *key_span,
+                                "expected `name`, `keys` or `required`",
+                            ));
+                        }
+                    }
+                }
+                let Some(mut file) = file else {
+                    return Err(syn::Error::new(item.span, "missing `name: <source type>`"));
+                };
+                for k in keys {
+                    file = file.key(k);
+                }
+                for k in required {
+                    file = file.required(k);
+                }
+                out.files.push(file);
+            }
+            _ => {
+                return Err(syn::Error::new(
+                    item.span,
+                    "expected a source type name or `{name, keys, required}`",
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn load(dir: &Path, span: Span, host: &HostTypes) -> syn::Result<(Plan, TokenStream)> {
     let mut loader = Loader::new();
-    for t in source_types {
+    for t in &host.names {
         loader = loader.with_source_type(t.clone());
+    }
+    for f in &host.files {
+        loader = loader.with_integration(f.clone());
     }
     let warned = |plan: api_orchestrator_core::ValidPlan| {
         let w = warnings(plan.warnings().iter(), |_| span);
@@ -315,7 +423,7 @@ fn load(dir: &Path, span: Span, source_types: &[String]) -> syn::Result<(Plan, T
     })
 }
 
-fn from_yaml(kind: &str, lit: &syn::LitStr) -> syn::Result<Expanded> {
+fn from_yaml(kind: &str, lit: &syn::LitStr, host: &HostTypes) -> syn::Result<Expanded> {
     let path = resolve(&lit.value());
     let (dir, only) = if kind == "dir" {
         (path.clone(), None)
@@ -342,7 +450,7 @@ fn from_yaml(kind: &str, lit: &syn::LitStr) -> syn::Result<Expanded> {
             .to_string();
         (dir.to_owned(), Some(rel))
     };
-    let (mut plan, warned) = load(&dir, lit.span(), &[])?;
+    let (mut plan, warned) = load(&dir, lit.span(), host)?;
     if let Some(file) = &only {
         plan.endpoints
             .retain(|e| e.origin.file.as_deref() == Some(file.as_str()));
@@ -367,20 +475,13 @@ fn from_tokens(input: TokenStream) -> syn::Result<Expanded> {
     };
     let mut config = None;
     let mut domain = None;
-    let mut source_types = Vec::new();
+    let mut source_types = HostTypes::default();
     let mut endpoints = None;
     for (key, key_span, node) in fields {
         match (key.as_str(), &node.kind) {
             ("config", Kind::Scalar(Value::String(s))) => config = Some((s.clone(), node.span)),
             ("domain", Kind::Scalar(Value::String(s))) => domain = Some(s.clone()),
-            ("source_types", Kind::Array(items)) => {
-                for item in items {
-                    match &item.kind {
-                        Kind::Scalar(Value::String(s)) => source_types.push(s.clone()),
-                        _ => return Err(syn::Error::new(item.span, "expected a source type name")),
-                    }
-                }
-            }
+            ("source_types", Kind::Array(_)) => source_types = host_types(node)?,
             ("endpoints", Kind::Object(_)) => endpoints = Some(node),
             ("config", _) => {
                 return Err(syn::Error::new(
@@ -397,7 +498,7 @@ fn from_tokens(input: TokenStream) -> syn::Result<Expanded> {
             ("source_types", _) => {
                 return Err(syn::Error::new(
                     node.span,
-                    "expected a list: `source_types: [my_type]`",
+                    "expected a list: `source_types: [my_type, {name: other, keys: [url]}]`",
                 ));
             }
             ("endpoints", _) => {
@@ -437,7 +538,7 @@ fn from_tokens(input: TokenStream) -> syn::Result<Expanded> {
     let doc = json!({ "endpoints": endpoints.to_json() });
     let (parsed, reading) = endpoints_from_value(domain.as_deref(), None, &doc);
     plan.endpoints = parsed;
-    let options = source_types.into_iter().fold(
+    let options = source_types.kinds().fold(
         ValidateOptions::default(),
         ValidateOptions::with_source_type,
     );

@@ -122,7 +122,7 @@ pub fn describe(plan: &Plan) -> String {
 /// against what the sources answered (exit 1 on an error). Exit 2 when the directory cannot
 /// be read or written.
 pub async fn prepare(dir: &Path, loader: &Loader, compare: bool) -> ExitCode {
-    let mut files = match ConfigFiles::read_dir(dir) {
+    let mut files = match loader.read_dir(dir) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("error: {e}");

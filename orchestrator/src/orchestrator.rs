@@ -423,10 +423,17 @@ impl OrchestratorBuilder {
     }
 
     /// Registers a host source type with a factory called per config version and domain.
+    /// When the factory declares an integration file
+    /// ([`SourceFactory::integration`]), the loader reads and checks
+    /// `integrations/<kind>.yaml` for it.
     #[must_use]
     pub fn register_factory(mut self, kind: &str, factory: impl SourceFactory) -> Self {
+        // The file is named after the kind registered, whatever the factory called it.
+        self.loader = match factory.integration() {
+            Some(file) => self.loader.with_integration(file.with_kind(kind)),
+            None => self.loader.with_source_type(kind),
+        };
         self.registry.register_factory(kind, factory);
-        self.loader = self.loader.with_source_type(kind);
         self
     }
 

@@ -398,7 +398,16 @@ pub trait DataSource: Send + Sync + 'static {
 /// Builds a source type's [`DataSource`] for one integration set.
 pub trait SourceFactory: Send + Sync + 'static {
     /// Builds the source for `integrations` (called once per config version and domain scope).
+    /// A type that owns an integration file finds its entries with
+    /// [`Integrations::host_settings`] (or all of them in `integrations.host`).
     fn build(&self, integrations: &Integrations) -> Result<Arc<dyn DataSource>, SourceError>;
+
+    /// The integration file this type reads, `integrations/<kind>.yaml`, and the keys its
+    /// entries may have: the loader reads and checks it like the built-in files (see
+    /// [`IntegrationFile`](crate::config::IntegrationFile)). `None` (the default): no file.
+    fn integration(&self) -> Option<crate::config::IntegrationFile> {
+        None
+    }
 }
 
 /// The factory of a type registered with one ready source: every config version shares it.

@@ -45,12 +45,12 @@ fn is_yaml(name: &str) -> bool {
 }
 
 /// Whether the loader reads the YAML file at `rel` (the others are reported by name).
-fn is_read(rel: &str) -> bool {
+fn is_read(rel: &str, host: &[String]) -> bool {
     let parts: Vec<&str> = rel.split('/').collect();
     match parts.as_slice() {
         [name] => super::TOP_FILES.contains(name),
         ["integrations", name] | ["domains", _, "integrations", name] => {
-            super::INTEGRATION_FILES.contains(name)
+            super::INTEGRATION_FILES.contains(name) || host.iter().any(|h| h == name)
         }
         ["domains", _] => true,
         ["domains", _, name] => *name == "database.yaml",
@@ -73,7 +73,12 @@ impl ConfigFiles {
     /// A YAML file that cannot be read, a dangling symlink among them included, is an error
     /// naming it: a config is never loaded with a file silently missing.
     pub fn read_dir(dir: impl AsRef<Path>) -> Result<Self, LoadError> {
-        let dir = dir.as_ref();
+        Self::read_dir_with(dir.as_ref(), &[])
+    }
+
+    /// [`read_dir`](Self::read_dir), also reading the integration files named `host` (the
+    /// `<kind>.yaml` files of host source types).
+    pub(crate) fn read_dir_with(dir: &Path, host: &[String]) -> Result<Self, LoadError> {
         let meta = std::fs::metadata(dir).map_err(|e| io(dir, e))?;
         if !meta.is_dir() {
             return Err(io(
@@ -85,7 +90,7 @@ impl ConfigFiles {
             base_dir: dir.to_owned(),
             ..Self::default()
         };
-        out.read_folder(dir, "")?;
+        out.read_folder(dir, "", host)?;
         let snapshot = dir.join(crate::snapshot::SNAPSHOT_FILE);
         match std::fs::read_to_string(&snapshot) {
             Ok(text) => out.insert(crate::snapshot::SNAPSHOT_FILE, text),
@@ -95,7 +100,7 @@ impl ConfigFiles {
         Ok(out)
     }
 
-    fn read_folder(&mut self, root: &Path, rel: &str) -> Result<(), LoadError> {
+    fn read_folder(&mut self, root: &Path, rel: &str, host: &[String]) -> Result<(), LoadError> {
         let path = if rel.is_empty() {
             root.to_owned()
         } else {
@@ -116,12 +121,12 @@ impl ConfigFiles {
             let entry_path = entry.path();
             if entry_path.is_dir() {
                 if is_listed(&child) {
-                    self.read_folder(root, &child)?;
+                    self.read_folder(root, &child, host)?;
                 } else if rel.starts_with("domains/") && !rel.ends_with("/integrations") {
                     // An unexpected folder inside a domain folder is reported by the loader.
                     self.dirs.insert(child);
                 }
-            } else if is_yaml(&name) && !is_read(&child) {
+            } else if is_yaml(&name) && !is_read(&child, host) {
                 self.unread.insert(child);
             } else if is_yaml(&name) {
                 let text = std::fs::read_to_string(&entry_path).map_err(|e| {

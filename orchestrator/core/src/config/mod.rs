@@ -88,6 +88,82 @@ impl LoadError {
 pub struct Loader {
     env: Arc<EnvLookup>,
     validate: ValidateOptions,
+    host_files: Vec<IntegrationFile>,
+}
+
+/// The integration file a host source type reads its settings from,
+/// `integrations/<kind>.yaml` (and `domains/<d>/integrations/<kind>.yaml` for a domain), in
+/// the built-ins' shape:
+///
+/// ```yaml
+/// vector_db:            # the kind
+///   sources:
+///     main: {url: "${env:VECTOR_URL}", index: products}
+/// ```
+///
+/// The loader reads it like the built-in files: `${env:…}` resolved, every entry's keys
+/// checked against [`key`](Self::key)s (an unknown one is an error with a "did you mean"),
+/// the [`required`](Self::required) ones present, each problem with its file, key path and
+/// line. The entries reach the source's factory as
+/// [`Integrations::host_settings`](crate::plan::Integrations::host_settings).
+///
+/// ```
+/// use api_orchestrator_core::config::{ConfigFiles, IntegrationFile, Loader};
+///
+/// let file = IntegrationFile::new("vector_db").required("url").key("index");
+/// let files = ConfigFiles::new().with_file(
+///     "integrations/vector_db.yaml",
+///     "vector_db:\n  sources:\n    main: {url: http://127.0.0.1:1, indx: products}\n",
+/// );
+/// let err = Loader::new().with_integration(file).load(&files).unwrap_err().to_string();
+/// assert!(err.contains("unknown key `indx`") && err.contains("index"), "{err}");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntegrationFile {
+    kind: String,
+    keys: Vec<String>,
+    required: Vec<String>,
+}
+
+impl IntegrationFile {
+    /// The file of source type `kind`, with no keys yet.
+    pub fn new(kind: impl Into<String>) -> Self {
+        Self {
+            kind: kind.into(),
+            keys: Vec::new(),
+            required: Vec::new(),
+        }
+    }
+
+    /// Allows key `name` in each entry.
+    pub fn key(mut self, name: impl Into<String>) -> Self {
+        self.keys.push(name.into());
+        self
+    }
+
+    /// Requires key `name` in each entry.
+    pub fn required(mut self, name: impl Into<String>) -> Self {
+        let name = name.into();
+        self.keys.push(name.clone());
+        self.required.push(name);
+        self
+    }
+
+    /// The source type.
+    pub fn kind(&self) -> &str {
+        &self.kind
+    }
+
+    /// The same keys for source type `kind` (the name a host registers the type under).
+    pub fn with_kind(mut self, kind: impl Into<String>) -> Self {
+        self.kind = kind.into();
+        self
+    }
+
+    /// Its file name in `integrations/`.
+    fn file_name(&self) -> String {
+        format!("{}.yaml", self.kind)
+    }
 }
 
 impl fmt::Debug for Loader {
@@ -103,6 +179,7 @@ impl Default for Loader {
         Self {
             env: Arc::new(|name: &str| std::env::var(name).ok()),
             validate: ValidateOptions::default(),
+            host_files: Vec::new(),
         }
     }
 }
@@ -153,6 +230,17 @@ impl Loader {
         self
     }
 
+    /// Accepts host source type `file.kind()` and reads its integration file (see
+    /// [`IntegrationFile`]).
+    pub fn with_integration(mut self, file: IntegrationFile) -> Self {
+        if !self.validate.source_types.contains(&file.kind) {
+            self.validate.source_types.push(file.kind.clone());
+        }
+        self.host_files.retain(|f| f.kind != file.kind);
+        self.host_files.push(file);
+        self
+    }
+
     /// Reads only the settings of `config.yaml` (defaults when it is absent): what a server
     /// needs before the rest (log format, worker threads, bind address, mount prefix).
     /// Warnings are dropped here; [`Loader::load`] reports them with the plan.
@@ -170,6 +258,7 @@ impl Loader {
         let mut load = Load {
             files,
             env: self.env.as_ref(),
+            host_files: &self.host_files,
             diags: Vec::new(),
         };
         let mut settings = crate::plan::Settings::default();
@@ -188,7 +277,19 @@ impl Loader {
     /// Reads the config directory at `dir` ([`ConfigFiles::read_dir`]), then loads and
     /// validates it ([`Loader::load`]).
     pub fn load_dir(&self, dir: impl AsRef<Path>) -> Result<ValidPlan, LoadError> {
-        self.load(&ConfigFiles::read_dir(dir)?)
+        self.load(&self.read_dir(dir.as_ref())?)
+    }
+
+    /// The files of config directory `dir` this loader reads: [`ConfigFiles::read_dir`]'s,
+    /// and the integration files of the host source types it knows
+    /// ([`with_integration`](Self::with_integration)).
+    pub fn read_dir(&self, dir: &Path) -> Result<ConfigFiles, LoadError> {
+        let host: Vec<String> = self
+            .host_files
+            .iter()
+            .map(IntegrationFile::file_name)
+            .collect();
+        ConfigFiles::read_dir_with(dir, &host)
     }
 
     /// Loads and validates a config held in memory: no file system access, so the same for
@@ -198,6 +299,7 @@ impl Loader {
         let mut load = Load {
             files,
             env: self.env.as_ref(),
+            host_files: &self.host_files,
             diags: Vec::new(),
         };
 
@@ -304,6 +406,7 @@ impl Loader {
 struct Load<'a> {
     files: &'a ConfigFiles,
     env: &'a EnvLookup,
+    host_files: &'a [IntegrationFile],
     diags: Vec<Diagnostic>,
 }
 
@@ -372,12 +475,21 @@ impl Load<'_> {
                         .in_file(Some(format!("{int_dir}/{name}").into()))
                         .with_help("the original service never read it either; point the integration files at the servers to call, or delete it"),
                     );
-                } else if !INTEGRATION_FILES.contains(&name) {
-                    self.diags.push(unknown_file(
-                        &format!("{int_dir}/{name}"),
-                        name,
-                        INTEGRATION_FILES,
-                    ));
+                } else if !INTEGRATION_FILES.contains(&name)
+                    && !self.host_files.iter().any(|f| f.file_name() == name)
+                {
+                    let host: Vec<String> = self
+                        .host_files
+                        .iter()
+                        .map(IntegrationFile::file_name)
+                        .collect();
+                    let known: Vec<&str> = INTEGRATION_FILES
+                        .iter()
+                        .copied()
+                        .chain(host.iter().map(String::as_str))
+                        .collect();
+                    self.diags
+                        .push(unknown_file(&format!("{int_dir}/{name}"), name, &known));
                 }
             }
             if files.get(&format!("{int_dir}/ml.yaml")).is_some()
@@ -405,6 +517,15 @@ impl Load<'_> {
                     "feast_config.yaml" => out.feast = schema::feast(&mut cx, &doc),
                     _ => out.ml = schema::ml(&mut cx, &doc),
                 }
+                self.diags.append(&mut cx.diags);
+            }
+            for file in self.host_files {
+                let rel = format!("{int_dir}/{}", file.file_name());
+                let Some((mut cx, doc)) = self.resolved(&rel) else {
+                    continue;
+                };
+                let entries = schema::host_integration(&mut cx, &doc, file);
+                out.host.insert(file.kind.clone(), entries);
                 self.diags.append(&mut cx.diags);
             }
         }

@@ -1658,6 +1658,25 @@ fn services<T>(
         .unwrap_or_default()
 }
 
+/// `integrations/<kind>.yaml` of a host source type: its entries, keys checked.
+pub(crate) fn host_integration(
+    cx: &mut ValueReader,
+    doc: &Value,
+    file: &super::IntegrationFile,
+) -> std::collections::BTreeMap<String, Value> {
+    let keys: Vec<&str> = file.keys.iter().map(String::as_str).collect();
+    services(cx, doc, &file.kind, |cx, p, v| {
+        let o = cx.object(p, v, &keys)?;
+        let mut complete = true;
+        for name in &file.required {
+            complete &= o
+                .req(cx, name, "a value", |_, _, v| Some(v.clone()))
+                .is_some();
+        }
+        complete.then(|| v.clone())
+    })
+}
+
 fn auth(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> Option<ApiAuth> {
     let o = cx.object(
         path,

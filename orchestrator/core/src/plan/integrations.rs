@@ -20,9 +20,24 @@ pub struct Integrations {
     pub feast: FeastConfig,
     /// `integrations/ml_config.yaml`.
     pub ml: MlConfig,
+    /// `integrations/<kind>.yaml` of each host source type that declared its file
+    /// (`config::IntegrationFile`): `<kind>.sources.<id>` by kind, then by id, each entry's
+    /// keys checked and `${env:…}` resolved.
+    pub host: BTreeMap<String, BTreeMap<String, Value>>,
 }
 
 impl Integrations {
+    /// The settings a host source type's step reads from its integration file: the entry
+    /// `source_id` names, or, without one, the file's only entry.
+    pub fn host_settings(&self, kind: &str, source_id: Option<&str>) -> Option<&Value> {
+        let entries = self.host.get(kind)?;
+        match source_id {
+            Some(id) => entries.get(id),
+            None if entries.len() == 1 => entries.values().next(),
+            None => None,
+        }
+    }
+
     /// The operation names a source type offers, with the integration entry (`source_id`) that
     /// defines each. `None` for types without named operations (`direct`, host types).
     pub fn operations_of(&self, kind: &str) -> Option<Vec<(&str, Option<&str>)>> {
