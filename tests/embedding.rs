@@ -538,7 +538,8 @@ fn a_host_integration_file_is_checked_like_the_built_ins() {
 }
 
 /// The same host type from both macro forms: the file (`fixtures/host-types`) is checked at
-/// compile time and its entries reach the factory at run time.
+/// compile time and its entries reach the factory at run time, `${env:…}` resolved with the
+/// environment of the start-up, not the compiler's.
 #[tokio::test]
 async fn host_source_types_with_integration_files_work_from_the_macro() {
     let from_dir = api_orchestrator::orchestrate!(
@@ -551,15 +552,20 @@ async fn host_source_types_with_integration_files_work_from_the_macro() {
         endpoints: {
             search: {
                 data_sources: [ { name: hits, type: vector_db, params: { q: $request.q } } ],
-                response_mapping: { index: $hits.settings.index, q: $hits.q },
+                response_mapping: { index: $hits.settings.index, url: $hits.settings.url, q: $hits.q },
             },
         },
     };
     for plan in [from_dir, from_tokens] {
+        assert!(plan.start_up_config().is_some());
+        // The compiler saw the default; the process has its own value.
+        let compiled = plan.integrations.global.host["vector_db"]["main"]["url"].clone();
+        assert_eq!(compiled, "http://127.0.0.1:6333");
         let o = Orchestrator::builder()
+            .env(|name| (name == "VECTOR_URL").then(|| "http://vectors.internal:6333".to_owned()))
             .register_factory("vector_db", VectorDb)
             .build(plan)
-            .unwrap();
+            .unwrap_or_else(|e| panic!("{e}"));
         let out = o
             .execute(
                 "search",
@@ -567,6 +573,9 @@ async fn host_source_types_with_integration_files_work_from_the_macro() {
             )
             .await
             .unwrap();
-        assert_eq!(out.response, json!({"index": "products", "q": "kettle"}));
+        assert_eq!(
+            out.response,
+            json!({"index": "products", "url": "http://vectors.internal:6333", "q": "kettle"})
+        );
     }
 }

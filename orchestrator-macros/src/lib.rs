@@ -46,8 +46,18 @@
 //! path takes host source types as in the token form. Paths (here and in `config:`) are
 //! relative to `CARGO_MANIFEST_DIR`, or, when nothing is there, to the calling file's
 //! directory.
-//! A change to any YAML file of the directory rebuilds the crate. `${env:NAME}` references are
-//! resolved when the crate is compiled, like `env!`: keep secrets out of compile-time configs.
+//! A change to any YAML file of the directory rebuilds the crate.
+//!
+//! **The environment of the start-up, as sqlx does it**: `${env:NAME}` references are
+//! resolved at compile time only to check the config (so the compiler's environment must
+//! define them, or they need a `:-default`); when a config file reads the environment or
+//! names a SQLite database, the plan carries the directory's files, and
+//! `OrchestratorBuilder::build` reads its settings and integrations again with the process's
+//! environment (the builder's `env`): URLs, tokens and connection strings are the
+//! deployment's, never frozen into the binary. Relative SQLite paths then resolve against the
+//! directory as written in the macro, from the working directory — or where it was at
+//! compile time when no such directory exists at start-up. A config that does not load then
+//! is `BuildError::StartUp`.
 //!
 //! **Typed handles**: either form may start with `mod name;` (`pub mod name;`; before
 //! `dir = …`, `mod name,`). The macro then expands to a module instead of an expression:
@@ -84,7 +94,7 @@ mod tokens;
 
 use std::path::{Path, PathBuf};
 
-use api_orchestrator_core::config::{IntegrationFile, LoadError, Loader};
+use api_orchestrator_core::config::{ConfigFiles, IntegrationFile, LoadError, Loader};
 use api_orchestrator_core::diagnostic::{Diagnostic, KeyPath, Target};
 use api_orchestrator_core::expr::PathStep;
 use api_orchestrator_core::macro_support::{
@@ -145,13 +155,57 @@ fn expand(input: TokenStream) -> TokenStream {
 struct Expanded {
     plan: Plan,
     extras: TokenStream,
+    /// The config directory (as written, and where it was found) and its files, when the
+    /// settings or integrations are to be read again at start-up.
+    start_up: Option<StartUp>,
+}
+
+/// A config read again at start-up (see `ValidPlan::start_up_config`).
+struct StartUp {
+    written: String,
+    found: PathBuf,
+    files: Vec<(String, String)>,
+}
+
+impl StartUp {
+    /// The config at `found` (written `written`) when a file of it reads the environment or
+    /// names a SQLite database: then the values of the start-up count, not the compiler's.
+    fn of(written: &str, found: &Path, files: &ConfigFiles) -> Option<Self> {
+        let depends = files.iter().any(|(rel, text)| {
+            !rel.starts_with(".orchestrator/")
+                && (text.contains("${env:") || text.contains("sqlite:"))
+        });
+        depends.then(|| Self {
+            written: written.to_owned(),
+            found: found.to_owned(),
+            files: files
+                .iter()
+                .map(|(rel, text)| (rel.to_owned(), text.to_owned()))
+                .collect(),
+        })
+    }
 }
 
 impl Expanded {
     /// The expression that builds the plan.
     fn expression(&self) -> TokenStream {
         let (extras, code) = (&self.extras, self.plan.emit());
-        quote!({ #extras ::api_orchestrator::__private::checked(#code) })
+        match &self.start_up {
+            None => quote!({ #extras ::api_orchestrator::__private::checked(#code) }),
+            Some(s) => {
+                let (written, found) = (&s.written, s.found.display().to_string());
+                let (rels, texts): (Vec<&String>, Vec<&String>) =
+                    s.files.iter().map(|(r, t)| (r, t)).unzip();
+                quote!({
+                    #extras
+                    ::api_orchestrator::__private::at_start_up(
+                        #code,
+                        (#written, #found),
+                        &[#((#rels, #texts)),*],
+                    )
+                })
+            }
+        }
     }
 }
 
@@ -400,7 +454,7 @@ fn host_types(node: &Node) -> syn::Result<HostTypes> {
     Ok(out)
 }
 
-fn load(dir: &Path, span: Span, host: &HostTypes) -> syn::Result<(Plan, TokenStream)> {
+fn load(dir: &Path, span: Span, host: &HostTypes) -> syn::Result<(Plan, TokenStream, ConfigFiles)> {
     let mut loader = Loader::new();
     for t in &host.names {
         loader = loader.with_source_type(t.clone());
@@ -408,11 +462,7 @@ fn load(dir: &Path, span: Span, host: &HostTypes) -> syn::Result<(Plan, TokenStr
     for f in &host.files {
         loader = loader.with_integration(f.clone());
     }
-    let warned = |plan: api_orchestrator_core::ValidPlan| {
-        let w = warnings(plan.warnings().iter(), |_| span);
-        (plan.into_plan(), w)
-    };
-    loader.load_dir(dir).map(warned).map_err(|e| match e {
+    let failed = |e: LoadError| match e {
         LoadError::Invalid(d) => {
             syn::Error::new(span, format!("invalid config `{}`:\n{d}", dir.display()))
         }
@@ -420,7 +470,11 @@ fn load(dir: &Path, span: Span, host: &HostTypes) -> syn::Result<(Plan, TokenStr
             span,
             format!("cannot read config `{}`: {other}", dir.display()),
         ),
-    })
+    };
+    let files = loader.read_dir(dir).map_err(failed)?;
+    let plan = loader.load(&files).map_err(failed)?;
+    let w = warnings(plan.warnings().iter(), |_| span);
+    Ok((plan.into_plan(), w, files))
 }
 
 fn from_yaml(kind: &str, lit: &syn::LitStr, host: &HostTypes) -> syn::Result<Expanded> {
@@ -450,7 +504,18 @@ fn from_yaml(kind: &str, lit: &syn::LitStr, host: &HostTypes) -> syn::Result<Exp
             .to_string();
         (dir.to_owned(), Some(rel))
     };
-    let (mut plan, warned) = load(&dir, lit.span(), host)?;
+    let (mut plan, warned, files) = load(&dir, lit.span(), host)?;
+    // The directory as written: the path itself, or the one above `domains/` in it.
+    let written = lit.value();
+    let written = match &only {
+        None => written,
+        Some(_) => Path::new(&written)
+            .parent()
+            .and_then(Path::parent)
+            .map(|d| d.display().to_string())
+            .unwrap_or_default(),
+    };
+    let start_up = StartUp::of(&written, &dir, &files);
     if let Some(file) = &only {
         plan.endpoints
             .retain(|e| e.origin.file.as_deref() == Some(file.as_str()));
@@ -465,6 +530,7 @@ fn from_yaml(kind: &str, lit: &syn::LitStr, host: &HostTypes) -> syn::Result<Exp
     Ok(Expanded {
         plan,
         extras: quote!(#tracked #warned),
+        start_up,
     })
 }
 
@@ -527,13 +593,14 @@ fn from_tokens(input: TokenStream) -> syn::Result<Expanded> {
         ));
     };
 
-    let (mut plan, config_warnings) = match &config {
+    let (mut plan, config_warnings, start_up) = match &config {
         Some((dir, span)) => {
-            let (mut plan, warned) = load(&resolve(dir), *span, &source_types)?;
+            let found = resolve(dir);
+            let (mut plan, warned, files) = load(&found, *span, &source_types)?;
             plan.endpoints.clear();
-            (plan, warned)
+            (plan, warned, StartUp::of(dir, &found, &files))
         }
-        None => (Plan::default(), TokenStream::new()),
+        None => (Plan::default(), TokenStream::new(), None),
     };
     let doc = json!({ "endpoints": endpoints.to_json() });
     let (parsed, reading) = endpoints_from_value(domain.as_deref(), None, &doc);
@@ -564,6 +631,7 @@ fn from_tokens(input: TokenStream) -> syn::Result<Expanded> {
     Ok(Expanded {
         plan,
         extras: quote!(#tracked #config_warnings #warned),
+        start_up,
     })
 }
 

@@ -169,6 +169,26 @@ pub mod __private {
         crate::ValidPlan::__assume_valid(plan)
     }
 
+    /// A plan checked when the crate was compiled whose config files (`files`, of the
+    /// directory `base_dir` as written) are read again at start-up.
+    pub fn at_start_up(
+        plan: crate::Plan,
+        (base_dir, compiled_dir): (&str, &str),
+        files: &[(&str, &str)],
+    ) -> crate::ValidPlan {
+        crate::ValidPlan::__with_start_up_config(
+            plan,
+            crate::validate::StartUpConfig {
+                base_dir: base_dir.into(),
+                compiled_dir: compiled_dir.into(),
+                files: files
+                    .iter()
+                    .map(|(rel, text)| ((*rel).to_owned(), (*text).to_owned()))
+                    .collect(),
+            },
+        )
+    }
+
     /// An owned string; out of line so generated plans stay small and quick to optimize.
     #[inline(never)]
     pub fn s(text: &str) -> String {

@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use arc_swap::ArcSwap;
 
 use crate::EndpointHandle;
-use crate::config::{LoadError, Loader};
+use crate::config::{ConfigFiles, LoadError, Loader};
 use crate::engine::{BuildError, Engine, ExecuteError, Execution};
 use crate::layer::Layer;
 use crate::plan::Plan;
@@ -504,11 +504,47 @@ impl OrchestratorBuilder {
 
     /// Builds a valid plan: from `orchestrate!` (checked at compile time), from
     /// [`Loader`](crate::config::Loader), or from [`validate`](Self::validate).
+    ///
+    /// A plan of `orchestrate!` whose config uses `${env:…}` (or relative SQLite paths) has
+    /// its settings and integrations read again here, with this builder's environment
+    /// ([`env`](Self::env), the process's by default): the values are the start-up's, not the
+    /// compiler's. A config that does not load then is [`BuildError::StartUp`].
     pub fn build(self, plan: ValidPlan) -> Result<Orchestrator, BuildError> {
+        let plan = match plan.start_up_config() {
+            None => plan,
+            Some(config) => self.at_start_up(config, plan.clone())?,
+        };
         Ok(Orchestrator::new(
             Engine::new(plan, &self.registry, 1)?,
             None,
         ))
+    }
+
+    /// `compiled` with the settings and integrations of `config` read now.
+    fn at_start_up(
+        &self,
+        config: &crate::validate::StartUpConfig,
+        compiled: ValidPlan,
+    ) -> Result<ValidPlan, BuildError> {
+        let base = if config.base_dir.is_dir() {
+            &config.base_dir
+        } else {
+            &config.compiled_dir
+        };
+        let files = config.files.iter().fold(
+            ConfigFiles::new().with_base_dir(base),
+            |files, (rel, text)| files.with_file(rel.as_str(), text.as_str()),
+        );
+        let now = self
+            .loader
+            .load(&files)
+            .map_err(|e| BuildError::StartUp(e.to_string()))?
+            .into_plan();
+        let mut plan = compiled.into_plan();
+        plan.settings = now.settings;
+        plan.integrations = now.integrations;
+        self.validate(plan)
+            .map_err(|d| BuildError::StartUp(d.to_string()))
     }
 }
 

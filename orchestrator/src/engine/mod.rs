@@ -75,6 +75,11 @@ pub enum BuildError {
         /// Why.
         error: SourceError,
     },
+    /// The config of an `orchestrate!` plan, read again at start-up with the process's
+    /// environment, does not load (a variable is missing, a value is invalid): its
+    /// diagnostics.
+    #[error("the plan's config, read at start-up:\n{0}")]
+    StartUp(String),
 }
 
 /// Why an execution failed. Every variant but [`ExecuteError::UnknownEndpoint`] carries the
