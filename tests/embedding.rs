@@ -191,6 +191,33 @@ async fn an_actix_host_hands_its_context_and_the_callers_token_to_the_plans() {
     context_and_relay(&upstream, &host).await;
 }
 
+/// Cookies split over several fields (as HTTP/2 sends them) are relayed as one list.
+#[tokio::test]
+async fn split_cookies_are_relayed_as_one_field() {
+    let upstream = Upstream::start().await;
+    let sources = api_sources(&upstream).replace("[Authorization, x-tenant-region]", "[cookie]");
+    let dir = tests::config_dir(&[
+        ("integrations/api_sources.yaml", &sources),
+        ("domains/people.yaml", DOMAIN),
+    ]);
+    let api = Api::new(&Orchestrator::from_dir(dir.path()).unwrap_or_else(|e| panic!("{e}")));
+    let mut request = http::Request::get("/whoami")
+        .header("cookie", "a=1")
+        .header("cookie", "b=2")
+        .body(api_orchestrator::web::Body::Empty)
+        .unwrap();
+    request
+        .extensions_mut()
+        .insert(HostContext::new().with("tenant", "acme").with("user_id", 1));
+    assert_eq!(api.handle(request).await.status(), 200);
+    let seen = upstream.seen();
+    let profile = seen
+        .iter()
+        .find(|s| s.target.starts_with("/tenants/"))
+        .unwrap();
+    assert_eq!(profile.headers["cookie"], "a=1; b=2");
+}
+
 /// `Api::handle` outside any framework reads the same extension.
 #[tokio::test]
 async fn a_host_context_needs_no_framework() {

@@ -61,6 +61,19 @@ impl Credentials {
         }
     }
 
+    /// Adds the cookies of one `cookie` field to those already kept, joined by `; ` (a
+    /// request may split them over several fields).
+    pub fn append_cookie(&mut self, cookies: &str) {
+        match self.0.iter_mut().find(|(n, _)| n == "cookie") {
+            Some((_, kept)) if !kept.is_empty() => {
+                kept.push_str("; ");
+                kept.push_str(cookies);
+            }
+            Some((_, kept)) => cookies.clone_into(kept),
+            None => self.0.push(("cookie".to_owned(), cookies.to_owned())),
+        }
+    }
+
     /// The value of header `name` (lower-case).
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0

@@ -954,6 +954,10 @@ fn request_context(
         if forwarded_header(name) {
             ctx.headers
                 .insert(name.as_str().to_owned(), Value::String(value.to_owned()));
+        } else if name == "cookie" {
+            // Cookies may arrive in several fields (HTTP/2 splits them): one list, as HTTP/1.1
+            // sends it on.
+            ctx.credentials.append_cookie(value);
         } else if name != "set-cookie" {
             ctx.credentials.insert(name.as_str(), value);
         }
