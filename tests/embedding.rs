@@ -218,6 +218,40 @@ async fn split_cookies_are_relayed_as_one_field() {
     assert_eq!(profile.headers["cookie"], "a=1; b=2");
 }
 
+/// A cached operation of a service that relays the caller's token keeps one entry per
+/// token: another caller's answer is never served from the cache.
+#[tokio::test]
+async fn cached_answers_of_a_relaying_service_are_kept_per_caller() {
+    let upstream = Upstream::start().await;
+    let sources = api_sources(&upstream).replace(
+        "forward_headers: [Authorization, x-tenant-region]",
+        "forward_headers: [Authorization, x-tenant-region]\n      cache: 1m",
+    );
+    assert!(sources.contains("cache: 1m"), "{sources}");
+    let dir = tests::config_dir(&[
+        ("integrations/api_sources.yaml", &sources),
+        ("domains/people.yaml", DOMAIN),
+    ]);
+    let api = Api::new(&Orchestrator::from_dir(dir.path()).unwrap_or_else(|e| panic!("{e}")));
+    for token in ["Bearer ada", "Bearer bob", "Bearer ada"] {
+        let mut request = http::Request::get("/whoami")
+            .header("authorization", token)
+            .body(api_orchestrator::web::Body::Empty)
+            .unwrap();
+        request
+            .extensions_mut()
+            .insert(HostContext::new().with("tenant", "acme").with("user_id", 1));
+        assert_eq!(api.handle(request).await.status(), 200);
+    }
+    let profile_calls: Vec<String> = upstream
+        .seen()
+        .iter()
+        .filter(|s| s.target.starts_with("/tenants/"))
+        .map(|s| s.headers["authorization"].to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(profile_calls, ["Bearer ada", "Bearer bob"]);
+}
+
 /// `Api::handle` outside any framework reads the same extension.
 #[tokio::test]
 async fn a_host_context_needs_no_framework() {

@@ -410,6 +410,9 @@ impl Engine {
                             cache,
                             &plan.settings.cache,
                             layer::definition_hash(&definition),
+                            service
+                                .map(|svc| svc.http().forward_headers.clone())
+                                .unwrap_or_default(),
                         )
                         .map_err(BuildError::Cache)?,
                 );

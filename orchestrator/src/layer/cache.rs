@@ -29,11 +29,30 @@ pub(crate) fn definition_hash(definition: &str) -> Key {
     xxhash_rust::xxh3::xxh3_128(definition.as_bytes())
 }
 
-/// The key of a call of the step whose definition hashed to `definition`.
-fn key(definition: Key, params: &serde_json::Map<String, Value>) -> Key {
+/// The key of a call of the step whose definition hashed to `definition`: its params and the
+/// values of the relayed request headers `vary` names.
+fn key(
+    definition: Key,
+    params: &serde_json::Map<String, Value>,
+    vary: &[String],
+    request: &crate::RequestContext,
+) -> Key {
     let mut h = Xxh3::new();
     h.update(&definition.to_le_bytes());
     object(&mut h, params);
+    for name in vary {
+        let value = request
+            .credentials
+            .get(name)
+            .or_else(|| request.headers.get(name.as_str()).and_then(Value::as_str));
+        match value {
+            Some(v) => {
+                h.update(b"h");
+                text(&mut h, v);
+            }
+            None => h.update(b"-"),
+        }
+    }
     h.digest128()
 }
 
@@ -276,6 +295,8 @@ pub(crate) struct CacheLayer {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) flights: Arc<Flights>,
     pub(crate) definition: Key,
+    /// The relayed request headers whose values key the answers too.
+    pub(crate) vary: Arc<[String]>,
     pub(crate) ttl: Duration,
     pub(crate) stale_if_error: Option<Duration>,
     pub(crate) error_ttl: Option<Duration>,
@@ -338,7 +359,7 @@ impl CacheLayer {
 #[async_trait::async_trait]
 impl DataSource for CacheLayer {
     async fn fetch(&self, call: SourceCall<'_>) -> Result<Value, SourceError> {
-        let key = key(self.definition, call.params);
+        let key = key(self.definition, call.params, &self.vary, call.request);
         let (landed, status) = loop {
             let cached = self.store.get(key).await;
             if let Some(entry) = &cached
@@ -406,7 +427,13 @@ mod tests {
     use super::*;
 
     fn key_of(v: Value) -> Key {
-        key(definition_hash("api|op"), v.as_object().expect("an object"))
+        let request = crate::RequestContext::new();
+        key(
+            definition_hash("api|op"),
+            v.as_object().expect("an object"),
+            &[],
+            &request,
+        )
     }
 
     #[test]
@@ -418,9 +445,28 @@ mod tests {
         assert_ne!(key_of(json!({"a": 1})), key_of(json!({"a": "1"})));
         assert_ne!(key_of(json!({"a": [1, 2]})), key_of(json!({"a": [[1], 2]})));
         assert_ne!(key_of(json!({"ab": ""})), key_of(json!({"a": "b"})));
+        let none = crate::RequestContext::new();
+        let empty = serde_json::Map::new();
         assert_ne!(
-            key(definition_hash("api|op"), &serde_json::Map::new()),
-            key(definition_hash("api|other"), &serde_json::Map::new())
+            key(definition_hash("api|op"), &empty, &[], &none),
+            key(definition_hash("api|other"), &empty, &[], &none)
         );
+    }
+
+    /// A relayed header keys the answers: two callers' tokens never share an entry, one
+    /// caller's calls do, and a header the step does not relay changes nothing.
+    #[test]
+    fn relayed_headers_key_the_answers() {
+        let vary = ["authorization".to_owned(), "x-tenant".to_owned()];
+        let params = serde_json::Map::new();
+        let k = |r: &crate::RequestContext| key(definition_hash("api|op"), &params, &vary, r);
+        let ada = crate::RequestContext::new().with_credential("Authorization", "Bearer ada");
+        let bob = crate::RequestContext::new().with_credential("Authorization", "Bearer bob");
+        assert_ne!(k(&ada), k(&bob));
+        assert_ne!(k(&ada), k(&crate::RequestContext::new()));
+        assert_eq!(k(&ada), k(&ada.clone().with_header("x-other", "1")));
+        assert_ne!(k(&ada), k(&ada.clone().with_header("x-tenant", "acme")));
+        let unrelayed = |r: &crate::RequestContext| key(definition_hash("api|op"), &params, &[], r);
+        assert_eq!(unrelayed(&ada), unrelayed(&bob));
     }
 }

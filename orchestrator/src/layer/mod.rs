@@ -194,8 +194,8 @@ impl crate::telemetry::metrics::Probe for Shared {
 /// The resolved policies of one step, made by the engine when it compiles a plan.
 #[derive(Default)]
 pub(crate) struct Policies {
-    /// `cache:` with its store, and the hash of the step's definition.
-    pub(crate) cache: Option<(CachePolicy, Duration, Arc<dyn cache::Store>, u128)>,
+    /// `cache:` with its store, and what a call's key is made of.
+    pub(crate) cache: Option<StepCache>,
     /// The service's policies for the step's own calls.
     pub(crate) service: ServicePolicies,
 }
@@ -237,10 +237,27 @@ impl Shared {
         policy: CachePolicy,
         settings: &CacheSettings,
         definition: u128,
-    ) -> Result<(CachePolicy, Duration, Arc<dyn cache::Store>, u128), SourceError> {
-        let ttl = policy.ttl.unwrap_or(settings.default_ttl);
-        Ok((policy, ttl, self.store(settings)?, definition))
+        vary: Vec<String>,
+    ) -> Result<StepCache, SourceError> {
+        Ok(StepCache {
+            ttl: policy.ttl.unwrap_or(settings.default_ttl),
+            policy,
+            store: self.store(settings)?,
+            definition,
+            vary: vary.into(),
+        })
     }
+}
+
+/// A step's cache: its policy and ttl, the store, the hash of the step's definition, and the
+/// request headers its service relays (`forward_headers`), whose values key the answers too:
+/// an answer fetched with one caller's token is never served to another.
+pub(crate) struct StepCache {
+    pub(crate) policy: CachePolicy,
+    pub(crate) ttl: Duration,
+    pub(crate) store: Arc<dyn cache::Store>,
+    pub(crate) definition: u128,
+    pub(crate) vary: Arc<[String]>,
 }
 
 /// Host layers, in the order they were added (the first is the outermost), and the tracer
@@ -312,15 +329,16 @@ impl Layers {
         if let Some(policy) = info.retry.filter(|p| p.max_retries > 0) {
             s = Arc::new(RetryLayer::new(s, policy));
         }
-        if let Some((policy, ttl, store, definition)) = policies.cache {
+        if let Some(c) = policies.cache {
             s = Arc::new(cache::CacheLayer {
                 inner: s,
-                store,
+                store: c.store,
                 flights: shared.flights.clone(),
-                definition,
-                ttl,
-                stale_if_error: policy.stale_if_error,
-                error_ttl: policy.error_ttl,
+                definition: c.definition,
+                vary: c.vary,
+                ttl: c.ttl,
+                stale_if_error: c.policy.stale_if_error,
+                error_ttl: c.policy.error_ttl,
             });
         }
         if info.step.on_not_found != OnNotFound::Fail {
