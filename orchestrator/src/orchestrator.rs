@@ -510,22 +510,19 @@ impl OrchestratorBuilder {
     /// ([`env`](Self::env), the process's by default): the values are the start-up's, not the
     /// compiler's. A config that does not load then is [`BuildError::StartUp`].
     pub fn build(self, plan: ValidPlan) -> Result<Orchestrator, BuildError> {
-        let plan = match plan.start_up_config() {
-            None => plan,
-            Some(config) => self.at_start_up(config, plan.clone())?,
-        };
+        let plan = self.at_start_up(plan)?;
         Ok(Orchestrator::new(
             Engine::new(plan, &self.registry, 1)?,
             None,
         ))
     }
 
-    /// `compiled` with the settings and integrations of `config` read now.
-    fn at_start_up(
-        &self,
-        config: &crate::validate::StartUpConfig,
-        compiled: ValidPlan,
-    ) -> Result<ValidPlan, BuildError> {
+    /// `compiled` with the settings and integrations of its start-up config read now (as it
+    /// is without one).
+    fn at_start_up(&self, compiled: ValidPlan) -> Result<ValidPlan, BuildError> {
+        let Some(config) = compiled.start_up_config() else {
+            return Ok(compiled);
+        };
         let base = if config.base_dir.is_dir() {
             &config.base_dir
         } else {

@@ -171,11 +171,10 @@ impl DataSource for ApiSource {
             body: op.body.as_ref().map(|b| render_body(b, params, list)),
             absolute: None,
         };
-        let value = client
+        let mut value = client
             .send(&call, out)
             .await
             .map_err(|e| SourceError::new(e.kind, format!("operation `{name}`: {}", e.message)))?;
-        let mut value = value;
         let value = match &op.extract {
             None => value,
             Some(pointer) => match value.pointer_mut(pointer) {

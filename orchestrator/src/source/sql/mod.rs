@@ -665,8 +665,9 @@ impl Batch {
     /// How many list lengths keep their expanded SQL.
     const LENGTHS_KEPT: usize = 32;
 
-    /// The query for `n` keys of `list`, the operation's params being `params`.
-    fn expanded(&self, params: &[DbParam], list: &str, n: usize, style: Style) -> Arc<Expanded> {
+    /// The query for `n` keys, the operation's params being `params`.
+    fn expanded(&self, params: &[DbParam], n: usize, style: Style) -> Arc<Expanded> {
+        let list = params[self.at].name.as_str();
         let mut kept = self.expanded.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(e) = kept.get(&n) {
             return e.clone();
@@ -800,12 +801,7 @@ impl DataSource for SqlSource {
                 }
             }
             binds.extend(keys.iter().cloned());
-            let query = batch.expanded(
-                &st.params,
-                &list.name,
-                keys.len(),
-                style_of(conn.pool.driver()),
-            );
+            let query = batch.expanded(&st.params, keys.len(), style_of(conn.pool.driver()));
             let _in_flight = InFlight::new(&conn.queries);
             let rows = conn
                 .pool
