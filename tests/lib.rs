@@ -162,43 +162,80 @@ pub fn config_dir(files: &[(&str, &str)]) -> tempfile::TempDir {
     dir
 }
 
-/// A writer a test reads back: everything a `fmt` subscriber printed.
-#[derive(Debug, Clone, Default)]
-pub struct Captured(pub std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+/// What a test reads back: every event and span close (DEBUG and up) printed on the test's
+/// thread while its [`Capture`] guard lives.
+///
+/// tracing caches per call site, process-wide, whether anyone listens, and while only one
+/// subscriber is registered it recomputes that cache from *the calling thread's* subscriber.
+/// A thread-local subscriber (`set_default`) therefore races with every other test thread:
+/// one reaching or rebuilding a call site turns it off for the capturing test. So there is one
+/// process-wide subscriber, installed by [`Captured::new`] before anything is reached, and it
+/// writes each line into the buffer of the thread that printed it, if that thread captures.
+#[derive(Debug, Clone)]
+pub struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+thread_local! {
+    static CAPTURING: std::cell::RefCell<Option<Captured>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Stops the capture of this thread when dropped.
+#[derive(Debug)]
+#[must_use = "the capture stops when the guard drops"]
+pub struct Capture(());
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        CAPTURING.with(|c| c.borrow_mut().take());
+    }
+}
+
+/// The process-wide subscriber's writer: the capturing buffer of the printing thread, if any.
+struct ThreadSink;
+
+impl std::io::Write for ThreadSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        CAPTURING.with(|c| {
+            if let Some(out) = &*c.borrow() {
+                out.0.lock().unwrap().extend_from_slice(buf);
+            }
+        });
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
 
 impl Captured {
-    /// Prints every event and span close (DEBUG and up) here, on this thread, until the guard
-    /// drops. tracing caches per call site whether anyone listens, and while at most one
-    /// subscriber is registered it asks the registering thread's: a call site first reached by
-    /// another test's thread (no subscriber) would stay off for this test, so the caller
-    /// reaches every call site on the path first, and the cache is rebuilt here.
-    pub fn capture(&self) -> tracing::subscriber::DefaultGuard {
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer({
-                let out = self.clone();
-                move || out.clone()
-            })
-            .with_max_level(tracing::Level::DEBUG)
-            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
-            .with_ansi(false)
-            .finish();
-        let guard = tracing::subscriber::set_default(subscriber);
+    /// An empty buffer; installs the process-wide subscriber on first use. Call it before the
+    /// test's first request so every call site is first reached with the subscriber in place.
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        static INSTALL: std::sync::Once = std::sync::Once::new();
+        INSTALL.call_once(|| {
+            let subscriber = tracing_subscriber::fmt()
+                .with_writer(|| ThreadSink)
+                .with_max_level(tracing::Level::DEBUG)
+                .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+                .with_ansi(false)
+                .finish();
+            tracing::subscriber::set_global_default(subscriber)
+                .expect("no other global subscriber in the test binaries");
+        });
+        Self(Default::default())
+    }
+
+    /// Records what this thread prints until the guard drops.
+    pub fn capture(&self) -> Capture {
+        // A call site whose first visit straddled the installation may have kept the cache of a
+        // thread without a subscriber; every thread now agrees, so one rebuild settles it.
         tracing::callsite::rebuild_interest_cache();
-        guard
+        CAPTURING.with(|c| *c.borrow_mut() = Some(self.clone()));
+        Capture(())
     }
 
     /// What was written so far.
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }

@@ -679,8 +679,8 @@ async fn with_redis_unreachable_requests_are_answered_by_the_source() {
 async fn the_source_span_says_what_the_cache_did() {
     let up = Upstream::start().await;
     let o = orchestrator("", &service(&up.url(), ""), CACHED_ITEM);
+    let out = tests::Captured::new();
     o.execute("item", id("warm-up")).await.unwrap();
-    let out = tests::Captured::default();
     let _guard = out.capture();
     o.execute("item", id("11")).await.unwrap();
     o.execute("item", id("11")).await.unwrap();
@@ -742,7 +742,7 @@ async fn the_cache_warns_once_per_redis_outage_and_resumes_when_redis_is_back() 
         CACHED_ITEM,
     );
     let key = format!("resume-{}", std::process::id());
-    let out = tests::Captured::default();
+    let out = tests::Captured::new();
     let _guard = out.capture();
     for n in 1..=3 {
         let exec = o.execute("item", id(&key)).await.unwrap();
