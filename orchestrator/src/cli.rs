@@ -8,6 +8,7 @@
 //! api-orchestrator prepare CONFIG_DIR [--check]       # write (or compare) .orchestrator/schema.json
 //! api-orchestrator openapi CONFIG_DIR                 # the OpenAPI 3.1 document, on stdout
 //! api-orchestrator serve   CONFIG_DIR [--bind ADDR]   # serve it, reloading on edits
+//! api-orchestrator schema  [--file PATH]              # the config format's JSON Schema, for editors
 //! ```
 //!
 //! Exit codes: 0 on success, 1 when the config (or the snapshot) has an error, 2 when a
@@ -75,6 +76,34 @@ pub fn openapi(dir: &Path, loader: &Loader) -> ExitCode {
         }
         Err(e) => failed(e),
     }
+}
+
+/// Prints the JSON Schema of the config files ([`crate::config::json_schema`]), or of the one
+/// at `file` (a path in a config directory, `domains/shop.yaml`); exit 2 for a path the
+/// loader reads no file at.
+///
+/// For VS Code's YAML extension (yaml-language-server), write it next to the config and map
+/// it in `.vscode/settings.json`:
+///
+/// ```text
+/// api-orchestrator schema > config/.orchestrator/config.schema.json
+/// "yaml.schemas": { "config/.orchestrator/config.schema.json": "config/**/*.yaml" }
+/// ```
+pub fn schema(file: Option<&str>) -> ExitCode {
+    let doc = match file {
+        None => crate::config::json_schema(),
+        Some(path) => match crate::config::json_schema_for(path.trim_start_matches("./")) {
+            Some(doc) => doc,
+            None => {
+                eprintln!(
+                    "error: the loader reads no file at `{path}`: config files are config.yaml, database.yaml, domains/<domain>.yaml, domains/<domain>/database.yaml and integrations/{{api_sources,feast_config,ml_config}}.yaml (also under domains/<domain>/)"
+                );
+                return ExitCode::from(2);
+            }
+        },
+    };
+    println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    ExitCode::SUCCESS
 }
 
 /// One block per endpoint: description, routes, then each source with the sources it waits

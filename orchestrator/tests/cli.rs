@@ -1,6 +1,6 @@
 //! The `api-orchestrator` command, run as a user runs it: its exit codes and output for
-//! `check`, `openapi`, `prepare` and `serve` (which answers over a real socket and reloads
-//! an edited file).
+//! `check`, `openapi`, `prepare`, `schema` and `serve` (which answers over a real socket and
+//! reloads an edited file).
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::process::{Child, Command, Output, Stdio};
@@ -100,6 +100,40 @@ fn openapi_prints_the_document() {
         doc["paths"]["/customers/get_customer_360/{customer_id}"]["get"].is_object(),
         "{doc}"
     );
+}
+
+#[test]
+fn schema_prints_the_config_formats_json_schema() {
+    let out = run(&["schema"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc, api_orchestrator::config::json_schema());
+    assert_eq!(doc["$schema"], "http://json-schema.org/draft-07/schema#");
+    assert!(doc["anyOf"].as_array().is_some_and(|any| any.len() == 6));
+    let source = &doc["$defs"]["source"];
+    assert!(source["properties"]["for_each"].is_object(), "{source}");
+    assert_eq!(source["required"], serde_json::json!(["name", "type"]));
+
+    let out = run(&["schema", "--file", "domains/shop.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["$ref"], "#/$defs/domain_file");
+    assert!(doc["$defs"]["endpoint"].is_object());
+    // Only what a domain file reaches.
+    assert!(doc["$defs"].get("model").is_none(), "{}", doc["$defs"]);
+
+    let out = run(&["schema", "--file", "domains/shop/notes.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("the loader reads no file at `domains/shop/notes.yaml`"),
+        "{}",
+        text(&out.stderr)
+    );
+    for bad in [&["schema", "--file"][..], &["schema", "config"]] {
+        let out = run(bad);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        assert!(text(&out.stderr).contains("usage:"), "{bad:?}");
+    }
 }
 
 #[tokio::test]

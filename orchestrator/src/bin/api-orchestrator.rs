@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use api_orchestrator::cli::{self, ServeOptions};
 use api_orchestrator::config::Loader;
 
-const USAGE: &str = "usage: api-orchestrator <command> CONFIG_DIR [options]
+const USAGE: &str = "usage: api-orchestrator <command> [CONFIG_DIR] [options]
 
 commands:
   check   CONFIG_DIR                 print the diagnostics, or the endpoints and their source DAGs
@@ -15,6 +15,8 @@ commands:
                                      live sources (--check: compare instead, exit 1 on a change)
   openapi CONFIG_DIR                 print the OpenAPI 3.1 document
   serve   CONFIG_DIR [--bind ADDR]   serve the endpoints, reloading when a YAML file changes
+  schema  [--file PATH]              print the JSON Schema of the config files for editors
+                                     (--file domains/shop.yaml: of that file only)
 
 exit codes: 0 ok, 1 the config or the snapshot has an error, 2 bad usage or unreadable files";
 
@@ -42,6 +44,9 @@ fn run(args: &[String]) -> Result<ExitCode, Usage> {
     if matches!(command.as_str(), "-h" | "--help" | "help") {
         println!("{USAGE}");
         return Ok(ExitCode::SUCCESS);
+    }
+    if command == "schema" {
+        return schema(rest);
     }
     let mut dir = None;
     let mut bind = None;
@@ -79,13 +84,25 @@ fn run(args: &[String]) -> Result<ExitCode, Usage> {
             ..ServeOptions::new(dir)
         }),
         other => {
-            let known = ["check", "prepare", "openapi", "serve"];
+            let known = ["check", "prepare", "openapi", "serve", "schema"];
             return Err(Usage(format!(
                 "unknown command `{other}`: the commands are {}",
                 known.join(", ")
             )));
         }
     })
+}
+
+/// `schema [--file PATH]`: no config directory, the format's schema.
+fn schema(args: &[String]) -> Result<ExitCode, Usage> {
+    match args {
+        [] => Ok(cli::schema(None)),
+        [flag, path] if flag == "--file" => Ok(cli::schema(Some(path))),
+        [flag] if flag == "--file" => Err(Usage(
+            "--file needs a path in a config directory, such as domains/shop.yaml".into(),
+        )),
+        [other, ..] => Err(Usage(format!("`schema` takes no argument `{other}`"))),
+    }
 }
 
 fn serve(options: ServeOptions) -> ExitCode {

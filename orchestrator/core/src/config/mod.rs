@@ -26,6 +26,7 @@
 
 mod env;
 mod files;
+pub(crate) mod keys;
 mod policy;
 mod position;
 pub(crate) mod read;
@@ -194,6 +195,41 @@ impl Default for Loader {
 /// ```
 pub fn load_dir(dir: impl AsRef<Path>) -> Result<ValidPlan, LoadError> {
     Loader::default().load_dir(dir)
+}
+
+/// The JSON Schema (draft 7) of every config file, for editors: point yaml-language-server
+/// (the VS Code YAML extension) at it for completion, hover docs and checks as you type.
+///
+/// It is generated from the key tables the loader reads with, so it knows every key the
+/// loader does (the original service's included), their types, fixed spellings and
+/// required keys; one definition per mapping under `$defs`. The root accepts any file of a
+/// config directory; [`json_schema_for`] gives one file's. What needs more than the shape
+/// (expressions, SQL parameters, references between files) is the loader's to check.
+///
+/// Host source types' integration files (`integrations/<kind>.yaml`) are the host's and not
+/// part of it. The `api-orchestrator schema` command prints this.
+///
+/// ```
+/// let schema = api_orchestrator_core::config::json_schema();
+/// let endpoint = &schema["$defs"]["endpoint"]["properties"];
+/// assert!(endpoint.get("data_sources").is_some());
+/// ```
+pub fn json_schema() -> Value {
+    keys::json_schema(None)
+}
+
+/// The JSON Schema of the config file at `path` (relative to the config root,
+/// `/`-separated: `config.yaml`, `domains/shop.yaml`, `integrations/api_sources.yaml`…), or
+/// `None` when the loader reads no file there.
+///
+/// ```
+/// use api_orchestrator_core::config::json_schema_for;
+///
+/// assert!(json_schema_for("domains/shop.yaml").is_some());
+/// assert!(json_schema_for("notes.yaml").is_none());
+/// ```
+pub fn json_schema_for(path: &str) -> Option<Value> {
+    keys::document(path).map(|t| keys::json_schema(Some(t)))
 }
 
 const INTEGRATION_FILES: &[&str] = &[

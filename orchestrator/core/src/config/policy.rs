@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use super::keys;
 use super::read::{Object, ValueReader, parse_duration};
 use crate::diagnostic::{Code, Diagnostic, KeyPath};
 use crate::plan::{
@@ -16,18 +17,7 @@ use crate::plan::{
 /// `cache:` in config.yaml: `{store, url, default_ttl, max_entries, max_bytes, timeout}`.
 pub(crate) fn cache_settings(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> CacheSettings {
     let mut settings = CacheSettings::default();
-    let Some(o) = cx.object(
-        path,
-        v,
-        &[
-            "store",
-            "url",
-            "default_ttl",
-            "max_entries",
-            "max_bytes",
-            "timeout",
-        ],
-    ) else {
+    let Some(o) = cx.object(path, v, &keys::CACHE_SETTINGS) else {
         return settings;
     };
     let store = o.opt(cx, "store", |cx, p, v| {
@@ -130,7 +120,7 @@ pub(crate) fn cache_policy(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> O
         );
         return None;
     }
-    let o = cx.object(path, v, &["ttl", "stale_if_error", "error_ttl"])?;
+    let o = cx.object(path, v, &keys::CACHE_POLICY)?;
     Some(CachePolicy {
         ttl: o.opt_duration(cx, "ttl"),
         stale_if_error: o.opt_duration(cx, "stale_if_error"),
@@ -144,7 +134,7 @@ pub(crate) fn circuit_breaker(
     path: &KeyPath,
     v: &Value,
 ) -> Option<CircuitBreaker> {
-    let o = cx.object(path, v, &["failures", "open_for", "probes"])?;
+    let o = cx.object(path, v, &keys::CIRCUIT_BREAKER)?;
     let mut b = CircuitBreaker::default();
     if let Some(n) = o.opt(cx, "failures", positive) {
         b.failures = n;
@@ -172,7 +162,7 @@ pub(crate) fn in_flight(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> Opti
         cx.wrong_type(path, "a number or `{limit, queue}`", v);
         return None;
     }
-    let o = cx.object(path, v, &["limit", "queue"])?;
+    let o = cx.object(path, v, &keys::IN_FLIGHT)?;
     Some(InFlightLimit {
         limit: o.req(cx, "limit", "the executions allowed at once", positive)?,
         queue: o.opt(cx, "queue", ValueReader::uint).unwrap_or(0),
@@ -199,7 +189,7 @@ pub(crate) fn rate_limit(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> Opt
         cx.wrong_type(path, "a rate such as `100/s`, or `{rate, burst, key}`", v);
         return None;
     }
-    let o = cx.object(path, v, &["rate", "burst", "key"])?;
+    let o = cx.object(path, v, &keys::RATE_LIMIT)?;
     let burst = o.opt(cx, "burst", positive);
     let key = o.opt(cx, "key", rate_key).unwrap_or_default();
     let rate = o.req(cx, "rate", "a rate such as `100/s`", ValueReader::string)?;

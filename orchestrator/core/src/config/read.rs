@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use super::keys::Table;
 use crate::diagnostic::{Code, Diagnostic, KeyPath, suggest};
 use crate::expr::{Expr, Template, parse_template_string};
 
@@ -23,6 +24,13 @@ pub(crate) struct ValueReader {
 pub(crate) struct Object<'v> {
     pub(crate) map: &'v Map<String, Value>,
     pub(crate) path: KeyPath,
+}
+
+#[cfg(test)]
+thread_local! {
+    /// The tables mappings were read with on this thread (see `keys::tests`).
+    pub(crate) static READ_WITH: std::cell::RefCell<std::collections::BTreeSet<&'static str>> =
+        Default::default();
 }
 
 pub(crate) fn type_name(v: &Value) -> &'static str {
@@ -62,11 +70,25 @@ impl ValueReader {
     }
 
     /// Opens an object, reporting a non-object value and every key not in `keys`.
+    /// Reads a mapping with the keys of `table`; any other key (but the user's own `x-` keys) is
+    /// an `unknown key` with a "did you mean".
     pub(crate) fn object<'v>(
         &mut self,
         path: &KeyPath,
         v: &'v Value,
-        keys: &[&str],
+        table: &'static Table,
+    ) -> Option<Object<'v>> {
+        #[cfg(test)]
+        READ_WITH.with(|read| read.borrow_mut().insert(table.name));
+        self.object_with(path, v, table.names())
+    }
+
+    /// [`object`](Self::object) with keys known only at run time (a host's integration file).
+    pub(crate) fn object_with<'v, 'k>(
+        &mut self,
+        path: &KeyPath,
+        v: &'v Value,
+        keys: impl Iterator<Item = &'k str> + Clone,
     ) -> Option<Object<'v>> {
         let Value::Object(map) = v else {
             self.wrong_type(path, "a mapping", v);
@@ -74,7 +96,7 @@ impl ValueReader {
         };
         for key in map.keys() {
             // `x-` keys are the user's own (anchors, notes, tooling).
-            if !keys.contains(&key.as_str()) && !key.starts_with("x-") {
+            if !keys.clone().any(|k| k == key) && !key.starts_with("x-") {
                 self.report(
                     Diagnostic::new(
                         Code::UnknownKey,
@@ -84,7 +106,7 @@ impl ValueReader {
                     .at_key()
                     .with_opt_help(suggest(
                         key,
-                        keys.iter().copied(),
+                        keys.clone(),
                         "expected one of",
                     )),
                 );

@@ -6,7 +6,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::read::{Object, ValueReader};
-use super::{policy, serving};
+use super::{keys, policy, serving};
 use crate::diagnostic::{Code, Diagnostic, KeyPath};
 use crate::expr::{Fields, Template};
 use crate::plan::{
@@ -28,25 +28,7 @@ fn origin(cx: &ValueReader) -> Origin {
 
 pub(crate) fn settings(cx: &mut ValueReader, doc: &Value) -> Settings {
     let mut settings = Settings::default();
-    let Some(o) = cx.object(
-        &KeyPath::root(),
-        doc,
-        &[
-            "server",
-            "defaults",
-            "tracking",
-            "cache",
-            "app",
-            "logging",
-            "performance",
-            "cors",
-            "auth",
-            "execution",
-            "api",
-            "telemetry",
-            "limits",
-        ],
-    ) else {
+    let Some(o) = cx.object(&KeyPath::root(), doc, &keys::SETTINGS) else {
         return settings;
     };
     if let Some(l) = o.get("limits") {
@@ -55,13 +37,10 @@ pub(crate) fn settings(cx: &mut ValueReader, doc: &Value) -> Settings {
     serving::logging(cx, &o, &mut settings);
     serving::server(cx, &o, &mut settings);
     serving::execution(cx, &o, &mut settings);
-    if let Some(t) = o.get("tracking").and_then(|v| {
-        cx.object(
-            &o.at("tracking"),
-            v,
-            &["debug_view", "admin", "recent", "server_timing"],
-        )
-    }) {
+    if let Some(t) = o
+        .get("tracking")
+        .and_then(|v| cx.object(&o.at("tracking"), v, &keys::TRACKING))
+    {
         let defaults = TrackingSettings::default();
         settings.tracking = TrackingSettings {
             debug_view: t
@@ -81,7 +60,7 @@ pub(crate) fn settings(cx: &mut ValueReader, doc: &Value) -> Settings {
     }
     if let Some(d) = o
         .get("defaults")
-        .and_then(|v| cx.object(&o.at("defaults"), v, &["timeout", "source_timeout"]))
+        .and_then(|v| cx.object(&o.at("defaults"), v, &keys::DEFAULTS))
     {
         if let Some(t) = d.opt_duration(cx, "timeout") {
             settings.endpoint_timeout = t;
@@ -137,11 +116,7 @@ pub(crate) fn domain_info(cx: &mut ValueReader, domain: &str, doc: &Value) -> Op
 
 /// Reads a domain document (`endpoints:`) into endpoints.
 pub(crate) fn endpoints(cx: &mut ValueReader, domain: Option<&str>, doc: &Value) -> Vec<Endpoint> {
-    let Some(o) = cx.object(
-        &KeyPath::root(),
-        doc,
-        &["endpoints", "domain_id", "domain_name", "description"],
-    ) else {
+    let Some(o) = cx.object(&KeyPath::root(), doc, &keys::DOMAIN_FILE) else {
         return Vec::new();
     };
     let Some(v) = o.get("endpoints") else {
@@ -163,30 +138,6 @@ pub(crate) fn endpoints(cx: &mut ValueReader, domain: Option<&str>, doc: &Value)
     .map(|(_, e)| e)
     .collect()
 }
-
-const ENDPOINT_KEYS: &[&str] = &[
-    "description",
-    "tags",
-    "endpoint_type",
-    "method",
-    "path",
-    "timeout",
-    "data_sources",
-    "primary_source",
-    "response_mapping",
-    "input",
-    "output",
-    "max_in_flight",
-    "rate_limit",
-    "on_degraded",
-    // The original service's keys.
-    "endpoint_id",
-    "input_schema",
-    "output_schema",
-    "response_template",
-    "response",
-    "response_type",
-];
 
 fn endpoint(
     cx: &mut ValueReader,
@@ -221,7 +172,7 @@ fn endpoint(
                 .with_help("use letters, digits and `_`, starting with a letter or `_`: it becomes a route segment"),
         );
     }
-    let Some(o) = cx.object(path, v, ENDPOINT_KEYS) else {
+    let Some(o) = cx.object(path, v, &keys::ENDPOINT) else {
         return e;
     };
     e.description = o.opt_string(cx, "description");
@@ -475,7 +426,7 @@ fn json_input_schema(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> Option<
 
 /// `input: {path: {id: integer}, query: {limit: {type: integer, required: false}}, body: …}`.
 fn input_schema(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> Option<InputSchema> {
-    let o = cx.object(path, v, &["path", "query", "body"])?;
+    let o = cx.object(path, v, &keys::INPUT)?;
     let mut fields = |part: &str, in_path: bool| -> Vec<InputField> {
         let Some(v) = o.get(part) else {
             return Vec::new();
@@ -496,7 +447,7 @@ fn input_schema(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> Option<Input
                         description: None,
                     },
                     _ => {
-                        let f = cx.object(p, v, &["type", "required", "description"])?;
+                        let f = cx.object(p, v, &keys::INPUT_FIELD_TABLE)?;
                         InputField {
                             name: name.to_owned(),
                             ty: f.req(cx, "type", "the input's type", ty)?,
@@ -564,30 +515,8 @@ fn methods(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> Option<Vec<HttpMe
     Some(out)
 }
 
-const SOURCE_KEYS: &[&str] = &[
-    "name",
-    "type",
-    "operation",
-    "source_id",
-    "params",
-    "condition",
-    "depends_on",
-    "timeout",
-    "retries",
-    "on_error",
-    "default",
-    "fallback",
-    "transform",
-    "cache",
-    "required",
-    "on_not_found",
-    "for_each",
-    "concurrency",
-    "batch",
-];
-
 fn source(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> Option<SourceStep> {
-    let o = cx.object(path, v, SOURCE_KEYS)?;
+    let o = cx.object(path, v, &keys::SOURCE)?;
     // Keep a step whenever it has a name, so one bad field does not turn every reference to it
     // into an "unknown source" error too.
     let name = o.req(cx, "name", "the source's name", ValueReader::string)?;
@@ -622,7 +551,7 @@ fn source(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> Option<SourceStep>
             .map(ForEach::new),
     };
     if let Some(size) = o.opt(cx, "batch", |cx, p, v| {
-        let b = cx.object(p, v, &["size"])?;
+        let b = cx.object(p, v, &keys::ITEM_BATCH)?;
         b.req(
             cx,
             "size",
@@ -734,7 +663,7 @@ fn retries(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> Option<RetryPolic
         );
         return None;
     }
-    let o = cx.object(path, v, &["max", "backoff", "max_backoff"])?;
+    let o = cx.object(path, v, &keys::RETRIES)?;
     let mut policy =
         RetryPolicy::new(o.req(cx, "max", "the number of retries", ValueReader::uint)?);
     if let Some(b) = o.opt_duration(cx, "backoff") {
@@ -748,7 +677,7 @@ fn retries(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> Option<RetryPolic
 
 /// `fallback: {type, operation, source_id}` (another source) or `fallback: {value: …}`.
 fn fallback(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> Option<Fallback> {
-    let o = cx.object(path, v, &["type", "operation", "source_id", "value"])?;
+    let o = cx.object(path, v, &keys::FALLBACK)?;
     match (o.get("value"), o.get("type")) {
         (Some(value), None) => {
             for key in ["operation", "source_id"] {
@@ -809,11 +738,7 @@ fn fallback(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> Option<Fallback>
 /// `limits:` in `config.yaml`, each within 1 and [`Limits::MAX`].
 fn limits(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> Limits {
     let mut out = Limits::DEFAULT;
-    let Some(o) = cx.object(
-        path,
-        v,
-        &["expression_nesting", "expression_operators", "yaml_nesting"],
-    ) else {
+    let Some(o) = cx.object(path, v, &keys::LIMITS) else {
         return out;
     };
     for (key, slot, most) in [
@@ -903,7 +828,7 @@ fn transforms(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> Vec<Transform>
     if let Value::Object(m) = v
         && m.contains_key("type")
     {
-        let Some(o) = cx.object(path, v, &["type", "fields"]) else {
+        let Some(o) = cx.object(path, v, &keys::SELECT_FIELDS) else {
             return Vec::new();
         };
         let kind = o.req(cx, "type", "`select_fields`", |cx, p, v| {
@@ -925,7 +850,7 @@ fn transforms(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> Vec<Transform>
     let mut out = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let p = path.index(i);
-        let Some(o) = cx.object(&p, item, Transform::KEYS) else {
+        let Some(o) = cx.object(&p, item, &keys::TRANSFORM) else {
             continue;
         };
         if o.map.len() != 1 {
@@ -1003,7 +928,7 @@ fn transforms(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> Vec<Transform>
                     None
                 }
                 _ => {
-                    let Some(s) = cx.object(&kp, v, &["by", "order"]) else {
+                    let Some(s) = cx.object(&kp, v, &keys::SORT) else {
                         continue;
                     };
                     let by = s.req(
@@ -1023,7 +948,7 @@ fn transforms(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> Vec<Transform>
             "limit" => cx.uint(&kp, v).map(Transform::Limit),
             "group_by" => cx.expression(&kp, v).map(Transform::GroupBy),
             "join" => {
-                let Some(j) = cx.object(&kp, v, &["with", "on", "as"]) else {
+                let Some(j) = cx.object(&kp, v, &keys::JOIN) else {
                     continue;
                 };
                 let with = j.req(
@@ -1039,7 +964,7 @@ fn transforms(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> Vec<Transform>
                     |cx, p, v| match v {
                         Value::String(f) => Some((f.clone(), f.clone())),
                         _ => {
-                            let o = cx.object(p, v, &["left", "right"])?;
+                            let o = cx.object(p, v, &keys::JOIN_ON)?;
                             let left =
                                 o.req(cx, "left", "the field of this list", ValueReader::string);
                             let right = o.req(
@@ -1083,21 +1008,18 @@ fn transforms(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> Vec<Transform>
 // ---------------------------------------------------------------- database.yaml
 
 pub(crate) fn database(cx: &mut ValueReader, doc: &Value, base_dir: &Path) -> DatabaseConfig {
-    let Some(root) = cx.object(&KeyPath::root(), doc, &["database"]) else {
+    let Some(root) = cx.object(&KeyPath::root(), doc, &keys::DATABASE_FILE) else {
         return DatabaseConfig::default();
     };
-    let Some(o) = root.get("database").and_then(|v| {
-        cx.object(
-            &root.at("database"),
-            v,
-            &["sources", "operations", "defaults"],
-        )
-    }) else {
+    let Some(o) = root
+        .get("database")
+        .and_then(|v| cx.object(&root.at("database"), v, &keys::DATABASE))
+    else {
         return DatabaseConfig::default();
     };
     let timeout = o
         .get("defaults")
-        .and_then(|v| cx.object(&o.at("defaults"), v, &["timeout"]))
+        .and_then(|v| cx.object(&o.at("defaults"), v, &keys::DATABASE_DEFAULTS))
         .and_then(|d| d.opt_duration(cx, "timeout"));
     DatabaseConfig {
         timeout,
@@ -1122,24 +1044,7 @@ fn db_connection(
     v: &Value,
     base_dir: &Path,
 ) -> Option<DbConnection> {
-    let o = cx.object(
-        path,
-        v,
-        &[
-            "connection_string",
-            "pool_size",
-            "acquire_timeout",
-            "statement_timeout",
-            "log_parameters",
-            "max_lifetime",
-            // The original service's (SQLAlchemy) names.
-            "type",
-            "max_overflow",
-            "pool_timeout",
-            "pool_recycle",
-            "connect_args",
-        ],
-    )?;
+    let o = cx.object(path, v, &keys::DB_CONNECTION)?;
     let raw = o.req(
         cx,
         "connection_string",
@@ -1321,20 +1226,7 @@ fn after_scheme(raw: &str) -> &str {
 }
 
 fn db_operation(cx: &mut ValueReader, _: &str, path: &KeyPath, v: &Value) -> Option<DbOperation> {
-    let o = cx.object(
-        path,
-        v,
-        &[
-            "query",
-            "params",
-            "return_type",
-            "columns",
-            "source_id",
-            "timeout",
-            "max_rows",
-            "batch",
-        ],
-    )?;
+    let o = cx.object(path, v, &keys::DB_OPERATION)?;
     Some(DbOperation {
         query: o.req(
             cx,
@@ -1374,7 +1266,7 @@ fn db_operation(cx: &mut ValueReader, _: &str, path: &KeyPath, v: &Value) -> Opt
                 n > 0
             }),
         batch: o.opt(cx, "batch", |cx, p, v| {
-            let b = cx.object(p, v, &["param", "key"])?;
+            let b = cx.object(p, v, &keys::SQL_BATCH)?;
             let param = b.req(
                 cx,
                 "param",
@@ -1431,19 +1323,8 @@ fn db_params(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> Option<Vec<DbPa
 // ---------------------------------------------------------------- integrations/api_sources.yaml
 
 pub(crate) fn api(cx: &mut ValueReader, doc: &Value, base_dir: &Path) -> ApiConfig {
-    let sources = services(cx, doc, "api", |cx, p, v| {
-        let o = cx.object(
-            p,
-            v,
-            &http_keys(&[
-                "base_url",
-                "auth",
-                "operations",
-                "openapi",
-                "retry_count",
-                "mock_response",
-            ]),
-        )?;
+    let sources = services(cx, doc, &keys::API_FILE, |cx, p, v| {
+        let o = cx.object(p, v, &keys::API_SERVICE)?;
         o.ignored(
             cx,
             "mock_response",
@@ -1497,21 +1378,6 @@ pub(crate) fn api(cx: &mut ValueReader, doc: &Value, base_dir: &Path) -> ApiConf
 }
 
 /// The keys of [`HttpSettings`] plus `more`.
-fn http_keys(more: &[&'static str]) -> Vec<&'static str> {
-    let mut keys = vec![
-        "timeout",
-        "headers",
-        "retries",
-        "max_response_bytes",
-        "cache",
-        "circuit_breaker",
-        "max_concurrent",
-        "forward_headers",
-    ];
-    keys.extend_from_slice(more);
-    keys
-}
-
 fn http_settings(cx: &mut ValueReader, o: &Object<'_>) -> HttpSettings {
     let retries = match (o.get("retries"), o.get("retry_count")) {
         (Some(_), Some(_)) => {
@@ -1629,21 +1495,36 @@ fn base_url(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> Option<String> {
     }
 }
 
+/// The `<top>: {sources: {<id>: …}}` of an integration file (`file`, one key whose mapping has
+/// `sources`), each entry read by `f`.
 fn services<T>(
     cx: &mut ValueReader,
     doc: &Value,
-    top: &str,
-    mut f: impl FnMut(&mut ValueReader, &KeyPath, &Value) -> Option<T>,
-) -> std::collections::BTreeMap<String, T> {
-    let Some(root) = cx.object(&KeyPath::root(), doc, &[top]) else {
-        return Default::default();
-    };
-    let Some(o) = root
-        .get(top)
-        .and_then(|v| cx.object(&root.at(top), v, &["sources"]))
+    file: &'static keys::Table,
+    f: impl FnMut(&mut ValueReader, &KeyPath, &Value) -> Option<T>,
+) -> BTreeMap<String, T> {
+    let (Some(top), Some(root)) = (file.keys.first(), cx.object(&KeyPath::root(), doc, file))
     else {
-        return Default::default();
+        return BTreeMap::new();
     };
+    let keys::Shape::Obj(inner) = top.shape else {
+        return BTreeMap::new();
+    };
+    match root
+        .get(top.name)
+        .and_then(|v| cx.object(&root.at(top.name), v, inner))
+    {
+        Some(o) => sources(cx, &o, f),
+        None => BTreeMap::new(),
+    }
+}
+
+/// The `sources:` entries of an integration file's top mapping.
+fn sources<T>(
+    cx: &mut ValueReader,
+    o: &Object<'_>,
+    mut f: impl FnMut(&mut ValueReader, &KeyPath, &Value) -> Option<T>,
+) -> BTreeMap<String, T> {
     o.get("sources")
         .map(|v| {
             cx.entries(
@@ -1658,15 +1539,25 @@ fn services<T>(
         .unwrap_or_default()
 }
 
-/// `integrations/<kind>.yaml` of a host source type: its entries, keys checked.
+/// `integrations/<kind>.yaml` of a host source type (`<kind>: {sources: {<id>: …}}`): its
+/// entries, keys checked against the host's.
 pub(crate) fn host_integration(
     cx: &mut ValueReader,
     doc: &Value,
     file: &super::IntegrationFile,
-) -> std::collections::BTreeMap<String, Value> {
-    let keys: Vec<&str> = file.keys.iter().map(String::as_str).collect();
-    services(cx, doc, &file.kind, |cx, p, v| {
-        let o = cx.object(p, v, &keys)?;
+) -> BTreeMap<String, Value> {
+    let top = file.kind.as_str();
+    let Some(root) = cx.object_with(&KeyPath::root(), doc, std::iter::once(top)) else {
+        return BTreeMap::new();
+    };
+    let Some(o) = root
+        .get(top)
+        .and_then(|v| cx.object_with(&root.at(top), v, std::iter::once("sources")))
+    else {
+        return BTreeMap::new();
+    };
+    sources(cx, &o, |cx, p, v| {
+        let o = cx.object_with(p, v, file.keys.iter().map(String::as_str))?;
         let mut complete = true;
         for name in &file.required {
             complete &= o
@@ -1678,13 +1569,7 @@ pub(crate) fn host_integration(
 }
 
 fn auth(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> Option<ApiAuth> {
-    let o = cx.object(
-        path,
-        v,
-        &[
-            "type", "token", "header", "query", "key", "username", "password",
-        ],
-    )?;
+    let o = cx.object(path, v, &keys::API_AUTH)?;
     let kind = o.req(cx, "type", "`bearer`, `api_key` or `basic`", |cx, p, v| {
         cx.choice(p, v, &["bearer", "api_key", "basic"], |s| {
             ["bearer", "api_key", "basic"]
@@ -1753,25 +1638,7 @@ fn auth(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> Option<ApiAuth> {
 }
 
 fn api_operation(cx: &mut ValueReader, _: &str, path: &KeyPath, v: &Value) -> Option<ApiOperation> {
-    let o = cx.object(
-        path,
-        v,
-        &[
-            "method",
-            "path",
-            "query",
-            "headers",
-            "body",
-            "extract",
-            "retries",
-            "mock",
-            "mock_response",
-            "path_params",
-            "params",
-            "sample",
-            "batch",
-        ],
-    )?;
+    let o = cx.object(path, v, &keys::API_OPERATION)?;
     o.ignored(
         cx,
         "path_params",
@@ -1826,7 +1693,7 @@ fn api_operation(cx: &mut ValueReader, _: &str, path: &KeyPath, v: &Value) -> Op
         retries: o.opt(cx, "retries", retries),
         sample: o.get("sample").is_some().then(|| o.value_map(cx, "sample")),
         batch: o.opt(cx, "batch", |cx, p, v| {
-            let b = cx.object(p, v, &["param", "match", "size"])?;
+            let b = cx.object(p, v, &keys::API_BATCH)?;
             let param = b.req(
                 cx,
                 "param",
@@ -1846,25 +1713,14 @@ fn api_operation(cx: &mut ValueReader, _: &str, path: &KeyPath, v: &Value) -> Op
 // ---------------------------------------------------------------- integrations/feast_config.yaml
 
 pub(crate) fn feast(cx: &mut ValueReader, doc: &Value) -> FeastConfig {
-    let sources = services(cx, doc, "feast", |cx, p, v| {
-        const SDK_KEYS: &[&str] = &[
-            "repo_path",
-            "project",
-            "registry",
-            "entity_key_serialization_version",
-            "feature_services",
-            "default_iris_features",
-            "default_customer_features",
-            "feature_server_type",
-            "database_fallback",
-        ];
-        let mut keys = http_keys(&["url", "base_url", "operations"]);
-        keys.extend_from_slice(SDK_KEYS);
-        let o = cx.object(p, v, &keys)?;
-        let sdk: Vec<&str> = SDK_KEYS
+    let sources = services(cx, doc, &keys::FEAST_FILE, |cx, p, v| {
+        let o = cx.object(p, v, &keys::FEAST_SERVER)?;
+        // The Python SDK's settings: accepted and ignored.
+        let sdk: Vec<&str> = keys::FEAST_SERVER
+            .keys
             .iter()
-            .copied()
-            .filter(|k| o.map.contains_key(*k))
+            .filter(|k| k.ignored && o.map.contains_key(k.name))
+            .map(|k| k.name)
             .collect();
         let server_help = "this reads from a Feast feature *server* over HTTP (`feast serve`, port 6566), not from a repository through the Python SDK: set `url: http://host:6566` and declare `operations:` with their `features` and `entity_key`";
         for key in &sdk {
@@ -1919,19 +1775,7 @@ fn feast_operation(
     path: &KeyPath,
     v: &Value,
 ) -> Option<FeastOperation> {
-    let o = cx.object(
-        path,
-        v,
-        &[
-            "features",
-            "feature_service",
-            "entity_key",
-            "full_feature_names",
-            "on_missing",
-            "database_fallback",
-            "sample",
-        ],
-    )?;
+    let o = cx.object(path, v, &keys::FEAST_OPERATION)?;
     let features = o
         .opt(cx, "features", ValueReader::strings)
         .unwrap_or_default();
@@ -1964,7 +1808,7 @@ fn feast_operation(
             })
             .unwrap_or_default(),
         database_fallback: o.opt(cx, "database_fallback", |cx, p, v| {
-            let f = cx.object(p, v, &["table", "entity_key", "mapping", "source_id"])?;
+            let f = cx.object(p, v, &keys::FEAST_FALLBACK)?;
             Some(FeatureFallback {
                 table: f.req(cx, "table", "the table name", sql_identifier)?,
                 entity_key: f.req(cx, "entity_key", "the key column", sql_identifier)?,
@@ -2009,8 +1853,8 @@ fn sql_identifier(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> Option<Str
 // ---------------------------------------------------------------- integrations/ml_config.yaml
 
 pub(crate) fn ml(cx: &mut ValueReader, doc: &Value) -> MlConfig {
-    let sources = services(cx, doc, "ml", |cx, p, v| {
-        let o = cx.object(p, v, &http_keys(&["base_url", "models"]))?;
+    let sources = services(cx, doc, &keys::ML_FILE, |cx, p, v| {
+        let o = cx.object(p, v, &keys::ML_SERVER)?;
         Some(ModelServer {
             base_url: o
                 .req(cx, "base_url", "the model server's base URL", base_url)?
@@ -2029,25 +1873,7 @@ pub(crate) fn ml(cx: &mut ValueReader, doc: &Value) -> MlConfig {
 }
 
 fn model(cx: &mut ValueReader, _: &str, path: &KeyPath, v: &Value) -> Option<Model> {
-    let o = cx.object(
-        path,
-        v,
-        &[
-            "protocol",
-            "endpoint",
-            "version",
-            "inputs",
-            "datatype",
-            "input_name",
-            "format",
-            "outputs",
-            "timeout",
-            "headers",
-            // The original service's keys.
-            "method",
-            "source",
-        ],
-    )?;
+    let o = cx.object(path, v, &keys::MODEL)?;
     if let Some(m) = o.opt_string(cx, "method")
         && !m.eq_ignore_ascii_case("post")
     {

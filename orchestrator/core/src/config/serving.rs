@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use super::keys;
 use super::read::{Object, ValueReader};
 use crate::diagnostic::{Code, Diagnostic, KeyPath};
 use crate::plan::{
@@ -14,13 +15,10 @@ use crate::plan::{
 
 /// `app: {name, environment, debug, api_base_path}`.
 pub(super) fn app(cx: &mut ValueReader, o: &Object<'_>, settings: &mut Settings) {
-    let Some(a) = o.get("app").and_then(|v| {
-        cx.object(
-            &o.at("app"),
-            v,
-            &["name", "environment", "debug", "api_base_path"],
-        )
-    }) else {
+    let Some(a) = o
+        .get("app")
+        .and_then(|v| cx.object(&o.at("app"), v, &keys::APP))
+    else {
         return;
     };
     settings.app.name = a.opt_string(cx, "name");
@@ -39,7 +37,7 @@ pub(super) fn api(cx: &mut ValueReader, o: &Object<'_>, settings: &mut Settings)
     let Some(v) = o.map.get("api") else {
         return;
     };
-    let Some(a) = cx.object(&o.at("api"), v, &["prefix", "docs_url", "redoc_url"]) else {
+    let Some(a) = cx.object(&o.at("api"), v, &keys::API_SETTINGS) else {
         return;
     };
     match a.map.get("prefix") {
@@ -83,19 +81,10 @@ fn mount_path(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> Option<String>
 /// `logging: {level, format, log_to_file, log_file_path, log_file_rotation}`, and the older
 /// `server.log_level` when `logging.level` is absent.
 pub(super) fn logging(cx: &mut ValueReader, o: &Object<'_>, settings: &mut Settings) {
-    let Some(l) = o.get("logging").and_then(|v| {
-        cx.object(
-            &o.at("logging"),
-            v,
-            &[
-                "level",
-                "format",
-                "log_to_file",
-                "log_file_path",
-                "log_file_rotation",
-            ],
-        )
-    }) else {
+    let Some(l) = o
+        .get("logging")
+        .and_then(|v| cx.object(&o.at("logging"), v, &keys::LOGGING))
+    else {
         return;
     };
     let mut logging = LoggingSettings {
@@ -149,13 +138,10 @@ pub(super) fn log_level(cx: &mut ValueReader, path: &KeyPath, v: &Value) -> Opti
 
 /// `performance: {cache_enabled, cache_ttl_seconds, response_compression}`.
 pub(super) fn performance(cx: &mut ValueReader, o: &Object<'_>, settings: &mut Settings) {
-    let Some(p) = o.get("performance").and_then(|v| {
-        cx.object(
-            &o.at("performance"),
-            v,
-            &["cache_enabled", "cache_ttl_seconds", "response_compression"],
-        )
-    }) else {
+    let Some(p) = o
+        .get("performance")
+        .and_then(|v| cx.object(&o.at("performance"), v, &keys::PERFORMANCE))
+    else {
         return;
     };
     let ttl = p.opt_duration(cx, "cache_ttl_seconds");
@@ -172,19 +158,10 @@ pub(super) fn performance(cx: &mut ValueReader, o: &Object<'_>, settings: &mut S
 
 /// `cors: {enabled, allow_origins, allow_methods, allow_headers, allow_credentials}`.
 pub(super) fn cors(cx: &mut ValueReader, o: &Object<'_>, settings: &mut Settings) {
-    let Some(c) = o.get("cors").and_then(|v| {
-        cx.object(
-            &o.at("cors"),
-            v,
-            &[
-                "enabled",
-                "allow_origins",
-                "allow_methods",
-                "allow_headers",
-                "allow_credentials",
-            ],
-        )
-    }) else {
+    let Some(c) = o
+        .get("cors")
+        .and_then(|v| cx.object(&o.at("cors"), v, &keys::CORS))
+    else {
         return;
     };
     let defaults = CorsSettings::default();
@@ -219,18 +196,10 @@ pub(super) fn cors(cx: &mut ValueReader, o: &Object<'_>, settings: &mut Settings
 
 /// `auth: {enabled, jwt_secret, token_expiry_minutes, refresh_token_expiry_days}`.
 pub(super) fn auth(cx: &mut ValueReader, o: &Object<'_>, settings: &mut Settings) {
-    let Some(a) = o.get("auth").and_then(|v| {
-        cx.object(
-            &o.at("auth"),
-            v,
-            &[
-                "enabled",
-                "jwt_secret",
-                "token_expiry_minutes",
-                "refresh_token_expiry_days",
-            ],
-        )
-    }) else {
+    let Some(a) = o
+        .get("auth")
+        .and_then(|v| cx.object(&o.at("auth"), v, &keys::AUTH_SETTINGS))
+    else {
         return;
     };
     // The expiry keys govern issuing tokens, which is the identity provider's job; tokens are
@@ -264,7 +233,7 @@ pub(super) fn auth(cx: &mut ValueReader, o: &Object<'_>, settings: &mut Settings
 pub(super) fn execution(cx: &mut ValueReader, o: &Object<'_>, settings: &mut Settings) {
     let Some(e) = o
         .get("execution")
-        .and_then(|v| cx.object(&o.at("execution"), v, &["timeout", "retries"]))
+        .and_then(|v| cx.object(&o.at("execution"), v, &keys::EXECUTION))
     else {
         return;
     };
@@ -278,20 +247,10 @@ pub(super) fn execution(cx: &mut ValueReader, o: &Object<'_>, settings: &mut Set
 
 /// `server: {host, port, max_body_bytes, workers, log_level, use_https}`.
 pub(super) fn server(cx: &mut ValueReader, o: &Object<'_>, settings: &mut Settings) {
-    let Some(server) = o.get("server").and_then(|v| {
-        cx.object(
-            &o.at("server"),
-            v,
-            &[
-                "host",
-                "port",
-                "max_body_bytes",
-                "workers",
-                "log_level",
-                "use_https",
-            ],
-        )
-    }) else {
+    let Some(server) = o
+        .get("server")
+        .and_then(|v| cx.object(&o.at("server"), v, &keys::SERVER))
+    else {
         return;
     };
     let s = &mut settings.server;
@@ -326,13 +285,10 @@ pub(super) fn server(cx: &mut ValueReader, o: &Object<'_>, settings: &mut Settin
 
 /// `telemetry: {service_name, endpoint, sampling_ratio, metrics}`.
 pub(super) fn telemetry(cx: &mut ValueReader, o: &Object<'_>, settings: &mut Settings) {
-    let Some(t) = o.get("telemetry").and_then(|v| {
-        cx.object(
-            &o.at("telemetry"),
-            v,
-            &["service_name", "endpoint", "sampling_ratio", "metrics"],
-        )
-    }) else {
+    let Some(t) = o
+        .get("telemetry")
+        .and_then(|v| cx.object(&o.at("telemetry"), v, &keys::TELEMETRY))
+    else {
         return;
     };
     let defaults = TelemetrySettings::default();
