@@ -431,6 +431,16 @@ mod tests {
         ] {
             assert_eq!(document(path).map(|t| t.name), table, "{path}");
         }
+        // Every file the loader reads has a schema.
+        for top in crate::config::TOP_FILES {
+            assert!(document(top).is_some(), "{top}");
+        }
+        for file in crate::config::INTEGRATION_FILES {
+            assert!(
+                document(&format!("integrations/{file}")).is_some(),
+                "{file}"
+            );
+        }
     }
 
     /// The readers read every mapping with a table the schema has: load every config the
