@@ -379,11 +379,14 @@ endpoints:
 "#;
 
 /// Two subset mounts of one orchestrator beside the whole API: each serves only its
-/// endpoints (routes and OpenAPI document), and a reload reaches both.
+/// endpoints (routes, OpenAPI document, the original service's listings), and a reload
+/// reaches both.
 async fn subset_mounts(host: impl AsyncFnOnce(Api) -> Running) {
     let dir = tests::config_dir(&[("domains/shop.yaml", SHOP), ("domains/people.yaml", PEOPLE)]);
     let o = Orchestrator::from_dir(dir.path()).unwrap_or_else(|e| panic!("{e}"));
     let host = host(Api::new(&o)).await;
+    // (Every test of this binary may run alone: reqwest needs a provider installed.)
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::new();
     let status = async |path: &str| {
         client
@@ -403,9 +406,25 @@ async fn subset_mounts(host: impl AsyncFnOnce(Api) -> Running) {
         ("/shop/price/a", 200),
         ("/shop/stock/a", 200),
         ("/shop/profile/1", 404),
+        ("/shop/orchestrator/shop/stock/a", 200),
+        ("/shop/orchestrator/people/profile/1", 404),
     ] {
         assert_eq!(status(path).await, expected, "{path}");
     }
+    let listing = async |path: &str| -> Value {
+        let r = client
+            .get(format!("{}{path}", host.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        serde_json::from_slice(&r.bytes().await.unwrap()).unwrap()
+    };
+    assert_eq!(
+        listing("/api/orchestrator/domains").await,
+        json!(["people", "shop"])
+    );
+    assert_eq!(listing("/shop/orchestrator/domains").await, json!(["shop"]));
     let doc: Value = serde_json::from_slice(
         &client
             .get(format!("{}/public/openapi.json", host.base))

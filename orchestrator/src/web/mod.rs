@@ -758,7 +758,13 @@ impl Api {
             },
         };
         if let Some(prefix) = &plan.settings.app.original_routes
-            && let Some(r) = original::serve(plan, prefix, path, parts.method == Method::GET)
+            && let Some(r) = original::serve(
+                plan,
+                m.select.as_ref(),
+                prefix,
+                path,
+                parts.method == Method::GET,
+            )
         {
             return response(r);
         }

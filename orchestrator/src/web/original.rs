@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http::{Response, StatusCode};
 use serde_json::{Map, Value, json};
 
-use super::json_response;
+use super::{Select, json_response};
 use crate::plan::{Endpoint, Plan, id_param_of};
 
 /// The domain prefix of the original's model-scoring domains.
@@ -35,25 +35,31 @@ pub(super) fn with_id(base: &str, e: &Endpoint) -> String {
     format!("{base}/{{{}}}", id_param_of(e))
 }
 
-/// `GET {prefix}/domains` and `GET {prefix}/model_scoring`, when `path` is one of them.
-pub(super) fn serve(plan: &Plan, prefix: &str, path: &str, get: bool) -> Option<Response<Bytes>> {
+/// `GET {prefix}/domains` and `GET {prefix}/model_scoring`, when `path` is one of them: of
+/// the endpoints `select` picks (a subset mount lists only what it serves).
+pub(super) fn serve(
+    plan: &Plan,
+    select: Option<&Select>,
+    prefix: &str,
+    path: &str,
+    get: bool,
+) -> Option<Response<Bytes>> {
     let rest = path.strip_prefix(prefix)?;
     if !get || !matches!(rest, "/domains" | "/model_scoring") {
         return None;
     }
-    let mut domains: Vec<&str> = plan
-        .endpoints
-        .iter()
-        .filter_map(|e| e.domain.as_deref())
-        .collect();
+    let served = || {
+        plan.endpoints
+            .iter()
+            .filter(move |e| select.is_none_or(|s| s.matches(e)))
+    };
+    let mut domains: Vec<&str> = served().filter_map(|e| e.domain.as_deref()).collect();
     domains.sort_unstable();
     domains.dedup();
     if rest == "/domains" {
         return Some(json_response(StatusCode::OK, &json!(domains)));
     }
-    let models: Vec<Value> = plan
-        .endpoints
-        .iter()
+    let models: Vec<Value> = served()
         .filter(|e| e.name == "predict")
         .filter_map(|e| {
             let domain = e.domain.as_deref()?;
