@@ -158,9 +158,9 @@ async fn serve(args: Args, settings: Settings) -> Result<(), Box<dyn std::error:
     }
 
     let options = api_orchestrator::cli::ServeOptions {
-        config: args.config,
         bind: args.bind,
         env: std::sync::Arc::new(lookup),
+        ..api_orchestrator::cli::ServeOptions::new(args.config)
     };
     api_orchestrator::cli::serve(options, &settings)
         .await

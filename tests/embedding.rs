@@ -659,3 +659,51 @@ async fn host_source_types_with_integration_files_work_from_the_macro() {
         );
     }
 }
+
+/// A host's own binary serves its source types with `cli::serve` (the `api-orchestrator
+/// serve` code), through `ServeOptions::with_builder`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_serve_takes_the_hosts_source_types() {
+    use api_orchestrator::cli::{self, ServeOptions};
+
+    let dir = tests::config_dir(&[
+        ("integrations/vector_db.yaml", VECTOR_FILE),
+        ("domains/shop.yaml", SEARCH),
+    ]);
+    // A free port (`serve` binds the address it is given).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let options = ServeOptions {
+        bind: Some(format!("127.0.0.1:{port}")),
+        ..ServeOptions::new(dir.path())
+    }
+    .with_builder(|b| b.register_factory("vector_db", VectorDb));
+    let settings = cli::settings(&options.config, &options.env).unwrap();
+    let server = tokio::spawn(async move {
+        cli::serve(options, &settings)
+            .await
+            .map_err(|e| e.to_string())
+    });
+
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/api/shop/search?q=kettle");
+    let mut answer = None;
+    for _ in 0..200 {
+        assert!(!server.is_finished(), "serve stopped: {:?}", server.await);
+        if let Ok(r) = client.get(&url).send().await {
+            answer = Some((r.status().as_u16(), r.bytes().await.unwrap()));
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    server.abort();
+    let (status, body) = answer.expect("the server answered");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["index"], "products");
+    assert_eq!(body["archive"], "http://127.0.0.1:6334");
+}

@@ -28,12 +28,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::Orchestrator;
 use crate::config::{ConfigFiles, LoadError, Loader};
 use crate::plan::{LogFormat, LogRotation, Plan, Settings};
 use crate::snapshot::{SNAPSHOT_FILE, Snapshot, Sources};
 use crate::telemetry::{Metrics, Tracing};
 use crate::web::{Api, ClientAddr, layers};
+use crate::{Orchestrator, OrchestratorBuilder};
 
 /// An error of [`serve`] or [`logging`], for the operator.
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -310,7 +310,13 @@ pub struct ServeOptions {
     pub bind: Option<String>,
     /// Where `${env:…}` references are looked up.
     pub env: Env,
+    /// Applied to the builder before the config is loaded: the host's source types, layers…
+    /// (see [`ServeOptions::with_builder`]).
+    pub builder: Option<BuilderHook>,
 }
+
+/// Adds a host's own parts to the orchestrator [`serve`] builds.
+pub type BuilderHook = Arc<dyn Fn(OrchestratorBuilder) -> OrchestratorBuilder + Send + Sync>;
 
 impl std::fmt::Debug for ServeOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -328,7 +334,32 @@ impl ServeOptions {
             config: config.into(),
             bind: None,
             env: Arc::new(|name| std::env::var(name).ok()),
+            builder: None,
         }
+    }
+
+    /// Serves with `hook` applied to the orchestrator's builder before the config is loaded,
+    /// for a host's own binary: its source types (and their integration files), layers.
+    ///
+    /// ```no_run
+    /// # async fn run(settings: api_orchestrator::plan::Settings) -> Result<(), api_orchestrator::cli::Error> {
+    /// # struct Vectors;
+    /// # #[async_trait::async_trait]
+    /// # impl api_orchestrator::source::DataSource for Vectors {
+    /// #     async fn fetch(&self, _: api_orchestrator::source::SourceCall<'_>) -> Result<serde_json::Value, api_orchestrator::source::SourceError> { Ok(serde_json::Value::Null) }
+    /// # }
+    /// use api_orchestrator::cli::{self, ServeOptions};
+    ///
+    /// let options = ServeOptions::new("config").with_builder(|b| b.register("vector_db", Vectors));
+    /// cli::serve(options, &settings).await
+    /// # }
+    /// ```
+    pub fn with_builder(
+        mut self,
+        hook: impl Fn(OrchestratorBuilder) -> OrchestratorBuilder + Send + Sync + 'static,
+    ) -> Self {
+        self.builder = Some(Arc::new(hook));
+        self
     }
 }
 
@@ -337,7 +368,12 @@ impl ServeOptions {
 /// layers `config.yaml` asks for (see the [module](self) documentation). Prints the address
 /// and the routes once listening.
 pub async fn serve(options: ServeOptions, settings: &Settings) -> Result<(), Error> {
-    let ServeOptions { config, bind, env } = options;
+    let ServeOptions {
+        config,
+        bind,
+        env,
+        builder: hook,
+    } = options;
     // Traces when a collector is configured; metrics unless `telemetry.metrics: false`.
     let tracing = Tracing::from_settings(settings)?;
     let metrics = settings.telemetry.metrics.then(Metrics::new);
@@ -348,6 +384,9 @@ pub async fn serve(options: ServeOptions, settings: &Settings) -> Result<(), Err
     }
     if let Some(m) = &metrics {
         builder = builder.metrics(m);
+    }
+    if let Some(hook) = hook {
+        builder = hook(builder);
     }
     let orchestrator = builder
         .load_dir(&config)
