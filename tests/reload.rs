@@ -153,6 +153,27 @@ async fn file_changes_reach_http_and_a_broken_file_changes_nothing() {
     assert_eq!(done["version"], o.version());
 }
 
+/// The schema snapshot is part of the config: `prepare` rewriting it reloads too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_schema_snapshot_is_reloaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let (o, _watcher, _api) = watched_greeting(dir.path());
+    let before = o.version();
+    write(dir.path(), ".orchestrator/schema.json", "{ not json");
+    eventually("the broken snapshot is reported", || async {
+        o.last_reload().and_then(|r| r.error).is_some()
+    })
+    .await;
+    let error = o.last_reload().unwrap().error.unwrap();
+    assert!(error.contains(".orchestrator/schema.json"), "{error}");
+    assert_eq!(o.version(), before);
+    std::fs::remove_file(dir.path().join(".orchestrator/schema.json")).unwrap();
+    eventually("the config without a snapshot is served again", || async {
+        o.last_reload().is_some_and(|r| r.error.is_none()) && o.version() > before
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_reloads_under_traffic_fail_no_request() {
     let dir = tempfile::tempdir().unwrap();

@@ -228,8 +228,9 @@ impl Orchestrator {
         self.inner.source.as_ref().map(|s| s.dir.as_path())
     }
 
-    /// Reloads whenever a YAML file of the config directory is created, changed or removed,
-    /// once the changes have been quiet for `debounce` (an editor's save is several events).
+    /// Reloads whenever a YAML file of the config directory or its schema snapshot
+    /// (`.orchestrator/schema.json`) is created, changed or removed, once the changes have
+    /// been quiet for `debounce` (an editor's save is several events).
     /// Watching stops when the returned [`Watcher`] is dropped. Outcomes are logged and kept
     /// for [`Self::last_reload`]. On Linux, a reload also waits (up to 5 s) until every YAML
     /// file opened for writing is closed again: a file written in several steps is never
@@ -309,10 +310,14 @@ fn watch_loop(
     use std::time::Instant;
     const REPORTS_CLOSE: bool = cfg!(any(target_os = "linux", target_os = "android"));
     let name = dir.file_name();
+    // The files a load reads: the YAML files and the schema snapshot (`prepare` rewrites it).
+    let snapshot = dir.join(crate::snapshot::SNAPSHOT_FILE);
     let is_yaml = |p: &Path| {
-        matches!(p.extension().and_then(|x| x.to_str()), Some("yaml" | "yml")) && p.starts_with(dir)
+        p.starts_with(dir)
+            && (matches!(p.extension().and_then(|x| x.to_str()), Some("yaml" | "yml"))
+                || p == snapshot)
     };
-    // YAML files opened for writing and not closed yet, with when that was first seen.
+    // Config files opened for writing and not closed yet, with when that was first seen.
     let mut writing: std::collections::HashMap<PathBuf, Instant> = Default::default();
     let mut pending = false;
     while !stop.load(std::sync::atomic::Ordering::Acquire) {
