@@ -391,8 +391,8 @@ impl Inner {
 /// The routes of one engine (one config version).
 struct Mounted {
     engine: Arc<Engine>,
-    /// The endpoints served, when not all of them (for the OpenAPI document).
-    #[cfg(feature = "openapi")]
+    /// The endpoints served, when not all of them (for the OpenAPI document and the original
+    /// service's listings).
     select: Option<Select>,
     router: matchit::Router<Vec<RouteEntry>>,
     #[cfg(feature = "openapi")]
@@ -470,7 +470,6 @@ impl Mounted {
         }
         Self {
             engine,
-            #[cfg(feature = "openapi")]
             select: select.cloned(),
             router,
             #[cfg(feature = "openapi")]
