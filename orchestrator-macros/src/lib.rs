@@ -648,8 +648,8 @@ fn message(d: &Diagnostic) -> String {
     m
 }
 
-/// The token a diagnostic is about: the deepest node its path reaches, its key when the key
-/// is at fault, the token at the offset inside an expression.
+/// The token a diagnostic is about: the deepest node its path reaches (a scalar for paths
+/// below it), its key when the key is at fault, the token at the offset inside an expression.
 fn span_of(root: &Node, d: &Diagnostic, config: Option<Span>) -> Span {
     if d.file.is_some() {
         // About a file of the config directory, not the tokens.
@@ -682,6 +682,9 @@ fn walk<'a>(root: &'a Node, path: &KeyPath) -> (&'a Node, Option<Span>, bool) {
                 node = n;
                 key_span = ks.or(key_span);
             }
+            // Below a scalar is a short form's part (`sort: "$x"` for `sort: {by: "$x"}`):
+            // the scalar itself, offsets counting into its text.
+            None if matches!(node.kind, Kind::Scalar(_) | Kind::Expr(..)) => break,
             None => return (node, key_span, false),
         }
     }

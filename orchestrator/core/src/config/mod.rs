@@ -596,6 +596,9 @@ fn locate(files: &ConfigFiles, mut diags: Vec<Diagnostic>) -> Diagnostics {
         let index = indexes
             .entry(file)
             .or_insert_with(|| PositionIndex::build(text));
+        if let Some(written) = index.written(&d.path) {
+            d.path = written;
+        }
         d.location = index.locate(&d.path, d.target);
     }
     diags.sort_by(|a, b| {

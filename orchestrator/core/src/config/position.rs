@@ -20,6 +20,8 @@ struct NodePos {
     value: Pos,
     quoted: bool,
     single_line: bool,
+    /// A scalar or an alias: nothing in the file lies below it.
+    leaf: bool,
 }
 
 /// Positions of every node of one YAML document.
@@ -62,20 +64,20 @@ impl PositionIndex {
                     let quoted =
                         matches!(style, ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted);
                     let single_line = span.start.line() == span.end.line();
-                    index.place(&mut stack, &span, quoted, single_line);
+                    index.place(&mut stack, &span, quoted, single_line, true);
                 }
                 Event::Alias(_) => {
-                    index.place(&mut stack, &span, false, true);
+                    index.place(&mut stack, &span, false, true, true);
                 }
                 Event::MappingStart(..) => {
-                    let path = index.place(&mut stack, &span, false, false);
+                    let path = index.place(&mut stack, &span, false, false, false);
                     stack.push(Frame::Map {
                         path,
                         pending_key: None,
                     });
                 }
                 Event::SequenceStart(..) => {
-                    let path = index.place(&mut stack, &span, false, false);
+                    let path = index.place(&mut stack, &span, false, false, false);
                     stack.push(Frame::Seq { path, next: 0 });
                 }
                 Event::MappingEnd | Event::SequenceEnd => {
@@ -95,6 +97,7 @@ impl PositionIndex {
         span: &Span,
         quoted: bool,
         single_line: bool,
+        leaf: bool,
     ) -> KeyPath {
         let (path, key) = match stack.last_mut() {
             None => (KeyPath::root(), None),
@@ -115,18 +118,38 @@ impl PositionIndex {
                 value: pos(span),
                 quoted,
                 single_line,
+                leaf,
             },
         );
         path
     }
 
+    /// The node at `path` or its nearest ancestor in the file, with the ancestor's depth.
+    fn nearest(&self, path: &KeyPath) -> Option<(usize, &NodePos)> {
+        let steps = path.steps();
+        (0..=steps.len()).rev().find_map(|n| {
+            self.nodes
+                .get(&KeyPath::from(steps[..n].to_vec()))
+                .map(|node| (n, node))
+        })
+    }
+
+    /// `path` as the file spells it: a path below a scalar is the scalar's own, since a short
+    /// form (`sort: "$x"` for `sort: {by: "$x"}`) has no key for the long form's parts.
+    pub(crate) fn written(&self, path: &KeyPath) -> Option<KeyPath> {
+        match self.nearest(path)? {
+            (n, node) if node.leaf && n < path.steps().len() => {
+                Some(KeyPath::from(path.steps()[..n].to_vec()))
+            }
+            _ => None,
+        }
+    }
+
     /// The location of `path`, or of its nearest ancestor that exists in the file.
     pub(crate) fn locate(&self, path: &KeyPath, target: Target) -> Option<Location> {
-        let steps = path.steps();
-        let (node, exact) = (0..=steps.len()).rev().find_map(|n| {
-            let p = KeyPath::from(steps[..n].to_vec());
-            self.nodes.get(&p).map(|node| (node, n == steps.len()))
-        })?;
+        let (n, node) = self.nearest(path)?;
+        // Below a scalar is still that scalar: offsets count into its text.
+        let exact = n == path.steps().len() || node.leaf;
         let at = match target {
             Target::Key if exact => node.key.unwrap_or(node.value),
             Target::Value { offset } if exact && node.single_line && offset > 0 => {
@@ -190,8 +213,30 @@ mod tests {
             .key("id");
         let loc = idx.locate(&id, Target::Value { offset: 1 }).unwrap();
         assert_eq!((loc.line, loc.column), (5, 24));
-        // Missing nodes fall back to the nearest ancestor.
+        // Missing nodes fall back to the nearest ancestor; below a scalar, to the scalar as if
+        // the path were its own (its key here).
         let loc = idx.locate(&id.key("nope"), Target::Key).unwrap();
-        assert_eq!((loc.line, loc.column), (5, 22));
+        assert_eq!((loc.line, loc.column), (5, 18));
+        assert_eq!(idx.written(&id.key("nope")), Some(id.clone()));
+        assert_eq!(idx.written(&id), None);
+        // Below a map that exists, a missing key keeps its path (a missing required key).
+        let params = KeyPath::root()
+            .key("endpoints")
+            .key("a")
+            .key("data_sources")
+            .index(0)
+            .key("params");
+        assert_eq!(idx.written(&params.key("nope")), None);
+    }
+
+    #[test]
+    fn a_short_form_is_located_at_its_scalar() {
+        let text = "transform:\n  - sort: \"$item.nope\"\n";
+        let idx = PositionIndex::build(text);
+        let sort = KeyPath::root().key("transform").index(0).key("sort");
+        let by = sort.key("by");
+        assert_eq!(idx.written(&by), Some(sort));
+        let loc = idx.locate(&by, Target::Value { offset: 6 }).unwrap();
+        assert_eq!((loc.line, loc.column), (2, 18));
     }
 }
