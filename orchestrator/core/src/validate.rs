@@ -1273,28 +1273,19 @@ impl<'p> Validator<'p> {
         let Some(op) = s.operation.as_deref() else {
             return; // reported as a missing operation
         };
-        let i = self.plan.integrations_for(e);
-        let (declared, help) = if s.kind == "database" {
-            let Some(o) = i.database.operations.get(op) else {
-                return; // reported as an unknown operation
-            };
-            (
-                o.batch.as_ref().map(|b| b.param.clone()),
-                "give the operation an `IN (:ids)` list and `batch: {param: ids, key: <the column matched back>}` in database.yaml",
-            )
-        } else {
-            let Some(o) = i
-                .service_of("api", Some(op), s.source_id.as_deref())
-                .and_then(|svc| i.api.sources.get(svc.id)?.operations.get(op))
-            else {
-                return;
-            };
-            (
-                o.batch.as_ref().map(|b| b.param.clone()),
-                "declare how the service takes many keys: `batch: {param: ids, match: <the answer field holding the key>}` on the operation in integrations/api_sources.yaml",
-            )
+        let Some(declared) =
+            self.plan
+                .integrations_for(e)
+                .keyed_batch(&s.kind, Some(op), s.source_id.as_deref())
+        else {
+            return; // reported as an unknown operation
         };
-        let Some(param) = declared else {
+        let Some(param) = declared.map(|b| b.param.to_owned()) else {
+            let help = if s.kind == "database" {
+                "give the operation an `IN (:ids)` list and `batch: {param: ids, key: <the column matched back>}` in database.yaml"
+            } else {
+                "declare how the service takes many keys: `batch: {param: ids, match: <the answer field holding the key>}` on the operation in integrations/api_sources.yaml"
+            };
             self.report(
                 Diagnostic::new(
                     Code::InvalidValue,

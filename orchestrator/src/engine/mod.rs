@@ -243,39 +243,6 @@ struct CompiledStep {
     batch_param: Option<Arc<str>>,
 }
 
-/// The list parameter of a `database` or `api` operation that takes many keys in one call,
-/// and the most keys the operation takes (an API's `batch.size`).
-fn keyed_batch(
-    integrations: &plan::Integrations,
-    s: &plan::SourceStep,
-) -> Option<(Arc<str>, Option<usize>)> {
-    let operation = s.operation.as_deref()?;
-    match s.kind.as_str() {
-        "database" => {
-            let b = integrations
-                .database
-                .operations
-                .get(operation)?
-                .batch
-                .as_ref()?;
-            Some((b.param.as_str().into(), None))
-        }
-        "api" => {
-            let svc = integrations.service_of("api", Some(operation), s.source_id.as_deref())?;
-            let b = integrations
-                .api
-                .sources
-                .get(svc.id)?
-                .operations
-                .get(operation)?
-                .batch
-                .as_ref()?;
-            Some((b.param.as_str().into(), b.max_size))
-        }
-        _ => None,
-    }
-}
-
 /// Builds each source type once per integration scope.
 struct SourceCache<'a> {
     plan: &'a Plan,
@@ -446,7 +413,9 @@ impl Engine {
                 }
                 Some(other) => unreachable!("every fallback of the plan is compiled: {other:?}"),
             };
-            let keyed = keyed_batch(integrations, s);
+            let keyed = integrations
+                .keyed_batch(&s.kind, s.operation.as_deref(), s.source_id.as_deref())
+                .flatten();
             steps.push(CompiledStep {
                 source: sources
                     .registry
@@ -459,12 +428,11 @@ impl Engine {
                 dependents: Vec::new(),
                 batch: s.for_each.as_ref().and_then(|e| e.batch).map(|size| {
                     keyed
-                        .as_ref()
-                        .and_then(|(_, most)| *most)
+                        .and_then(|k| k.max_size)
                         .map_or(size, |most| size.min(most))
                         .max(1)
                 }),
-                batch_param: keyed.map(|(param, _)| param),
+                batch_param: keyed.map(|k| k.param.into()),
             });
         }
         for (i, ds) in deps.iter().enumerate() {

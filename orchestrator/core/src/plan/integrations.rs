@@ -92,6 +92,39 @@ impl Integrations {
         Some(Service { id, entry })
     }
 
+    /// How the `database` or `api` operation a step of type `kind` calls takes many keys in
+    /// one call (its `batch:`): `None` when nothing defines the operation (or `kind` has no
+    /// such operations), `Some(None)` when the operation takes one key at a time.
+    pub fn keyed_batch(
+        &self,
+        kind: &str,
+        operation: Option<&str>,
+        source_id: Option<&str>,
+    ) -> Option<Option<KeyedBatch<'_>>> {
+        let op = operation?;
+        Some(match kind {
+            "database" => self
+                .database
+                .operations
+                .get(op)?
+                .batch
+                .as_ref()
+                .map(|b| KeyedBatch {
+                    param: &b.param,
+                    max_size: None,
+                }),
+            "api" => {
+                let svc = self.service_of(kind, Some(op), source_id)?;
+                let o = self.api.sources.get(svc.id)?.operations.get(op)?;
+                o.batch.as_ref().map(|b| KeyedBatch {
+                    param: &b.param,
+                    max_size: b.max_size,
+                })
+            }
+            _ => return None,
+        })
+    }
+
     /// What a data source inherits from its integration: the per-call timeout and the retry
     /// policy of the API service, feature server or model server it calls (an API
     /// operation's own `retries` first; a service's `retries` only for idempotent methods).
@@ -322,6 +355,16 @@ pub struct DbOperation {
     pub batch: Option<SqlBatch>,
     /// Where it was declared.
     pub origin: Origin,
+}
+
+/// How an operation takes many keys in one call: [`Integrations::keyed_batch`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct KeyedBatch<'a> {
+    /// The list parameter the keys go into (`batch.param`).
+    pub param: &'a str,
+    /// The most keys one call takes: an API operation's `batch.size`.
+    pub max_size: Option<usize>,
 }
 
 /// A SQL operation that takes many keys in one call (`batch: {param, key}`): `param` is the

@@ -47,9 +47,9 @@ use crate::expr::{Expr, Fields, Template};
 pub use integrations::{
     ApiAuth, ApiBatch, ApiConfig, ApiOperation, ApiService, DatabaseConfig, DbConnection,
     DbOperation, DbParam, FeastConfig, FeastOperation, FeastServer, FeatureFallback, HttpMethod,
-    HttpSettings, Integrations, MlConfig, Model, ModelProtocol, ModelServer, OnMissing, OutputPath,
-    OutputStep, ReturnType, ScopedIntegrations, Service, ServiceEntry, SqlBatch, SqlDriver,
-    SqlType, placeholders,
+    HttpSettings, Integrations, KeyedBatch, MlConfig, Model, ModelProtocol, ModelServer, OnMissing,
+    OutputPath, OutputStep, ReturnType, ScopedIntegrations, Service, ServiceEntry, SqlBatch,
+    SqlDriver, SqlType, placeholders,
 };
 pub use policy::{
     CachePolicy, CacheSettings, CacheStore, CircuitBreaker, InFlightLimit, OnDegraded, RateLimit,
