@@ -1280,7 +1280,7 @@ impl<'p> Validator<'p> {
         else {
             return; // reported as an unknown operation
         };
-        let Some(param) = declared.map(|b| b.param.to_owned()) else {
+        let Some(param) = declared.map(|b| b.param) else {
             let help = if s.kind == "database" {
                 "give the operation an `IN (:ids)` list and `batch: {param: ids, key: <the column matched back>}` in database.yaml"
             } else {
@@ -1300,7 +1300,7 @@ impl<'p> Validator<'p> {
             return;
         };
         for (k, t) in &s.params {
-            if *k == param {
+            if k == param {
                 continue;
             }
             let mut per_element = false;
