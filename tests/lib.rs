@@ -163,19 +163,31 @@ pub fn config_dir(files: &[(&str, &str)]) -> tempfile::TempDir {
 }
 
 /// What a test reads back: every event and span close (DEBUG and up) printed on the test's
-/// thread while its [`Capture`] guard lives.
+/// thread while its [`Capture`] guard lives, and those of spans the thread opened meanwhile
+/// wherever they end (sqlx's SQLite worker thread holds a clone of the current span and may
+/// drop it last, closing the span there, after the request has answered).
 ///
 /// tracing caches per call site, process-wide, whether anyone listens, and while only one
 /// subscriber is registered it recomputes that cache from *the calling thread's* subscriber.
 /// A thread-local subscriber (`set_default`) therefore races with every other test thread:
 /// one reaching or rebuilding a call site turns it off for the capturing test. So there is one
 /// process-wide subscriber, installed by [`Captured::new`] before anything is reached, and it
-/// writes each line into the buffer of the thread that printed it, if that thread captures.
-#[derive(Debug, Clone)]
-pub struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+/// writes each line into the buffer of the capture it belongs to.
+#[derive(Debug, Clone, Default)]
+pub struct Captured(std::sync::Arc<Buffer>);
+
+#[derive(Debug, Default)]
+struct Buffer {
+    text: std::sync::Mutex<Vec<u8>>,
+    /// Spans tagged with this capture whose close has not been written yet.
+    open: std::sync::atomic::AtomicUsize,
+}
 
 thread_local! {
     static CAPTURING: std::cell::RefCell<Option<Captured>> = const { std::cell::RefCell::new(None) };
+    /// Where the line being printed on this thread goes, and whether it closes a span: set by
+    /// [`Route`] just before the formatting layer asks for its writer.
+    static ROUTED: std::cell::RefCell<Option<(Captured, bool)>> = const { std::cell::RefCell::new(None) };
 }
 
 /// Stops the capture of this thread when dropped.
@@ -189,20 +201,70 @@ impl Drop for Capture {
     }
 }
 
-/// The process-wide subscriber's writer: the capturing buffer of the printing thread, if any.
-struct ThreadSink;
+/// Tags each span opened by a capturing thread (or inside a tagged span) with its capture, and
+/// routes a span's close and an event to the capture of the span they belong to.
+struct Route;
 
-impl std::io::Write for ThreadSink {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        CAPTURING.with(|c| {
-            if let Some(out) = &*c.borrow() {
-                out.0.lock().unwrap().extend_from_slice(buf);
-            }
+impl<S> tracing_subscriber::Layer<S> for Route
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fn on_new_span(
+        &self,
+        _: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let Some(span) = ctx.span(id) else { return };
+        let tag = CAPTURING.with(|c| c.borrow().clone()).or_else(|| {
+            span.parent()
+                .and_then(|p| p.extensions().get::<Captured>().cloned())
         });
+        if let Some(tag) = tag {
+            tag.0.open.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            span.extensions_mut().insert(tag);
+        }
+    }
+
+    fn on_event(&self, event: &tracing::Event<'_>, ctx: tracing_subscriber::layer::Context<'_, S>) {
+        let tag = ctx
+            .event_span(event)
+            .and_then(|s| s.extensions().get::<Captured>().cloned());
+        ROUTED.with(|r| *r.borrow_mut() = tag.map(|t| (t, false)));
+    }
+
+    fn on_close(&self, id: tracing::span::Id, ctx: tracing_subscriber::layer::Context<'_, S>) {
+        let tag = ctx
+            .span(&id)
+            .and_then(|s| s.extensions().get::<Captured>().cloned());
+        ROUTED.with(|r| *r.borrow_mut() = tag.map(|t| (t, true)));
+    }
+}
+
+/// The process-wide subscriber's writer: the routed capture, else the printing thread's.
+struct Sink {
+    out: Option<Captured>,
+    /// Counts the span's close as written when the line is done.
+    closes: bool,
+}
+
+impl std::io::Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Some(out) = &self.out {
+            out.0.text.lock().unwrap().extend_from_slice(buf);
+        }
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        if let Some(out) = self.out.as_ref().filter(|_| self.closes) {
+            out.0.open.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        }
     }
 }
 
@@ -211,18 +273,30 @@ impl Captured {
     /// test's first request so every call site is first reached with the subscriber in place.
     #[allow(clippy::new_without_default)]
     pub fn new() -> Self {
+        use tracing_subscriber::layer::SubscriberExt as _;
         static INSTALL: std::sync::Once = std::sync::Once::new();
         INSTALL.call_once(|| {
-            let subscriber = tracing_subscriber::fmt()
-                .with_writer(|| ThreadSink)
-                .with_max_level(tracing::Level::DEBUG)
+            let print = tracing_subscriber::fmt::layer()
+                .with_writer(|| match ROUTED.with(|r| r.borrow_mut().take()) {
+                    Some((out, closes)) => Sink {
+                        out: Some(out),
+                        closes,
+                    },
+                    None => Sink {
+                        out: CAPTURING.with(|c| c.borrow().clone()),
+                        closes: false,
+                    },
+                })
                 .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
-                .with_ansi(false)
-                .finish();
+                .with_ansi(false);
+            let subscriber = tracing_subscriber::registry()
+                .with(tracing_subscriber::filter::LevelFilter::DEBUG)
+                .with(Route)
+                .with(print);
             tracing::subscriber::set_global_default(subscriber)
                 .expect("no other global subscriber in the test binaries");
         });
-        Self(Default::default())
+        Self::default()
     }
 
     /// Records what this thread prints until the guard drops.
@@ -234,8 +308,16 @@ impl Captured {
         Capture(())
     }
 
-    /// What was written so far.
+    /// What was written so far, once the spans opened during the capture have closed (a span
+    /// a worker thread still holds closes there a moment after the answer; waits up to 10 s
+    /// for spans that stay open, then reads anyway).
     pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while self.0.open.load(std::sync::atomic::Ordering::SeqCst) > 0
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        String::from_utf8_lossy(&self.0.text.lock().unwrap()).into_owned()
     }
 }
